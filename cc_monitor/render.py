@@ -1,0 +1,170 @@
+"""The readable summary of a replay report (Markdown, which also reads well in a terminal)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ALL = "*"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def _kpi_row(m: dict[str, Any]) -> list[str]:
+    return [
+        f"{m['contacts']:,}",
+        f"{m['queued']:,}",
+        fmt_ratio(m["service_level"]),
+        fmt_duration(m["answer_seconds"]["mean"]),
+        fmt_ratio(m["abandonment_rate"]),
+        fmt_duration(m["first_response_seconds"]["p50"]),
+        fmt_duration(m["first_response_seconds"]["p90"]),
+        fmt_duration(m["resolution_seconds"]["p50"]),
+        fmt_ratio(m["one_touch_rate"]),
+        fmt_duration(m["handle_seconds"]["mean"]),
+        fmt_ratio(m["transfer_rate"]),
+        fmt_ratio(m["callback_compliance"]),
+    ]
+
+
+KPI_HEADER = [
+    "contacts",
+    "queued",
+    "service level",
+    "ASA",
+    "abandoned",
+    "FRT p50",
+    "FRT p90",
+    "resolution p50",
+    "one-touch",
+    "AHT",
+    "transfers",
+    "callbacks ≤24 h",
+]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    ev = report["events"]
+    inp = report["input"]
+    lines = [
+        "# cc-monitor replay report",
+        "",
+        f"- input: {len(inp['sources'])} source(s), digest `{inp['digest'][:16]}…`",
+        f"- events: {ev['lines']:,} lines, {ev['accepted']:,} accepted, "
+        f"{ev['rejected']:,} rejected; last event {ev['last_event_time']}",
+        f"- time zone for days / weeks / months: {report['config']['timezone']}",
+        "",
+        "## KPIs by channel and queue (whole log)",
+        "",
+    ]
+    total_rows = [
+        r for r in report["kpis"] if r["period"] == "total" and r["tenant"] == ALL
+    ]
+    rows = []
+    for r in total_rows:
+        if r["queue"] == "-":
+            continue  # contacts before they reach a queue; counted in their channel's row
+        label = "**all**" if r["channel"] == ALL else r["channel"]
+        queue = "" if r["queue"] == ALL else r["queue"]
+        cells = _kpi_row(r["metrics"])
+        if queue:
+            cells[0] = ""  # contacts are counted where they start, before any queue
+        rows.append([label, queue, *cells])
+    lines += _table(["channel", "queue", *KPI_HEADER], rows)
+    for period in ("day", "week", "month"):
+        prows = [
+            [r["bucket"], *_kpi_row(r["metrics"])]
+            for r in report["kpis"]
+            if r["period"] == period and r["tenant"] == ALL and r["channel"] == ALL
+        ]
+        if len(prows) > 1 or period == "day":
+            lines += ["", f"## All channels per {period}", ""]
+            lines += _table([period, *KPI_HEADER], prows)
+    lines += ["", "## IVR (KS S 1006 6.4.1)", ""]
+    irows = []
+    for r in report["ivr"]:
+        if r["period"] != "total":
+            continue
+        m = r["metrics"]
+        irows.append(
+            [
+                "**all**" if r["flow"] == ALL else r["flow"],
+                "" if r["menu"] == ALL else r["menu"],
+                f"{m['ivr_entries']:,}" if r["menu"] == ALL else f"{m['ivr_menu_visits']:,}",
+                fmt_ratio(m["containment"]) if r["menu"] == ALL else "",
+                fmt_duration(m["ivr_time_seconds"]["mean"]) if r["menu"] == ALL else "",
+                str(m["ivr_depth_exceeded"]),
+                str(m["ivr_repeated_input"]),
+                str(m["ivr_disconnected_before_handoff"]),
+                str(m["ivr_agent_request_not_routed"]),
+                str(m["ivr_greeting_too_long"]),
+            ]
+        )
+    lines += _table(
+        [
+            "flow",
+            "menu",
+            "entries / visits",
+            "containment",
+            "IVR time",
+            "deeper than limit",
+            "asked twice",
+            "system drop before agent",
+            "agent request not routed",
+            "greeting too long",
+        ],
+        irows,
+    )
+    srows = [
+        [
+            r["component"],
+            str(r["metrics"]["system_down"]),
+            fmt_duration(r["metrics"]["system_downtime_seconds"]["mean"]),
+        ]
+        for r in report["system"]
+        if r["period"] == "total" and r["tenant"] == ALL
+    ]
+    if srows:
+        lines += ["", "## Platform incidents", ""]
+        lines += _table(["component", "times down", "mean downtime"], srows)
+    if report["queues_at_end"]:
+        lines += ["", "## Still waiting at the last event", ""]
+        lines += _table(
+            ["channel", "queue", "waiting", "oldest wait"],
+            [
+                [q["channel"], q["queue"], str(q["waiting"]), fmt_duration(q["oldest_wait_seconds"])]
+                for q in report["queues_at_end"]
+            ],
+        )
+    if report["data_quality"]:
+        lines += ["", "## Data quality", ""]
+        lines += [f"- {k.replace('_', ' ')}: {v:,}" for k, v in report["data_quality"].items()]
+    rej = report["rejected"]
+    lines += ["", f"## Rejected events: {rej['total']:,}", ""]
+    if rej["total"]:
+        lines += [f"- {k}: {v:,}" for k, v in rej["by_reason"].items() if v]
+        lines += ["", "First ones (source:line reason: detail):", ""]
+        for r in rej["events"][:10]:
+            lines.append(f"- {r['source']}:{r['line']} {r['reason']}: {r['detail']}")
+        if rej["listed"] < rej["total"]:
+            lines.append(f"- … {rej['total'] - rej['listed']:,} more are counted, not listed")
+    return "\n".join(lines) + "\n"

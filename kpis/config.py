@@ -1,0 +1,76 @@
+"""Engine configuration: every KPI threshold and time horizon, with the SPEC's defaults."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DAY = 86_400.0
+
+
+def _default_idle() -> dict[str, float]:
+    # A call that has said nothing for 4 h is gone; an e-mail thread may rest for days.
+    return {
+        "voice": 4 * 3600.0,
+        "video": 4 * 3600.0,
+        "chat": DAY,
+        "sms": DAY,
+        "social": DAY,
+        "email": 7 * DAY,
+    }
+
+
+def _default_service_level() -> dict[str, float]:
+    return {
+        "voice": 20.0,
+        "video": 20.0,
+        "chat": 20.0,
+        "sms": 3600.0,
+        "social": 3600.0,
+        "email": DAY,
+    }
+
+
+class EngineConfig(BaseModel):
+    """Thresholds of the KPI engine. All durations in seconds of event time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed_lateness_seconds: float = Field(
+        60.0, ge=0, description="Watermark = max event time seen minus this. Older is 'late'."
+    )
+    dedupe_horizon_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="How long behind the watermark a processed event_id is remembered, so that a "
+        "repeat is reported as 'duplicate' rather than 'late'.",
+    )
+    service_level_seconds: dict[str, float] = Field(
+        default_factory=_default_service_level,
+        description="Per channel: answered within this many seconds counts as within service "
+        "level. 20 s for real-time channels (SPEC); deferred channels use a published target.",
+    )
+    ivr_max_depth: int = Field(3, ge=1, description="KS S 1006 6.4.1: menus at most 3 levels.")
+    greeting_target_seconds: float = Field(15.0, gt=0, description="Longest acceptable greeting.")
+    callback_deadline_seconds: float = Field(DAY, gt=0, description="Callback within 24 h.")
+    callback_reserved_tolerance_seconds: float = Field(
+        900.0, ge=0, description="A reserved callback is on time within this of the slot."
+    )
+    reopen_window_seconds: float = Field(
+        7 * DAY, ge=0, description="A reopen within this turns one-touch into multi-touch."
+    )
+    contact_idle_timeout_seconds: dict[str, float] = Field(
+        default_factory=_default_idle,
+        description="Per channel: a contact with no event for this long is closed as orphaned.",
+    )
+    wrapup_timeout_seconds: float = Field(
+        3600.0, gt=0, description="After a contact ends, how long to wait for wrapup.ended."
+    )
+    case_idle_timeout_seconds: float = Field(
+        30 * DAY, gt=0, description="An unresolved case with no contact for this long is closed."
+    )
+
+    def idle_timeout(self, channel: str) -> float:
+        return self.contact_idle_timeout_seconds.get(channel, DAY)
+
+    def service_level(self, channel: str) -> float:
+        return self.service_level_seconds.get(channel, 20.0)

@@ -1,0 +1,34 @@
+"""Interfaces of the pure layer: where engine state lives and where KPI observations go.
+
+Plain dicts satisfy :class:`Store`; the live path passes Faust tables (also mutable mappings).
+Because a Faust table only writes its changelog on assignment, the engine always assigns a state
+object back after changing it; it never relies on in-place mutation being persisted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Protocol, TypeAlias, TypeVar
+
+V = TypeVar("V")
+
+Store: TypeAlias = MutableMapping[str, V]
+
+Labels: TypeAlias = tuple[str, ...]
+"""Bounded label values. KPI series: (tenant, channel, queue). IVR series (names starting with
+``ivr_``): (tenant, channel, flow, menu). Platform series (``system_``): (tenant, component).
+Never a contact, customer or agent id."""
+
+
+class KpiSink(Protocol):
+    """Receives the engine's observations, in event-time order of processing.
+
+    ``ts`` is the event time the observation belongs to (it decides the day / week / month of a
+    report); ``evidence`` is a contact id that a report may show as an example, never a label.
+    """
+
+    def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None: ...
+
+    def observe(self, name: str, labels: Labels, ts: float, value: float) -> None: ...
+
+    def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None: ...

@@ -1,0 +1,97 @@
+"""Per-key engine state. Small, slotted, and free of references to other state objects, so that
+a store can serialize each value on its own (``to_dict`` / ``from_dict``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+NO_LABEL = "-"
+
+
+@dataclass(slots=True)
+class Segment:
+    """One agent's part of a contact: from connect to the end of after-contact work."""
+
+    agent: str
+    start: float
+    hold_start: float | None = None
+    hold: float = 0.0
+    left: float | None = None  # when the agent left the conversation; ACW runs from here
+
+
+@dataclass(slots=True)
+class ContactState:
+    contact_id: str
+    case_id: str
+    tenant: str
+    channel: str
+    queue: str
+    started: float
+    last: float
+    labels: tuple[str, str, str]
+    inbound: bool = True
+    flow: str | None = None
+    menu: str | None = None
+    ivr_entered: float | None = None
+    in_ivr: bool = False
+    asked: list[str] | None = None  # what the IVR asked for, to see a repeat
+    deep_menus: list[str] | None = None  # menus past the depth limit already counted
+    queue_entered: float | None = None  # set while waiting
+    answered: bool = False
+    segments: list[Segment] = field(default_factory=list)
+    ended: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ContactState:
+        d = dict(d)
+        d["labels"] = tuple(d["labels"])
+        d["segments"] = [Segment(**s) for s in d["segments"]]
+        return cls(**d)
+
+
+@dataclass(slots=True)
+class CaseState:
+    case_id: str
+    labels: tuple[str, str, str]  # of the contact that opened the case
+    started: float  # first contact.started (or the late reopen that began this episode)
+    last: float
+    inbound: bool
+    first_asked: float | None = None  # first queue.entered
+    responded: bool = False
+    handled: list[str] = field(default_factory=list)  # "contact/agent" pairs that handled it
+    transferred: bool = False
+    reopened: bool = False
+    resolved_at: float | None = None
+    evidence: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CaseState:
+        d = dict(d)
+        d["labels"] = tuple(d["labels"])
+        return cls(**d)
+
+
+@dataclass(slots=True)
+class CallbackState:
+    callback_id: str
+    labels: tuple[str, str, str]
+    requested: float
+    window_start: float
+    deadline: float
+    contact_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CallbackState:
+        d = dict(d)
+        d["labels"] = tuple(d["labels"])
+        return cls(**d)
