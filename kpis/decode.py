@@ -196,8 +196,8 @@ def _short_text(v: Any) -> bool:
     return type(v) is str and len(v) <= 200
 
 
-# Checks for the type-specific keys (everything but the common fields below). A test keeps these
-# key sets equal to the models' fields; pydantic remains the fallback for anything unusual.
+# Checks for the type-specific keys, and for common keys a type makes stricter (a required
+# agent_id or queue). A test keeps these in step with the models; pydantic remains the fallback.
 _SPECIFIC: dict[str, dict[str, Check]] = {
     "contact.started": {
         "direction": _one_of("inbound", "outbound"),
@@ -218,10 +218,10 @@ _SPECIFIC: dict[str, dict[str, Check]] = {
         "outcome": _one_of("queue", "self_served", "hang_up", "error"),
         "agent_requested": _bool,
     },
-    "queue.entered": {},
+    "queue.entered": {"queue": _label},
     "queue.abandoned": {},
-    "agent.offered": {},
-    "agent.connected": {},
+    "agent.offered": {"agent_id": _id},
+    "agent.connected": {"agent_id": _id},
     "agent.message": {"sender": _one_of("human", "bot")},
     "customer.message": {},
     "hold.started": {},
@@ -237,6 +237,7 @@ _SPECIFIC: dict[str, dict[str, Check]] = {
     "callback.cancelled": {"callback_id": _id},
     "system.status": {"component": _label, "status": _one_of("up", "degraded", "down")},
     "agent.state": {
+        "agent_id": _id,
         "state": _one_of("available", "busy", "after_work", "away", "offline"),
     },
 }
@@ -276,7 +277,10 @@ _FAST: dict[str, tuple[frozenset[str], frozenset[str], tuple[tuple[str, Check], 
 
 def _fast(d: dict[str, Any]) -> EventRecord | None:
     """The record for ``d`` if it is provably valid with plain checks; None to defer to pydantic."""
-    spec = _FAST.get(d.get("type"))  # type: ignore[arg-type]
+    etype = d.get("type")
+    if type(etype) is not str:
+        return None
+    spec = _FAST.get(etype)
     if spec is None:
         return None
     allowed, required, checks = spec
@@ -286,7 +290,10 @@ def _fast(d: dict[str, Any]) -> EventRecord | None:
     if ts is None:
         return None
     contact = d.get("contact_id")
-    if not (_id(d.get("event_id")) and _id(contact) and d.get("channel") in _CHANNELS):
+    channel = d.get("channel")
+    if not (_id(d.get("event_id")) and _id(contact) and type(channel) is str):
+        return None
+    if channel not in _CHANNELS:
         return None
     if "case_id" in d:
         if not _id(d["case_id"]):

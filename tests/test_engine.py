@@ -1,0 +1,183 @@
+"""Engine semantics: watermark, timers at exact deadlines, duplicates, lateness, eviction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kpis.config import DAY, EngineConfig
+from kpis.decode import Decoder, EventRecord, Rejection
+from kpis.engine import Engine
+from kpis.interfaces import Labels
+from tests.helpers import Log
+
+
+class Recorder:
+    """A sink that records every observation in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, Labels, float, Any]] = []
+
+    def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
+        self.seen.append(("count", name, labels, ts, evidence))
+
+    def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:
+        self.seen.append(("observe", name, labels, ts, value))
+
+    def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None:
+        self.seen.append(("gauge", name, labels, ts, value))
+
+    def names(self, kind: str = "count") -> list[str]:
+        return [s[1] for s in self.seen if s[0] == kind]
+
+
+def records(log: Log) -> list[EventRecord]:
+    dec = Decoder()
+    return [dec.decode(line) for line in log.lines()]
+
+
+def engine(**cfg: Any) -> tuple[Engine, Recorder]:
+    rec = Recorder()
+    return Engine(EngineConfig(**cfg), rec), rec
+
+
+def test_callback_breach_is_counted_when_the_watermark_passes_the_deadline() -> None:
+    log = Log()
+    log.add(0, "callback.requested", "c1", callback_id="cb1")
+    lateness = 60.0
+    log.add(DAY + lateness, "contact.started", "x1")  # watermark = deadline exactly
+    log.add(DAY + lateness + 0.001, "contact.started", "x2")  # watermark just past it
+    eng, sink = engine(allowed_lateness_seconds=lateness)
+    r = records(log)
+    eng.ingest(r[0])
+    eng.ingest(r[1])
+    t0 = log.t0.timestamp()
+    assert eng.watermark == t0 + DAY
+    assert "callbacks_breached" not in sink.names()
+    eng.ingest(r[2])
+    breaches = [s for s in sink.seen if s[1] == "callbacks_breached"]
+    assert len(breaches) == 1
+    assert breaches[0][3] == t0 + DAY  # event time of the breach: the deadline
+    assert breaches[0][4] == "c1"
+
+
+def test_callback_reached_exactly_at_its_deadline_is_compliant() -> None:
+    log = Log()
+    log.add(0, "callback.requested", "c1", callback_id="cb1")
+    log.add(DAY, "callback.attempted", "o1", callback_id="cb1", outcome="reached")
+    log.add(0, "callback.requested", "c2", callback_id="cb2")
+    log.add(DAY + 0.001, "callback.attempted", "o2", callback_id="cb2", outcome="reached")
+    eng, sink = engine()
+    for r in records(log):
+        eng.ingest(r)
+    eng.finish()
+    names = sink.names()
+    assert names.count("callbacks_compliant") == 1
+    assert names.count("callbacks_breached") == 1
+    assert names.count("dq_unmatched_callback_attempted") == 1  # cb2's attempt came too late
+
+
+def test_duplicate_event_id_changes_nothing() -> None:
+    log = Log()
+    log.add(0, "contact.started", "c1")
+    log.add(5, "queue.entered", "c1", queue="q")
+    eng, sink = engine()
+    r = records(log)
+    eng.ingest(r[0])
+    dup = dict(r[1])
+    eng.ingest(r[1])
+    with pytest.raises(Rejection) as err:
+        eng.ingest(dup)  # type: ignore[arg-type]
+    assert err.value.reason == "duplicate"
+    eng.finish()
+    assert sink.names().count("queued") == 1
+
+
+def test_duplicate_after_processing_is_still_a_duplicate_within_the_horizon() -> None:
+    log = Log()
+    log.add(0, "contact.started", "c1")
+    log.add(600, "contact.started", "c2")
+    log.add(5000, "contact.started", "c3")
+    eng, _ = engine(allowed_lateness_seconds=60, dedupe_horizon_seconds=3600)
+    r = records(log)
+    for x in r[:2]:
+        eng.ingest(x)
+    with pytest.raises(Rejection) as err:  # processed (W = 540 > 0) but remembered
+        eng.ingest(dict(r[0]))  # type: ignore[arg-type]
+    assert err.value.reason == "duplicate"
+    eng.ingest(r[2])  # W = 4940: c1's id is past the horizon, a repeat is simply late
+    with pytest.raises(Rejection) as err:
+        eng.ingest(dict(r[0]))  # type: ignore[arg-type]
+    assert err.value.reason == "late"
+
+
+def test_late_event_is_rejected_and_on_time_disorder_is_accepted() -> None:
+    log = Log()
+    log.add(100, "contact.started", "c1")
+    log.add(50, "contact.started", "c2")  # 50 s behind: within 60 s of lateness
+    log.add(39, "contact.started", "c3")  # 61 s behind the max: late
+    eng, sink = engine(allowed_lateness_seconds=60)
+    r = [Decoder().decode(line) for line in log.lines()]
+    by_contact = {x["contact_id"]: x for x in r}
+    eng.ingest(by_contact["c1"])
+    eng.ingest(by_contact["c2"])
+    with pytest.raises(Rejection) as err:
+        eng.ingest(by_contact["c3"])
+    assert err.value.reason == "late"
+    eng.finish()
+    # processed in event-time order regardless of arrival
+    starts = [s[3] for s in sink.seen if s[1] == "contacts"]
+    assert starts == sorted(starts) and len(starts) == 2
+
+
+def test_ties_are_processed_in_a_fixed_order_whatever_the_arrival() -> None:
+    log = Log()
+    log.add(10, "contact.ended", "c1", ended_by="customer")
+    log.add(10, "queue.entered", "c1", queue="q")
+    log.add(10, "contact.started", "c1")
+    eng, sink = engine()
+    for r in records(log):
+        eng.ingest(r)
+    eng.finish()
+    # started, queued, then ended: the customer abandoned after 0 s; nothing unmatched
+    assert sink.names() == ["contacts", "cases_opened", "queued", "abandoned", "cases_open_at_end"]
+
+
+def test_closed_contacts_and_finalized_cases_are_evicted() -> None:
+    log = Log()
+    for i in range(50):
+        c = f"c{i}"
+        t = i * 100.0
+        log.add(t, "contact.started", c)
+        log.add(t + 1, "agent.connected", c, agent_id="a")
+        log.add(t + 50, "contact.ended", c, agent_id="a", ended_by="agent")
+        log.add(t + 60, "wrapup.ended", c, agent_id="a", resolved=True)
+    log.add(9 * DAY, "contact.started", "late-one")
+    eng, _ = engine()
+    for r in records(log):
+        eng.ingest(r)
+    assert set(eng.contacts) == set()  # the last one is still in the reorder buffer
+    assert set(eng.cases) == set()  # resolved + 7 days passed: finalized
+    eng.flush()
+    assert set(eng.contacts) == {"late-one"}
+
+
+def test_state_objects_round_trip_through_plain_dicts() -> None:
+    from kpis.state import CallbackState, CaseState, ContactState
+
+    log = Log()
+    log.add(0, "contact.started", "c1")
+    log.add(1, "agent.connected", "c1", agent_id="a")
+    log.add(2, "hold.started", "c1", agent_id="a")
+    log.add(3, "callback.requested", "c1", callback_id="cb")
+    eng, _ = engine()
+    for r in records(log):
+        eng.ingest(r)
+    eng.flush()
+    c = eng.contacts["c1"]
+    assert ContactState.from_dict(c.to_dict()) == c
+    k = eng.cases["c1"]
+    assert CaseState.from_dict(k.to_dict()) == k
+    cb = eng.callbacks["cb"]
+    assert CallbackState.from_dict(cb.to_dict()) == cb
