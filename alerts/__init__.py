@@ -1,0 +1,1 @@
+"""Alert rules, lifecycle and delivery (issue 4). Imports only from ``kpis``."""

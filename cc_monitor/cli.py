@@ -132,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cc-monitor",
         description="Contact-centre operations monitor: KPIs, alerts and reproducible replays.",
     )
-    parser.add_argument("--config", type=Path, help="TOML settings file (see docs/configuration.md)")
+    parser.add_argument(
+        "--config", type=Path, help="TOML settings file (see docs/configuration.md)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the event model")

@@ -76,9 +76,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "## KPIs by channel and queue (whole log)",
         "",
     ]
-    total_rows = [
-        r for r in report["kpis"] if r["period"] == "total" and r["tenant"] == ALL
-    ]
+    total_rows = [r for r in report["kpis"] if r["period"] == "total" and r["tenant"] == ALL]
     rows = []
     for r in total_rows:
         if r["queue"] == "-":
@@ -151,7 +149,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += _table(
             ["channel", "queue", "waiting", "oldest wait"],
             [
-                [q["channel"], q["queue"], str(q["waiting"]), fmt_duration(q["oldest_wait_seconds"])]
+                [
+                    q["channel"],
+                    q["queue"],
+                    str(q["waiting"]),
+                    fmt_duration(q["oldest_wait_seconds"]),
+                ]
                 for q in report["queues_at_end"]
             ],
         )

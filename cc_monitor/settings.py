@@ -73,4 +73,3 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     if "timezone" in update:
         Settings._known_zone(update["timezone"])
     return settings.model_copy(update=update) if update else settings
-

@@ -225,7 +225,9 @@ class Simulator:
             self._emit(t, "ivr.menu", c, flow=flow, menu="cards.lost", level=3)
             t += rng.uniform(3, 6)
             if rng.random() < 0.3:  # the defect: asked again
-                self._emit(t, "ivr.input", c, flow=flow, menu="cards.lost", requested="account_number")
+                self._emit(
+                    t, "ivr.input", c, flow=flow, menu="cards.lost", requested="account_number"
+                )
                 t += rng.uniform(8, 15)
             queue = "cards"
         elif r < 0.60:
@@ -402,7 +404,7 @@ class Simulator:
         if rng.random() < 0.25:  # the bot answered it
             self._emit(t + rng.uniform(10, 40), "contact.ended", c, ended_by="customer")
             return
-        if rng.random() < 0.004:  # the customer walks away and the session is never closed
+        if rng.random() < 0.01:  # the customer walks away and the session is never closed
             self._emit(t + 30, "customer.message", c)
             return
         self._queue_and_talk(c, t + rng.uniform(5, 30), "chat", case)

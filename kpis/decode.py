@@ -4,9 +4,9 @@ Two paths, one answer:
 
 * a fast path that accepts only what it can prove valid with a few type checks (plain JSON types,
   canonical RFC 3339 timestamps, known keys), and
-* pydantic (:data:`kpis.events.EVENT_ADAPTER`), the authority, for everything else: unusual but
-  valid input (``"level": "2"``, a ``true`` spelled ``"yes"``) is accepted with pydantic's coercions,
-  and invalid input is rejected with pydantic's error message.
+* pydantic (:data:`kpis.events.EVENT_ADAPTER`), the authority, for everything else: unusual
+  but valid input (``"level": "2"``, a ``true`` spelled ``"yes"``) is accepted with pydantic's
+  coercions, and invalid input is rejected with pydantic's error message.
 
 Invariant (checked by a property test): whatever the fast path accepts, pydantic accepts too, and
 both produce the same record. The fast path exists because building a pydantic model per event
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, Literal, NotRequired, Required, TypedDict
+from typing import Any, Literal, Required, TypedDict
 
 import orjson
 from pydantic import ValidationError
@@ -94,7 +94,7 @@ class Rejection(Exception):
         self.detail = detail
 
 
-# --- timestamps -------------------------------------------------------------------------------
+# --- timestamps ---
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MINUTE_CACHE: dict[str, int] = {}
@@ -151,7 +151,7 @@ def _fast_ts(s: object) -> float | None:
     return (base * 1_000_000 + int(sec) * 1_000_000 + micros) / 1e6
 
 
-# --- fast field checks --------------------------------------------------------------------------
+# --- fast field checks ---
 
 Check = Callable[[Any], bool]
 

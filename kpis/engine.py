@@ -110,8 +110,9 @@ class Engine:
             raise Rejection("duplicate", "event_id seen before")
         if ts < self.watermark:
             raise Rejection(
-                "late", f"{self.watermark - ts:.3f} s behind the watermark (allowed lateness "
-                f"{self._lateness:g} s)"
+                "late",
+                f"{self.watermark - ts:.3f} s behind the watermark (allowed lateness "
+                f"{self._lateness:g} s)",
             )
         self._seen.add(eid)
         item = (ts, TYPE_RANK[rec["type"]], eid, rec)
@@ -349,7 +350,7 @@ class Engine:
 
     def _on_ivr_menu(self, rec: EventRecord, ts: float) -> None:
         c = self._contact(rec, ts)
-        menu = rec["menu"]
+        menu = rec["menu"] or NO_LABEL  # required on ivr.menu
         c.flow = rec["flow"]
         c.menu = menu
         labels = self._ivr_labels(c, menu)
@@ -667,7 +668,7 @@ class Engine:
     # --- callbacks -----------------------------------------------------------------------------
 
     def _on_callback_requested(self, rec: EventRecord, ts: float) -> None:
-        cb_id = rec["callback_id"]
+        cb_id = rec["callback_id"] or ""  # required on callback events
         c = self.contacts.get(rec["contact_id"])
         labels = c.labels if c is not None else self._case_labels(rec)
         if c is not None:
@@ -687,7 +688,7 @@ class Engine:
         self._schedule(deadline, _T_CALLBACK, cb_id)
 
     def _on_callback_attempted(self, rec: EventRecord, ts: float) -> None:
-        cb = self.callbacks.get(rec["callback_id"])
+        cb = self.callbacks.get(rec["callback_id"] or "")
         if cb is None:
             self.sink.count("dq_unmatched_callback_attempted", self._case_labels(rec), ts)
             return
@@ -698,7 +699,7 @@ class Engine:
             del self.callbacks[cb.callback_id]
 
     def _on_callback_cancelled(self, rec: EventRecord, ts: float) -> None:
-        cb = self.callbacks.pop(rec["callback_id"], None)
+        cb = self.callbacks.pop(rec["callback_id"] or "", None)
         if cb is not None:
             self.sink.count("callbacks_cancelled", cb.labels, ts)
 

@@ -54,7 +54,7 @@ class EventBase(BaseModel):
         return self
 
 
-# --- contact -----------------------------------------------------------------------------------
+# --- contact ---
 
 
 class ContactStarted(EventBase):
@@ -81,7 +81,7 @@ class ContactEnded(EventBase):
     )
 
 
-# --- IVR -----------------------------------------------------------------------------------------
+# --- IVR ---
 
 
 class IvrEntered(EventBase):
@@ -113,7 +113,7 @@ class IvrExited(EventBase):
     )
 
 
-# --- queue and hand-off ----------------------------------------------------------------------------
+# --- queue and hand-off ---
 
 
 class QueueEntered(EventBase):
@@ -135,7 +135,7 @@ class AgentConnected(EventBase):
     agent_id: Id
 
 
-# --- conversation --------------------------------------------------------------------------------
+# --- conversation ---
 
 
 class AgentMessage(EventBase):
@@ -160,7 +160,7 @@ class WrapupEnded(EventBase):
     resolved: bool | None = None
 
 
-# --- case ------------------------------------------------------------------------------------------
+# --- case ---
 
 
 class CaseResolved(EventBase):
@@ -171,7 +171,7 @@ class CaseReopened(EventBase):
     type: Literal["case.reopened"]
 
 
-# --- callback --------------------------------------------------------------------------------------
+# --- callback ---
 
 
 class CallbackRequested(EventBase):
@@ -193,7 +193,7 @@ class CallbackCancelled(EventBase):
     callback_id: Id
 
 
-# --- platform --------------------------------------------------------------------------------------
+# --- platform ---
 
 
 class SystemStatus(EventBase):

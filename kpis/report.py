@@ -64,7 +64,10 @@ RATIOS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "service_level": (("answered_in_sl",), ("answered", "abandoned")),
     "abandonment_rate": (("abandoned",), ("answered", "abandoned")),
     "one_touch_rate": (("resolved_one_touch",), ("resolved",)),
-    "callback_compliance": (("callbacks_compliant",), ("callbacks_compliant", "callbacks_breached")),
+    "callback_compliance": (
+        ("callbacks_compliant",),
+        ("callbacks_compliant", "callbacks_breached"),
+    ),
     "transfer_rate": (("transferred",), ("handled",)),
 }
 GAUGE_PEAKS = ("waiting",)
@@ -144,7 +147,7 @@ class ReportSink:
             self.peaks[key] = value
 
 
-# --- statistics ---------------------------------------------------------------------------------
+# --- statistics ---
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -172,7 +175,7 @@ def ratio(num: int, den: int) -> float | None:
     return round(num / den, 6) if den else None
 
 
-# --- periods and scopes -------------------------------------------------------------------------
+# --- periods and scopes ---
 
 
 def period_buckets(day: int) -> tuple[tuple[str, str], ...]:
@@ -240,7 +243,7 @@ class _Section:
         for row in self._rows(labels, day):
             self.samples.setdefault(row, {}).setdefault(name, []).append(values)
 
-    def keys(self) -> list[tuple[str, str, Labels]]:
+    def row_keys(self) -> list[tuple[str, str, Labels]]:
         order = {"total": 0, "month": 1, "week": 2, "day": 3}
         every = set(self.counts) | set(self.samples) | set(self.peaks)
         return sorted(every, key=lambda k: (order[k[0]], k[1], k[2]))
@@ -255,7 +258,7 @@ def _rows_of(
     peaks: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for key in section.keys():
+    for key in section.row_keys():
         period, bucket, scope = key
         c = section.counts.get(key, {})
         metrics: dict[str, Any] = {name: c.get(name, 0) for name in counts}

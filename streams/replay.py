@@ -191,7 +191,7 @@ class Replay:
         accepted = blank = 0
         lineno = 0
         try:
-            for lineno, (raw, oversized) in enumerate(  # noqa: B007 - lineno used after the loop
+            for lineno, (raw, oversized) in enumerate(
                 iter_lines(stream, stats, self.max_line_bytes), 1
             ):
                 if oversized:

@@ -62,7 +62,9 @@ def replay_lines(
     return Replay(config or EngineConfig(), ZoneInfo(tz), **kw).run([Source(str(path))])
 
 
-def replay_log(log: Log, tmp: Path, config: EngineConfig | None = None, **kw: Any) -> dict[str, Any]:
+def replay_log(
+    log: Log, tmp: Path, config: EngineConfig | None = None, **kw: Any
+) -> dict[str, Any]:
     return replay_lines(log.lines(), tmp, config, **kw)
 
 

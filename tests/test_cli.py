@@ -1,0 +1,80 @@
+"""The command line, end to end (in process)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from cc_monitor.cli import main
+
+
+def test_schema_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["x-schema-version"] == 1 and "discriminator" in schema
+
+
+def test_simulate_then_replay_gz_with_json_report(tmp_path: Path) -> None:
+    log = tmp_path / "day.jsonl.gz"
+    assert main(["simulate", "--contacts-per-day", "300", "-o", str(log)]) == 0
+    with gzip.open(log) as f:
+        assert sum(1 for _ in f) > 1000
+    out = tmp_path / "r.json"
+    assert main(["replay", str(log), "--json", str(out), "--quiet", "--strict"]) == 0
+    first = out.read_bytes()
+    report = json.loads(first)
+    assert report["rejected"]["total"] == 0 and report["events"]["accepted"] > 1000
+    assert main(["replay", str(log), "--json", str(out), "--quiet"]) == 0
+    assert out.read_bytes() == first  # byte-identical
+
+
+def test_demo_prints_the_summary_and_strict_fails_on_rejects(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["demo", "--contacts-per-day", "500", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "## KPIs by channel and queue" in out and "## IVR (KS S 1006 6.4.1)" in out
+    assert "loans.mortgage.rates" in out
+    assert "## Rejected events" in out
+    code = main(["demo", "--contacts-per-day", "500", "--no-progress", "--quiet", "--strict"])
+    assert code == 1
+
+
+def test_replay_from_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    log = tmp_path / "day.jsonl"
+    assert main(["simulate", "--contacts-per-day", "100", "-o", str(log)]) == 0
+    capsys.readouterr()
+    with open(log, "rb") as f:
+        monkeypatch.setattr(sys, "stdin", type("S", (), {"buffer": f})())
+        assert main(["replay", "-", "--json", "-"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["input"]["sources"][0]["name"] == "-"
+    assert report["events"]["accepted"] == report["events"]["lines"]
+
+
+def test_settings_from_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    cfg = tmp_path / "cc.toml"
+    cfg.write_text('timezone = "Asia/Seoul"\n[engine]\nivr_max_depth = 4\n')
+    monkeypatch.setenv("CC_MONITOR_ENGINE__ALLOWED_LATENESS_SECONDS", "120")
+    log = tmp_path / "d.jsonl"
+    assert main(["simulate", "--contacts-per-day", "100", "-o", str(log)]) == 0
+    assert main(["--config", str(cfg), "replay", str(log), "--json", "-", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["config"]["timezone"] == "Asia/Seoul"
+    assert report["config"]["engine"]["ivr_max_depth"] == 4
+    assert report["config"]["engine"]["allowed_lateness_seconds"] == 120
+    depth = [r for r in report["ivr"] if r["period"] == "total" and r["flow"] == "*"]
+    assert depth[0]["metrics"]["ivr_depth_exceeded"] == 0  # four levels are allowed now
+
+
+def test_bad_settings_and_missing_files_exit_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('timezone = "Mars/Olympus"\n')
+    assert main(["--config", str(cfg), "replay", str(cfg)]) == 2
+    assert main(["replay", str(tmp_path / "nope.jsonl")]) == 2

@@ -1,0 +1,93 @@
+"""The simulator: deterministic, sorted, and it contains what it promises."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from typing import Any
+
+from cc_monitor.simulator import SimConfig, lines, simulate
+from kpis.decode import Decoder
+
+
+@lru_cache(maxsize=1)
+def day() -> tuple[dict[str, Any], ...]:
+    return tuple(simulate(SimConfig(contacts_per_day=2000)))
+
+
+def test_same_seed_same_bytes_other_seed_other_log() -> None:
+    cfg = SimConfig(contacts_per_day=300)
+    assert list(lines(cfg)) == list(lines(cfg))
+    assert list(lines(cfg)) != list(lines(SimConfig(contacts_per_day=300, seed=8)))
+
+
+def test_every_event_is_valid_and_in_time_order() -> None:
+    dec = Decoder()
+    ts = []
+    for ev in day():
+        rec = dec.decode_obj(dict(ev))
+        ts.append(rec["ts"])
+    assert ts == sorted(ts)
+    assert len({ev["event_id"] for ev in day()}) == len(day())
+
+
+def test_the_log_covers_the_whole_vocabulary() -> None:
+    types = Counter(ev["type"] for ev in day())
+    assert set(types) >= {
+        "contact.started", "contact.transferred", "contact.ended", "ivr.entered", "ivr.menu",
+        "ivr.input", "ivr.exited", "queue.entered", "queue.abandoned", "agent.offered",
+        "agent.connected", "agent.message", "customer.message", "hold.started", "hold.ended",
+        "wrapup.ended", "case.resolved", "callback.requested", "callback.attempted",
+        "system.status",
+    }  # fmt: skip
+    assert {ev["channel"] for ev in day()} == {"voice", "chat", "email", "sms", "social", "video"}
+
+
+def test_four_level_branch_and_incident_window() -> None:
+    deep = [ev for ev in day() if ev["type"] == "ivr.menu" and ev["level"] == 4]
+    assert deep and {ev["menu"] for ev in deep} == {"loans.mortgage.rates"}
+    status = [(ev["status"], ev["ts"]) for ev in day() if ev["type"] == "system.status"]
+    assert [s for s, _ in status] == ["down", "up"]
+    down = datetime.fromisoformat(status[0][1])
+    up = datetime.fromisoformat(status[1][1])
+    assert down == datetime(2026, 11, 2, 14, 0, tzinfo=UTC) and (up - down).seconds == 1800
+    voice_starts = [
+        datetime.fromisoformat(ev["ts"]) for ev in day()
+        if ev["type"] == "contact.started" and ev["channel"] == "voice"
+        and ev.get("initiation") == "inbound"
+    ]  # fmt: skip
+    assert not [t for t in voice_starts if down <= t < up]  # the channel goes silent
+    drops = [ev for ev in day() if ev["type"] == "contact.ended" and ev["ended_by"] == "system"
+             and ev.get("reason") == "trunk_down"]  # fmt: skip
+    assert len(drops) >= 5
+
+
+def test_callbacks_some_reserved_some_never_called_back() -> None:
+    requests = [ev for ev in day() if ev["type"] == "callback.requested"]
+    attempts = {ev["callback_id"] for ev in day() if ev["type"] == "callback.attempted"}
+    assert any("reserved_for" in ev for ev in requests)
+    assert any(ev["callback_id"] not in attempts for ev in requests)
+
+
+def test_cases_span_contacts_and_channels() -> None:
+    channels: dict[str, set[str]] = {}
+    contacts: dict[str, set[str]] = {}
+    for ev in day():
+        case = ev.get("case_id", ev["contact_id"])
+        channels.setdefault(case, set()).add(ev["channel"])
+        contacts.setdefault(case, set()).add(ev["contact_id"])
+    assert any(len(c) > 1 for c in contacts.values())
+    assert any(len(c) > 1 for c in channels.values())
+
+
+def test_bad_lines_are_mixed_in_on_request() -> None:
+    cfg = SimConfig(contacts_per_day=300, bad_lines_per_day=30, start=date(2026, 11, 3))
+    dec = Decoder()
+    rejected = 0
+    for line in lines(cfg):
+        try:
+            dec.decode(line)
+        except Exception:
+            rejected += 1
+    assert rejected > 5
