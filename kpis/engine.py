@@ -1,6 +1,6 @@
 """The KPI engine: pure, deterministic, event time only.
 
-It sees records (:class:`kpis.decode.EventRecord`) and their event time, never the wall clock,
+It sees records (:class:`kpis.decode.Rec`) and their event time, never the wall clock,
 sockets or Faust. Live workers and replay feed the same engine; they differ only in the stores
 they pass in and the sink that receives the observations.
 
@@ -27,19 +27,23 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
+from kpis import wire as w
 from kpis.config import EngineConfig
-from kpis.decode import EventRecord, Rejection
+from kpis.decode import Rejection
 from kpis.events import TEXT_CHANNELS, TYPE_RANK
 from kpis.interfaces import KpiSink, Labels, Store
 from kpis.state import NO_LABEL, CallbackState, CaseState, ContactState, Segment
+from kpis.wire import TYPE_OF, Rec
 
 # Timer kinds; the number also orders timers due at the same instant.
 _T_CALLBACK = 0
 _T_CONTACT = 1
 _T_CASE = 2
 
-Handler = Callable[[EventRecord, float], None]
+Handler = Callable[[Any, float], None]
+_RANK: dict[type[Rec], int] = {cls: TYPE_RANK[t] for cls, t in TYPE_OF.items()}
 _INF = float("inf")
 
 
@@ -55,7 +59,11 @@ class Engine:
         cases: Store[CaseState] | None = None,
         callbacks: Store[CallbackState] | None = None,
         components: Store[tuple[str, float]] | None = None,
+        batch: int = 256,
     ) -> None:
+        """``batch``: accepted events between two drains of the reorder buffer. Results do not
+        depend on it (processing order is fixed by event time); live workers use 1 so that
+        metrics follow each event, replay a larger number to save per-event overhead."""
         self.config = config
         self.sink = sink
         self.contacts: Store[ContactState] = {} if contacts is None else contacts
@@ -67,14 +75,21 @@ class Engine:
         self._lateness = config.allowed_lateness_seconds
         # Reorder buffer: (ts, rank, event_id, record). In-order arrivals (the usual case) go to a
         # deque, which stays sorted by construction; out-of-order ones to a heap.
-        self._tail: deque[tuple[float, int, str, EventRecord]] = deque()
-        self._heap: list[tuple[float, int, str, EventRecord]] = []
+        self._tail: deque[tuple[float, int, str, Rec]] = deque()
+        self._heap: list[tuple[float, int, str, Rec]] = []
+        # Dedupe memory in two generations, rotated every `horizon` of watermark progress: an id
+        # is remembered for at least `horizon` after it arrived. horizon > lateness, so an id
+        # forgotten is necessarily behind the watermark and its repeat is rejected as late.
         self._seen: set[str] = set()
-        self._processed: deque[tuple[float, str]] = deque()
+        self._seen_old: set[str] = set()
+        self._horizon = max(config.dedupe_horizon_seconds, self._lateness + 1.0)
+        self._rotate_at = -_INF
+        self._backlog = 0
+        self.batch = batch
         self._timers: list[tuple[float, int, str]] = []
         # contacts waiting per (tenant, channel, queue), in order of entry (= event-time order)
         self._waiting: dict[Labels, dict[str, float]] = {}
-        self._handlers: dict[str, Handler] = {
+        by_type: dict[str, Handler] = {
             "contact.started": self._on_contact_started,
             "contact.transferred": self._on_transferred,
             "contact.ended": self._on_contact_ended,
@@ -99,14 +114,15 @@ class Engine:
             "system.status": self._on_system_status,
             "agent.state": self._on_agent_state,
         }
+        self._handlers: dict[type[Rec], Handler] = {cls: by_type[t] for cls, t in TYPE_OF.items()}
 
     # --- intake and time ---------------------------------------------------------------------
 
-    def ingest(self, rec: EventRecord) -> None:
-        """Accept one record, or raise :class:`Rejection` (``duplicate`` or ``late``)."""
-        eid = rec["event_id"]
-        ts = rec["ts"]
-        if eid in self._seen:
+    def ingest(self, rec: Rec, ts: float) -> None:
+        """Accept one record with its event time (epoch seconds), or raise :class:`Rejection`
+        (``duplicate`` or ``late``)."""
+        eid = rec.event_id
+        if eid in self._seen or eid in self._seen_old:
             raise Rejection("duplicate", "event_id seen before")
         if ts < self.watermark:
             raise Rejection(
@@ -115,9 +131,10 @@ class Engine:
                 f"{self._lateness:g} s)",
             )
         self._seen.add(eid)
-        item = (ts, TYPE_RANK[rec["type"]], eid, rec)
+        item = (ts, _RANK[rec.__class__], eid, rec)
         tail = self._tail
-        if not tail or item[:3] >= tail[-1][:3]:
+        # event_id is unique among buffered items, so comparisons never reach the record
+        if not tail or item > tail[-1]:
             tail.append(item)
         else:
             heapq.heappush(self._heap, item)
@@ -125,23 +142,29 @@ class Engine:
             self.max_ts = ts
             wm = ts - self._lateness
             if wm > self.watermark:
-                self.advance(wm)
+                self.watermark = wm
+                if wm >= self._rotate_at:
+                    self._rotate(wm)
+        self._backlog += 1
+        if self._backlog >= self.batch:
+            self._drain(self.watermark, self.watermark)
+
+    def _rotate(self, watermark: float) -> None:
+        self._seen_old = self._seen
+        self._seen = set()
+        self._rotate_at = watermark + self._horizon
 
     def advance(self, watermark: float) -> None:
-        """Move the watermark forward (never back): process what it passes, fire due timers.
+        """Move the watermark forward (never back), process what it passed, fire due timers.
 
         Live workers also call this from a wall-clock timer so that deadlines and silence are
         noticed when no events arrive; replay moves it only with event time.
         """
-        if watermark <= self.watermark:
-            return
-        self.watermark = watermark
-        self._drain(watermark, watermark)
-        horizon = watermark - self.config.dedupe_horizon_seconds
-        processed = self._processed
-        seen = self._seen
-        while processed and processed[0][0] < horizon:
-            seen.discard(processed.popleft()[1])
+        if watermark > self.watermark:
+            self.watermark = watermark
+            if watermark >= self._rotate_at:
+                self._rotate(watermark)
+        self._drain(self.watermark, self.watermark)
 
     def flush(self) -> None:
         """End of input: process every buffered event and fire timers due before the last event.
@@ -187,10 +210,12 @@ class Engine:
         return out
 
     def _drain(self, event_limit: float, timer_limit: float) -> None:
+        """Process buffered events before ``event_limit`` and timers before ``timer_limit``,
+        merged in time order (a timer at D runs after events at D)."""
+        self._backlog = 0
         tail = self._tail
         heap = self._heap
         timers = self._timers
-        processed = self._processed
         handlers = self._handlers
         while True:
             if heap and (not tail or heap[0] < tail[0]):
@@ -212,8 +237,7 @@ class Engine:
                 else:
                     tail.popleft()
                 rec = nxt[3]
-                processed.append((ts, nxt[2]))
-                handlers[rec["type"]](rec, ts)
+                handlers[rec.__class__](rec, ts)
             elif timers and timers[0][0] < timer_limit:
                 self._fire(heapq.heappop(timers))
             else:
@@ -233,33 +257,35 @@ class Engine:
 
     # --- contacts ------------------------------------------------------------------------------
 
-    def _contact(self, rec: EventRecord, ts: float) -> ContactState:
+    def _contact(self, rec: Rec, ts: float) -> ContactState:
         """The contact of ``rec``, created (and flagged) if its start was never seen."""
-        c = self.contacts.get(rec["contact_id"])
+        c = self.contacts.get(rec.contact_id)
         if c is None:
             c = self._new_contact(rec, ts, inbound=True)
             self.sink.count("dq_contact_without_start", c.labels, ts)
         c.last = ts
         return c
 
-    def _known_contact(self, rec: EventRecord, ts: float) -> ContactState | None:
+    def _known_contact(self, rec: Rec, ts: float) -> ContactState | None:
         """The contact of ``rec`` if open; an event that can only follow a start is otherwise
         counted as unmatched (data quality) and changes nothing else."""
-        c = self.contacts.get(rec["contact_id"])
+        c = self.contacts.get(rec.contact_id)
         if c is None:
-            labels = (rec.get("tenant") or NO_LABEL, rec["channel"], rec.get("queue") or NO_LABEL)
-            self.sink.count("dq_unmatched_" + rec["type"].replace(".", "_"), labels, ts)
+            labels = (rec.tenant or NO_LABEL, rec.channel, rec.queue or NO_LABEL)
+            kind = TYPE_OF[rec.__class__].replace(".", "_")
+            self.sink.count("dq_unmatched_" + kind, labels, ts)
             return None
         c.last = ts
         return c
 
-    def _new_contact(self, rec: EventRecord, ts: float, inbound: bool) -> ContactState:
-        cid = rec["contact_id"]
-        tenant = rec.get("tenant") or NO_LABEL
-        channel = rec["channel"]
-        queue = rec.get("queue") or NO_LABEL
+    def _new_contact(self, rec: Rec, ts: float, inbound: bool) -> ContactState:
+        cid = rec.contact_id
+        tenant = rec.tenant or NO_LABEL
+        channel = rec.channel
+        queue = rec.queue or NO_LABEL
         labels = (tenant, channel, queue)
-        c = ContactState(cid, rec["case_id"], tenant, channel, queue, ts, ts, labels, inbound)
+        case_id = rec.case_id or cid
+        c = ContactState(cid, case_id, tenant, channel, queue, ts, ts, labels, inbound)
         self.contacts[cid] = c
         self.sink.count("contacts", labels, ts)
         self._schedule(ts + self.config.idle_timeout(channel), _T_CONTACT, cid)
@@ -288,17 +314,15 @@ class Engine:
             self._schedule(c.last + self.config.case_idle_timeout_seconds, _T_CASE, c.case_id)
         return k
 
-    def _on_contact_started(self, rec: EventRecord, ts: float) -> None:
-        c = self.contacts.get(rec["contact_id"])
+    def _on_contact_started(self, rec: w.ContactStarted, ts: float) -> None:
+        c = self.contacts.get(rec.contact_id)
         if c is not None:
             c.last = ts
             return
-        inbound = rec.get("direction", "inbound") == "inbound" and rec.get(
-            "initiation", "inbound"
-        ) in ("inbound", "transfer")
+        inbound = rec.direction == "inbound" and rec.initiation in ("inbound", "transfer")
         self._new_contact(rec, ts, inbound)
 
-    def _on_activity(self, rec: EventRecord, ts: float) -> None:
+    def _on_activity(self, rec: Rec, ts: float) -> None:
         c = self._contact(rec, ts)
         self.contacts[c.contact_id] = c
 
@@ -335,27 +359,27 @@ class Engine:
         if c.ivr_entered is not None:
             self.sink.observe("ivr_time_seconds", self._ivr_labels(c, None), ts, ts - c.ivr_entered)
 
-    def _on_ivr_entered(self, rec: EventRecord, ts: float) -> None:
+    def _on_ivr_entered(self, rec: w.IvrEntered, ts: float) -> None:
         c = self._contact(rec, ts)
-        c.flow = rec["flow"]
+        c.flow = rec.flow
         c.menu = None
         c.ivr_entered = ts
         c.in_ivr = True
         labels = self._ivr_labels(c, None)
         self.sink.count("ivr_entries", labels, ts)
-        greeting = rec.get("greeting_seconds")
+        greeting = rec.greeting_seconds
         if greeting is not None and greeting > self.config.greeting_target_seconds:
             self.sink.count("ivr_greeting_too_long", labels, ts, c.contact_id)
         self.contacts[c.contact_id] = c
 
-    def _on_ivr_menu(self, rec: EventRecord, ts: float) -> None:
+    def _on_ivr_menu(self, rec: w.IvrMenu, ts: float) -> None:
         c = self._contact(rec, ts)
-        menu = rec["menu"] or NO_LABEL  # required on ivr.menu
-        c.flow = rec["flow"]
+        menu = rec.menu or NO_LABEL  # required on ivr.menu
+        c.flow = rec.flow
         c.menu = menu
         labels = self._ivr_labels(c, menu)
         self.sink.count("ivr_menu_visits", labels, ts)
-        if rec["level"] > self.config.ivr_max_depth:
+        if rec.level > self.config.ivr_max_depth:
             if c.deep_menus is None:
                 c.deep_menus = []
             if menu not in c.deep_menus:
@@ -363,25 +387,25 @@ class Engine:
                 self.sink.count("ivr_depth_exceeded", labels, ts, c.contact_id)
         self.contacts[c.contact_id] = c
 
-    def _on_ivr_input(self, rec: EventRecord, ts: float) -> None:
+    def _on_ivr_input(self, rec: w.IvrInput, ts: float) -> None:
         c = self._contact(rec, ts)
-        c.flow = rec["flow"]
-        asked = rec["requested"]
+        c.flow = rec.flow
+        asked = rec.requested
         if c.asked is None:
             c.asked = [asked]
         elif asked in c.asked:
-            labels = self._ivr_labels(c, rec.get("menu") or c.menu)
+            labels = self._ivr_labels(c, rec.menu or c.menu)
             self.sink.count("ivr_repeated_input", labels, ts, c.contact_id)
         else:
             c.asked.append(asked)
         self.contacts[c.contact_id] = c
 
-    def _on_ivr_exited(self, rec: EventRecord, ts: float) -> None:
+    def _on_ivr_exited(self, rec: w.IvrExited, ts: float) -> None:
         c = self._contact(rec, ts)
-        c.flow = rec["flow"]
+        c.flow = rec.flow
         if c.in_ivr:
             self._close_ivr(c, ts)
-        outcome = rec["outcome"]
+        outcome = rec.outcome
         labels = self._ivr_labels(c, c.menu)
         if outcome == "self_served":
             self.sink.count("ivr_self_served", labels, ts)
@@ -389,7 +413,7 @@ class Engine:
             self.sink.count("ivr_hang_up", labels, ts)
         elif outcome == "error":
             self.sink.count("ivr_errors", labels, ts, c.contact_id)
-        if rec.get("agent_requested") and outcome != "queue":
+        if rec.agent_requested and outcome != "queue":
             self.sink.count("ivr_agent_request_not_routed", labels, ts, c.contact_id)
         self.contacts[c.contact_id] = c
 
@@ -401,13 +425,13 @@ class Engine:
         if waiting is not None and waiting.pop(c.contact_id, None) is not None:
             self.sink.gauge("waiting", c.labels, ts, len(waiting))
 
-    def _on_queue_entered(self, rec: EventRecord, ts: float) -> None:
+    def _on_queue_entered(self, rec: w.QueueEntered, ts: float) -> None:
         c = self._contact(rec, ts)
         if c.in_ivr:
             self._close_ivr(c, ts)
         if c.queue_entered is not None:
             self._leave_queue(c, ts)  # moved to another queue before an answer
-        queue = rec["queue"] or NO_LABEL
+        queue = rec.queue or NO_LABEL
         c.queue = queue
         c.labels = labels = (c.tenant, c.channel, queue)
         c.queue_entered = ts
@@ -425,7 +449,7 @@ class Engine:
         self.cases[c.case_id] = k
         self.contacts[c.contact_id] = c
 
-    def _on_queue_abandoned(self, rec: EventRecord, ts: float) -> None:
+    def _on_queue_abandoned(self, rec: Rec, ts: float) -> None:
         c = self._known_contact(rec, ts)
         if c is None:
             return
@@ -494,26 +518,26 @@ class Engine:
                 self.sink.observe("first_response_seconds", k.labels, ts, ts - since)
             self.cases[c.case_id] = k
 
-    def _on_agent_connected(self, rec: EventRecord, ts: float) -> None:
+    def _on_agent_connected(self, rec: w.AgentConnected, ts: float) -> None:
         c = self._contact(rec, ts)
         self._answer(c, ts)
-        self._start_segment(c, rec.get("agent_id") or NO_LABEL, ts)
+        self._start_segment(c, rec.agent_id or NO_LABEL, ts)
         if c.channel not in TEXT_CHANNELS:
             self._first_response(c, ts)
         self.contacts[c.contact_id] = c
 
-    def _on_agent_message(self, rec: EventRecord, ts: float) -> None:
+    def _on_agent_message(self, rec: w.AgentMessage, ts: float) -> None:
         c = self._contact(rec, ts)
-        if rec.get("sender", "human") == "human" and c.channel in TEXT_CHANNELS:
+        if rec.sender == "human" and c.channel in TEXT_CHANNELS:
             self._answer(c, ts)
-            agent = rec.get("agent_id") or NO_LABEL
+            agent = rec.agent_id or NO_LABEL
             seg = self._open_segment(c)
             if seg is None or seg.agent != agent:
                 self._start_segment(c, agent, ts)
             self._first_response(c, ts)
         self.contacts[c.contact_id] = c
 
-    def _on_hold_started(self, rec: EventRecord, ts: float) -> None:
+    def _on_hold_started(self, rec: Rec, ts: float) -> None:
         c = self._known_contact(rec, ts)
         if c is None:
             return
@@ -522,7 +546,7 @@ class Engine:
             seg.hold_start = ts
         self.contacts[c.contact_id] = c
 
-    def _on_hold_ended(self, rec: EventRecord, ts: float) -> None:
+    def _on_hold_ended(self, rec: Rec, ts: float) -> None:
         c = self._known_contact(rec, ts)
         if c is None:
             return
@@ -532,7 +556,7 @@ class Engine:
             seg.hold_start = None
         self.contacts[c.contact_id] = c
 
-    def _on_transferred(self, rec: EventRecord, ts: float) -> None:
+    def _on_transferred(self, rec: w.ContactTransferred, ts: float) -> None:
         c = self._known_contact(rec, ts)
         if c is None:
             return
@@ -545,11 +569,11 @@ class Engine:
         self.cases[c.case_id] = k
         self.contacts[c.contact_id] = c
 
-    def _on_contact_ended(self, rec: EventRecord, ts: float) -> None:
+    def _on_contact_ended(self, rec: w.ContactEnded, ts: float) -> None:
         c = self._known_contact(rec, ts)
         if c is None:
             return
-        ended_by = rec["ended_by"]
+        ended_by = rec.ended_by
         if c.queue_entered is not None:
             if ended_by == "customer":
                 self._abandon(c, ts)
@@ -567,7 +591,7 @@ class Engine:
         if seg is not None:
             self._leave(seg, ts)
         c.ended = ts
-        if rec.get("resolved"):
+        if rec.resolved:
             self._resolve(self._case_of(c), ts)
         if c.segments:
             self._schedule(ts + self.config.wrapup_timeout_seconds, _T_CONTACT, c.contact_id)
@@ -575,11 +599,11 @@ class Engine:
         else:
             self._evict(c)
 
-    def _on_wrapup_ended(self, rec: EventRecord, ts: float) -> None:
+    def _on_wrapup_ended(self, rec: w.WrapupEnded, ts: float) -> None:
         c = self._known_contact(rec, ts)
         if c is None:
             return
-        agent = rec.get("agent_id")
+        agent = rec.agent_id
         seg = None
         for s in c.segments:
             if agent is None or s.agent == agent:
@@ -598,7 +622,7 @@ class Engine:
         self.sink.observe("hold_seconds", labels, ts, seg.hold)
         self.sink.observe("acw_seconds", labels, ts, ts - left)
         c.segments.remove(seg)
-        if rec.get("resolved"):
+        if rec.resolved:
             self._resolve(self._case_of(c), ts)
         if c.ended is not None and not c.segments:
             self._evict(c)
@@ -613,25 +637,25 @@ class Engine:
             self._schedule(ts + self.config.reopen_window_seconds, _T_CASE, k.case_id)
         self.cases[k.case_id] = k
 
-    def _case_labels(self, rec: EventRecord) -> tuple[str, str, str]:
-        return (rec.get("tenant") or NO_LABEL, rec["channel"], rec.get("queue") or NO_LABEL)
+    def _case_labels(self, rec: Rec) -> tuple[str, str, str]:
+        return (rec.tenant or NO_LABEL, rec.channel, rec.queue or NO_LABEL)
 
-    def _on_case_resolved(self, rec: EventRecord, ts: float) -> None:
-        k = self.cases.get(rec["case_id"])
+    def _on_case_resolved(self, rec: Rec, ts: float) -> None:
+        k = self.cases.get(rec.case_id or rec.contact_id)
         if k is None:
             self.sink.count("dq_unmatched_case_resolved", self._case_labels(rec), ts)
             return
         self._resolve(k, ts)
 
-    def _on_case_reopened(self, rec: EventRecord, ts: float) -> None:
-        case_id = rec["case_id"]
+    def _on_case_reopened(self, rec: w.CaseReopened, ts: float) -> None:
+        case_id = rec.case_id or rec.contact_id
         k = self.cases.get(case_id)
         if k is None:
             # Reopened after its reopen window closed (or never seen): a new episode, measured
             # from this reopen; it was already counted as resolved once.
             labels = self._case_labels(rec)
             k = CaseState(case_id, labels, ts, ts, False, responded=True, evidence=case_id)
-            self.sink.count("cases_reopened_late", labels, ts, rec["contact_id"])
+            self.sink.count("cases_reopened_late", labels, ts, rec.contact_id)
             self._schedule(ts + self.config.case_idle_timeout_seconds, _T_CASE, case_id)
         elif k.resolved_at is not None:
             k.resolved_at = None
@@ -667,9 +691,9 @@ class Engine:
 
     # --- callbacks -----------------------------------------------------------------------------
 
-    def _on_callback_requested(self, rec: EventRecord, ts: float) -> None:
-        cb_id = rec["callback_id"] or ""  # required on callback events
-        c = self.contacts.get(rec["contact_id"])
+    def _on_callback_requested(self, rec: w.CallbackRequested, ts: float) -> None:
+        cb_id = rec.callback_id or ""  # required on callback events
+        c = self.contacts.get(rec.contact_id)
         labels = c.labels if c is not None else self._case_labels(rec)
         if c is not None:
             c.last = ts
@@ -677,29 +701,29 @@ class Engine:
         if cb_id in self.callbacks:
             self.sink.count("dq_callback_requested_twice", labels, ts)
             return
-        reserved = rec.get("reserved_for")
+        reserved = None if rec.reserved_for is None else rec.reserved_for.timestamp()
         if reserved is not None:
             tol = self.config.callback_reserved_tolerance_seconds
             start, deadline = reserved - tol, reserved + tol
         else:
             start, deadline = ts, ts + self.config.callback_deadline_seconds
-        self.callbacks[cb_id] = CallbackState(cb_id, labels, ts, start, deadline, rec["contact_id"])
+        self.callbacks[cb_id] = CallbackState(cb_id, labels, ts, start, deadline, rec.contact_id)
         self.sink.count("callbacks_requested", labels, ts)
         self._schedule(deadline, _T_CALLBACK, cb_id)
 
-    def _on_callback_attempted(self, rec: EventRecord, ts: float) -> None:
-        cb = self.callbacks.get(rec["callback_id"] or "")
+    def _on_callback_attempted(self, rec: w.CallbackAttempted, ts: float) -> None:
+        cb = self.callbacks.get(rec.callback_id or "")
         if cb is None:
             self.sink.count("dq_unmatched_callback_attempted", self._case_labels(rec), ts)
             return
         self.sink.count("callback_attempts", cb.labels, ts)
-        if rec["outcome"] == "reached" and cb.window_start <= ts <= cb.deadline:
+        if rec.outcome == "reached" and cb.window_start <= ts <= cb.deadline:
             self.sink.count("callbacks_compliant", cb.labels, ts)
             self.sink.observe("callback_delay_seconds", cb.labels, ts, ts - cb.requested)
             del self.callbacks[cb.callback_id]
 
-    def _on_callback_cancelled(self, rec: EventRecord, ts: float) -> None:
-        cb = self.callbacks.pop(rec["callback_id"] or "", None)
+    def _on_callback_cancelled(self, rec: w.CallbackCancelled, ts: float) -> None:
+        cb = self.callbacks.pop(rec.callback_id or "", None)
         if cb is not None:
             self.sink.count("callbacks_cancelled", cb.labels, ts)
 
@@ -712,10 +736,10 @@ class Engine:
 
     # --- platform ------------------------------------------------------------------------------
 
-    def _on_system_status(self, rec: EventRecord, ts: float) -> None:
-        tenant = rec.get("tenant") or NO_LABEL
-        component = rec["component"]
-        status = rec["status"]
+    def _on_system_status(self, rec: w.SystemStatus, ts: float) -> None:
+        tenant = rec.tenant or NO_LABEL
+        component = rec.component
+        status = rec.status
         key = tenant + "\x1f" + component
         labels = (tenant, component)
         previous = self.components.get(key)
@@ -728,7 +752,7 @@ class Engine:
         self.sink.gauge("system_status", labels, ts, _STATUS_VALUE[status])
         self.components[key] = (status, ts)
 
-    def _on_agent_state(self, rec: EventRecord, ts: float) -> None:
+    def _on_agent_state(self, rec: w.AgentState, ts: float) -> None:
         return None
 
 

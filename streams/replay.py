@@ -203,7 +203,7 @@ class Replay:
                     blank += 1
                     continue
                 try:
-                    ingest(decode(raw))
+                    ingest(*decode(raw))
                     accepted += 1
                 except Rejection as rej:
                     self._reject(source.name, lineno, rej.reason, rej.detail)

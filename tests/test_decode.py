@@ -6,14 +6,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from kpis import decode as decode_mod
 from kpis.decode import Decoder, Rejection
 from kpis.events import EVENT_TYPES, MODELS_BY_TYPE, json_schema
+from kpis.wire import TYPE_OF, IvrMenu
 from tests.helpers import Log, replay_lines, row
 
 GOOD = {
@@ -54,31 +56,31 @@ def test_messages_name_the_field() -> None:
 
 
 def test_case_defaults_to_contact_and_ts_is_epoch_seconds() -> None:
-    rec = Decoder().decode(orjson.dumps(GOOD))
-    assert rec["case_id"] == "c1"
-    assert rec["ts"] == datetime(2026, 11, 2, 0, 0, 0, 250000, tzinfo=UTC).timestamp()
+    rec, ts = Decoder().decode(orjson.dumps(GOOD))
+    assert rec.case_id == "c1"
+    assert ts == datetime(2026, 11, 2, 0, 0, 0, 250000, tzinfo=UTC).timestamp()
 
 
 def test_pydantic_coercions_are_accepted_through_the_slow_path() -> None:
     raw = orjson.dumps(dict(GOOD, type="ivr.menu", flow="f", menu="m", level="2"))
-    assert Decoder().decode(raw)["level"] == 2
-    raw = orjson.dumps(dict(GOOD, ts="2026-11-02T09:00:00.123456789+09:00"))
-    expected = datetime(2026, 11, 2, 0, 0, 0, 123456, tzinfo=UTC).timestamp()
-    assert Decoder().decode(raw)["ts"] == pytest.approx(expected)
+    rec, _ = Decoder().decode(raw)
+    assert isinstance(rec, IvrMenu) and rec.level == 2
+    raw = orjson.dumps(dict(GOOD, ts="2026-11-02 09:00:00+09:00"))  # a space for the T
+    expected = datetime(2026, 11, 2, 0, 0, 0, tzinfo=UTC).timestamp()
+    assert Decoder().decode(raw)[1] == expected
 
 
-def test_fast_path_specs_cover_every_model_field() -> None:
-    common = {
-        "schema_version", "event_id", "type", "ts", "channel", "contact_id", "case_id",
-        "tenant", "queue", "agent_id", "customer_id", "attributes",
-    }  # fmt: skip
-    assert set(decode_mod._SPECIFIC) == EVENT_TYPES
-    for etype, checks in decode_mod._SPECIFIC.items():
-        fields = set(MODELS_BY_TYPE[etype].model_fields)
-        assert set(checks) | {"reserved_for"} >= fields - common, etype
-        assert set(checks) <= fields, etype
-        for name in set(checks) & common:  # a stricter common field: required by the model
-            assert MODELS_BY_TYPE[etype].model_fields[name].is_required(), (etype, name)
+def test_records_mirror_the_models_field_for_field() -> None:
+    assert set(TYPE_OF.values()) == EVENT_TYPES
+    for cls, etype in TYPE_OF.items():
+        model = MODELS_BY_TYPE[etype]
+        info = msgspec.inspect.type_info(cls)
+        assert isinstance(info, msgspec.inspect.StructType)
+        fields = {f.name: f for f in info.fields}
+        assert set(fields) == set(model.model_fields) - {"type"}, etype
+        for name, f in model.model_fields.items():
+            if name != "type":
+                assert fields[name].required == f.is_required(), (etype, name)
 
 
 def test_json_schema_names_every_type_and_the_version() -> None:
@@ -144,20 +146,33 @@ def candidate_events(draw: st.DrawFn) -> dict[str, Any]:
 @given(candidate_events())
 def test_fast_path_accepts_only_what_pydantic_accepts_identically(d: dict[str, Any]) -> None:
     raw = orjson.dumps(d)
-    fast = decode_mod._fast(orjson.loads(raw))
-    if fast is None:
+    try:
+        fast = decode_mod._RECORDS.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError):
         return
-    slow = Decoder.validate_slow(raw)  # raises if pydantic disagrees
-    assert fast == slow
+    slow, slow_ts = Decoder.validate_slow(raw)  # raises if pydantic disagrees
+    assert type(fast) is type(slow)
+    assert fast.ts.timestamp() == slow_ts
+    a = msgspec.structs.asdict(fast)
+    a["case_id"] = a["case_id"] or a["contact_id"]
+    assert a == msgspec.structs.asdict(slow)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.datetimes(timezones=st.timezones()))
-def test_fast_timestamps_equal_exact_conversion(dt: Any) -> None:
-    s = dt.isoformat()
-    fast = decode_mod._fast_ts(s)
-    if fast is not None:
-        assert fast == decode_mod.epoch_seconds(dt)
+def test_timestamps_are_exact_integer_microseconds(dt: Any) -> None:
+    assume(dt.utcoffset().total_seconds() % 60 == 0)  # RFC 3339 offsets are whole minutes
+    assert dt.timestamp() == decode_mod.epoch_seconds(dt)
+    _, ts = Decoder().decode(orjson.dumps(dict(GOOD, ts=dt.isoformat())))
+    assert ts == decode_mod.epoch_seconds(dt)
+
+
+def test_both_paths_read_extra_fraction_digits_the_same_way() -> None:
+    text = "2026-11-02T09:00:00.1234567+09:00"  # pydantic alone would truncate to ...456
+    fast = Decoder().decode(orjson.dumps(dict(GOOD, ts=text)))[1]
+    slow = Decoder().decode(orjson.dumps(dict(GOOD, ts=text, type="ivr.menu", flow="f",
+                                              menu="m", level="2")))[1]  # fmt: skip
+    assert fast == slow == datetime(2026, 11, 2, 0, 0, 0, 123457, tzinfo=UTC).timestamp()
 
 
 # --- through the replay driver -----------------------------------------------------------------

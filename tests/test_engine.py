@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from kpis.config import DAY, EngineConfig
-from kpis.decode import Decoder, EventRecord, Rejection
+from kpis.decode import Decoder, Rejection
 from kpis.engine import Engine
 from kpis.interfaces import Labels
+from kpis.wire import Rec
 from tests.helpers import Log
 
 
@@ -32,14 +33,15 @@ class Recorder:
         return [s[1] for s in self.seen if s[0] == kind]
 
 
-def records(log: Log) -> list[EventRecord]:
+def records(log: Log) -> list[tuple[Rec, float]]:
     dec = Decoder()
     return [dec.decode(line) for line in log.lines()]
 
 
-def engine(**cfg: Any) -> tuple[Engine, Recorder]:
+def engine(batch: int = 1, **cfg: Any) -> tuple[Engine, Recorder]:
+    """An engine that drains after every event (as live workers run it) unless told otherwise."""
     rec = Recorder()
-    return Engine(EngineConfig(**cfg), rec), rec
+    return Engine(EngineConfig(**cfg), rec, batch=batch), rec
 
 
 def test_callback_breach_is_counted_when_the_watermark_passes_the_deadline() -> None:
@@ -50,12 +52,12 @@ def test_callback_breach_is_counted_when_the_watermark_passes_the_deadline() -> 
     log.add(DAY + lateness + 0.001, "contact.started", "x2")  # watermark just past it
     eng, sink = engine(allowed_lateness_seconds=lateness)
     r = records(log)
-    eng.ingest(r[0])
-    eng.ingest(r[1])
+    eng.ingest(*r[0])
+    eng.ingest(*r[1])
     t0 = log.t0.timestamp()
     assert eng.watermark == t0 + DAY
     assert "callbacks_breached" not in sink.names()
-    eng.ingest(r[2])
+    eng.ingest(*r[2])
     breaches = [s for s in sink.seen if s[1] == "callbacks_breached"]
     assert len(breaches) == 1
     assert breaches[0][3] == t0 + DAY  # event time of the breach: the deadline
@@ -70,7 +72,7 @@ def test_callback_reached_exactly_at_its_deadline_is_compliant() -> None:
     log.add(DAY + 0.001, "callback.attempted", "o2", callback_id="cb2", outcome="reached")
     eng, sink = engine()
     for r in records(log):
-        eng.ingest(r)
+        eng.ingest(*r)
     eng.finish()
     names = sink.names()
     assert names.count("callbacks_compliant") == 1
@@ -84,11 +86,10 @@ def test_duplicate_event_id_changes_nothing() -> None:
     log.add(5, "queue.entered", "c1", queue="q")
     eng, sink = engine()
     r = records(log)
-    eng.ingest(r[0])
-    dup = dict(r[1])
-    eng.ingest(r[1])
+    eng.ingest(*r[0])
+    eng.ingest(*r[1])
     with pytest.raises(Rejection) as err:
-        eng.ingest(dup)  # type: ignore[arg-type]
+        eng.ingest(*r[1])
     assert err.value.reason == "duplicate"
     eng.finish()
     assert sink.names().count("queued") == 1
@@ -102,13 +103,13 @@ def test_duplicate_after_processing_is_still_a_duplicate_within_the_horizon() ->
     eng, _ = engine(allowed_lateness_seconds=60, dedupe_horizon_seconds=3600)
     r = records(log)
     for x in r[:2]:
-        eng.ingest(x)
+        eng.ingest(*x)
     with pytest.raises(Rejection) as err:  # processed (W = 540 > 0) but remembered
-        eng.ingest(dict(r[0]))  # type: ignore[arg-type]
+        eng.ingest(*r[0])
     assert err.value.reason == "duplicate"
-    eng.ingest(r[2])  # W = 4940: c1's id is past the horizon, a repeat is simply late
+    eng.ingest(*r[2])  # W = 4940: c1's id is past the horizon, a repeat is simply late
     with pytest.raises(Rejection) as err:
-        eng.ingest(dict(r[0]))  # type: ignore[arg-type]
+        eng.ingest(*r[0])
     assert err.value.reason == "late"
 
 
@@ -119,11 +120,11 @@ def test_late_event_is_rejected_and_on_time_disorder_is_accepted() -> None:
     log.add(39, "contact.started", "c3")  # 61 s behind the max: late
     eng, sink = engine(allowed_lateness_seconds=60)
     r = [Decoder().decode(line) for line in log.lines()]
-    by_contact = {x["contact_id"]: x for x in r}
-    eng.ingest(by_contact["c1"])
-    eng.ingest(by_contact["c2"])
+    by_contact = {x[0].contact_id: x for x in r}
+    eng.ingest(*by_contact["c1"])
+    eng.ingest(*by_contact["c2"])
     with pytest.raises(Rejection) as err:
-        eng.ingest(by_contact["c3"])
+        eng.ingest(*by_contact["c3"])
     assert err.value.reason == "late"
     eng.finish()
     # processed in event-time order regardless of arrival
@@ -138,7 +139,7 @@ def test_ties_are_processed_in_a_fixed_order_whatever_the_arrival() -> None:
     log.add(10, "contact.started", "c1")
     eng, sink = engine()
     for r in records(log):
-        eng.ingest(r)
+        eng.ingest(*r)
     eng.finish()
     # started, queued, then ended: the customer abandoned after 0 s; nothing unmatched
     assert sink.names() == ["contacts", "cases_opened", "queued", "abandoned", "cases_open_at_end"]
@@ -156,7 +157,7 @@ def test_closed_contacts_and_finalized_cases_are_evicted() -> None:
     log.add(9 * DAY, "contact.started", "late-one")
     eng, _ = engine()
     for r in records(log):
-        eng.ingest(r)
+        eng.ingest(*r)
     assert set(eng.contacts) == set()  # the last one is still in the reorder buffer
     assert set(eng.cases) == set()  # resolved + 7 days passed: finalized
     eng.flush()
@@ -173,7 +174,7 @@ def test_state_objects_round_trip_through_plain_dicts() -> None:
     log.add(3, "callback.requested", "c1", callback_id="cb")
     eng, _ = engine()
     for r in records(log):
-        eng.ingest(r)
+        eng.ingest(*r)
     eng.flush()
     c = eng.contacts["c1"]
     assert ContactState.from_dict(c.to_dict()) == c

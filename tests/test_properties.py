@@ -31,7 +31,7 @@ def sim_log() -> tuple[bytes, ...]:
 @lru_cache(maxsize=1)
 def times() -> tuple[float, ...]:
     dec = Decoder()
-    return tuple(dec.decode(line)["ts"] for line in sim_log())
+    return tuple(dec.decode(line)[1] for line in sim_log())
 
 
 @lru_cache(maxsize=1)
