@@ -64,7 +64,9 @@ def epoch_seconds(dt: datetime) -> float:
     """Epoch seconds of an aware datetime: exact integer microseconds / 10**6, correctly
     rounded (the same value ``datetime.timestamp()`` gives for an aware datetime)."""
     delta = dt - _EPOCH
-    return (delta.days * 86_400_000_000 + delta.seconds * 1_000_000 + delta.microseconds) / 1_000_000
+    return (
+        delta.days * 86_400_000_000 + delta.seconds * 1_000_000 + delta.microseconds
+    ) / 1_000_000
 
 
 def _reparse(raw: bytes, model: EventBase) -> dict[str, Any]:
@@ -112,6 +114,10 @@ def _classify(err: ValidationError) -> Rejection:
 
 
 _RECORDS: msgspec.json.Decoder[AnyRec] = msgspec.json.Decoder(AnyRec)
+FAST_DECODE = _RECORDS.decode
+"""The fast path alone (bytes -> record, ``case_id`` not yet defaulted); raises ``NOT_FAST``
+for anything it does not accept, which then goes to :meth:`Decoder.validate_slow`."""
+NOT_FAST = (msgspec.ValidationError, msgspec.DecodeError)
 
 
 class Decoder:
@@ -131,7 +137,7 @@ class Decoder:
             )
         try:
             rec = _RECORDS.decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except NOT_FAST:
             return self.validate_slow(raw)
         if rec.case_id is None:
             rec.case_id = rec.contact_id
