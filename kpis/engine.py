@@ -199,6 +199,49 @@ class Engine:
             for _ in c.segments:
                 self.sink.count("handle_incomplete", c.labels, self.max_ts)
 
+    def buffered(self) -> list[tuple[Rec, float]]:
+        """Accepted events the watermark has not reached yet, in processing order.
+
+        Only these and the in-memory indexes are not in the stores: a live worker commits its
+        input offsets no further than what was processed, so after a restart they are read
+        again, while :meth:`rebuild` recovers the indexes.
+        """
+        return [(item[3], item[0]) for item in sorted([*self._tail, *self._heap])]
+
+    def rebuild(self, watermark: float, max_ts: float) -> None:
+        """Recreate the in-memory indexes (timers, contacts waiting) from the stores, after a
+        restart with stores that survived (Faust tables, Redis) and the watermark the previous
+        run had reached.
+
+        Timers are lazy (each checks its item's state when it fires and reschedules if it is not
+        yet due), so one timer per open item, at its current due time, gives the same results
+        as the timers of the run that was interrupted.
+        """
+        self.watermark = watermark
+        self.max_ts = max_ts
+        cfg = self.config
+        timers: list[tuple[float, int, str]] = []
+        waiting: list[tuple[float, str, ContactState]] = []
+        for cid, c in self.contacts.items():
+            if c.ended is not None:
+                timers.append((c.ended + cfg.wrapup_timeout_seconds, _T_CONTACT, cid))
+            else:
+                timers.append((c.last + cfg.idle_timeout(c.channel), _T_CONTACT, cid))
+                if c.queue_entered is not None:
+                    waiting.append((c.queue_entered, cid, c))
+        for case_id, k in self.cases.items():
+            if k.resolved_at is not None:
+                timers.append((k.resolved_at + cfg.reopen_window_seconds, _T_CASE, case_id))
+            else:
+                timers.append((k.last + cfg.case_idle_timeout_seconds, _T_CASE, case_id))
+        for cb_id, cb in self.callbacks.items():
+            timers.append((cb.deadline, _T_CALLBACK, cb_id))
+        heapq.heapify(timers)
+        self._timers = timers
+        self._waiting = {}
+        for entered, cid, c in sorted(waiting, key=lambda w: (w[0], w[1])):
+            self._waiting.setdefault(c.labels, {})[cid] = entered
+
     def waiting_now(self) -> dict[Labels, tuple[int, float]]:
         """Contacts waiting and the oldest wait (at the watermark) per (tenant, channel, queue)."""
         now = self.watermark
