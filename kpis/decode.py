@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 import orjson
@@ -35,15 +35,7 @@ RejectReason = Literal[
     "duplicate",
     "late",
 ]
-REJECT_REASONS: tuple[str, ...] = (
-    "oversized",
-    "malformed_json",
-    "unknown_type",
-    "naive_timestamp",
-    "schema",
-    "duplicate",
-    "late",
-)
+REJECT_REASONS: tuple[str, ...] = get_args(RejectReason)
 
 
 class Rejection(Exception):

@@ -9,7 +9,7 @@ model per event costs several times the whole per-event budget of a replay.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -208,32 +208,6 @@ class AgentState(EventBase):
     state: Literal["available", "busy", "after_work", "away", "offline"]
 
 
-EVENT_MODELS: tuple[type[EventBase], ...] = (
-    ContactStarted,
-    ContactTransferred,
-    ContactEnded,
-    IvrEntered,
-    IvrMenu,
-    IvrInput,
-    IvrExited,
-    QueueEntered,
-    QueueAbandoned,
-    AgentOffered,
-    AgentConnected,
-    AgentMessage,
-    CustomerMessage,
-    HoldStarted,
-    HoldEnded,
-    WrapupEnded,
-    CaseResolved,
-    CaseReopened,
-    CallbackRequested,
-    CallbackAttempted,
-    CallbackCancelled,
-    SystemStatus,
-    AgentState,
-)
-
 Event = Annotated[
     ContactStarted
     | ContactTransferred
@@ -262,6 +236,7 @@ Event = Annotated[
 ]
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT_MODELS: tuple[type[EventBase], ...] = get_args(get_args(Event)[0])
 
 
 def model_type(model: type[EventBase]) -> str:

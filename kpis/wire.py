@@ -13,7 +13,7 @@ The ``type`` tag is not an attribute; the class is the type (see :data:`TYPE_OF`
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
@@ -147,32 +147,6 @@ class AgentState(Rec, tag="agent.state"):
     state: Literal["available", "busy", "after_work", "away", "offline"]
 
 
-RECORD_TYPES: tuple[type[Rec], ...] = (
-    ContactStarted,
-    ContactTransferred,
-    ContactEnded,
-    IvrEntered,
-    IvrMenu,
-    IvrInput,
-    IvrExited,
-    QueueEntered,
-    QueueAbandoned,
-    AgentOffered,
-    AgentConnected,
-    AgentMessage,
-    CustomerMessage,
-    HoldStarted,
-    HoldEnded,
-    WrapupEnded,
-    CaseResolved,
-    CaseReopened,
-    CallbackRequested,
-    CallbackAttempted,
-    CallbackCancelled,
-    SystemStatus,
-    AgentState,
-)
-
 AnyRec = (
     ContactStarted
     | ContactTransferred
@@ -199,5 +173,6 @@ AnyRec = (
     | AgentState
 )
 
+RECORD_TYPES: tuple[type[Rec], ...] = get_args(AnyRec)
 TYPE_OF: dict[type[Rec], str] = {cls: str(cls.__struct_config__.tag) for cls in RECORD_TYPES}
 CLASS_OF: dict[str, type[Rec]] = {t: cls for cls, t in TYPE_OF.items()}
