@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import IO
+from zoneinfo import ZoneInfo
 
 import orjson
 from pydantic import ValidationError
@@ -19,6 +20,8 @@ from cc_monitor.render import render_markdown
 from cc_monitor.settings import Settings, load_settings
 from cc_monitor.simulator import SimConfig, lines
 from kpis.events import json_schema
+from streams.importers import DEFAULT_SOURCE_ZONES, FORMATS, Importer, make_importer
+from streams.privacy import Pseudonymizer
 from streams.replay import replay_paths
 
 
@@ -39,11 +42,28 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _importer(args: argparse.Namespace, settings: Settings) -> Importer | None:
+    fmt = getattr(args, "format", "jsonl")
+    zone = getattr(args, "source_timezone", None)
+    source_tz = ZoneInfo(zone) if zone else None
+    return make_importer(fmt, Pseudonymizer(settings.pseudonym_key.get_secret_value()), source_tz)
+
+
+def _report_zone(args: argparse.Namespace, settings: Settings) -> ZoneInfo:
+    """The configured zone; for an imported format whose clock has no offset, the source's zone
+    unless a zone was configured (a file, the environment or --timezone)."""
+    fmt = getattr(args, "format", "jsonl")
+    if "timezone" in settings.model_fields_set or fmt not in DEFAULT_SOURCE_ZONES:
+        return settings.zone()
+    return ZoneInfo(getattr(args, "source_timezone", None) or DEFAULT_SOURCE_ZONES[fmt])
+
+
 def _replay(paths: Sequence[str], args: argparse.Namespace, settings: Settings) -> int:
     report = replay_paths(
         paths,
         settings.engine,
-        settings.zone(),
+        _report_zone(args, settings),
+        importer=_importer(args, settings),
         show_progress=not args.no_progress,
         max_line_bytes=settings.max_line_bytes,
         rejected_listing_limit=settings.rejected_listing_limit,
@@ -150,6 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="run the engine over event logs and report")
     p.add_argument("paths", nargs="+", metavar="PATH", help="JSON Lines files, .gz, or - (stdin)")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="jsonl",
+        help="input format: canonical events (jsonl) or an importer (docs/importers.md)",
+    )
+    p.add_argument(
+        "--source-timezone",
+        help="zone of clock times in the source, for formats without offsets "
+        "(anonymous-bank: Asia/Jerusalem)",
+    )
     replay_options(p)
     p.set_defaults(func=cmd_replay)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         1000, ge=0, description="Rejected events listed in a report (all are counted)."
     )
     evidence_limit: int = Field(5, ge=0, description="Example contact ids per rule in a report.")
+    pseudonym_key: SecretStr = Field(
+        SecretStr(""),
+        description="Key of the keyed hash that pseudonymizes customer ids at ingest. Set it in "
+        "production (CC_MONITOR_PSEUDONYM_KEY); the same key gives the same pseudonyms.",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -28,6 +28,7 @@ from kpis.wire import AnyRec, AwareDatetime, Rec
 
 RejectReason = Literal[
     "oversized",
+    "malformed_record",
     "malformed_json",
     "unknown_type",
     "naive_timestamp",

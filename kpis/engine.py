@@ -400,7 +400,9 @@ class Engine:
     def _close_ivr(self, c: ContactState, ts: float) -> None:
         c.in_ivr = False
         if c.ivr_entered is not None:
-            self.sink.observe("ivr_time_seconds", self._ivr_labels(c, None), ts, ts - c.ivr_entered)
+            spent = ts - c.ivr_entered
+            self.sink.observe("ivr_time_seconds", self._ivr_labels(c, None), ts, spent)
+            self.sink.observe("ivr_seconds", c.labels, ts, spent)  # the same, per channel/queue
 
     def _on_ivr_entered(self, rec: w.IvrEntered, ts: float) -> None:
         c = self._contact(rec, ts)
@@ -454,6 +456,7 @@ class Engine:
             self.sink.count("ivr_self_served", labels, ts)
         elif outcome == "hang_up":
             self.sink.count("ivr_hang_up", labels, ts)
+            self.sink.count("left_in_ivr", c.labels, ts)
         elif outcome == "error":
             self.sink.count("ivr_errors", labels, ts, c.contact_id)
         if rec.agent_requested and outcome != "queue":
@@ -630,6 +633,7 @@ class Engine:
             self._close_ivr(c, ts)
             if ended_by == "customer" and not c.answered:
                 self.sink.count("ivr_hang_up", self._ivr_labels(c, c.menu), ts)
+                self.sink.count("left_in_ivr", c.labels, ts)
         seg = self._open_segment(c)
         if seg is not None:
             self._leave(seg, ts)

@@ -30,6 +30,7 @@ COUNTS = (
     "answered_in_sl",
     "abandoned",
     "dropped",
+    "left_in_ivr",
     "handled",
     "transferred",
     "resolved",
@@ -58,6 +59,7 @@ DURATIONS = (
     "answer_seconds",
     "abandon_wait_seconds",
     "callback_delay_seconds",
+    "ivr_seconds",
 )
 RATIOS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # name: (numerator counts, denominator counts)

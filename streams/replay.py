@@ -6,16 +6,15 @@ and the sink (:class:`kpis.report.ReportSink`) differ.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
-import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import IO, Any
+
+import orjson
 
 from kpis.config import EngineConfig
 from kpis.decode import FAST_DECODE, NOT_FAST, REJECT_REASONS, Decoder, Rejection, iso
@@ -23,38 +22,10 @@ from kpis.engine import Engine
 from kpis.events import SCHEMA_VERSION
 from kpis.report import ReportSink, build_sections
 from kpis.wire import Rec
+from streams.importers.base import Importer, ImportStats, RowProblem
+from streams.sources import Source, SourceStats, iter_lines
 
 REPORT_VERSION = 1
-CHUNK = 1 << 20
-GZIP_MAGIC = b"\x1f\x8b"
-
-
-@dataclass(frozen=True)
-class Source:
-    """One input: a file path (plain or gzip, detected by content) or ``-`` for standard input."""
-
-    name: str
-
-    def open(self) -> tuple[IO[bytes], int | None]:
-        """The decompressed byte stream and, for a plain file, its size (for progress)."""
-        if self.name == "-":
-            raw: IO[bytes] = sys.stdin.buffer
-            size = None
-        else:
-            raw = open(self.name, "rb")  # noqa: SIM115 - closed by the caller
-            size = os.fstat(raw.fileno()).st_size
-        head = raw.peek(2)[:2] if isinstance(raw, io.BufferedReader) else b""
-        if head == GZIP_MAGIC:
-            return gzip.GzipFile(fileobj=raw, mode="rb"), None  # type: ignore[return-value]
-        return raw, size
-
-
-@dataclass
-class SourceStats:
-    name: str
-    sha256: str = ""
-    bytes: int = 0
-    lines: int = 0
 
 
 @dataclass
@@ -77,47 +48,6 @@ class ReplayResult:
     @property
     def rejected_total(self) -> int:
         return sum(self.rejected_by_reason.values())
-
-
-def iter_lines(stream: IO[bytes], stats: SourceStats, max_line: int) -> Iterator[bytes | None]:
-    """Yield each line once, without its line ending, hashing the bytes as they pass; ``None``
-    stands for a line longer than ``max_line``.
-
-    Memory stays bounded by the chunk size plus ``max_line``: an over-long line is not kept, only
-    reported once and skipped to its end.
-    """
-    sha = hashlib.sha256()
-    carry = b""  # start of a line that continues in the next chunk
-    skipping = False  # inside an oversized line that was already reported
-    while chunk := stream.read(CHUNK):
-        sha.update(chunk)
-        stats.bytes += len(chunk)
-        parts = chunk.split(b"\n")
-        tail = parts.pop()  # the unfinished last line (b"" when the chunk ends with a newline)
-        if parts:
-            if skipping:
-                skipping = False
-                del parts[0]  # the end of the oversized line
-            else:
-                parts[0] = carry + parts[0]
-            carry = b""
-            for part in parts:
-                yield part if len(part) <= max_line else None
-            if len(tail) > max_line:
-                yield None
-                skipping = True
-            else:
-                carry = tail
-        elif not skipping:
-            if len(carry) + len(tail) > max_line:
-                yield None
-                skipping = True
-                carry = b""
-            else:
-                carry += tail
-    if carry:
-        yield carry
-    stats.sha256 = sha.hexdigest()
 
 
 class Progress:
@@ -226,11 +156,46 @@ class Replay:
         res.blank += blank
         res.accepted += accepted
 
-    def run(self, sources: Sequence[Source], show_progress: bool = False) -> dict[str, Any]:
+    def feed_import(
+        self, source: Source, importer: Importer, progress: Progress | None = None
+    ) -> None:
+        """Feed a source in an external format, through the same decoder as canonical lines."""
+        imported = ImportStats(importer.name)
+        stats = SourceStats(source.name, imported=imported)
+        self.result.sources.append(stats)
+        decode = self.decoder.decode
+        ingest = self.engine.ingest
+        name = source.name
+        accepted = 0
+        for n, (lineno, item) in enumerate(
+            importer.events(source, stats, imported, self.max_line_bytes)
+        ):
+            if isinstance(item, RowProblem):
+                self._reject(name, lineno, item.reason, item.detail)
+                continue
+            try:
+                ingest(*decode(orjson.dumps(item)))
+                accepted += 1
+            except Rejection as rej:
+                self._reject(name, lineno, rej.reason, rej.detail)
+            if progress is not None and not n & 0xFFFF:
+                progress.update(name, self.result.read + n, 0, None)
+        self.result.read += stats.lines
+        self.result.accepted += accepted
+
+    def run(
+        self,
+        sources: Sequence[Source],
+        show_progress: bool = False,
+        importer: Importer | None = None,
+    ) -> dict[str, Any]:
         progress = Progress(show_progress)
         try:
             for src in sources:
-                self.feed(src, progress)
+                if importer is None:
+                    self.feed(src, progress)
+                else:
+                    self.feed_import(src, importer, progress)
         finally:
             progress.close()
         self.engine.finish()
@@ -248,10 +213,7 @@ class Replay:
             "event_schema_version": SCHEMA_VERSION,
             "input": {
                 "digest": digest.hexdigest(),
-                "sources": [
-                    {"name": s.name, "sha256": s.sha256, "bytes": s.bytes, "lines": s.lines}
-                    for s in res.sources
-                ],
+                "sources": [_source_doc(s) for s in res.sources],
             },
             "config": {
                 "timezone": str(self.tz),
@@ -290,13 +252,21 @@ class Replay:
         return doc
 
 
+def _source_doc(s: SourceStats) -> dict[str, Any]:
+    doc: dict[str, Any] = {"name": s.name, "sha256": s.sha256, "bytes": s.bytes, "lines": s.lines}
+    if s.imported is not None:
+        doc["import"] = s.imported.to_dict()
+    return doc
+
+
 def replay_paths(
     paths: Sequence[str],
     config: EngineConfig,
     tz: tzinfo,
     *,
     show_progress: bool = False,
+    importer: Importer | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Replay files (``-`` = stdin) and return the report document."""
-    return Replay(config, tz, **kwargs).run([Source(p) for p in paths], show_progress)
+    """Replay files (``-`` = stdin; an external format through ``importer``) and report."""
+    return Replay(config, tz, **kwargs).run([Source(p) for p in paths], show_progress, importer)

@@ -1,0 +1,275 @@
+"""The "Anonymous Bank" call-centre records (Technion; Guedj & Mandelbaum, 2000).
+
+One tab-separated line per call: ``vru+line, call_id, customer_id, priority, type, date (YYMMDD),
+vru_entry, vru_exit, vru_time, q_start, q_exit, q_time, outcome, ser_start, ser_exit, ser_time,
+server``. Mapping (see docs/importers.md), so that results compare with published analyses:
+
+* PHANTOM calls are skipped and counted as skipped.
+* Every call starts in the IVR (the VRU, flow ``vru``) at ``vru_entry`` and leaves it at
+  ``vru_exit``.
+* ``q_start`` other than ``0:00:00``: the call enters queue ``type`` then; a call served without
+  queueing enters it at ``vru_exit`` and is answered with zero wait.
+* AGENT: answered at ``ser_start`` by ``server``, ends at ``ser_exit``; the data records no hold
+  or after-contact work, so wrap-up ends when the call ends.
+* HANG after queueing: abandoned at ``q_exit``. HANG without queueing: the customer hung up in
+  the IVR at ``vru_exit``.
+* Times are the date plus the clock time. A step more than 6 hours earlier than the step before
+  it crossed midnight (next day); a smaller negative gap is a clock skew of the source: the event
+  order is kept, the step takes the previous step's time (durations clamped at zero) and a
+  ``clock_skew`` warning is counted.
+* Channel voice, queue ``type``, contact id ``{vru+line}-{call_id}-{date}``; a non-zero
+  ``customer_id`` is pseudonymized.
+"""
+
+from __future__ import annotations
+
+import heapq
+import sys
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any
+
+from streams.importers.base import ImportStats, RowProblem
+from streams.privacy import Pseudonymizer
+from streams.sources import CHUNK, Source, SourceStats, scan_lines
+
+FIELDS = (
+    "vru+line", "call_id", "customer_id", "priority", "type", "date", "vru_entry", "vru_exit",
+    "vru_time", "q_start", "q_exit", "q_time", "outcome", "ser_start", "ser_exit", "ser_time",
+    "server",
+)  # fmt: skip
+MIDNIGHT_GAP = timedelta(hours=6)
+NOT_HAPPENED = "0:00:00"
+FLOW = "vru"
+
+
+def _clock(text: str) -> time:
+    h, m, s = text.split(":")
+    return time(int(h), int(m), int(s))
+
+
+class AnonymousBank:
+    """Streams the calls in time order although the file is grouped by VRU line: one pass
+    finds where each group starts, then the groups (each in time order) are merged by entry time,
+    one cursor per group, and each call's events are released once no later call can precede
+    them. Memory holds one line per group and the calls in progress, whatever the file's size.
+    A source that cannot seek (standard input, gzip) is sorted in memory instead."""
+
+    name = "anonymous-bank"
+
+    def __init__(self, tz: tzinfo, pseudonymizer: Pseudonymizer, tenant: str | None = None):
+        self.tz = tz
+        self.pseudonymize = pseudonymizer
+        self.tenant = tenant
+
+    def events(
+        self, source: Source, sstats: SourceStats, stats: ImportStats, max_line: int
+    ) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+        stream, size = source.open()
+        try:
+            seekable = size is not None
+            groups: list[tuple[int, int]] = []  # (first line number, byte offset)
+            rows: list[tuple[tuple[str, int], int, list[str]]] = []
+            previous = None
+            header_ok = False
+            for lineno, offset, raw in scan_lines(stream, sstats, max_line):
+                if raw is None:
+                    yield lineno, RowProblem("oversized", f"over {max_line} bytes")
+                    continue
+                cells = raw.decode("utf-8", "replace").rstrip("\r").split("\t")
+                if lineno == 1:
+                    header_ok = tuple(cells) == FIELDS
+                    if not header_ok:
+                        yield (
+                            lineno,
+                            RowProblem(
+                                "malformed_record",
+                                f"unexpected header; expected {', '.join(FIELDS)}",
+                            ),
+                        )
+                    continue
+                if not header_ok or not raw.strip():
+                    continue
+                if seekable:
+                    if cells[0] != previous:
+                        groups.append((lineno, offset))
+                        previous = cells[0]
+                else:
+                    rows.append((_order(cells), lineno, cells))
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
+        if not header_ok:
+            return
+        if seekable:
+            ordered = _merge_groups(source.name, groups, max_line)
+        else:
+            rows.sort(key=lambda r: (r[0], r[1]))
+            ordered = ((lineno, cells) for _, lineno, cells in rows)
+        yield from self._timeline(ordered, stats)
+
+    def _timeline(
+        self, rows: Iterator[tuple[int, list[str]]], stats: ImportStats
+    ) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+        pending: list[tuple[datetime, int, int, dict[str, Any]]] = []
+        seq = 0
+        for lineno, cells in rows:
+            stats.records += 1
+            if len(cells) != len(FIELDS):
+                yield (
+                    lineno,
+                    RowProblem("malformed_record", f"{len(cells)} fields, expected {len(FIELDS)}"),
+                )
+                continue
+            row = dict(zip(FIELDS, cells, strict=True))
+            if row["outcome"] == "PHANTOM":
+                stats.skip("phantom")
+                continue
+            try:
+                events = self._call(row, stats)
+            except (ValueError, KeyError) as exc:
+                yield lineno, RowProblem("malformed_record", f"{type(exc).__name__}: {exc}")
+                continue
+            start = events[0][0]
+            while pending and pending[0][0] < start:  # no later call starts before these
+                _, _, line, ev = heapq.heappop(pending)
+                yield line, ev
+            for when, ev in events:
+                seq += 1
+                heapq.heappush(pending, (when, seq, lineno, ev))
+        while pending:
+            _, _, line, ev = heapq.heappop(pending)
+            yield line, ev
+
+    def _call(
+        self, row: dict[str, str], stats: ImportStats
+    ) -> list[tuple[datetime, dict[str, Any]]]:
+        day = datetime.strptime(row["date"], "%y%m%d").date()  # noqa: DTZ007 - local, see below
+        contact = f"{row['vru+line']}-{row['call_id']}-{row['date']}"
+        queue = row["type"]
+        outcome = row["outcome"]
+        if outcome not in ("AGENT", "HANG"):
+            raise ValueError(f"unknown outcome {outcome!r}")
+        steps = _Steps(day, stats)
+        entered = steps.at(row["vru_entry"])
+        left_ivr = steps.at(row["vru_exit"])
+        queued = row["q_start"] != NOT_HAPPENED
+        base: dict[str, Any] = {"channel": "voice", "contact_id": contact, "queue": queue}
+        if self.tenant:
+            base["tenant"] = self.tenant
+        customer = row["customer_id"]
+        if customer and customer != "0":
+            base["customer_id"] = self.pseudonymize(customer)
+        priority = row["priority"]
+        attributes = {"priority": int(priority)} if priority.isdigit() else {}
+        out: list[tuple[datetime, dict[str, Any]]] = []
+
+        def emit(when: datetime, etype: str, **fields: Any) -> None:
+            ev = {"event_id": f"{contact}:{len(out) + 1}", "type": etype, "ts": self._iso(when)}
+            ev.update(base)
+            ev.update(fields)
+            stats.events += 1
+            out.append((when, ev))
+
+        emit(entered, "contact.started", direction="inbound", initiation="inbound",
+             attributes=attributes)  # fmt: skip
+        emit(entered, "ivr.entered", flow=FLOW)
+        if outcome == "HANG" and not queued:
+            emit(left_ivr, "ivr.exited", flow=FLOW, outcome="hang_up")
+            emit(left_ivr, "contact.ended", ended_by="customer")
+            return out
+        emit(left_ivr, "ivr.exited", flow=FLOW, outcome="queue")
+        in_queue = steps.at(row["q_start"]) if queued else left_ivr
+        emit(in_queue, "queue.entered")
+        if outcome == "HANG":
+            gone = steps.at(row["q_exit"])
+            emit(gone, "queue.abandoned")
+            emit(gone, "contact.ended", ended_by="customer")
+            return out
+        server = row["server"] or "NO_SERVER"
+        if row["ser_start"] == NOT_HAPPENED:
+            # Served, but the service was not timed: answered when the queue let it go, with a
+            # handle time nobody knows (no wrap-up, so it counts as handle_incomplete).
+            stats.warn("service_times_missing")
+            answered = steps.at(row["q_exit"]) if queued else left_ivr
+            emit(answered, "agent.connected", agent_id=server)
+            emit(answered, "contact.ended", agent_id=server, ended_by="customer")
+            return out
+        answered = steps.at(row["ser_start"]) if queued else left_ivr  # unqueued: zero wait
+        ended = steps.at(row["ser_exit"])
+        emit(answered, "agent.connected", agent_id=server)
+        emit(ended, "contact.ended", agent_id=server, ended_by="customer")
+        emit(ended, "wrapup.ended", agent_id=server)
+        return out
+
+    def _iso(self, local: datetime) -> str:
+        return local.replace(tzinfo=self.tz).isoformat()
+
+
+class _Steps:
+    """Turns clock times into a monotonic timeline: midnight crossings and clock skews."""
+
+    def __init__(self, day: date, stats: ImportStats) -> None:
+        self.day = day
+        self.stats = stats
+        self.last: datetime | None = None
+
+    def at(self, clock: str) -> datetime:
+        prev = self.last
+        t = datetime.combine(self.day if prev is None else prev.date(), _clock(clock))
+        if prev is not None and t < prev:
+            if prev - t > MIDNIGHT_GAP:
+                t += timedelta(days=1)  # crossed midnight
+            else:
+                self.stats.warn("clock_skew")
+                t = prev
+        self.last = t
+        return t
+
+
+def _order(cells: list[str]) -> tuple[str, int]:
+    """Sort key of a row: its date and entry clock time (malformed rows sort first)."""
+    try:
+        clock = _clock(cells[6])
+        return cells[5], clock.hour * 3600 + clock.minute * 60 + clock.second
+    except (ValueError, IndexError):
+        return "", -1
+
+
+def _merge_groups(
+    path: str, groups: list[tuple[int, int]], max_line: int
+) -> Iterator[tuple[int, list[str]]]:
+    """Rows of all groups by entry time, reading each group with its own cursor."""
+    ends = [offset for _, offset in groups[1:]] + [-1]
+    cursors = [_group_rows(path, first, offset, end, max_line)
+               for (first, offset), end in zip(groups, ends, strict=True)]  # fmt: skip
+    merged = heapq.merge(*cursors, key=lambda r: (r[0], r[1]))
+    for _, lineno, cells in merged:
+        yield lineno, cells
+
+
+def _group_rows(
+    path: str, first: int, offset: int, end: int, max_line: int
+) -> Iterator[tuple[tuple[str, int], int, list[str]]]:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        lineno = first
+        pos = offset
+        while end < 0 or pos < end:
+            raw = f.readline(max_line + 1)
+            if not raw:
+                return
+            pos += len(raw)
+            if len(raw) > max_line and not raw.endswith(b"\n"):  # reported in the first pass
+                while more := f.readline(CHUNK):
+                    pos += len(more)
+                    if more.endswith(b"\n"):
+                        break
+                lineno += 1
+                continue
+            if not raw.strip():
+                lineno += 1
+                continue
+            cells = raw.rstrip(b"\r\n").decode("utf-8", "replace").split("\t")
+            yield _order(cells), lineno, cells
+            lineno += 1

@@ -1,0 +1,56 @@
+"""What every importer shares: its statistics and how it reports a row it cannot use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from streams.sources import Source, SourceStats
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A source row that yields no event; reported like a rejected event (line, reason)."""
+
+    reason: str
+    detail: str
+
+
+@dataclass
+class ImportStats:
+    format: str
+    records: int = 0
+    events: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    warnings: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, why: str) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + 1
+
+    def warn(self, what: str) -> None:
+        self.warnings[what] = self.warnings.get(what, 0) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "records": self.records,
+            "events": self.events,
+            "skipped": dict(sorted(self.skipped.items())),
+            "warnings": dict(sorted(self.warnings.items())),
+        }
+
+
+class Importer(Protocol):
+    """Turns a source into canonical events (dicts) in event-time order, streaming.
+
+    Yields ``(line number, event or problem)``; several events may share a line number. It reads
+    the source itself (some formats need more than one pass) and fills ``source_stats`` (bytes,
+    SHA-256, lines) and ``stats``.
+    """
+
+    name: str
+
+    def events(
+        self, source: Source, source_stats: SourceStats, stats: ImportStats, max_line: int
+    ) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]: ...

@@ -1,0 +1,245 @@
+"""The "Anonymous Bank" importer: the real February 1999 file and one rule at a time."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from kpis.config import EngineConfig
+from streams.importers import make_importer
+from streams.importers.anonymous_bank import FIELDS
+from streams.privacy import Pseudonymizer
+from streams.replay import Replay, Source
+from tests.helpers import ivr_row, row
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "anonymous-bank" / "1999-02.tsv"
+ZONE = ZoneInfo("Asia/Jerusalem")
+
+
+def replay(path: Path, **kw: Any) -> dict[str, Any]:
+    importer = make_importer("anonymous-bank", Pseudonymizer("test-key"), ZONE)
+    return Replay(EngineConfig(), ZONE, **kw).run([Source(str(path))], importer=importer)
+
+
+@lru_cache(maxsize=1)
+def february() -> dict[str, Any]:
+    return replay(DATA)
+
+
+@lru_cache(maxsize=1)
+def tally() -> dict[str, Any]:
+    """Counts straight from the TSV, independently of the importer."""
+    with open(DATA, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    real = [r for r in rows if r["outcome"] != "PHANTOM"]
+    per_type: dict[str, dict[str, int]] = {}
+    for r in real:
+        t = per_type.setdefault(r["type"], {"calls": 0, "answered": 0, "abandoned": 0, "ivr": 0})
+        t["calls"] += 1
+        if r["outcome"] == "AGENT":
+            t["answered"] += 1
+        elif r["q_start"] != "0:00:00":
+            t["abandoned"] += 1
+        else:
+            t["ivr"] += 1
+    return {
+        "rows": len(rows),
+        "phantom": len(rows) - len(real),
+        "per_type": per_type,
+        "vru_time_mean": sum(int(r["vru_time"]) for r in real) / len(real),
+        "days": sorted({r["date"] for r in real}),
+    }
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="shared data not present")
+def test_february_counts_match_the_file() -> None:
+    rep = february()
+    t = tally()
+    src = rep["input"]["sources"][0]
+    assert src["lines"] == t["rows"] + 1  # with the header
+    assert src["import"]["records"] == t["rows"]
+    assert src["import"]["skipped"] == {"phantom": t["phantom"]}
+    assert rep["rejected"]["total"] == 0
+    assert rep["data_quality"] == {}
+    total = row(rep, "voice")
+    calls = sum(x["calls"] for x in t["per_type"].values())
+    assert total["contacts"] == calls == 33_066
+    assert total["answered"] == sum(x["answered"] for x in t["per_type"].values()) == 27_162
+    assert total["abandoned"] == sum(x["abandoned"] for x in t["per_type"].values()) == 3_963
+    assert total["left_in_ivr"] == sum(x["ivr"] for x in t["per_type"].values()) == 1_941
+    assert total["abandonment_rate"] == pytest.approx(3963 / (27162 + 3963), abs=1e-6)
+    for queue, x in t["per_type"].items():
+        m = row(rep, "voice", queue)
+        assert (m["answered"], m["abandoned"], m["left_in_ivr"]) == (
+            x["answered"],
+            x["abandoned"],
+            x["ivr"],
+        ), queue
+    assert total["handle_incomplete"] == src["import"]["warnings"]["service_times_missing"]
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="shared data not present")
+def test_february_durations_and_days() -> None:
+    rep = february()
+    t = tally()
+    # IVR time from the event times agrees with the file's own vru_time column.
+    ivr = ivr_row(rep, "vru")["ivr_time_seconds"]
+    assert ivr["count"] == 33_066
+    assert ivr["mean"] == pytest.approx(t["vru_time_mean"], abs=0.05)
+    days = [r["bucket"] for r in rep["kpis"] if r["period"] == "day" and r["channel"] == "*"]
+    assert days == [f"1999-02-{d:02d}" for d in range(1, 29)]
+    assert sum(row(rep, period="day", bucket=d)["contacts"] for d in days) == 33_066
+    total = row(rep, "voice")
+    assert 0.4 < total["service_level"] < 0.7
+    assert 20 < total["answer_seconds"]["mean"] < 90
+    assert 60 < total["handle_seconds"]["mean"] < 400
+
+
+HEADER = "\t".join(FIELDS)
+
+
+def tsv(tmp: Path, *rows: str, name: str = "calls.tsv") -> Path:
+    path = tmp / name
+    path.write_text("\n".join([HEADER, *rows]) + "\n")
+    return path
+
+
+def line(
+    call: int, outcome: str, entry: str, vru_exit: str, q_start: str = "0:00:00",
+    q_exit: str = "0:00:00", ser_start: str = "0:00:00", ser_exit: str = "0:00:00",
+    vru: str = "AA0101", customer: str = "0", kind: str = "PS", day: str = "990201",
+) -> str:  # fmt: skip
+    server = "DORIT" if outcome == "AGENT" else "NO_SERVER"
+    return "\t".join(
+        [vru, str(call), customer, "2", kind, day, entry, vru_exit, "0", q_start, q_exit, "0",
+         outcome, ser_start, ser_exit, "0", server]
+    )  # fmt: skip
+
+
+def test_each_rule_on_crafted_rows(tmp_path: Path) -> None:
+    path = tsv(
+        tmp_path,
+        # served without queueing: answered at vru_exit, zero wait (ser_start is a second early)
+        line(1, "AGENT", "7:02:47", "7:02:56", ser_start="7:02:55", ser_exit="7:05:41"),
+        # queued, answered after 30 s, served 100 s
+        line(2, "AGENT", "8:00:00", "8:00:10", "8:00:10", "8:00:40", "8:00:40", "8:02:20"),
+        # hung up in queue after 45 s
+        line(3, "HANG", "9:00:00", "9:00:05", "9:00:05", "9:00:50", customer="23317894"),
+        # hung up in the IVR
+        line(4, "HANG", "9:30:00", "9:30:12"),
+        # a phantom
+        line(5, "PHANTOM", "9:40:00", "9:40:01"),
+        # crosses midnight while queued: waits 32 s, answered on 2 February
+        line(6, "AGENT", "23:59:50", "23:59:58", "23:59:58", "0:00:30", "0:00:30", "0:03:30"),
+        # a different VRU line, earlier in the day: merged into time order
+        line(
+            7,
+            "AGENT",
+            "7:30:00",
+            "7:30:05",
+            "7:30:05",
+            "7:30:15",
+            "7:30:15",
+            "7:31:15",
+            vru="AA0102",
+        ),
+        # clock skew: answered a second before it entered the queue: zero wait, order kept
+        line(
+            9,
+            "AGENT",
+            "10:00:00",
+            "10:00:10",
+            "10:00:10",
+            "10:00:20",
+            "10:00:09",
+            "10:01:09",
+            vru="AA0102",
+        ),
+    )
+    rep = replay(path)
+    src = rep["input"]["sources"][0]
+    assert src["import"]["skipped"] == {"phantom": 1}
+    assert src["import"]["warnings"] == {"clock_skew": 1}
+    assert rep["rejected"]["total"] == 0
+    m = row(rep, "voice", "PS")
+    assert (m["contacts"], m["answered"], m["abandoned"], m["left_in_ivr"]) == (7, 5, 1, 1)
+    waits = row(rep, "voice", "PS", period="day", bucket="1999-02-01")["answer_seconds"]
+    assert waits["count"] == 4 and waits["mean"] == pytest.approx((0 + 30 + 10 + 0) / 4)
+    feb2 = row(rep, "voice", "PS", period="day", bucket="1999-02-02")
+    assert feb2["answered"] == 1 and feb2["answer_seconds"]["mean"] == pytest.approx(32)
+    assert feb2["handle_seconds"]["mean"] == pytest.approx(180)
+    assert m["abandon_wait_seconds"]["mean"] == pytest.approx(45)
+    assert m["handle_seconds"]["count"] == 5
+    assert row(rep, "voice", "PS", period="day", bucket="1999-02-01")["handle_seconds"][
+        "mean"
+    ] == pytest.approx((165 + 100 + 60 + 59) / 4)  # call 1 is answered at vru_exit: 165 s
+
+
+def test_customer_ids_are_pseudonymized(tmp_path: Path) -> None:
+    path = tsv(tmp_path, line(3, "HANG", "9:00:00", "9:00:05", "9:00:05", "9:00:50",
+                              customer="23317894"))  # fmt: skip
+    importer = make_importer("anonymous-bank", Pseudonymizer("k1"), ZONE)
+    from streams.importers.base import ImportStats
+    from streams.sources import SourceStats
+
+    assert importer is not None
+    events = [e for _, e in importer.events(Source(str(path)), SourceStats("x"),
+                                            ImportStats("anonymous-bank"), 65536)]  # fmt: skip
+    text = orjson.dumps(events)
+    assert b"23317894" not in text
+    ids = {e["customer_id"] for e in events if isinstance(e, dict)}
+    assert len(ids) == 1 and next(iter(ids)).startswith("p-")
+
+
+def test_bad_rows_are_rejected_with_line_numbers(tmp_path: Path) -> None:
+    path = tsv(
+        tmp_path,
+        line(1, "AGENT", "7:02:47", "7:02:56", ser_start="7:02:55", ser_exit="7:05:41"),
+        "AA0101\t2\tnot enough fields",
+        line(3, "AGENT", "7:9x:00", "7:10:00"),
+        line(4, "LOST", "8:00:00", "8:00:05"),
+    )
+    rep = replay(path)
+    listed = [(r["line"], r["reason"]) for r in rep["rejected"]["events"]]
+    assert listed == [(3, "malformed_record"), (4, "malformed_record"), (5, "malformed_record")]
+    assert row(rep, "voice")["answered"] == 1
+    bad_header = tmp_path / "h.tsv"
+    bad_header.write_text("a\tb\n1\t2\n")
+    rep = replay(bad_header)
+    assert [(r["line"], r["reason"]) for r in rep["rejected"]["events"]] == [
+        (1, "malformed_record")
+    ]
+
+
+def test_gzip_is_sorted_in_memory_with_the_same_result(tmp_path: Path) -> None:
+    rows = [
+        line(2, "AGENT", "8:00:00", "8:00:10", "8:00:10", "8:00:40", "8:00:40", "8:02:20"),
+        line(6, "AGENT", "23:59:50", "23:59:58", "23:59:58", "0:00:30", "0:00:30", "0:03:30"),
+        line(
+            7,
+            "AGENT",
+            "7:30:00",
+            "7:30:05",
+            "7:30:05",
+            "7:30:15",
+            "7:30:15",
+            "7:31:15",
+            vru="AA0102",
+        ),
+        line(8, "HANG", "8:00:01", "8:00:05", "8:00:05", "8:01:00", vru="AA0102"),
+    ]
+    plain = tsv(tmp_path, *rows)
+    packed = tmp_path / "calls.tsv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    a, b = replay(plain), replay(packed)
+    for rep in (a, b):
+        rep.pop("input")
+    assert a == b
+    assert a["rejected"]["total"] == 0
