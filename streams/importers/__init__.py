@@ -7,9 +7,10 @@ from zoneinfo import ZoneInfo
 
 from streams.importers.anonymous_bank import AnonymousBank
 from streams.importers.base import Importer, ImportStats, RowProblem
+from streams.importers.queue_log import QueueLog
 from streams.privacy import Pseudonymizer
 
-FORMATS = ("jsonl", "anonymous-bank")
+FORMATS = ("jsonl", "anonymous-bank", "queue_log")
 DEFAULT_SOURCE_ZONES = {"anonymous-bank": "Asia/Jerusalem"}
 
 
@@ -21,6 +22,8 @@ def make_importer(
         return None
     if fmt == "anonymous-bank":
         return AnonymousBank(source_tz or ZoneInfo(DEFAULT_SOURCE_ZONES[fmt]), pseudonymizer)
+    if fmt == "queue_log":
+        return QueueLog()
     raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
 
 
