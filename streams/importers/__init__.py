@@ -7,10 +7,11 @@ from zoneinfo import ZoneInfo
 
 from streams.importers.anonymous_bank import AnonymousBank
 from streams.importers.base import Importer, ImportStats, RowProblem
+from streams.importers.connect_ctr import ConnectCtr
 from streams.importers.queue_log import QueueLog
 from streams.privacy import Pseudonymizer
 
-FORMATS = ("jsonl", "anonymous-bank", "queue_log")
+FORMATS = ("jsonl", "anonymous-bank", "queue_log", "connect-ctr")
 DEFAULT_SOURCE_ZONES = {"anonymous-bank": "Asia/Jerusalem"}
 
 
@@ -24,6 +25,8 @@ def make_importer(
         return AnonymousBank(source_tz or ZoneInfo(DEFAULT_SOURCE_ZONES[fmt]), pseudonymizer)
     if fmt == "queue_log":
         return QueueLog()
+    if fmt == "connect-ctr":
+        return ConnectCtr()
     raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
 
 

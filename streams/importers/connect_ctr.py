@@ -1,0 +1,176 @@
+"""Amazon Connect contact records (CTRs), one JSON object per line. Mapping (docs/importers.md):
+
+* Records are delivered at least once: per ``ContactId`` only the record with the highest
+  ``LastUpdateTimestamp`` counts (ties: the later line); the others are skipped as ``superseded``.
+* ``InitialContactId`` (else ``ContactId``) is the case, so transfers stay one case.
+* ``InitiationTimestamp``: ``contact.started`` (``InitiationMethod`` INBOUND, OUTBOUND /
+  EXTERNAL_OUTBOUND / API, CALLBACK, TRANSFER / QUEUE_TRANSFER); DISCONNECT and MONITOR
+  contacts and TASK channel records are not customer contacts and are skipped.
+* ``Queue.EnqueueTimestamp``: ``queue.entered`` (``Queue.Name``).
+* ``Agent.ConnectedToAgentTimestamp``: ``agent.connected`` (``Agent.Username``); on chat also
+  the first human response (CTRs carry no message events). ``Agent.CustomerHoldDuration``: one
+  hold of that length at the start of the agent's part (CTRs give only the total).
+* No agent and ``DisconnectReason`` CUSTOMER_DISCONNECT after queueing: ``queue.abandoned``.
+* ``TransferCompletedTimestamp``: ``contact.transferred``.
+* ``DisconnectTimestamp``: ``contact.ended``, by the customer (CUSTOMER_DISCONNECT), the agent
+  (AGENT_DISCONNECT, THIRD_PARTY_DISCONNECT) or the system (anything else).
+* ``Agent.AfterContactWorkEndTimestamp`` (else the disconnect): ``wrapup.ended``.
+
+Records are read once, deduplicated and sorted by event time in memory (one entry per contact).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from streams.importers.base import ImportStats, RowProblem
+from streams.sources import Source, SourceStats, scan_lines
+
+CHANNELS = {"VOICE": "voice", "CHAT": "chat", "EMAIL": "email"}
+INITIATION = {
+    "INBOUND": ("inbound", "inbound"),
+    "OUTBOUND": ("outbound", "outbound"),
+    "EXTERNAL_OUTBOUND": ("outbound", "outbound"),
+    "API": ("outbound", "outbound"),
+    "CALLBACK": ("outbound", "callback"),
+    "TRANSFER": ("inbound", "transfer"),
+    "QUEUE_TRANSFER": ("inbound", "transfer"),
+}
+ENDED_BY = {
+    "CUSTOMER_DISCONNECT": "customer",
+    "AGENT_DISCONNECT": "agent",
+    "THIRD_PARTY_DISCONNECT": "agent",
+}
+
+
+def _ts(value: Any, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"{field}: expected an ISO 8601 time, got {value!r}")
+    dt = datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        raise ValueError(f"{field}: time without an offset")
+    return dt
+
+
+class ConnectCtr:
+    name = "connect-ctr"
+
+    def __init__(self, tenant: str | None = None) -> None:
+        self.tenant = tenant
+
+    def events(
+        self, source: Source, sstats: SourceStats, stats: ImportStats, max_line: int
+    ) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+        latest: dict[str, tuple[datetime, int, dict[str, Any]]] = {}
+        stream, _ = source.open()
+        try:
+            for lineno, _, raw in scan_lines(stream, sstats, max_line):
+                if raw is None:
+                    yield lineno, RowProblem("oversized", f"over {max_line} bytes")
+                    continue
+                if not raw.strip():
+                    continue
+                stats.records += 1
+                try:
+                    ctr = orjson.loads(raw)
+                    if not isinstance(ctr, dict):
+                        raise ValueError("a contact record is a JSON object")
+                    contact = ctr.get("ContactId")
+                    if not isinstance(contact, str) or not contact:
+                        raise ValueError("no ContactId")
+                    updated = _ts(ctr.get("LastUpdateTimestamp"), "LastUpdateTimestamp")
+                except (orjson.JSONDecodeError, ValueError) as exc:
+                    yield lineno, RowProblem("malformed_record", str(exc))
+                    continue
+                seen = latest.get(contact)
+                if seen is not None:
+                    stats.skip("superseded")
+                    if updated < seen[0]:
+                        continue
+                latest[contact] = (updated, lineno, ctr)
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
+        timeline: list[tuple[datetime, int, int, dict[str, Any]]] = []
+        for _, lineno, ctr in latest.values():
+            try:
+                produced = self._contact(ctr, stats)
+            except (ValueError, TypeError, KeyError) as exc:
+                yield lineno, RowProblem("malformed_record", f"{type(exc).__name__}: {exc}")
+                continue
+            for when, ev in produced:
+                timeline.append((when, lineno, len(timeline), ev))
+        timeline.sort(key=lambda t: (t[0], t[1], t[2]))
+        for _, lineno, _, ev in timeline:
+            stats.events += 1
+            yield lineno, ev
+
+    def _contact(
+        self, ctr: dict[str, Any], stats: ImportStats
+    ) -> list[tuple[datetime, dict[str, Any]]]:
+        channel = CHANNELS.get(ctr.get("Channel", ""))
+        method = INITIATION.get(ctr.get("InitiationMethod", ""))
+        if channel is None or method is None:
+            stats.skip(str(ctr.get("Channel")).lower() if channel is None else "not_a_contact")
+            return []
+        contact: str = ctr["ContactId"]
+        queue_info = ctr.get("Queue") or {}
+        agent_info = ctr.get("Agent") or {}
+        queue = queue_info.get("Name")
+        base: dict[str, Any] = {
+            "channel": channel,
+            "contact_id": contact,
+            "case_id": ctr.get("InitialContactId") or contact,
+        }
+        if self.tenant:
+            base["tenant"] = self.tenant
+        out: list[tuple[datetime, dict[str, Any]]] = []
+
+        def emit(when: datetime, etype: str, **fields: Any) -> None:
+            ev = {"event_id": f"{contact}:{len(out) + 1}", "type": etype,
+                  "ts": when.isoformat()}  # fmt: skip
+            ev.update(base)
+            ev.update(fields)
+            out.append((when, ev))
+
+        started = _ts(ctr.get("InitiationTimestamp"), "InitiationTimestamp")
+        ended = _ts(ctr.get("DisconnectTimestamp"), "DisconnectTimestamp")
+        direction, initiation = method
+        emit(started, "contact.started", direction=direction, initiation=initiation)
+        if queue and queue_info.get("EnqueueTimestamp"):
+            base["queue"] = queue
+            emit(_ts(queue_info["EnqueueTimestamp"], "Queue.EnqueueTimestamp"), "queue.entered")
+        agent = agent_info.get("Username") or (agent_info.get("ARN") or "").rsplit("/", 1)[-1]
+        reason = ctr.get("DisconnectReason") or "OTHER"
+        connected_at = agent_info.get("ConnectedToAgentTimestamp")
+        if connected_at and agent:
+            connected = _ts(connected_at, "Agent.ConnectedToAgentTimestamp")
+            emit(connected, "agent.connected", agent_id=agent)
+            if channel == "chat":
+                emit(connected, "agent.message", agent_id=agent, sender="human")
+            hold = agent_info.get("CustomerHoldDuration") or 0
+            if isinstance(hold, int | float) and hold > 0:
+                emit(connected, "hold.started", agent_id=agent)
+                emit(connected + timedelta(seconds=hold), "hold.ended", agent_id=agent)
+        elif queue and reason == "CUSTOMER_DISCONNECT":
+            left = queue_info.get("DequeueTimestamp")
+            emit(_ts(left, "Queue.DequeueTimestamp") if left else ended, "queue.abandoned")
+        transferred_at = ctr.get("TransferCompletedTimestamp")
+        if transferred_at:
+            emit(_ts(transferred_at, "TransferCompletedTimestamp"), "contact.transferred",
+                 agent_id=agent or None)  # fmt: skip
+        fields: dict[str, Any] = {"ended_by": ENDED_BY.get(reason, "system"),
+                                  "reason": reason.lower()[:200]}  # fmt: skip
+        if connected_at and agent:
+            fields["agent_id"] = agent
+        emit(ended, "contact.ended", **fields)
+        if connected_at and agent:
+            acw_end = agent_info.get("AfterContactWorkEndTimestamp")
+            wrapped = _ts(acw_end, "Agent.AfterContactWorkEndTimestamp") if acw_end else ended
+            emit(max(wrapped, ended), "wrapup.ended", agent_id=agent)
+        return [(when, {k: v for k, v in ev.items() if v is not None}) for when, ev in out]

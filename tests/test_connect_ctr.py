@@ -1,0 +1,98 @@
+"""Amazon Connect contact records: deduplication, queue and agent times, transfers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from kpis.config import EngineConfig
+from streams.importers import make_importer
+from streams.privacy import Pseudonymizer
+from streams.replay import Replay, Source
+from tests.helpers import row
+
+
+BYE = "CUSTOMER_DISCONNECT"
+
+
+def at(minute: int, second: int = 0) -> str:
+    return f"2026-11-02T09:{minute:02d}:{second:02d}Z"
+
+
+def ctr(contact: str, updated: str, **fields: Any) -> dict[str, Any]:
+    rec = {"ContactId": contact, "Channel": "VOICE", "InitiationMethod": "INBOUND",
+           "LastUpdateTimestamp": updated}  # fmt: skip
+    rec.update(fields)
+    return rec
+
+
+def replay(tmp: Path, *lines: bytes) -> dict[str, Any]:
+    path = tmp / "ctr.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    importer = make_importer("connect-ctr", Pseudonymizer(""))
+    return Replay(EngineConfig(), ZoneInfo("UTC")).run([Source(str(path))], importer=importer)
+
+
+def test_contact_records(tmp_path: Path) -> None:
+    answered = ctr(
+        "c1", at(20),
+        InitiationTimestamp=at(0), DisconnectTimestamp=at(10),
+        DisconnectReason=BYE,
+        Queue={"Name": "billing", "EnqueueTimestamp": at(0, 30), "DequeueTimestamp": at(1)},
+        Agent={"Username": "kim", "ConnectedToAgentTimestamp": at(1), "CustomerHoldDuration": 60,
+               "AfterContactWorkEndTimestamp": at(11)},
+    )  # fmt: skip
+    stale = dict(answered, LastUpdateTimestamp=at(15), DisconnectTimestamp=at(5))
+    abandoned = ctr(
+        "c2", at(9),
+        InitiationTimestamp=at(2), DisconnectTimestamp=at(3), DisconnectReason=BYE,
+        Queue={"Name": "billing", "EnqueueTimestamp": at(2, 10), "DequeueTimestamp": at(2, 50)},
+    )  # fmt: skip
+    transferred = ctr(
+        "c3", at(30),
+        InitiationTimestamp=at(4), DisconnectTimestamp=at(8), DisconnectReason="AGENT_DISCONNECT",
+        TransferCompletedTimestamp=at(7),
+        Queue={"Name": "billing", "EnqueueTimestamp": at(4), "DequeueTimestamp": at(4, 5)},
+        Agent={"Username": "lee", "ConnectedToAgentTimestamp": at(4, 5)},
+    )  # fmt: skip
+    second_leg = ctr(
+        "c4", at(30), InitialContactId="c3", InitiationMethod="TRANSFER",
+        InitiationTimestamp=at(7), DisconnectTimestamp=at(12), DisconnectReason=BYE,
+        Queue={"Name": "loans", "EnqueueTimestamp": at(7), "DequeueTimestamp": at(7, 20)},
+        Agent={"Username": "park", "ConnectedToAgentTimestamp": at(7, 20)},
+    )  # fmt: skip
+    chat = ctr(
+        "k1", at(30), Channel="CHAT",
+        InitiationTimestamp=at(5), DisconnectTimestamp=at(9), DisconnectReason=BYE,
+        Queue={"Name": "chat", "EnqueueTimestamp": at(5, 10), "DequeueTimestamp": at(5, 40)},
+        Agent={"Username": "choi", "ConnectedToAgentTimestamp": at(5, 40)},
+    )  # fmt: skip
+    task = ctr("t1", at(30), Channel="TASK", InitiationTimestamp=at(1), DisconnectTimestamp=at(2))
+    rep = replay(
+        tmp_path,
+        orjson.dumps(answered), orjson.dumps(abandoned), orjson.dumps(stale),
+        orjson.dumps(transferred), orjson.dumps(second_leg), orjson.dumps(chat),
+        orjson.dumps(task), b"{not json", orjson.dumps({"ContactId": "x"}),
+    )  # fmt: skip
+    src = rep["input"]["sources"][0]["import"]
+    assert src["skipped"] == {"superseded": 1, "task": 1}
+    assert [(r["line"], r["reason"]) for r in rep["rejected"]["events"]] == [
+        (8, "malformed_record"), (9, "malformed_record"),
+    ]  # fmt: skip
+    billing = row(rep, "voice", "billing")
+    assert (billing["queued"], billing["answered"], billing["abandoned"]) == (3, 2, 1)
+    assert billing["answer_seconds"]["mean"] == pytest.approx((30 + 5) / 2)
+    assert billing["abandon_wait_seconds"]["mean"] == pytest.approx(40)
+    assert billing["transferred"] == 1
+    handle = row(rep, "voice", "billing")["handle_seconds"]
+    assert handle["count"] == 2
+    assert handle["mean"] == pytest.approx((600 + 235) / 2)  # c1: 09:01-09:11, c3: to 09:08
+    assert row(rep, "voice", "billing")["hold_seconds"]["mean"] == pytest.approx(30)  # 60 and 0
+    assert row(rep, "voice", "loans")["answered"] == 1
+    assert row(rep, "voice")["contacts"] == 4  # c1, c2, c3 and c3's transferred leg c4
+    assert row(rep, "chat", "chat")["first_response_seconds"]["mean"] == pytest.approx(30)
+    assert rep["data_quality"] == {}
