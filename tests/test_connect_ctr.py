@@ -15,7 +15,6 @@ from streams.privacy import Pseudonymizer
 from streams.replay import Replay, Source
 from tests.helpers import row
 
-
 BYE = "CUSTOMER_DISCONNECT"
 
 
