@@ -20,7 +20,13 @@ from cc_monitor.render import render_markdown
 from cc_monitor.settings import Settings, load_settings
 from cc_monitor.simulator import SimConfig, lines
 from kpis.events import json_schema
-from streams.importers import DEFAULT_SOURCE_ZONES, FORMATS, Importer, make_importer
+from streams.importers import (
+    DEFAULT_SOURCE_ZONES,
+    FORMATS,
+    Importer,
+    ImporterConfigError,
+    make_importer,
+)
 from streams.privacy import Pseudonymizer
 from streams.replay import replay_paths
 
@@ -46,7 +52,12 @@ def _importer(args: argparse.Namespace, settings: Settings) -> Importer | None:
     fmt = getattr(args, "format", "jsonl")
     zone = getattr(args, "source_timezone", None)
     source_tz = ZoneInfo(zone) if zone else None
-    return make_importer(fmt, Pseudonymizer(settings.pseudonym_key.get_secret_value()), source_tz)
+    return make_importer(
+        fmt,
+        Pseudonymizer(settings.pseudonym_key.get_secret_value()),
+        source_tz,
+        getattr(args, "mapping", None),
+    )
 
 
 def _report_zone(args: argparse.Namespace, settings: Settings) -> ZoneInfo:
@@ -176,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="jsonl",
         help="input format: canonical events (jsonl) or an importer (docs/importers.md)",
     )
+    p.add_argument("--mapping", type=Path, help="column mapping (TOML) for --format cdr")
     p.add_argument(
         "--source-timezone",
         help="zone of clock times in the source, for formats without offsets "
@@ -213,7 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except ValidationError as err:
-        print(f"cc-monitor: invalid settings:\n{err}", file=sys.stderr)
+        print(f"cc-monitor: invalid settings or mapping:\n{err}", file=sys.stderr)
+        return 2
+    except ImporterConfigError as err:
+        print(f"cc-monitor: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from streams.importers.base import ImportStats, RowProblem
+from streams.importers.base import ImportStats, InOrder, RowProblem
 from streams.privacy import Pseudonymizer
 from streams.sources import CHUNK, Source, SourceStats, scan_lines
 
@@ -111,8 +111,7 @@ class AnonymousBank:
     def _timeline(
         self, rows: Iterator[tuple[int, list[str]]], stats: ImportStats
     ) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
-        pending: list[tuple[datetime, int, int, dict[str, Any]]] = []
-        seq = 0
+        in_order = InOrder()
         for lineno, cells in rows:
             stats.records += 1
             if len(cells) != len(FIELDS):
@@ -130,16 +129,8 @@ class AnonymousBank:
             except (ValueError, KeyError) as exc:
                 yield lineno, RowProblem("malformed_record", f"{type(exc).__name__}: {exc}")
                 continue
-            start = events[0][0]
-            while pending and pending[0][0] < start:  # no later call starts before these
-                _, _, line, ev = heapq.heappop(pending)
-                yield line, ev
-            for when, ev in events:
-                seq += 1
-                heapq.heappush(pending, (when, seq, lineno, ev))
-        while pending:
-            _, _, line, ev = heapq.heappop(pending)
-            yield line, ev
+            yield from in_order.push(lineno, events)
+        yield from in_order.drain()
 
     def _call(
         self, row: dict[str, str], stats: ImportStats

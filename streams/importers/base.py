@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from streams.sources import Source, SourceStats
@@ -54,3 +56,33 @@ class Importer(Protocol):
     def events(
         self, source: Source, source_stats: SourceStats, stats: ImportStats, max_line: int
     ) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]: ...
+
+
+class InOrder:
+    """Releases the events of interactions that arrive in order of their start, in event-time
+    order: an event is released once no later interaction can start before it. Memory holds
+    the interactions in progress only."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[datetime, int, int, dict[str, Any]]] = []
+        self._seq = 0
+
+    def push(
+        self, lineno: int, events: list[tuple[datetime, dict[str, Any]]]
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Add one interaction's events (its first is its start); yield what can go out."""
+        if not events:
+            return
+        start = events[0][0]
+        pending = self._pending
+        while pending and pending[0][0] < start:
+            _, _, line, ev = heapq.heappop(pending)
+            yield line, ev
+        for when, ev in events:
+            self._seq += 1
+            heapq.heappush(pending, (when, self._seq, lineno, ev))
+
+    def drain(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        while self._pending:
+            _, _, line, ev = heapq.heappop(self._pending)
+            yield line, ev
