@@ -32,3 +32,22 @@ class KpiSink(Protocol):
     def observe(self, name: str, labels: Labels, ts: float, value: float) -> None: ...
 
     def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None: ...
+
+
+class Tee:
+    """Sends every observation to several sinks (e.g. a report and live metrics)."""
+
+    def __init__(self, *sinks: KpiSink) -> None:
+        self.sinks = sinks
+
+    def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
+        for s in self.sinks:
+            s.count(name, labels, ts, evidence)
+
+    def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:
+        for s in self.sinks:
+            s.observe(name, labels, ts, value)
+
+    def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None:
+        for s in self.sinks:
+            s.gauge(name, labels, ts, value)

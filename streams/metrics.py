@@ -1,0 +1,188 @@
+"""Engine observations as Prometheus metrics.
+
+:class:`MetricsSink` keeps cumulative aggregates (counters, histogram buckets, gauges) in plain
+dicts, so a live worker can checkpoint them with the engine's snapshot and its offsets: after a
+restart the exported totals continue instead of starting from zero, and they equal what a replay
+of the same events gives. :class:`MetricsCollector` exports them to a ``CollectorRegistry``.
+
+Names follow Prometheus conventions (base units, ``_seconds``, ``_total``); labels are bounded:
+``tenant``, ``channel``, ``queue`` (KPI series), ``flow``, ``menu`` (IVR), ``component``
+(platform), plus ``rule`` / ``kind`` enumerations. Never a contact, customer or agent id.
+See docs/metrics.md for the full list.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from kpis.interfaces import Labels
+
+NAMESPACE = "cc"
+# From a second to a week: first response and resolution run to days, handle time to minutes.
+BUCKETS: tuple[float, ...] = (
+    1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 43200,
+    86400, 172800, 345600, 604800,
+)  # fmt: skip
+KPI_LABELS = ("tenant", "channel", "queue")
+IVR_LABELS = ("tenant", "channel", "flow", "menu")
+SYSTEM_LABELS = ("tenant", "component")
+IVR_RULES = {
+    "ivr_depth_exceeded": "depth_exceeded",
+    "ivr_repeated_input": "repeated_input",
+    "ivr_disconnected_before_handoff": "disconnected_before_handoff",
+    "ivr_agent_request_not_routed": "agent_request_not_routed",
+    "ivr_greeting_too_long": "greeting_too_long",
+}
+HELP = {
+    "contacts": "Contacts started.",
+    "queued": "Contacts offered to a queue.",
+    "answered": "Queued contacts answered by an agent.",
+    "answered_in_sl": "Queued contacts answered within the channel's service-level threshold.",
+    "abandoned": "Queued contacts abandoned by the customer.",
+    "dropped": "Queued contacts ended by the system or an agent before an answer.",
+    "resolved": "Cases resolved (final, after their reopen window).",
+    "resolved_one_touch": "Cases resolved in one agent interaction.",
+    "callbacks_compliant": "Callback requests met within 24 h or at the reserved time.",
+    "callbacks_breached": "Callback requests whose deadline passed unmet.",
+    "first_response_seconds": "First response time per case (from the first request for a human).",
+    "resolution_seconds": "Total resolution time per case.",
+    "handle_seconds": "Handle time (talk + hold + after-contact work) per agent segment.",
+    "answer_seconds": "Speed of answer (queue entry to hand-off).",
+}
+
+
+def _family(name: str) -> tuple[str, tuple[str, ...], dict[str, str]]:
+    """Exported metric name, label names and constant labels of an engine series."""
+    if name in IVR_RULES:
+        return f"{NAMESPACE}_ivr_rule_breaches", IVR_LABELS, {"rule": IVR_RULES[name]}
+    if name.startswith("dq_"):
+        return f"{NAMESPACE}_data_quality_issues", KPI_LABELS, {"kind": name[3:]}
+    if name.startswith("ivr_"):
+        return f"{NAMESPACE}_{name}", IVR_LABELS, {}
+    if name.startswith("system_"):
+        return f"{NAMESPACE}_{name}", SYSTEM_LABELS, {}
+    if name == "waiting":
+        return f"{NAMESPACE}_contacts_waiting", KPI_LABELS, {}
+    return f"{NAMESPACE}_{name}", KPI_LABELS, {}
+
+
+class MetricsSink:
+    """A :class:`kpis.interfaces.KpiSink` that aggregates for Prometheus. Pure; no registry."""
+
+    def __init__(self, buckets: Iterable[float] = BUCKETS) -> None:
+        self.buckets = tuple(sorted(buckets))
+        self.counters: dict[tuple[str, Labels], float] = {}
+        # per series: [count in each bucket (not cumulative)..., count above the last, sum]
+        self.histograms: dict[tuple[str, Labels], list[float]] = {}
+        self.gauges: dict[tuple[str, Labels], float] = {}
+
+    def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
+        key = (name, labels)
+        self.counters[key] = self.counters.get(key, 0.0) + 1.0
+
+    def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:
+        key = (name, labels)
+        h = self.histograms.get(key)
+        if h is None:
+            h = self.histograms[key] = [0.0] * (len(self.buckets) + 2)
+        h[bisect.bisect_left(self.buckets, value)] += 1.0
+        h[-1] += value
+
+    def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None:
+        self.gauges[(name, labels)] = value
+
+    def snapshot(self) -> dict[str, Any]:
+        def dump(d: dict[tuple[str, Labels], Any]) -> list[list[Any]]:
+            return [[name, list(labels), value] for (name, labels), value in sorted(d.items())]
+
+        return {
+            "buckets": list(self.buckets),
+            "counters": dump(self.counters),
+            "histograms": dump(self.histograms),
+            "gauges": dump(self.gauges),
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        if tuple(snap["buckets"]) != self.buckets:
+            raise ValueError("the snapshot was taken with other histogram buckets")
+        self.counters = {(n, tuple(lb)): float(v) for n, lb, v in snap["counters"]}
+        self.histograms = {(n, tuple(lb)): [float(x) for x in v] for n, lb, v in snap["histograms"]}
+        self.gauges = {(n, tuple(lb)): float(v) for n, lb, v in snap["gauges"]}
+
+
+WaitingNow = Callable[[], dict[Labels, tuple[int, float]]]
+
+
+class MetricsCollector(Collector):
+    """Exports a :class:`MetricsSink` (and the queues' live state) on each scrape."""
+
+    def __init__(self, sink: MetricsSink, waiting_now: WaitingNow | None = None) -> None:
+        self.sink = sink
+        self.waiting_now = waiting_now
+
+    def collect(self) -> Iterator[Metric]:
+        sink = self.sink
+        counters: dict[str, CounterMetricFamily] = {}
+        for (name, labels), value in sorted(sink.counters.items()):
+            metric, label_names, extra = _family(name)
+            fam = counters.get(metric)
+            if fam is None:
+                fam = counters[metric] = CounterMetricFamily(
+                    metric, HELP.get(name, f"Count of {name.replace('_', ' ')}."),
+                    labels=[*label_names, *extra],
+                )  # fmt: skip
+            fam.add_metric([*labels, *extra.values()], value)
+        yield from counters.values()
+        histograms: dict[str, HistogramMetricFamily] = {}
+        for (name, labels), h in sorted(sink.histograms.items()):
+            metric, label_names, _ = _family(name)
+            fam_h = histograms.get(metric)
+            if fam_h is None:
+                fam_h = histograms[metric] = HistogramMetricFamily(
+                    metric, HELP.get(name, f"{name.replace('_', ' ')}."), labels=list(label_names)
+                )
+            cumulative = 0.0
+            buckets: list[tuple[str, float]] = []
+            for bound, n in zip(self.sink.buckets, h, strict=False):
+                cumulative += n
+                buckets.append((repr(float(bound)), cumulative))
+            total = cumulative + h[len(self.sink.buckets)]
+            buckets.append(("+Inf", total))
+            fam_h.add_metric(list(labels), buckets, h[-1])
+        yield from histograms.values()
+        gauges: dict[str, GaugeMetricFamily] = {}
+        for (name, labels), value in sorted(sink.gauges.items()):
+            if name == "waiting" and self.waiting_now is not None:
+                continue  # exported from the live view below
+            metric, label_names, _ = _family(name)
+            fam_g = gauges.get(metric)
+            if fam_g is None:
+                fam_g = gauges[metric] = GaugeMetricFamily(
+                    metric, f"{name.replace('_', ' ')}.", labels=list(label_names)
+                )
+            fam_g.add_metric(list(labels), value)
+        yield from gauges.values()
+        if self.waiting_now is not None:
+            waiting = GaugeMetricFamily(
+                f"{NAMESPACE}_contacts_waiting", "Contacts waiting in queue.", labels=KPI_LABELS
+            )
+            oldest = GaugeMetricFamily(
+                f"{NAMESPACE}_oldest_wait_seconds",
+                "Wait of the longest-waiting contact, at the watermark.",
+                labels=KPI_LABELS,
+            )
+            for labels, (n, age) in sorted(self.waiting_now().items()):
+                waiting.add_metric(list(labels), n)
+                oldest.add_metric(list(labels), age)
+            yield waiting
+            yield oldest
