@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO
 from zoneinfo import ZoneInfo
@@ -151,6 +151,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return _replay([path], args, settings)
 
 
+def cmd_ivr_lint(args: argparse.Namespace) -> int:
+    """Static KS S 1006 6.4.1 check of a declared IVR flow: exit 1 on a violation."""
+    from alerts.ivr_lint import LintConfig, lint, parse
+
+    settings = _settings(args)
+    try:
+        flow = parse(Path(args.flow).read_text(encoding="utf-8"), args.flow)
+    except (OSError, ValueError) as exc:  # unreadable, not YAML/JSON, or not a flow
+        print(f"cc-monitor: {args.flow}: {exc}", file=sys.stderr)
+        return 2
+    config = LintConfig(
+        max_depth=settings.engine.ivr_max_depth,
+        greeting_target_seconds=settings.engine.greeting_target_seconds,
+        review_days=args.review_days,
+    )
+    findings = lint(flow, config, args.today or datetime.now(UTC).date())
+    violations = [f for f in findings if f.severity == "violation"]
+    if args.json:
+        doc = {"flow": flow.flow, "findings": [f.to_dict() for f in findings],
+               "violations": len(violations)}  # fmt: skip
+        _write_json(doc, "-")
+    else:
+        for f in findings:
+            print(f"{f.severity:9s} {f.ks:10s} {f.rule:18s} {f.path}: {f.message}")
+        print(f"{flow.flow}: {len(violations)} violation(s), "
+              f"{len(findings) - len(violations)} warning(s)")  # fmt: skip
+    return 1 if violations or (args.strict and findings) else 0
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -212,6 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", help="zone of the simulated centre's clock (default UTC)")
     p.add_argument("-o", "--output", default="-", help="file (.gz compresses), '-' = stdout")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("ivr", help="IVR tools")
+    ivr = p.add_subparsers(dest="ivr_command", required=True)
+    p = ivr.add_parser("lint", help="check a declared IVR flow against KS S 1006 6.4.1")
+    p.add_argument("flow", metavar="FLOW", help="the flow, YAML or JSON (docs/ivr-lint.md)")
+    p.add_argument("--json", action="store_true", help="findings as JSON")
+    p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    p.add_argument("--review-days", type=int, default=180, help="maximum age of the last review")
+    p.add_argument("--today", type=_date, help="judge the review date against this day")
+    p.set_defaults(func=cmd_ivr_lint)
 
     p = sub.add_parser("demo", help="simulate a day and replay it: no servers needed")
     sim_options(p, 12)
