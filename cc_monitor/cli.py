@@ -32,7 +32,11 @@ from streams.replay import replay_paths
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config, timezone=getattr(args, "timezone", None))
+    return load_settings(
+        args.config,
+        timezone=getattr(args, "timezone", None),
+        rules_file=getattr(args, "rules", None),
+    )
 
 
 def _write_json(doc: object, path: str) -> None:
@@ -79,6 +83,7 @@ def _replay(paths: Sequence[str], args: argparse.Namespace, settings: Settings) 
         max_line_bytes=settings.max_line_bytes,
         rejected_listing_limit=settings.rejected_listing_limit,
         evidence_limit=settings.evidence_limit,
+        rules=settings.rules(),
     )
     if args.json:
         _write_json(report, args.json)
@@ -151,6 +156,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return _replay([path], args, settings)
 
 
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    """Validate a rules file: exit 1 with one line per problem."""
+    from alerts.rules import check
+
+    problems = check(Path(args.file))
+    for line in problems:
+        print(line, file=sys.stderr)
+    if not problems:
+        print(f"{args.file}: ok")
+    return 1 if problems else 0
+
+
 def cmd_ivr_lint(args: argparse.Namespace) -> int:
     """Static KS S 1006 6.4.1 check of a declared IVR flow: exit 1 on a violation."""
     from alerts.ivr_lint import LintConfig, lint, parse
@@ -207,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--timezone", help="IANA zone for days / weeks / months (default UTC)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
         p.add_argument("--quiet", action="store_true", help="no summary on standard output")
+        p.add_argument("--rules", type=Path, help="alert rules file (TOML, docs/alerts.md)")
 
     p = sub.add_parser("replay", help="run the engine over event logs and report")
     p.add_argument("paths", nargs="+", metavar="PATH", help="JSON Lines files, .gz, or - (stdin)")
@@ -241,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", help="zone of the simulated centre's clock (default UTC)")
     p.add_argument("-o", "--output", default="-", help="file (.gz compresses), '-' = stdout")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("rules", help="alert rules tools")
+    rules = p.add_subparsers(dest="rules_command", required=True)
+    p = rules.add_parser("check", help="validate an alert rules file")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_rules_check)
 
     p = sub.add_parser("ivr", help="IVR tools")
     ivr = p.add_subparsers(dest="ivr_command", required=True)

@@ -144,6 +144,24 @@ def render_markdown(report: dict[str, Any]) -> str:
     if srows:
         lines += ["", "## Platform incidents", ""]
         lines += _table(["component", "times down", "mean downtime"], srows)
+    alerts = report.get("alerts", [])
+    lines += ["", f"## Alerts: {len(alerts)}", ""]
+    if alerts:
+        arows = []
+        for a in alerts:
+            group = ", ".join(
+                f"{k}={v}" for k, v in a["labels"].items()
+                if k not in ("alertname", "severity", "tenant")
+            )  # fmt: skip
+            arows.append([
+                a["starts_at"][:19].replace("T", " "),
+                fmt_duration(a["duration_seconds"]) if a["ends_at"] else "firing at end",
+                a["severity"],
+                a["alertname"],
+                group,
+                a["summary"],
+            ])  # fmt: skip
+        lines += _table(["start", "duration", "severity", "alert", "group", "summary"], arows)
     if report["queues_at_end"]:
         lines += ["", "## Still waiting at the last event", ""]
         lines += _table(

@@ -18,6 +18,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
 
 
@@ -35,6 +36,9 @@ class Settings(BaseSettings):
         1000, ge=0, description="Rejected events listed in a report (all are counted)."
     )
     evidence_limit: int = Field(5, ge=0, description="Example contact ids per rule in a report.")
+    rules_file: Path | None = Field(
+        None, description="Alert rules (TOML, docs/alerts.md); built-in defaults without it."
+    )
     pseudonym_key: SecretStr = Field(
         SecretStr(""),
         description="Key of the keyed hash that pseudonymizes customer ids at ingest. Set it in "
@@ -52,6 +56,9 @@ class Settings(BaseSettings):
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def rules(self) -> RulesConfig:
+        return RulesConfig.load(self.rules_file) if self.rules_file else RulesConfig()
 
     @classmethod
     def settings_customise_sources(

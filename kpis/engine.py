@@ -50,6 +50,10 @@ _INF = float("inf")
 SNAPSHOT_VERSION = 1
 
 
+def _no_tick(_: float) -> None:
+    return None
+
+
 class Engine:
     """Computes the KPIs of SPEC section 4 from a stream of event records."""
 
@@ -89,6 +93,9 @@ class Engine:
         self._rotate_at = -_INF
         self._backlog = 0
         self.batch = batch
+        self._tick_every = 0.0
+        self._tick_listener: Callable[[float], None] = _no_tick
+        self._next_tick: float | None = None
         self._timers: list[tuple[float, int, str]] = []
         # contacts waiting per (tenant, channel, queue), in order of entry (= event-time order)
         self._waiting: dict[Labels, dict[str, float]] = {}
@@ -257,6 +264,7 @@ class Engine:
             "watermark": self.watermark,
             "max_ts": self.max_ts,
             "rotate_at": self._rotate_at,
+            "next_tick": self._next_tick,
             "seen": sorted(self._seen),
             "seen_old": sorted(self._seen_old),
             "buffer": [[ts, msgspec.to_builtins(rec)] for rec, ts in self.buffered()],
@@ -290,6 +298,7 @@ class Engine:
             )
         self.rebuild(float(snap["watermark"]), float(snap["max_ts"]))
         self._rotate_at = float(snap["rotate_at"])
+        self._next_tick = snap.get("next_tick")
         self._seen = set(snap["seen"])
         self._seen_old = set(snap["seen_old"])
         self._tail.clear()
@@ -298,9 +307,11 @@ class Engine:
             rec = msgspec.convert(data, AnyRec)
             self._tail.append((float(ts), _RANK[rec.__class__], rec.event_id, rec))
 
-    def waiting_now(self) -> dict[Labels, tuple[int, float]]:
-        """Contacts waiting and the oldest wait (at the watermark) per (tenant, channel, queue)."""
-        now = self.watermark
+    def waiting_now(self, now: float | None = None) -> dict[Labels, tuple[int, float]]:
+        """Contacts waiting and the oldest wait per (tenant, channel, queue), at ``now`` (default:
+        the watermark)."""
+        if now is None:
+            now = self.watermark
         out: dict[Labels, tuple[int, float]] = {}
         for labels, waiting in self._waiting.items():
             if waiting:
@@ -308,14 +319,26 @@ class Engine:
                 out[labels] = (len(waiting), max(0.0, now - oldest))
         return out
 
+    def on_tick(self, every: float, listener: Callable[[float], None]) -> None:
+        """Call ``listener(B)`` at every multiple ``B`` of ``every`` seconds of event time, in
+        processing order: after every event at or before ``B`` and every timer due at ``B``,
+        before anything later. Alert rules evaluate there, so their results do not depend on
+        arrival order, batching or how the watermark moved (a replay gives what live gave)."""
+        if every <= 0:
+            raise ValueError("tick interval must be positive")
+        self._tick_every = every
+        self._tick_listener = listener
+
     def _drain(self, event_limit: float, timer_limit: float) -> None:
-        """Process buffered events before ``event_limit`` and timers before ``timer_limit``,
-        merged in time order (a timer at D runs after events at D)."""
+        """Process buffered events before ``event_limit``, and timers and ticks before
+        ``timer_limit``, merged in time order; at equal times: events, then timers, then the
+        tick."""
         self._backlog = 0
         tail = self._tail
         heap = self._heap
         timers = self._timers
         handlers = self._handlers
+        every = self._tick_every
         while True:
             if heap and (not tail or heap[0] < tail[0]):
                 nxt = heap[0]
@@ -326,19 +349,25 @@ class Engine:
             else:
                 nxt = None
                 from_heap = False
-            if nxt is not None and nxt[0] < event_limit:
-                ts = nxt[0]
-                if timers and timers[0][0] < ts:
-                    self._fire(heapq.heappop(timers))
+            ev_ts = nxt[0] if nxt is not None and nxt[0] < event_limit else _INF
+            due = timers[0][0] if timers and timers[0][0] < timer_limit else _INF
+            if every:
+                tick = self._next_tick
+                if tick is None and ev_ts < _INF:
+                    tick = self._next_tick = (ev_ts // every + 1) * every
+                if tick is not None and tick < timer_limit and tick < ev_ts and tick < due:
+                    self._next_tick = tick + every
+                    self._tick_listener(tick)
                     continue
+            if due < ev_ts:
+                self._fire(heapq.heappop(timers))
+            elif nxt is not None and ev_ts < _INF:
                 if from_heap:
                     heapq.heappop(heap)
                 else:
                     tail.popleft()
                 rec = nxt[3]
-                handlers[rec.__class__](rec, ts)
-            elif timers and timers[0][0] < timer_limit:
-                self._fire(heapq.heappop(timers))
+                handlers[rec.__class__](rec, ev_ts)
             else:
                 return
 
@@ -682,6 +711,8 @@ class Engine:
             else:
                 self.sink.count("dropped", c.labels, ts, c.contact_id)
                 self._leave_queue(c, ts)
+        if ended_by == "system" and c.inbound:
+            self.sink.count("disconnected_by_system", c.labels, ts, c.contact_id)
         if ended_by == "system" and not c.answered and c.inbound:
             labels = self._ivr_labels(c, c.menu if c.in_ivr else None)
             self.sink.count("ivr_disconnected_before_handoff", labels, ts, c.contact_id)

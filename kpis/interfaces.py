@@ -51,3 +51,17 @@ class Tee:
     def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None:
         for s in self.sinks:
             s.gauge(name, labels, ts, value)
+
+
+KPI_LABELS = ("tenant", "channel", "queue")
+IVR_LABELS = ("tenant", "channel", "flow", "menu")
+SYSTEM_LABELS = ("tenant", "component")
+
+
+def label_names(series: str) -> tuple[str, ...]:
+    """The names of an engine series' label values (see :data:`Labels`)."""
+    if series.startswith("ivr_"):
+        return IVR_LABELS
+    if series.startswith("system_"):
+        return SYSTEM_LABELS
+    return KPI_LABELS

@@ -30,6 +30,7 @@ COUNTS = (
     "answered_in_sl",
     "abandoned",
     "dropped",
+    "disconnected_by_system",
     "left_in_ivr",
     "handled",
     "transferred",

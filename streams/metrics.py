@@ -25,7 +25,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from kpis.interfaces import Labels
+from kpis.interfaces import IVR_LABELS, KPI_LABELS, Labels, label_names
 
 NAMESPACE = "cc"
 # From a second to a week: first response and resolution run to days, handle time to minutes.
@@ -33,9 +33,6 @@ BUCKETS: tuple[float, ...] = (
     1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 43200,
     86400, 172800, 345600, 604800,
 )  # fmt: skip
-KPI_LABELS = ("tenant", "channel", "queue")
-IVR_LABELS = ("tenant", "channel", "flow", "menu")
-SYSTEM_LABELS = ("tenant", "component")
 IVR_RULES = {
     "ivr_depth_exceeded": "depth_exceeded",
     "ivr_repeated_input": "repeated_input",
@@ -67,13 +64,9 @@ def _family(name: str) -> tuple[str, tuple[str, ...], dict[str, str]]:
         return f"{NAMESPACE}_ivr_rule_breaches", IVR_LABELS, {"rule": IVR_RULES[name]}
     if name.startswith("dq_"):
         return f"{NAMESPACE}_data_quality_issues", KPI_LABELS, {"kind": name[3:]}
-    if name.startswith("ivr_"):
-        return f"{NAMESPACE}_{name}", IVR_LABELS, {}
-    if name.startswith("system_"):
-        return f"{NAMESPACE}_{name}", SYSTEM_LABELS, {}
     if name == "waiting":
         return f"{NAMESPACE}_contacts_waiting", KPI_LABELS, {}
-    return f"{NAMESPACE}_{name}", KPI_LABELS, {}
+    return f"{NAMESPACE}_{name}", label_names(name), {}
 
 
 class MetricsSink:

@@ -16,10 +16,13 @@ from typing import IO, Any
 
 import orjson
 
+from alerts.evaluator import Alert, AlertLogic, AlertTimeline
+from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
 from kpis.decode import FAST_DECODE, NOT_FAST, REJECT_REASONS, Decoder, Rejection, iso
 from kpis.engine import Engine
 from kpis.events import SCHEMA_VERSION
+from kpis.interfaces import Tee
 from kpis.report import ReportSink, build_sections
 from kpis.wire import Rec
 from streams.importers.base import Importer, ImportStats, RowProblem
@@ -95,11 +98,17 @@ class Replay:
         max_line_bytes: int = 65_536,
         rejected_listing_limit: int = 1000,
         evidence_limit: int = 5,
+        rules: RulesConfig | None = None,
     ) -> None:
         self.config = config
         self.tz = tz
         self.sink = ReportSink(tz, evidence_limit)
-        self.engine = Engine(config, self.sink)
+        self.rules = rules if rules is not None else RulesConfig()
+        self.timeline = AlertTimeline()
+        self.alerting = AlertLogic(self.rules, self.timeline)
+        self.engine = Engine(config, Tee(self.sink, self.alerting))
+        self.alerting.queue_view = self.engine.waiting_now
+        self.engine.on_tick(self.rules.evaluation_interval_seconds, self.alerting.on_tick)
         self.decoder = Decoder(max_line_bytes)
         self.max_line_bytes = max_line_bytes
         self.rejected_listing_limit = rejected_listing_limit
@@ -201,6 +210,22 @@ class Replay:
         self.engine.finish()
         return self.report()
 
+    def _alert_doc(self, a: Alert) -> dict[str, Any]:
+        return {
+            "alertname": a.rule,
+            "severity": a.severity,
+            "fingerprint": a.fingerprint,
+            "labels": dict(sorted(a.labels.items())),
+            "starts_at": iso(a.starts_at, self.tz),
+            "ends_at": iso(a.ends_at, self.tz) if a.ends_at is not None else None,
+            "duration_seconds": round(a.ends_at - a.starts_at, 3)
+            if a.ends_at is not None
+            else None,
+            "summary": a.summary,
+            "runbook_url": a.runbook_url,
+            "evidence": a.evidence,
+        }
+
     def report(self) -> dict[str, Any]:
         """The report document (see docs/report.md for its schema)."""
         res = self.result
@@ -216,6 +241,7 @@ class Replay:
                 "sources": [_source_doc(s) for s in res.sources],
             },
             "config": {
+                "rules": self.rules.model_dump(mode="json"),
                 "timezone": str(self.tz),
                 "max_line_bytes": self.max_line_bytes,
                 "rejected_listing_limit": self.rejected_listing_limit,
@@ -240,6 +266,7 @@ class Replay:
             ],
         }
         doc.update(build_sections(self.sink))
+        doc["alerts"] = [self._alert_doc(a) for a in self.timeline.alerts()]
         doc["rejected"] = {
             "total": res.rejected_total,
             "by_reason": {r: res.rejected_by_reason.get(r, 0) for r in REJECT_REASONS},

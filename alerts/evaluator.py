@@ -1,0 +1,344 @@
+"""Alert evaluation on event time: a pure state machine over the engine's observations.
+
+:class:`AlertLogic` is a :class:`kpis.interfaces.KpiSink` (it sees every count and gauge the
+engine emits) and a tick listener (:meth:`kpis.engine.Engine.on_tick`): at each evaluation time
+``B`` it closes the interval ending at ``B``, evaluates every rule over its window and moves
+each (rule, group) through its lifecycle: inactive, pending (condition true, ``for`` not yet
+elapsed), firing, resolved. Because ticks come in the engine's processing order, a replay of a
+log gives the same alerts, with the same start and end times, as the live system did.
+
+Alerts are per rule and group (flow / menu, queue, channel, component), never per contact; an
+alert carries a bounded sample of contact ids as evidence. The state is plain data
+(:meth:`snapshot` / :meth:`restore`), so a restarted worker does not fire a firing alert again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+import orjson
+
+from alerts.rules import (
+    ComponentDownRule,
+    CountRule,
+    OldestWaitRule,
+    RatioRule,
+    RulesConfig,
+    SilenceRule,
+)
+from kpis.interfaces import Labels, label_names
+
+QueueView = Callable[[float], dict[Labels, tuple[int, float]]]
+QUEUE_LABELS = ("tenant", "channel", "queue")
+STATUS_LABELS = ("tenant", "component")
+
+
+@dataclass
+class Alert:
+    rule: str
+    fingerprint: str
+    labels: dict[str, str]
+    severity: str
+    summary: str
+    runbook_url: str
+    starts_at: float
+    ends_at: float | None = None
+    value: float = 0.0
+    evidence: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    status: Literal["firing", "resolved"]
+    alert: Alert
+
+
+class AlertSink(Protocol):
+    def alert(self, event: AlertEvent) -> None: ...
+
+
+def fingerprint(labels: dict[str, str]) -> str:
+    """Stable id of an alert: a hash of its labels (name, severity, group)."""
+    return hashlib.sha256(orjson.dumps(labels, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+class _Format(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "-"
+
+
+class AlertLogic:
+    def __init__(
+        self, config: RulesConfig, sink: AlertSink, queue_view: QueueView | None = None
+    ) -> None:
+        self.config = config
+        self.sink = sink
+        self.queue_view = queue_view
+        interval = config.evaluation_interval_seconds
+        self._rules = [(n, r) for n, r in config.rules.items() if r.enabled]
+        # engine series -> (rule, label positions, slot: 0 numerator or count, 1 denominator)
+        self._routes: dict[str, list[tuple[str, tuple[int, ...], int]]] = {}
+        self._length: dict[str, int] = {}
+        for name, rule in self._rules:
+            if isinstance(rule, CountRule | SilenceRule):
+                self._route(rule.series, name, rule.by, 0)
+            elif isinstance(rule, RatioRule):
+                for s in rule.numerator:
+                    self._route(s, name, rule.by, 0)
+                for s in rule.denominator:
+                    self._route(s, name, rule.by, 1)
+            if isinstance(rule, CountRule | RatioRule):
+                self._length[name] = max(1, math.ceil(rule.window_seconds / interval))
+            elif isinstance(rule, SilenceRule):
+                per_window = max(1, math.ceil(rule.window_seconds / interval))
+                self._length[name] = per_window * (1 + rule.baseline_windows)
+        self._windows: dict[str, dict[Labels, _Window]] = {n: {} for n, _ in self._rules}
+        self._status: dict[Labels, float] = {}
+        self._active: dict[tuple[str, Labels], Alert] = {}
+        self._since: dict[tuple[str, Labels], float] = {}  # pending: condition true since
+        self._clear: dict[tuple[str, Labels], float] = {}  # firing: condition clear since
+
+    def _route(self, series: str, rule: str, by: tuple[str, ...], slot: int) -> None:
+        names = label_names(series)
+        missing = [b for b in by if b not in names]
+        if missing:
+            raise ValueError(f"rule {rule}: series {series} has no label {', '.join(missing)}")
+        positions = tuple(names.index(b) for b in by)
+        self._routes.setdefault(series, []).append((rule, positions, slot))
+
+    # --- the KpiSink side -----------------------------------------------------------------
+
+    def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
+        routes = self._routes.get(name)
+        if routes is None:
+            return
+        for rule, positions, slot in routes:
+            group = tuple(labels[i] for i in positions)
+            windows = self._windows[rule]
+            w = windows.get(group)
+            if w is None:
+                w = windows[group] = _Window(self._length[rule], self.config.evidence_limit)
+            if slot:
+                w.cur1 += 1.0
+            else:
+                w.cur0 += 1.0
+            if evidence is not None and w.evidence is not None and evidence not in w.evidence:
+                w.evidence.append(evidence)
+
+    def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:
+        return None
+
+    def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None:
+        if name == "system_status":
+            self._status[labels] = value
+
+    # --- evaluation -----------------------------------------------------------------------
+
+    def on_tick(self, at: float) -> None:
+        """Evaluate every rule at event time ``at`` (a multiple of the evaluation interval)."""
+        for name, rule in self._rules:
+            if isinstance(rule, CountRule | RatioRule | SilenceRule):
+                results = self._windowed(name, rule)
+            elif isinstance(rule, OldestWaitRule):
+                view = self.queue_view(at) if self.queue_view is not None else {}
+                results = {
+                    labels: (age >= rule.threshold_seconds, age, QUEUE_LABELS)
+                    for labels, (_, age) in view.items()
+                    if rule.channels is None or labels[1] in rule.channels
+                }
+            elif isinstance(rule, ComponentDownRule):
+                results = {
+                    labels: (value == 0.0, value, STATUS_LABELS)
+                    for labels, value in self._status.items()
+                }
+            else:  # pragma: no cover - the rule union is closed
+                raise TypeError(rule)
+            groups = set(results)
+            groups.update(g for r, g in self._active if r == name)
+            groups.update(g for r, g in self._since if r == name)
+            for group in sorted(groups):
+                cond, value, names = results.get(group, (False, 0.0, ()))
+                self._lifecycle(name, rule, group, names, cond, value, at)
+
+    def _windowed(
+        self, name: str, rule: CountRule | RatioRule | SilenceRule
+    ) -> dict[Labels, tuple[bool, float, tuple[str, ...]]]:
+        windows = self._windows[name]
+        channel_at = rule.by.index("channel") if "channel" in rule.by else None
+        per_window = self._length[name] // (1 + rule.baseline_windows) if isinstance(
+            rule, SilenceRule) else 0  # fmt: skip
+        out: dict[Labels, tuple[bool, float, tuple[str, ...]]] = {}
+        quiet = []
+        for group, w in windows.items():
+            w.push(per_window)
+            if (
+                rule.channels is not None
+                and channel_at is not None
+                and (group[channel_at] not in rule.channels)
+            ):
+                continue
+            if isinstance(rule, CountRule):
+                out[group] = (w.s0 >= rule.threshold, w.s0, rule.by)
+            elif isinstance(rule, RatioRule):
+                if w.s1 >= rule.min_volume:
+                    r = w.s0 / w.s1
+                    cond = r >= rule.threshold if rule.direction == "above" else r < rule.threshold
+                    out[group] = (cond, r, rule.by)
+            elif len(w.hist) == self._length[name]:
+                baseline = (w.s0 - w.recent) / rule.baseline_windows
+                out[group] = (w.recent == 0 and baseline >= rule.min_expected, baseline, rule.by)
+            if not w.s0 and not w.s1 and (name, group) not in self._active:
+                quiet.append(group)
+        for group in quiet:  # nothing in the window and not alerting: forget it
+            if (name, group) not in self._since:
+                del windows[group]
+        return out
+
+    def _lifecycle(
+        self, name: str, rule: Any, group: Labels, names: tuple[str, ...], cond: bool,
+        value: float, at: float,
+    ) -> None:  # fmt: skip
+        key = (name, group)
+        alert = self._active.get(key)
+        if not cond:
+            self._since.pop(key, None)
+            if alert is not None:
+                clear = self._clear.setdefault(key, at)
+                if at - clear >= rule.keep_firing_seconds:
+                    del self._active[key]
+                    del self._clear[key]
+                    alert.ends_at = at
+                    self.sink.alert(AlertEvent("resolved", Alert(**alert.to_dict())))
+            return
+        if alert is not None:
+            self._clear.pop(key, None)
+            alert.value = value
+            return
+        since = self._since.setdefault(key, at)
+        if at - since < rule.for_seconds:
+            return
+        del self._since[key]
+        labels = {
+            "alertname": name,
+            "severity": rule.severity,
+            **dict(zip(names, group, strict=True)),
+        }
+        alert = Alert(
+            rule=name,
+            fingerprint=fingerprint(labels),
+            labels=labels,
+            severity=rule.severity,
+            summary=rule.summary.format_map(_Format(labels, value=value)),
+            runbook_url=f"{self.config.runbook_url}#{name.replace('_', '-')}",
+            starts_at=at,
+            value=value,
+            evidence=list(self._evidence_of(name, group)),
+        )
+        self._active[key] = alert
+        self.sink.alert(AlertEvent("firing", Alert(**alert.to_dict())))
+
+    def _evidence_of(self, name: str, group: Labels) -> list[str]:
+        w = self._windows.get(name, {}).get(group)
+        return list(w.evidence) if w is not None and w.evidence is not None else []
+
+    def firing(self) -> list[Alert]:
+        return [self._active[k] for k in sorted(self._active)]
+
+    # --- checkpoint -----------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        def key(k: tuple[str, Labels]) -> list[Any]:
+            return [k[0], list(k[1])]
+
+        return {
+            "windows": [
+                [name, list(group), w.to_list()]
+                for name, groups in sorted(self._windows.items())
+                for group, w in sorted(groups.items())
+            ],
+            "status": [[list(k), v] for k, v in sorted(self._status.items())],
+            "active": [[*key(k), v.to_dict()] for k, v in sorted(self._active.items())],
+            "since": [[*key(k), v] for k, v in sorted(self._since.items())],
+            "clear": [[*key(k), v] for k, v in sorted(self._clear.items())],
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self._windows = {n: {} for n, _ in self._rules}
+        for name, group, data in snap["windows"]:
+            self._windows[name][tuple(group)] = _Window.from_list(
+                data, self._length[name], self.config.evidence_limit
+            )
+        self._status = {tuple(k): float(v) for k, v in snap["status"]}
+        self._active = {(r, tuple(g)): Alert(**v) for r, g, v in snap["active"]}
+        self._since = {(r, tuple(g)): float(v) for r, g, v in snap["since"]}
+        self._clear = {(r, tuple(g)): float(v) for r, g, v in snap["clear"]}
+
+
+class _Window:
+    """A group's sliding window of per-interval counts, with running sums (O(1) a tick)."""
+
+    __slots__ = ("cur0", "cur1", "evidence", "hist", "recent", "s0", "s1")
+
+    def __init__(self, length: int, evidence_limit: int) -> None:
+        self.hist: deque[tuple[float, float]] = deque(maxlen=length)
+        self.s0 = self.s1 = 0.0  # window sums (counts are whole numbers: sums stay exact)
+        self.recent = 0.0  # sum of the last `per_window` intervals (silence rules)
+        self.cur0 = self.cur1 = 0.0  # the interval being filled
+        self.evidence: deque[str] | None = deque(maxlen=evidence_limit) if evidence_limit else None
+
+    def push(self, per_window: int) -> None:
+        hist = self.hist
+        if hist.maxlen is not None and len(hist) == hist.maxlen:
+            old0, old1 = hist[0]
+            self.s0 -= old0
+            self.s1 -= old1
+        hist.append((self.cur0, self.cur1))
+        self.s0 += self.cur0
+        self.s1 += self.cur1
+        if per_window:
+            self.recent += self.cur0
+            if len(hist) > per_window:
+                self.recent -= hist[-per_window - 1][0]
+        self.cur0 = self.cur1 = 0.0
+
+    def to_list(self) -> list[Any]:
+        return [[list(h) for h in self.hist], self.cur0, self.cur1,
+                list(self.evidence) if self.evidence is not None else []]  # fmt: skip
+
+    @classmethod
+    def from_list(cls, data: list[Any], length: int, evidence_limit: int) -> _Window:
+        w = cls(length, evidence_limit)
+        hist, w.cur0, w.cur1, evidence = data
+        per = [(float(a), float(b)) for a, b in hist]
+        w.hist.extend(per)
+        w.s0 = sum(a for a, _ in per)
+        w.s1 = sum(b for _, b in per)
+        if w.evidence is not None:
+            w.evidence.extend(evidence)
+        return w
+
+
+class AlertTimeline:
+    """Collects alert transitions for a report (an :class:`AlertSink`)."""
+
+    def __init__(self) -> None:
+        self.events: list[AlertEvent] = []
+
+    def alert(self, event: AlertEvent) -> None:
+        self.events.append(event)
+
+    def alerts(self) -> list[Alert]:
+        """Every alert that fired, once, with its end if it resolved."""
+        fired: dict[tuple[str, float], Alert] = {}
+        for ev in self.events:
+            key = (ev.alert.fingerprint, ev.alert.starts_at)
+            fired[key] = Alert(**ev.alert.to_dict())
+        return sorted(fired.values(), key=lambda a: (a.starts_at, a.fingerprint))

@@ -1,0 +1,222 @@
+"""Alert rules: what each watches, with documented defaults, configurable from one file.
+
+The rules are built in (each is a kind of condition over the engine's observations); a rules
+file (TOML) tunes or disables them by name. ``cc-monitor rules check FILE`` validates one.
+Every rule has a runbook section in docs/runbooks.md.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Severity = Literal["info", "warning", "critical"]
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    severity: Severity = "warning"
+    for_seconds: float = Field(0.0, ge=0, description="The condition must hold this long.")
+    keep_firing_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="A firing alert resolves only after its condition has been "
+        "clear this long (against flapping).",
+    )
+    channels: tuple[str, ...] | None = Field(
+        None, description="Only these channels (rules whose groups have a channel); all if unset."
+    )
+    summary: str = Field(description="Text of the alert; {labels} and {value} are filled in.")
+
+
+class CountRule(_Rule):
+    """Sum of an engine counter over a sliding window, per group, at or above a threshold."""
+
+    kind: Literal["count"] = "count"
+    series: str
+    by: tuple[str, ...]
+    window_seconds: float = Field(gt=0)
+    threshold: float = Field(gt=0)
+
+
+class RatioRule(_Rule):
+    """numerator / denominator over a window, per group, above or below a threshold, once the
+    denominator has at least ``min_volume``."""
+
+    kind: Literal["ratio"] = "ratio"
+    numerator: tuple[str, ...]
+    denominator: tuple[str, ...]
+    by: tuple[str, ...]
+    window_seconds: float = Field(gt=0)
+    threshold: float = Field(ge=0, le=1)
+    direction: Literal["above", "below"]
+    min_volume: float = Field(1, ge=1)
+
+
+class OldestWaitRule(_Rule):
+    """The longest-waiting contact of a queue has waited at least ``threshold_seconds``."""
+
+    kind: Literal["oldest_wait"] = "oldest_wait"
+    threshold_seconds: float = Field(gt=0)
+
+
+class ComponentDownRule(_Rule):
+    """A ``system.status`` component reported down; resolves when it is reported up."""
+
+    kind: Literal["component_down"] = "component_down"
+
+
+class SilenceRule(_Rule):
+    """A channel had no contacts for a window while its preceding windows averaged at least
+    ``min_expected``: its usual traffic says it should not be silent."""
+
+    kind: Literal["silence"] = "silence"
+    series: str = "contacts"
+    by: tuple[str, ...] = ("tenant", "channel")
+    window_seconds: float = Field(gt=0)
+    baseline_windows: int = Field(6, ge=1)
+    min_expected: float = Field(gt=0)
+
+
+Rule = Annotated[
+    CountRule | RatioRule | OldestWaitRule | ComponentDownRule | SilenceRule,
+    Field(discriminator="kind"),
+]
+
+M = 60.0
+REAL_TIME = ("voice", "video", "chat")  # queue-time rules make no sense on e-mail backlogs
+DEFAULT_RULES: dict[str, Rule] = {
+    "ivr_depth_exceeded": CountRule(
+        series="ivr_depth_exceeded", by=("tenant", "flow", "menu"), window_seconds=15 * M,
+        threshold=3, keep_firing_seconds=30 * M,
+        summary="IVR menu {menu} of flow {flow} is deeper than allowed: {value:g} "
+        "callers reached it in 15 min (KS S 1006 6.4.1: at most 3 levels)",
+    ),
+    "ivr_repeated_input": CountRule(
+        series="ivr_repeated_input", by=("tenant", "flow", "menu"), window_seconds=15 * M,
+        threshold=3, keep_firing_seconds=30 * M,
+        summary="IVR menu {menu} of flow {flow} asked {value:g} callers for "
+        "information they had already given (15 min)",
+    ),
+    "ivr_system_disconnects": CountRule(
+        series="ivr_disconnected_before_handoff", by=("tenant", "flow"), window_seconds=15 * M,
+        threshold=3, keep_firing_seconds=30 * M,
+        summary="{value:g} callers of flow {flow} were disconnected by the system before "
+        "reaching an agent in 15 min (KS S 1006 6.4.1)",
+    ),
+    "system_disconnects_spike": CountRule(
+        series="disconnected_by_system", by=("tenant", "channel"), window_seconds=5 * M,
+        threshold=5, severity="critical", keep_firing_seconds=10 * M,
+        summary="{value:g} {channel} contacts were cut off by the system in 5 min",
+    ),
+    "ivr_agent_request_not_routed": CountRule(
+        series="ivr_agent_request_not_routed", by=("tenant", "flow"), window_seconds=15 * M,
+        threshold=3, keep_firing_seconds=30 * M,
+        summary="{value:g} requests for an agent in flow {flow} were not routed "
+        "(15 min)",
+    ),
+    "ivr_greeting_too_long": CountRule(
+        series="ivr_greeting_too_long", by=("tenant", "flow"), window_seconds=60 * M,
+        threshold=1, severity="info", keep_firing_seconds=120 * M,
+        summary="The greeting of flow {flow} is longer than its "
+        "target ({value:g} calls in 60 min)",
+    ),
+    "abandonment_high": RatioRule(
+        numerator=("abandoned",), denominator=("answered", "abandoned"),
+        by=("tenant", "channel", "queue"), window_seconds=15 * M, threshold=0.2,
+        direction="above", min_volume=20, for_seconds=5 * M, keep_firing_seconds=10 * M,
+        channels=REAL_TIME,
+        summary="Abandonment {value:.0%} in queue {queue} ({channel}) over 15 min",
+    ),
+    "service_level_low": RatioRule(
+        numerator=("answered_in_sl",), denominator=("answered", "abandoned"),
+        by=("tenant", "channel", "queue"), window_seconds=30 * M, threshold=0.6,
+        direction="below", min_volume=20, for_seconds=10 * M, keep_firing_seconds=15 * M,
+        channels=REAL_TIME,
+        summary="Service level {value:.0%} in queue {queue} ({channel}) over 30 min, under target",
+    ),
+    "oldest_wait_high": OldestWaitRule(
+        threshold_seconds=5 * M, keep_firing_seconds=5 * M, channels=REAL_TIME,
+        summary="A contact has waited {value:.0f} s in queue {queue} "
+        "({channel})",
+    ),
+    "component_down": ComponentDownRule(
+        severity="critical", summary="{component} is down",
+    ),
+    "channel_silent": SilenceRule(
+        window_seconds=10 * M, baseline_windows=6, min_expected=10, severity="critical",
+        channels=("voice", "chat", "video"),
+        summary="No {channel} contacts for 10 min; the hour before averaged {value:.0f} per "
+        "10 min",
+    ),
+    "callbacks_breaching": CountRule(
+        series="callbacks_breached", by=("tenant",), window_seconds=60 * M, threshold=3,
+        keep_firing_seconds=60 * M,
+        summary="{value:g} callbacks missed their deadline in the last hour",
+    ),
+}  # fmt: skip
+
+
+class RulesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    evaluation_interval_seconds: float = Field(
+        60.0, gt=0, description="Rules are evaluated at each multiple of this, in event time."
+    )
+    runbook_url: str = Field(
+        "docs/runbooks.md", description="Base of the runbook links; '#<rule>' is appended."
+    )
+    evidence_limit: int = Field(5, ge=0, description="Example contact ids kept per alert.")
+    rules: dict[str, Rule] = Field(default_factory=lambda: dict(DEFAULT_RULES))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_defaults(cls, data: Any) -> Any:
+        """A file tunes the built-in rules by name; fields it leaves out keep their defaults."""
+        if not isinstance(data, dict) or "rules" not in data:
+            return data
+        given = data["rules"]
+        if not isinstance(given, dict):
+            raise ValueError("'rules' is a table of rule names")
+        merged: dict[str, Any] = {}
+        for name, rule in DEFAULT_RULES.items():
+            override = given.get(name, {})
+            if not isinstance(override, dict):
+                raise ValueError(f"rules.{name} is a table of settings")
+            if "kind" in override and override["kind"] != rule.kind:
+                raise ValueError(f"rules.{name} is a {rule.kind} rule")
+            merged[name] = {**rule.model_dump(), **override}
+        unknown = sorted(set(given) - set(DEFAULT_RULES))
+        if unknown:
+            raise ValueError(
+                f"unknown rule(s): {', '.join(unknown)}; known: {', '.join(DEFAULT_RULES)}"
+            )
+        return {**data, "rules": merged}
+
+    @classmethod
+    def load(cls, path: Path) -> RulesConfig:
+        with open(path, "rb") as f:
+            return cls.model_validate(tomllib.load(f))
+
+
+def check(path: Path) -> list[str]:
+    """Problems with a rules file, each a readable line (none when it is valid)."""
+    try:
+        RulesConfig.load(path)
+    except OSError as exc:
+        return [f"{path}: {exc.strerror or exc}"]
+    except tomllib.TOMLDecodeError as exc:
+        return [f"{path}: not TOML: {exc}"]
+    except ValidationError as exc:
+        out = []
+        for err in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in err["loc"] if p not in ("count", "ratio", "silence",
+                             "oldest_wait", "component_down"))  # fmt: skip
+            out.append(f"{path}: {where or 'file'}: {err['msg']}")
+        return out
+    return []
