@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import orjson
 
@@ -84,8 +85,8 @@ class AlertLogic:
         self.queue_view = queue_view
         interval = config.evaluation_interval_seconds
         self._rules = [(n, r) for n, r in config.rules.items() if r.enabled]
-        # engine series -> (rule, label positions, slot: 0 numerator or count, 1 denominator)
-        self._routes: dict[str, list[tuple[str, tuple[int, ...], int]]] = {}
+        # engine series -> (rule, group getter, slot: 0 numerator or count, 1 denominator)
+        self._routes: dict[str, list[tuple[str, Callable[[Labels], Labels], int]]] = {}
         self._length: dict[str, int] = {}
         for name, rule in self._rules:
             if isinstance(rule, CountRule | SilenceRule):
@@ -100,6 +101,8 @@ class AlertLogic:
             elif isinstance(rule, SilenceRule):
                 per_window = max(1, math.ceil(rule.window_seconds / interval))
                 self._length[name] = per_window * (1 + rule.baseline_windows)
+        self.series = frozenset([*self._routes, "system_status"])
+        """The engine series this logic reads (a :class:`kpis.interfaces.Tee` filters on it)."""
         self._windows: dict[str, dict[Labels, _Window]] = {n: {} for n, _ in self._rules}
         self._status: dict[Labels, float] = {}
         self._active: dict[tuple[str, Labels], Alert] = {}
@@ -111,8 +114,16 @@ class AlertLogic:
         missing = [b for b in by if b not in names]
         if missing:
             raise ValueError(f"rule {rule}: series {series} has no label {', '.join(missing)}")
-        positions = tuple(names.index(b) for b in by)
-        self._routes.setdefault(series, []).append((rule, positions, slot))
+        positions = [names.index(b) for b in by]
+        getter: Callable[[Labels], Labels]
+        if len(positions) == 1:
+            only = positions[0]
+
+            def getter(labels: Labels) -> Labels:
+                return (labels[only],)
+        else:
+            getter = cast(Callable[[Labels], Labels], operator.itemgetter(*positions))
+        self._routes.setdefault(series, []).append((rule, getter, slot))
 
     # --- the KpiSink side -----------------------------------------------------------------
 
@@ -120,8 +131,8 @@ class AlertLogic:
         routes = self._routes.get(name)
         if routes is None:
             return
-        for rule, positions, slot in routes:
-            group = tuple(labels[i] for i in positions)
+        for rule, getter, slot in routes:
+            group = getter(labels)
             windows = self._windows[rule]
             w = windows.get(group)
             if w is None:
@@ -161,9 +172,11 @@ class AlertLogic:
                 }
             else:  # pragma: no cover - the rule union is closed
                 raise TypeError(rule)
-            groups = set(results)
-            groups.update(g for r, g in self._active if r == name)
-            groups.update(g for r, g in self._since if r == name)
+            # only groups whose condition holds or that are pending or firing can change state
+            groups = {g for g, r in results.items() if r[0]}
+            if self._active or self._since:
+                groups.update(g for r, g in self._active if r == name)
+                groups.update(g for r, g in self._since if r == name)
             for group in sorted(groups):
                 cond, value, names = results.get(group, (False, 0.0, ()))
                 self._lifecycle(name, rule, group, names, cond, value, at)
@@ -172,6 +185,8 @@ class AlertLogic:
         self, name: str, rule: CountRule | RatioRule | SilenceRule
     ) -> dict[Labels, tuple[bool, float, tuple[str, ...]]]:
         windows = self._windows[name]
+        if not windows:
+            return {}
         channel_at = rule.by.index("channel") if "channel" in rule.by else None
         per_window = self._length[name] // (1 + rule.baseline_windows) if isinstance(
             rule, SilenceRule) else 0  # fmt: skip

@@ -35,22 +35,34 @@ class KpiSink(Protocol):
 
 
 class Tee:
-    """Sends every observation to several sinks (e.g. a report and live metrics)."""
+    """Sends every observation to a primary sink, and to a secondary one only the series it
+    asked for (``wanted``; None for all): most series matter to a report, few to alert rules,
+    and this is called once per observation."""
 
-    def __init__(self, *sinks: KpiSink) -> None:
-        self.sinks = sinks
+    def __init__(
+        self, primary: KpiSink, secondary: KpiSink, wanted: frozenset[str] | None = None
+    ) -> None:
+        self._p = primary
+        self._s = secondary
+        self._wanted = wanted
 
     def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
-        for s in self.sinks:
-            s.count(name, labels, ts, evidence)
+        self._p.count(name, labels, ts, evidence)
+        wanted = self._wanted
+        if wanted is None or name in wanted:
+            self._s.count(name, labels, ts, evidence)
 
     def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:
-        for s in self.sinks:
-            s.observe(name, labels, ts, value)
+        self._p.observe(name, labels, ts, value)
+        wanted = self._wanted
+        if wanted is None or name in wanted:
+            self._s.observe(name, labels, ts, value)
 
     def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None:
-        for s in self.sinks:
-            s.gauge(name, labels, ts, value)
+        self._p.gauge(name, labels, ts, value)
+        wanted = self._wanted
+        if wanted is None or name in wanted:
+            self._s.gauge(name, labels, ts, value)
 
 
 KPI_LABELS = ("tenant", "channel", "queue")

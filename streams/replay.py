@@ -106,7 +106,7 @@ class Replay:
         self.rules = rules if rules is not None else RulesConfig()
         self.timeline = AlertTimeline()
         self.alerting = AlertLogic(self.rules, self.timeline)
-        self.engine = Engine(config, Tee(self.sink, self.alerting))
+        self.engine = Engine(config, Tee(self.sink, self.alerting, self.alerting.series))
         self.alerting.queue_view = self.engine.waiting_now
         self.engine.on_tick(self.rules.evaluation_interval_seconds, self.alerting.on_tick)
         self.decoder = Decoder(max_line_bytes)
