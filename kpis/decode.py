@@ -53,15 +53,6 @@ class Rejection(Exception):
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def epoch_seconds(dt: datetime) -> float:
-    """Epoch seconds of an aware datetime: exact integer microseconds / 10**6, correctly
-    rounded (the same value ``datetime.timestamp()`` gives for an aware datetime)."""
-    delta = dt - _EPOCH
-    return (
-        delta.days * 86_400_000_000 + delta.seconds * 1_000_000 + delta.microseconds
-    ) / 1_000_000
-
-
 def _reparse(raw: bytes, model: EventBase) -> dict[str, Any]:
     """The model's values with timestamps read by the fast path's own RFC 3339 parser where it
     can read them, so that a timestamp means the same instant whichever path an event took

@@ -446,6 +446,7 @@ class Engine:
         c = self.contacts.get(rec.contact_id)
         if c is not None:
             c.last = ts
+            self.contacts[c.contact_id] = c  # assigned back: a changelogged store needs it
             return
         inbound = rec.direction == "inbound" and rec.initiation in ("inbound", "transfer")
         self._new_contact(rec, ts, inbound)
