@@ -4,6 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Real components for the integration tests (Debian packages), installed when missing.
+packages=()
+command -v prometheus-alertmanager >/dev/null || packages+=(prometheus-alertmanager)
+if [ ${#packages[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"
+    else
+        echo "note: not root, cannot install ${packages[*]}: their integration tests are skipped" >&2
+    fi
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv

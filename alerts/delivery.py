@@ -1,0 +1,231 @@
+"""Delivery of alert events: Prometheus Alertmanager (API v2) and a signed generic webhook.
+
+This is the I/O side of alerting; the rules stay pure (:mod:`alerts.evaluator`). A
+:class:`Dispatcher` is an :class:`alerts.evaluator.AlertSink`: an alert event goes into an
+outbox (a file, so undelivered notifications survive a restart) and returns at once; a
+background thread delivers the outbox to every receiver, retrying with capped exponential
+backoff, so event processing never waits on a receiver. Firing alerts are re-sent every
+``resend_seconds`` (Alertmanager expires alerts that are not refreshed); a resolution is sent
+with ``endsAt``.
+
+Invariants: an outbox entry is removed only once every receiver accepted it; entries go out in
+order per receiver; re-sending a firing alert is idempotent (same labels, same ``startsAt``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from alerts.evaluator import Alert, AlertEvent
+
+SIGNATURE_HEADER = "X-CC-Monitor-Signature"
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def alertmanager_payload(alert: Alert, generator_url: str = "") -> dict[str, Any]:
+    """One alert in Alertmanager's API v2 form (postable alert)."""
+    doc: dict[str, Any] = {
+        "labels": dict(alert.labels),
+        "annotations": {
+            "summary": alert.summary,
+            "runbook_url": alert.runbook_url,
+            "evidence": ", ".join(alert.evidence),
+            "value": f"{alert.value:g}",
+        },
+        "startsAt": _iso(alert.starts_at),
+    }
+    if alert.ends_at is not None:
+        doc["endsAt"] = _iso(alert.ends_at)
+    if generator_url:
+        doc["generatorURL"] = generator_url
+    return doc
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    """The webhook signature header value: ``sha256=<hex HMAC-SHA256 of the body>``."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: bytes, body: bytes, header: str) -> bool:
+    """Constant-time check of a webhook signature (for receivers)."""
+    return hmac.compare_digest(sign(secret, body), header)
+
+
+class Receiver(Protocol):
+    name: str
+
+    def send(self, events: list[AlertEvent]) -> None:
+        """Deliver, or raise ``OSError`` (then the same events are tried again later)."""
+
+
+class AlertmanagerReceiver:
+    """POST /api/v2/alerts."""
+
+    def __init__(self, url: str, timeout: float = 5.0, generator_url: str = "") -> None:
+        self.name = "alertmanager"
+        self.url = url.rstrip("/") + "/api/v2/alerts"
+        self.timeout = timeout
+        self.generator_url = generator_url
+
+    def send(self, events: list[AlertEvent]) -> None:
+        body = json.dumps([alertmanager_payload(e.alert, self.generator_url) for e in events])
+        req = urllib.request.Request(
+            self.url, data=body.encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            if resp.status >= 300:
+                raise OSError(f"alertmanager answered {resp.status}")
+
+
+class WebhookReceiver:
+    """POSTs ``{"version": 1, "events": [{"status", "alert"}]}`` signed with HMAC-SHA256."""
+
+    def __init__(self, url: str, secret: bytes, timeout: float = 5.0) -> None:
+        self.name = "webhook"
+        self.url = url
+        self.secret = secret
+        self.timeout = timeout
+
+    def send(self, events: list[AlertEvent]) -> None:
+        doc = {"version": 1, "events": [{"status": e.status, "alert": e.alert.to_dict()}
+                                         for e in events]}  # fmt: skip
+        body = json.dumps(doc, sort_keys=True).encode()
+        req = urllib.request.Request(
+            self.url, data=body, method="POST",
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, body)},
+        )  # fmt: skip
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            if resp.status >= 300:
+                raise OSError(f"webhook answered {resp.status}")
+
+
+class Outbox:
+    """Pending notifications per receiver, kept in a JSON file (atomically replaced), or only
+    in memory when no path is given."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.pending: dict[str, list[dict[str, Any]]] = {}
+        self.firing: dict[str, dict[str, Any]] = {}  # fingerprint -> alert, for re-sending
+        if path is not None and path.exists():
+            data = json.loads(path.read_text())
+            self.pending = data["pending"]
+            self.firing = data["firing"]
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pending": self.pending, "firing": self.firing}))
+        os.replace(tmp, self.path)
+
+
+class Dispatcher:
+    """An alert sink that queues events and delivers them in the background."""
+
+    def __init__(
+        self,
+        receivers: list[Receiver],
+        outbox: Path | None = None,
+        resend_seconds: float = 60.0,
+        backoff: tuple[float, float] = (0.5, 30.0),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.receivers = {r.name: r for r in receivers}
+        self.box = Outbox(outbox)
+        self.resend_seconds = resend_seconds
+        self.backoff = backoff
+        self.clock = clock
+        self._lock = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._retry_at: dict[str, float] = {}
+        self._delay: dict[str, float] = {}
+        self._last_resend = clock()
+        self.delivered: dict[str, int] = {name: 0 for name in self.receivers}
+        self.failures: dict[str, int] = {name: 0 for name in self.receivers}
+
+    def alert(self, event: AlertEvent) -> None:
+        entry: dict[str, Any] = {"status": event.status, "alert": event.alert.to_dict()}
+        with self._lock:
+            for name in self.receivers:
+                self.box.pending.setdefault(name, []).append(entry)
+            if event.status == "firing":
+                self.box.firing[event.alert.fingerprint] = entry["alert"]
+            else:
+                self.box.firing.pop(event.alert.fingerprint, None)
+            self.box.save()
+            self._lock.notify()
+
+    def start(self) -> Dispatcher:
+        self._thread = threading.Thread(target=self._run, name="alert-delivery", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, drain_seconds: float = 5.0) -> None:
+        """Stop after trying to deliver what is pending for up to ``drain_seconds``."""
+        deadline = self.clock() + drain_seconds
+        while self.pending() and self.clock() < deadline:
+            time.sleep(0.05)
+        with self._lock:
+            self._stop = True
+            self._lock.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self.box.pending.values())
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if self._stop:
+                    return
+                self._lock.wait(timeout=0.2)
+                if self._stop:
+                    return
+                now = self.clock()
+                if now - self._last_resend >= self.resend_seconds and self.box.firing:
+                    self._last_resend = now
+                    for name in self.receivers:
+                        if name == "alertmanager":  # keeps firing alerts alive there
+                            for a in self.box.firing.values():
+                                entry: dict[str, Any] = {"status": "firing", "alert": a}
+                                self.box.pending.setdefault(name, []).append(entry)
+                work = {
+                    name: list(items)
+                    for name, items in self.box.pending.items()
+                    if items and self._retry_at.get(name, 0.0) <= now
+                }
+            for name, items in work.items():
+                events = [AlertEvent(i["status"], Alert(**i["alert"])) for i in items]
+                try:
+                    self.receivers[name].send(events)
+                except (OSError, urllib.error.URLError, ValueError):
+                    self.failures[name] += 1
+                    delay = min(self._delay.get(name, self.backoff[0] / 2) * 2, self.backoff[1])
+                    self._delay[name] = delay
+                    self._retry_at[name] = self.clock() + delay
+                    continue
+                with self._lock:
+                    del self.box.pending[name][: len(items)]  # only what was sent; more may wait
+                    self.box.save()
+                    self.delivered[name] += len(items)
+                    self._delay.pop(name, None)
+                    self._retry_at.pop(name, None)
