@@ -144,6 +144,26 @@ def render_markdown(report: dict[str, Any]) -> str:
     if srows:
         lines += ["", "## Platform incidents", ""]
         lines += _table(["component", "times down", "mean downtime"], srows)
+    lines += ["", "## KS S 1006 scorecard", ""]
+    srows = []
+    for item in report.get("scorecard", []):
+        counts = ", ".join(f"{k} {v}" for k, v in item["counts"].items() if not isinstance(v, list))
+        status = item["status"].upper() if item["status"] == "fail" else item["status"]
+        srows.append([status, item["ks"], item["item"], counts, ", ".join(item["examples"][:3])])
+    lines += _table(["result", "KS S 1006", "item", "counts", "examples"], srows)
+    lines += ["", "## CX benchmark (Zendesk / ESG, APAC 2021)", ""]
+    brows = []
+    for b in report.get("benchmark", []):
+        unit = b["unit"]
+
+        def show(v: float | None, unit: str = unit) -> str:
+            if v is None:
+                return "–"
+            return f"{v * 100:.0f}%" if unit == "ratio" else f"{v:g} {unit}"
+
+        brows.append([b["kpi"].replace("_", " "), show(b["centre"]), show(b["champions"]),
+                      show(b["starters"]), b["level"]])  # fmt: skip
+    lines += _table(["KPI", "this centre", "champions", "starters", "level"], brows)
     alerts = report.get("alerts", [])
     lines += ["", f"## Alerts: {len(alerts)}", ""]
     if alerts:

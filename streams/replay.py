@@ -24,6 +24,7 @@ from kpis.engine import Engine
 from kpis.events import SCHEMA_VERSION
 from kpis.interfaces import Tee
 from kpis.report import ReportSink, build_sections
+from kpis.scorecard import ScorecardTargets, benchmark, scorecard
 from kpis.wire import Rec
 from streams.importers.base import Importer, ImportStats, RowProblem
 from streams.sources import Source, SourceStats, iter_lines
@@ -99,11 +100,13 @@ class Replay:
         rejected_listing_limit: int = 1000,
         evidence_limit: int = 5,
         rules: RulesConfig | None = None,
+        targets: ScorecardTargets | None = None,
     ) -> None:
         self.config = config
         self.tz = tz
         self.sink = ReportSink(tz, evidence_limit)
         self.rules = rules if rules is not None else RulesConfig()
+        self.targets = targets if targets is not None else ScorecardTargets()
         self.timeline = AlertTimeline()
         self.alerting = AlertLogic(self.rules, self.timeline)
         self.engine = Engine(config, Tee(self.sink, self.alerting, self.alerting.series))
@@ -242,6 +245,7 @@ class Replay:
             },
             "config": {
                 "rules": self.rules.model_dump(mode="json"),
+                "scorecard": self.targets.model_dump(mode="json"),
                 "timezone": str(self.tz),
                 "max_line_bytes": self.max_line_bytes,
                 "rejected_listing_limit": self.rejected_listing_limit,
@@ -267,6 +271,8 @@ class Replay:
         }
         doc.update(build_sections(self.sink))
         doc["alerts"] = [self._alert_doc(a) for a in self.timeline.alerts()]
+        doc["scorecard"] = scorecard(doc, self.targets)
+        doc["benchmark"] = benchmark(doc)
         doc["rejected"] = {
             "total": res.rejected_total,
             "by_reason": {r: res.rejected_by_reason.get(r, 0) for r in REJECT_REASONS},
