@@ -87,6 +87,10 @@ def _replay(paths: Sequence[str], args: argparse.Namespace, settings: Settings) 
     )
     if args.json:
         _write_json(report, args.json)
+    if args.html:
+        from cc_monitor.html import render_html
+
+        Path(args.html).write_text(render_html(report), encoding="utf-8")
     if not args.quiet and args.json != "-":
         sys.stdout.write(render_markdown(report))
     if args.strict and report["rejected"]["total"]:
@@ -220,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def replay_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", metavar="FILE", help="write the JSON report here ('-' = stdout)")
+        p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report here")
         p.add_argument("--strict", action="store_true", help="exit 1 if any event was rejected")
         p.add_argument("--timezone", help="IANA zone for days / weeks / months (default UTC)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # Real components for the integration tests (Debian packages), installed when missing.
 packages=()
 command -v prometheus-alertmanager >/dev/null || packages+=(prometheus-alertmanager)
+command -v chromium >/dev/null || packages+=(chromium)
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq

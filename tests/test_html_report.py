@@ -1,0 +1,70 @@
+"""The HTML report: self-contained, deterministic, and its charts render in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import orjson
+import pytest
+
+from cc_monitor.cli import main
+from cc_monitor.html import render_html
+from cc_monitor.simulator import SimConfig, simulate
+from tests.helpers import replay_lines
+
+CHROMIUM = shutil.which("chromium")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def week_lines() -> tuple[bytes, ...]:
+    cfg = SimConfig(days=7, contacts_per_day=1500)
+    return tuple(orjson.dumps(e) for e in simulate(cfg))
+
+
+def test_html_is_deterministic_and_self_contained(tmp_path: Path) -> None:
+    log = tmp_path / "week.jsonl"
+    log.write_bytes(b"".join(line + b"\n" for line in week_lines()))
+    a, b = tmp_path / "a.html", tmp_path / "b.html"
+    assert main(["replay", str(log), "--html", str(a), "--quiet", "--no-progress"]) == 0
+    assert main(["replay", str(log), "--html", str(b), "--quiet", "--no-progress"]) == 0
+    assert a.read_bytes() == b.read_bytes()
+    text = a.read_text()
+    assert "<script" not in text and "<link" not in text and " src=" not in text
+    assert text.count("<svg") >= 12  # day and week trends, IVR, rejected, alert timeline
+    for heading in ("Per day, per channel", "KS S 1006 scorecard", "CX benchmark", "Alerts ("):
+        assert heading in text
+    assert "loans.mortgage.rates" in text
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium missing")
+def test_charts_render_in_headless_chromium(tmp_path: Path) -> None:
+    assert CHROMIUM is not None
+    report = tmp_path / "week.html"
+    report.write_text(render_html(replay_lines(list(week_lines()), tmp_path)))
+    blank = tmp_path / "blank.html"
+    blank.write_text("<!doctype html><html><body></body></html>")
+
+    def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+        profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
+        return subprocess.run(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+
+    dom = chromium("--dump-dom", report.as_uri()).stdout
+    assert dom.count("<polyline") >= 12 and dom.count("<rect") >= 5
+    shots = {}
+    for name, page in (("report", report), ("blank", blank)):
+        png = tmp_path / f"{name}.png"
+        chromium("--window-size=1280,2400", f"--screenshot={png}", page.as_uri())
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        shots[name] = png.stat().st_size
+    assert shots["report"] > 20 * shots["blank"]  # drawn, not an empty page
