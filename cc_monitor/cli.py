@@ -78,6 +78,8 @@ def _replay(paths: Sequence[str], args: argparse.Namespace, settings: Settings) 
         paths,
         settings.engine,
         _report_zone(args, settings),
+        start=getattr(args, "start", None),
+        end=getattr(args, "end", None),
         importer=_importer(args, settings),
         show_progress=not args.no_progress,
         max_line_bytes=settings.max_line_bytes,
@@ -104,10 +106,46 @@ def _replay(paths: Sequence[str], args: argparse.Namespace, settings: Settings) 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     for p in args.paths:
-        if p != "-" and not os.path.isfile(p):
-            print(f"cc-monitor: no such file: {p}", file=sys.stderr)
+        if p != "-" and not os.path.exists(p):
+            print(f"cc-monitor: no such file or archive: {p}", file=sys.stderr)
             return 2
     return _replay(args.paths, args, _settings(args))
+
+
+def cmd_audit_archive(args: argparse.Namespace) -> int:
+    """Archive event logs (as the live path archives what it consumes)."""
+    from streams.archive import ArchiveWriter
+    from streams.sources import Source, SourceStats, iter_lines
+
+    writer = ArchiveWriter(Path(args.into))
+    n = skipped = 0
+    for p in args.paths:
+        stream, _ = Source(p).open()
+        with stream:
+            for raw in iter_lines(stream, SourceStats(p), 1 << 30):
+                if raw is None or not raw.strip():
+                    continue
+                if writer.append(raw):
+                    n += 1
+                else:
+                    skipped += 1
+    writer.close()
+    print(f"archived {n:,} events into {args.into} ({skipped:,} repeated ids left out)")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Check an archive's hash chain and segments: exit 1 naming what is wrong."""
+    from streams.archive import read_manifest, verify
+
+    problems = verify(Path(args.archive))
+    for p in problems:
+        print(p, file=sys.stderr)
+    if not problems:
+        segments = [e for e in read_manifest(Path(args.archive)) if "segment" in e]
+        events = sum(e["events"] for e in segments)
+        print(f"{args.archive}: ok, {len(segments)} segments, {events:,} events, chain intact")
+    return 1 if problems else 0
 
 
 def _sim_config(args: argparse.Namespace, settings: Settings) -> SimConfig:
@@ -201,6 +239,16 @@ def cmd_ivr_lint(args: argparse.Namespace) -> int:
     return 1 if violations or (args.strict and findings) else 0
 
 
+def _instant(text: str) -> float:
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text}") from exc
+    if dt.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"a time needs an offset: {text}")
+    return dt.timestamp()
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -232,7 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--rules", type=Path, help="alert rules file (TOML, docs/alerts.md)")
 
     p = sub.add_parser("replay", help="run the engine over event logs and report")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="JSON Lines files, .gz, or - (stdin)")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH",
+        help="JSON Lines files, .gz, - (stdin), or an event archive directory",
+    )  # fmt: skip
+    p.add_argument("--from", dest="start", type=_instant, help="archives: from (RFC 3339)")
+    p.add_argument("--to", dest="end", type=_instant, help="archives: up to, excluded")
     p.add_argument(
         "--format",
         choices=FORMATS,
@@ -264,6 +317,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", help="zone of the simulated centre's clock (default UTC)")
     p.add_argument("-o", "--output", default="-", help="file (.gz compresses), '-' = stdout")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("audit", help="event archive tools")
+    audit = p.add_subparsers(dest="audit_command", required=True)
+    p = audit.add_parser("archive", help="archive event logs into an archive directory")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--into", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_audit_archive)
+    p = audit.add_parser("verify", help="check an archive's hash chain and segments")
+    p.add_argument("archive", metavar="ARCHIVE")
+    p.set_defaults(func=cmd_audit_verify)
 
     p = sub.add_parser("rules", help="alert rules tools")
     rules = p.add_subparsers(dest="rules_command", required=True)

@@ -299,7 +299,11 @@ def replay_paths(
     *,
     show_progress: bool = False,
     importer: Importer | None = None,
+    start: float | None = None,
+    end: float | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Replay files (``-`` = stdin; an external format through ``importer``) and report."""
-    return Replay(config, tz, **kwargs).run([Source(p) for p in paths], show_progress, importer)
+    """Replay files (``-`` = stdin; a directory is an archive, read for ``[start, end)``; an
+    external format through ``importer``) and report."""
+    sources = [Source(p, start, end) for p in paths]
+    return Replay(config, tz, **kwargs).run(sources, show_progress, importer)

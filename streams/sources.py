@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,8 +26,17 @@ class Source:
 
     name: str
 
+    start: float | None = None  # for an archive directory: the time range to read
+    end: float | None = None
+
     def open(self) -> tuple[IO[bytes], int | None]:
-        """The decompressed byte stream and, for a plain file, its size (for progress)."""
+        """The decompressed byte stream and, for a plain file, its size (for progress). A
+        directory is an event archive (streams/archive.py), read for ``[start, end)``."""
+        if os.path.isdir(self.name):
+            from streams.archive import LineStream, archive_lines
+
+            lines = archive_lines(Path(self.name), self.start, self.end)
+            return LineStream(lines), None  # type: ignore[return-value]
         if self.name == "-":
             raw: IO[bytes] = sys.stdin.buffer
             size = None
