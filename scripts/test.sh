@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 packages=()
 command -v prometheus-alertmanager >/dev/null || packages+=(prometheus-alertmanager)
 command -v chromium >/dev/null || packages+=(chromium)
+command -v prometheus >/dev/null || packages+=(prometheus)
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
