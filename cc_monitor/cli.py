@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gzip
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -27,7 +29,9 @@ from streams.importers import (
     ImporterConfigError,
     make_importer,
 )
+from streams.kafka import KafkaSettings
 from streams.privacy import Pseudonymizer
+from streams.producer import ProduceStats, produce_paths, tail_queue_log
 from streams.replay import replay_paths
 
 
@@ -110,6 +114,47 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"cc-monitor: no such file or archive: {p}", file=sys.stderr)
             return 2
     return _replay(args.paths, args, _settings(args))
+
+
+def _kafka(args: argparse.Namespace, settings: Settings) -> KafkaSettings:
+    if args.bootstrap:
+        return settings.kafka.model_copy(update={"bootstrap_servers": args.bootstrap})
+    return settings.kafka
+
+
+def _print_produced(stats: ProduceStats) -> None:
+    topics = ", ".join(f"{t} {n:,}" for t, n in sorted(stats.per_topic.items()))
+    print(f"produced {stats.produced:,} events ({topics}); "
+          f"{stats.dead_lettered:,} to the dead-letter topic {stats.reasons or ''}",
+          file=sys.stderr)  # fmt: skip
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    """Publish event logs (or another format, through an importer) to the input topics."""
+    settings = _settings(args)
+    stats = asyncio.run(
+        produce_paths(
+            args.paths, _kafka(args, settings), _importer(args, settings), settings.max_line_bytes
+        )
+    )
+    _print_produced(stats)
+    return 1 if args.strict and stats.dead_lettered else 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    """Follow a live Asterisk queue_log and publish its events until interrupted."""
+    settings = _settings(args)
+    stop = asyncio.Event()
+
+    async def run() -> ProduceStats:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await tail_queue_log(Path(args.file), _kafka(args, settings), stop,
+                                    from_start=args.from_beginning)  # fmt: skip
+
+    _print_produced(asyncio.run(run()))
+    return 0
 
 
 def cmd_audit_archive(args: argparse.Namespace) -> int:
@@ -317,6 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", help="zone of the simulated centre's clock (default UTC)")
     p.add_argument("-o", "--output", default="-", help="file (.gz compresses), '-' = stdout")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("produce", help="publish event logs to the Kafka input topics")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", choices=FORMATS, default="jsonl")
+    p.add_argument("--mapping", type=Path, help="column mapping (TOML) for --format cdr")
+    p.add_argument("--source-timezone", help="zone of clock times without offset in the source")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (else the settings')")
+    p.add_argument("--strict", action="store_true", help="exit 1 if anything was dead-lettered")
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("tail", help="follow a live Asterisk queue_log into Kafka")
+    p.add_argument("file", metavar="QUEUE_LOG")
+    p.add_argument("--format", choices=["queue_log"], default="queue_log")
+    p.add_argument("--from-beginning", action="store_true", help="start at the top, not the end")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (else the settings')")
+    p.set_defaults(func=cmd_tail)
 
     p = sub.add_parser("audit", help="event archive tools")
     audit = p.add_subparsers(dest="audit_command", required=True)

@@ -20,6 +20,7 @@ from pydantic_settings import (
 
 from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
+from streams.kafka import KafkaSettings
 
 
 class Settings(BaseSettings):
@@ -36,6 +37,7 @@ class Settings(BaseSettings):
         1000, ge=0, description="Rejected events listed in a report (all are counted)."
     )
     evidence_limit: int = Field(5, ge=0, description="Example contact ids per rule in a report.")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     rules_file: Path | None = Field(
         None, description="Alert rules (TOML, docs/alerts.md); built-in defaults without it."
     )

@@ -65,12 +65,15 @@ class QueueLog:
     def __init__(self, tenant: str | None = None) -> None:
         self.tenant = tenant
 
+    def converter(self) -> QueueLogConverter:
+        """A stateful line-by-line converter (used by the file importer and the live tail)."""
+        return QueueLogConverter(self.tenant)
+
     def events(
         self, source: Source, sstats: SourceStats, stats: ImportStats, max_line: int
     ) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
         stream, _ = source.open()
-        calls: dict[str, _Call] = {}
-        legs: dict[str, int] = {}  # call ids seen in this source, for legs after a transfer
+        convert = self.converter()
         try:
             for lineno, _, raw in scan_lines(stream, sstats, max_line):
                 if raw is None:
@@ -81,7 +84,7 @@ class QueueLog:
                     continue
                 stats.records += 1
                 try:
-                    produced = self._line(text, calls, legs, stats)
+                    produced = convert.line(text, stats)
                 except ValueError as exc:
                     yield lineno, RowProblem("malformed_record", str(exc))
                     continue
@@ -91,6 +94,19 @@ class QueueLog:
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
+
+
+class QueueLogConverter:
+    """queue_log lines to events, keeping state only for calls in progress."""
+
+    def __init__(self, tenant: str | None = None) -> None:
+        self.tenant = tenant
+        self.calls: dict[str, _Call] = {}
+        self.legs: dict[str, int] = {}  # call ids seen, for legs after a transfer
+
+    def line(self, text: str, stats: ImportStats) -> list[dict[str, Any]]:
+        """The events of one line; raises ValueError for a line that is not queue_log."""
+        return self._line(text, self.calls, self.legs, stats)
 
     def _line(
         self, text: str, calls: dict[str, _Call], legs: dict[str, int], stats: ImportStats

@@ -1,0 +1,95 @@
+"""Kafka topics, routing and producing.
+
+Input topics (names configurable): ``calls`` (voice and video), ``chats`` (chat, e-mail, SMS,
+social) and ``ivr`` (``ivr.*`` events), all keyed by ``case_id`` and created with the same
+partition count, so the worker that owns partition *p* of each sees every event of a case.
+Bad input goes to the dead-letter topic with its reason; alert events to the alerts topic.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class Topics(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    calls: str = "cc.calls"
+    chats: str = "cc.chats"
+    ivr: str = "cc.ivr"
+    dead_letter: str = "cc.dead-letter"
+    alerts: str = "cc.alerts"
+
+    def inputs(self) -> tuple[str, str, str]:
+        return (self.calls, self.chats, self.ivr)
+
+
+class KafkaSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topics: Topics = Field(default_factory=Topics)
+    partitions: int = Field(6, ge=1, description="Of every input topic (the same for all).")
+    replication_factor: int = Field(1, ge=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    producer_max_batch_size: int | None = Field(
+        None, description="Bytes per batch. Tansu (tests, demo) needs 16: one record a batch."
+    )
+
+    def client_options(self) -> dict[str, Any]:
+        """Connection options for aiokafka clients."""
+        opts: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            opts["sasl_mechanism"] = self.sasl_mechanism
+            opts["sasl_plain_username"] = self.sasl_username
+            opts["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            opts["ssl_context"] = create_ssl_context(
+                cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile
+            )
+        return opts
+
+
+CALL_CHANNELS = frozenset({"voice", "video"})
+
+
+def topic_for(event_type: str, channel: str, topics: Topics) -> str:
+    if event_type.startswith("ivr."):
+        return topics.ivr
+    return topics.calls if channel in CALL_CHANNELS else topics.chats
+
+
+async def ensure_topics(settings: KafkaSettings) -> None:
+    """Create the topics that do not exist yet (input topics with the same partition count)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(**settings.client_options())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        t = settings.topics
+        wanted = [*t.inputs(), t.dead_letter, t.alerts]
+        new = [
+            NewTopic(name, num_partitions=settings.partitions,
+                     replication_factor=settings.replication_factor)
+            for name in wanted if name not in existing
+        ]  # fmt: skip
+        if new:
+            await admin.create_topics(new)
+    finally:
+        await admin.close()

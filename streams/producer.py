@@ -1,0 +1,202 @@
+"""Publishing events to Kafka: ``cc-monitor produce`` (logs, any import format) and
+``cc-monitor tail`` (a live Asterisk queue_log).
+
+Every event is validated by the same decoder as replay before it is sent, keyed by its
+``case_id`` to its input topic. Bad input is never dropped silently: it goes to the dead-letter
+topic with its reason, source and line in the headers, and is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from kpis.decode import Decoder, Rejection
+from kpis.wire import TYPE_OF
+from streams.importers.base import Importer, ImportStats, RowProblem
+from streams.kafka import KafkaSettings, ensure_topics, topic_for
+from streams.sources import Source, SourceStats, iter_lines
+
+
+@dataclass
+class ProduceStats:
+    produced: int = 0
+    dead_lettered: int = 0
+    per_topic: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class EventProducer:
+    def __init__(self, settings: KafkaSettings, max_line_bytes: int = 65_536) -> None:
+        self.settings = settings
+        self.decoder = Decoder(max_line_bytes)
+        self.stats = ProduceStats()
+        self._producer: Any = None
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        await ensure_topics(self.settings)
+        opts = self.settings.client_options()
+        if self.settings.producer_max_batch_size:
+            opts["max_batch_size"] = self.settings.producer_max_batch_size
+        self._producer = AIOKafkaProducer(acks="all", **opts)
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def send(self, raw: bytes, source: str, line: int) -> bool:
+        """Validate and publish one event; False if it went to the dead-letter topic."""
+        try:
+            rec, _ = self.decoder.decode(raw)
+        except Rejection as rej:
+            await self.dead_letter(raw, rej.reason, rej.detail, source, line)
+            return False
+        etype = TYPE_OF[rec.__class__]
+        topic = topic_for(etype, rec.channel, self.settings.topics)
+        key = (rec.case_id or rec.contact_id).encode()
+        await self._producer.send(topic, raw, key=key, headers=[("cc-type", etype.encode())])
+        self.stats.produced += 1
+        self.stats.per_topic[topic] = self.stats.per_topic.get(topic, 0) + 1
+        return True
+
+    async def dead_letter(
+        self, raw: bytes, reason: str, detail: str, source: str, line: int
+    ) -> None:
+        headers = [("cc-reason", reason.encode()), ("cc-detail", detail.encode()[:1000]),
+                   ("cc-source", source.encode()), ("cc-line", str(line).encode())]  # fmt: skip
+        await self._producer.send(self.settings.topics.dead_letter, raw[:1_000_000],
+                                  headers=headers)  # fmt: skip
+        self.stats.dead_lettered += 1
+        self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
+
+    async def flush(self) -> None:
+        await self._producer.flush()
+
+
+async def produce_paths(
+    paths: Sequence[str],
+    settings: KafkaSettings,
+    importer: Importer | None = None,
+    max_line_bytes: int = 65_536,
+) -> ProduceStats:
+    """Publish event logs (JSON Lines, gzip, stdin, or an import format) to the topics."""
+    producer = EventProducer(settings, max_line_bytes)
+    await producer.start()
+    try:
+        for path in paths:
+            source = Source(path)
+            if importer is None:
+                stream, _ = source.open()
+                try:
+                    lines = iter_lines(stream, SourceStats(path), max_line_bytes)
+                    for n, raw in enumerate(lines, 1):
+                        if raw is None:
+                            why = f"over {max_line_bytes} bytes"
+                            await producer.dead_letter(b"", "oversized", why, path, n)
+                        elif raw.strip():
+                            await producer.send(raw, path, n)
+                finally:
+                    if stream is not sys.stdin.buffer:
+                        stream.close()
+            else:
+                events = importer.events(source, SourceStats(path), ImportStats(importer.name),
+                                         max_line_bytes)  # fmt: skip
+                for n, item in events:
+                    if isinstance(item, RowProblem):
+                        await producer.dead_letter(b"", item.reason, item.detail, path, n)
+                    else:
+                        await producer.send(orjson.dumps(item), path, n)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return producer.stats
+
+
+async def follow(
+    path: Path, stop: asyncio.Event, poll: float = 0.2, from_start: bool = False
+) -> AsyncIterator[bytes]:
+    """Lines appended to a file, as ``tail -F`` sees them: survives truncation (starts again
+    at the top) and rotation (finishes the old file, then reads the new one from its start)."""
+    f = None
+    inode = None
+    buf = b""
+    first = True
+    while not stop.is_set():
+        if f is None:
+            try:
+                f = open(path, "rb")  # noqa: SIM115 - closed on rotation or at the end
+            except FileNotFoundError:
+                await asyncio.sleep(poll)
+                continue
+            inode = os.fstat(f.fileno()).st_ino
+            if first and not from_start:
+                f.seek(0, os.SEEK_END)
+            first = False
+        chunk = f.read(1 << 16)
+        if chunk:
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                yield line
+            continue
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        if st is None or st.st_ino != inode:  # rotated: the old file is complete
+            if buf:
+                yield buf
+            buf = b""
+            f.close()
+            f = None
+        elif st.st_size < f.tell():  # truncated in place
+            f.seek(0)
+            buf = b""
+        else:
+            await asyncio.sleep(poll)
+    if f is not None:
+        f.close()
+
+
+async def tail_queue_log(
+    path: Path,
+    settings: KafkaSettings,
+    stop: asyncio.Event,
+    from_start: bool = False,
+    poll: float = 0.2,
+) -> ProduceStats:
+    """Convert a live Asterisk queue_log into events and publish them as lines arrive."""
+    from streams.importers.queue_log import QueueLog
+
+    producer = EventProducer(settings)
+    await producer.start()
+    convert = QueueLog().converter()
+    stats = ImportStats("queue_log")
+    n = 0
+    try:
+        async for raw in follow(path, stop, poll, from_start):
+            n += 1
+            text = raw.decode("utf-8", "replace").strip()
+            if not text:
+                continue
+            try:
+                events = convert.line(text, stats)
+            except ValueError as exc:
+                await producer.dead_letter(raw, "malformed_record", str(exc), str(path), n)
+                continue
+            for ev in events:
+                await producer.send(orjson.dumps(ev), str(path), n)
+            await producer.flush()
+    finally:
+        await producer.stop()
+    return producer.stats
