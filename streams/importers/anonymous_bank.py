@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from streams.importers.base import ImportStats, InOrder, RowProblem
+from streams.importers.base import ImportStats, InOrder, RowProblem, Timeline
 from streams.privacy import Pseudonymizer
 from streams.sources import CHUNK, Source, SourceStats, scan_lines
 
@@ -129,6 +129,7 @@ class AnonymousBank:
             except (ValueError, KeyError) as exc:
                 yield lineno, RowProblem("malformed_record", f"{type(exc).__name__}: {exc}")
                 continue
+            stats.events += len(events)
             yield from in_order.push(lineno, events)
         yield from in_order.drain()
 
@@ -153,14 +154,9 @@ class AnonymousBank:
             base["customer_id"] = self.pseudonymize(customer)
         priority = row["priority"]
         attributes = {"priority": int(priority)} if priority.isdigit() else {}
-        out: list[tuple[datetime, dict[str, Any]]] = []
-
-        def emit(when: datetime, etype: str, **fields: Any) -> None:
-            ev = {"event_id": f"{contact}:{len(out) + 1}", "type": etype, "ts": self._iso(when)}
-            ev.update(base)
-            ev.update(fields)
-            stats.events += 1
-            out.append((when, ev))
+        timeline = Timeline(contact, base, self._iso)
+        emit = timeline.emit
+        out = timeline.events
 
         emit(entered, "contact.started", direction="inbound", initiation="inbound",
              attributes=attributes)  # fmt: skip

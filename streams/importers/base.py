@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -56,6 +56,27 @@ class Importer(Protocol):
     def events(
         self, source: Source, source_stats: SourceStats, stats: ImportStats, max_line: int
     ) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]: ...
+
+
+class Timeline:
+    """The events of one interaction as an importer builds them: numbered ``{contact}:{n}``,
+    sharing the interaction's fields, each with its time for ordering."""
+
+    def __init__(
+        self, contact: str, base: dict[str, Any],
+        iso: Callable[[datetime], str] = datetime.isoformat,
+    ) -> None:  # fmt: skip
+        self.contact = contact
+        self.base = base
+        self.iso = iso
+        self.events: list[tuple[datetime, dict[str, Any]]] = []
+
+    def emit(self, when: datetime, etype: str, **fields: Any) -> None:
+        ev = {"event_id": f"{self.contact}:{len(self.events) + 1}", "type": etype,
+              "ts": self.iso(when)}  # fmt: skip
+        ev.update(self.base)
+        ev.update(fields)
+        self.events.append((when, ev))
 
 
 class InOrder:

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from streams.importers.base import ImportStats, InOrder, RowProblem
+from streams.importers.base import ImportStats, InOrder, RowProblem, Timeline
 from streams.privacy import Pseudonymizer
 from streams.sources import Source, SourceStats, scan_lines
 
@@ -216,14 +216,9 @@ class Cdr:
         customer = self._value(row, col.customer_id)
         if customer is not None:
             base["customer_id"] = self.pseudonymize(customer)
-        out: list[tuple[datetime, dict[str, Any]]] = []
-
-        def emit(when: datetime, etype: str, **fields: Any) -> None:
-            ev = {"event_id": f"{contact}:{len(out) + 1}", "type": etype,
-                  "ts": when.isoformat()}  # fmt: skip
-            ev.update(base)
-            ev.update(fields)
-            out.append((when, ev))
+        timeline = Timeline(contact, base)
+        emit = timeline.emit
+        out = timeline.events
 
         def after(t: datetime | None, floor: datetime) -> datetime | None:
             if t is not None and t < floor:

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from streams.importers.base import ImportStats, RowProblem
+from streams.importers.base import ImportStats, RowProblem, Timeline
 from streams.sources import Source, SourceStats, scan_lines
 
 CHANNELS = {"VOICE": "voice", "CHAT": "chat", "EMAIL": "email"}
@@ -129,14 +129,9 @@ class ConnectCtr:
         }
         if self.tenant:
             base["tenant"] = self.tenant
-        out: list[tuple[datetime, dict[str, Any]]] = []
-
-        def emit(when: datetime, etype: str, **fields: Any) -> None:
-            ev = {"event_id": f"{contact}:{len(out) + 1}", "type": etype,
-                  "ts": when.isoformat()}  # fmt: skip
-            ev.update(base)
-            ev.update(fields)
-            out.append((when, ev))
+        timeline = Timeline(contact, base)
+        emit = timeline.emit
+        out = timeline.events
 
         started = _ts(ctr.get("InitiationTimestamp"), "InitiationTimestamp")
         ended = _ts(ctr.get("DisconnectTimestamp"), "DisconnectTimestamp")
