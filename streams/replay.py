@@ -1,7 +1,9 @@
-"""Replay driver: reads event logs (JSON Lines, gzip, stdin), feeds the engine, builds the report.
+"""Replay driver: reads event logs (JSON Lines, gzip, stdin, an event archive, or another
+system's records through an importer), feeds the engine and the alert rules, builds the report.
 
-The same :class:`kpis.engine.Engine` runs here as in the live workers; only the source (files)
-and the sink (:class:`kpis.report.ReportSink`) differ.
+The same :class:`kpis.engine.Engine` and :class:`alerts.evaluator.AlertLogic` run here as in
+the live workers; only the sources and the sinks (:class:`kpis.report.ReportSink`, the alert
+timeline) differ.
 """
 
 from __future__ import annotations
