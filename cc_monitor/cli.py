@@ -84,6 +84,7 @@ def _replay(paths: Sequence[str], args: argparse.Namespace, settings: Settings) 
         _report_zone(args, settings),
         start=getattr(args, "start", None),
         end=getattr(args, "end", None),
+        kafka=_kafka(args, settings) if "kafka:" in paths else None,
         importer=_importer(args, settings),
         show_progress=not args.no_progress,
         max_line_bytes=settings.max_line_bytes,
@@ -110,14 +111,14 @@ def _replay(paths: Sequence[str], args: argparse.Namespace, settings: Settings) 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     for p in args.paths:
-        if p != "-" and not os.path.exists(p):
+        if p not in ("-", "kafka:") and not os.path.exists(p):
             print(f"cc-monitor: no such file or archive: {p}", file=sys.stderr)
             return 2
     return _replay(args.paths, args, _settings(args))
 
 
 def _kafka(args: argparse.Namespace, settings: Settings) -> KafkaSettings:
-    if args.bootstrap:
+    if getattr(args, "bootstrap", None):
         return settings.kafka.model_copy(update={"bootstrap_servers": args.bootstrap})
     return settings.kafka
 
@@ -327,10 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="run the engine over event logs and report")
     p.add_argument(
         "paths", nargs="+", metavar="PATH",
-        help="JSON Lines files, .gz, - (stdin), or an event archive directory",
+        help="JSON Lines files, .gz, - (stdin), an event archive directory, or kafka: (the "
+        "input topics, read-only)",
     )  # fmt: skip
-    p.add_argument("--from", dest="start", type=_instant, help="archives: from (RFC 3339)")
-    p.add_argument("--to", dest="end", type=_instant, help="archives: up to, excluded")
+    p.add_argument("--from", dest="start", type=_instant, help="archive, kafka: from (RFC 3339)")
+    p.add_argument("--to", dest="end", type=_instant, help="archive, kafka: up to, excluded")
+    p.add_argument("--bootstrap", help="for kafka:, the bootstrap servers (else the settings')")
     p.add_argument(
         "--format",
         choices=FORMATS,

@@ -93,3 +93,58 @@ async def ensure_topics(settings: KafkaSettings) -> None:
             await admin.create_topics(new)
     finally:
         await admin.close()
+
+
+async def read_range(
+    settings: KafkaSettings, start: float | None, end: float | None, poll_ms: int = 500
+) -> list[bytes]:
+    """The input topics' events with event time in ``[start, end)``, merged by event time.
+
+    Read-only: partitions are assigned directly (no consumer group, no offset commits), read
+    from their beginning up to the end offsets seen when the read starts. Each partition is in
+    consumption order; the merge keeps that order and interleaves partitions by event time, so
+    the engine sees what a worker owning all of them would.
+    """
+    import heapq
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streams.archive import _event_meta
+
+    consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False,
+                                **settings.client_options())  # fmt: skip
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(topic, p)
+            for topic in settings.topics.inputs()
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not tps:
+            await consumer.force_metadata_update()
+            tps = [TopicPartition(topic, p) for topic in settings.topics.inputs()
+                   for p in sorted(consumer.partitions_for_topic(topic) or ())]  # fmt: skip
+        ends = await consumer.end_offsets(tps)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        per: dict[TopicPartition, list[tuple[float, int, bytes]]] = {tp: [] for tp in tps}
+        todo = {tp for tp in tps if ends[tp] > 0}
+        while todo:
+            batch = await consumer.getmany(*todo, timeout_ms=poll_ms)
+            if not batch:
+                break  # nothing more arrives: the end offsets were all read
+            for tp, msgs in batch.items():
+                for m in msgs:
+                    if m.offset >= ends[tp]:
+                        todo.discard(tp)
+                        break
+                    _, ts = _event_meta(m.value)
+                    t = ts if ts is not None else float("-inf")
+                    if ts is None or ((start is None or ts >= start) and (end is None or ts < end)):
+                        per[tp].append((t, len(per[tp]), m.value))
+                    if m.offset + 1 >= ends[tp]:
+                        todo.discard(tp)
+    finally:
+        await consumer.stop()
+    merged = heapq.merge(*per.values(), key=lambda item: item[0])
+    return [value for _, _, value in merged]

@@ -29,6 +29,7 @@ from kpis.report import ReportSink, build_sections
 from kpis.scorecard import ScorecardTargets, benchmark, scorecard
 from kpis.wire import Rec
 from streams.importers.base import Importer, ImportStats, RowProblem
+from streams.kafka import KafkaSettings
 from streams.sources import Source, SourceStats, iter_lines
 
 REPORT_VERSION = 1
@@ -303,9 +304,10 @@ def replay_paths(
     importer: Importer | None = None,
     start: float | None = None,
     end: float | None = None,
+    kafka: KafkaSettings | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Replay files (``-`` = stdin; a directory is an archive, read for ``[start, end)``; an
-    external format through ``importer``) and report."""
-    sources = [Source(p, start, end) for p in paths]
+    """Replay files (``-`` = stdin; a directory is an archive and ``kafka:`` the input topics,
+    read for ``[start, end)``; an external format through ``importer``) and report."""
+    sources = [Source(p, start, end, kafka) for p in paths]
     return Replay(config, tz, **kwargs).run(sources, show_progress, importer)

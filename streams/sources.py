@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from streams.importers.base import ImportStats
+    from streams.kafka import KafkaSettings
 
 CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
@@ -26,12 +27,23 @@ class Source:
 
     name: str
 
-    start: float | None = None  # for an archive directory: the time range to read
+    start: float | None = None  # for an archive or Kafka: the time range to read
     end: float | None = None
+    kafka: KafkaSettings | None = None  # for the name "kafka:": the input topics of this Kafka
 
     def open(self) -> tuple[IO[bytes], int | None]:
         """The decompressed byte stream and, for a plain file, its size (for progress). A
-        directory is an event archive (streams/archive.py), read for ``[start, end)``."""
+        directory is an event archive (streams/archive.py), ``kafka:`` the input topics
+        (streams/kafka.py, read-only), each read for ``[start, end)``."""
+        if self.name == "kafka:":
+            import asyncio
+
+            from streams.archive import LineStream
+            from streams.kafka import KafkaSettings, read_range
+
+            settings = self.kafka if self.kafka is not None else KafkaSettings()
+            records = asyncio.run(read_range(settings, self.start, self.end))
+            return LineStream(iter(records)), None  # type: ignore[return-value]
         if os.path.isdir(self.name):
             from streams.archive import LineStream, archive_lines
 

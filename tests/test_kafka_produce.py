@@ -160,3 +160,35 @@ def test_tail_follows_a_growing_rotated_queue_log(broker: str, tmp_path: Path) -
                                     "contact.ended", "wrapup.ended", "contact.started",
                                     "queue.entered"])  # fmt: skip
     assert stats.dead_lettered == 1 and stats.reasons == {"malformed_record": 1}
+
+
+def test_replaying_a_topic_range_equals_replaying_the_archive_of_it(
+    broker: str, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from kpis.config import EngineConfig
+    from streams.archive import ArchiveWriter
+    from streams.replay import Replay, Source
+    from tests.helpers import without_input
+
+    settings = settings_for(broker, "p4")
+    lines = [orjson.dumps(e) for e in simulate(SimConfig(contacts_per_day=300))]
+    log = tmp_path / "day.jsonl"
+    log.write_bytes(b"".join(line + b"\n" for line in lines))
+    asyncio.run(produce_paths([str(log)], settings))
+    archive = ArchiveWriter(tmp_path / "archive")
+    for line in lines:
+        archive.append(line)
+    archive.close()
+    start = datetime(2026, 11, 2, 9, tzinfo=UTC).timestamp()
+    end = datetime(2026, 11, 2, 15, tzinfo=UTC).timestamp()
+
+    def replay(source: Source) -> dict[str, Any]:
+        return without_input(Replay(EngineConfig(), ZoneInfo("UTC")).run([source]))
+
+    from_kafka = replay(Source("kafka:", start, end, settings))
+    from_archive = replay(Source(str(tmp_path / "archive"), start, end))
+    assert from_kafka["events"]["accepted"] > 1000
+    assert from_kafka == from_archive
