@@ -316,6 +316,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="-", help="file to write (default: standard output)")
     p.set_defaults(func=cmd_schema)
 
+    def format_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--format",
+            choices=FORMATS,
+            default="jsonl",
+            help="input format: canonical events (jsonl) or an importer (docs/importers.md)",
+        )
+        p.add_argument("--mapping", type=Path, help="column mapping (TOML) for --format cdr")
+        p.add_argument(
+            "--source-timezone",
+            help="zone of clock times in the source, for formats without offsets "
+            "(anonymous-bank: Asia/Jerusalem)",
+        )
+
     def replay_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", metavar="FILE", help="write the JSON report here ('-' = stdout)")
         p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report here")
@@ -334,18 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start", type=_instant, help="archive, kafka: from (RFC 3339)")
     p.add_argument("--to", dest="end", type=_instant, help="archive, kafka: up to, excluded")
     p.add_argument("--bootstrap", help="for kafka:, the bootstrap servers (else the settings')")
-    p.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="jsonl",
-        help="input format: canonical events (jsonl) or an importer (docs/importers.md)",
-    )
-    p.add_argument("--mapping", type=Path, help="column mapping (TOML) for --format cdr")
-    p.add_argument(
-        "--source-timezone",
-        help="zone of clock times in the source, for formats without offsets "
-        "(anonymous-bank: Asia/Jerusalem)",
-    )
+    format_options(p)
     replay_options(p)
     p.set_defaults(func=cmd_replay)
 
@@ -368,9 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("produce", help="publish event logs to the Kafka input topics")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--format", choices=FORMATS, default="jsonl")
-    p.add_argument("--mapping", type=Path, help="column mapping (TOML) for --format cdr")
-    p.add_argument("--source-timezone", help="zone of clock times without offset in the source")
+    format_options(p)
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (else the settings')")
     p.add_argument("--strict", action="store_true", help="exit 1 if anything was dead-lettered")
     p.set_defaults(func=cmd_produce)
