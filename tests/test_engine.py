@@ -259,3 +259,24 @@ def test_snapshot_without_stores_and_a_wrong_version() -> None:
     assert "contacts" not in snap
     with pytest.raises(ValueError):
         eng.restore(dict(snap, version=99))
+
+
+def test_advance_moves_time_without_events() -> None:
+    """A live worker advances the watermark from its clock: a deadline passes with no event."""
+    log = Log()
+    log.add(0, "callback.requested", "c1", callback_id="cb1")
+    eng, sink = engine(allowed_lateness_seconds=60)
+    (rec,) = records(log)
+    eng.ingest(*rec)
+    t0 = log.t0.timestamp()
+    eng.advance(t0 + DAY)  # exactly the deadline: not passed yet
+    assert "callbacks_breached" not in sink.names()
+    eng.advance(t0 + DAY - 10)  # never backwards
+    assert eng.watermark == t0 + DAY
+    eng.advance(t0 + DAY + 1)
+    assert sink.names().count("callbacks_breached") == 1
+    late = Log()
+    late.add(DAY - 5, "contact.started", "c2")  # before the clock-driven watermark
+    with pytest.raises(Rejection) as err:
+        eng.ingest(*records(late)[0])
+    assert err.value.reason == "late"
