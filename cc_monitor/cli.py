@@ -142,6 +142,28 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return 1 if args.strict and stats.dead_lettered else 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a live worker until interrupted (SIGINT / SIGTERM stop it cleanly)."""
+    import faust
+
+    from streams.app import create_app
+    from streams.kafka import ensure_topics
+
+    settings = _settings(args)
+    kafka = _kafka(args, settings)
+    worker = settings.worker
+    if args.port is not None or args.bind is not None:
+        worker = worker.model_copy(update={k: v for k, v in
+                                           (("web_port", args.port), ("web_bind", args.bind))
+                                           if v is not None})  # fmt: skip
+    asyncio.run(ensure_topics(kafka))
+    app = create_app(kafka, settings.engine, worker)
+    print(f"cc-monitor worker {worker.worker_id}: metrics http://{worker.web_bind}:"
+          f"{worker.web_port}/metrics, KPIs /api/kpis, health /health", flush=True)  # fmt: skip
+    faust.Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    return 0  # pragma: no cover - execute_from_commandline exits the process
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
     """Follow a live Asterisk queue_log and publish its events until interrupted."""
     settings = _settings(args)
@@ -375,6 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (else the settings')")
     p.add_argument("--strict", action="store_true", help="exit 1 if anything was dead-lettered")
     p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("worker", help="run a live worker: Kafka in, /metrics and /api/kpis out")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (else the settings')")
+    p.add_argument("--port", type=int, help="HTTP port (else the settings', 6066)")
+    p.add_argument("--bind", help="HTTP bind address (else the settings', 127.0.0.1)")
+    p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("tail", help="follow a live Asterisk queue_log into Kafka")
     p.add_argument("file", metavar="QUEUE_LOG")

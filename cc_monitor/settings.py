@@ -20,6 +20,7 @@ from pydantic_settings import (
 
 from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
+from streams.app import WorkerSettings
 from streams.kafka import KafkaSettings
 
 
@@ -38,6 +39,7 @@ class Settings(BaseSettings):
     )
     evidence_limit: int = Field(5, ge=0, description="Example contact ids per rule in a report.")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
     rules_file: Path | None = Field(
         None, description="Alert rules (TOML, docs/alerts.md); built-in defaults without it."
     )

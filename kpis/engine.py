@@ -67,10 +67,15 @@ class Engine:
         callbacks: Store[CallbackState] | None = None,
         components: Store[tuple[str, float]] | None = None,
         batch: int = 256,
+        auto_watermark: bool = True,
     ) -> None:
         """``batch``: accepted events between two drains of the reorder buffer. Results do not
         depend on it (processing order is fixed by event time); live workers use 1 so that
-        metrics follow each event, replay a larger number to save per-event overhead."""
+        metrics follow each event, replay a larger number to save per-event overhead.
+
+        ``auto_watermark=False``: events do not move the watermark; the driver does, with
+        :meth:`advance` (a live partition fed by several topics holds it at the slowest
+        topic's progress, so one topic read ahead cannot make another's events late)."""
         self.config = config
         self.sink = sink
         self.contacts: Store[ContactState] = {} if contacts is None else contacts
@@ -80,6 +85,7 @@ class Engine:
         self.max_ts = -_INF
         self.watermark = -_INF
         self._lateness = config.allowed_lateness_seconds
+        self.auto_watermark = auto_watermark
         # Reorder buffer: (ts, rank, event_id, record). In-order arrivals (the usual case) go to a
         # deque, which stays sorted by construction; out-of-order ones to a heap.
         self._tail: deque[tuple[float, int, str, Rec]] = deque()
@@ -151,7 +157,7 @@ class Engine:
         if ts > self.max_ts:
             self.max_ts = ts
             wm = ts - self._lateness
-            if wm > self.watermark:
+            if wm > self.watermark and self.auto_watermark:
                 self.watermark = wm
                 if wm >= self._rotate_at:
                     self._rotate(wm)

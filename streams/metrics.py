@@ -114,68 +114,94 @@ class MetricsSink:
 
 
 WaitingNow = Callable[[], dict[Labels, tuple[int, float]]]
+Part = tuple[dict[str, str], MetricsSink, WaitingNow | None]
+"""One exported part: constant labels (a live worker's ``partition``), its sink, its queues."""
 
 
 class MetricsCollector(Collector):
-    """Exports a :class:`MetricsSink` (and the queues' live state) on each scrape."""
+    """Exports :class:`MetricsSink` aggregates (and the queues' live state) on each scrape.
 
-    def __init__(self, sink: MetricsSink, waiting_now: WaitingNow | None = None) -> None:
-        self.sink = sink
-        self.waiting_now = waiting_now
+    A live worker exports one part per input partition it owns, labelled ``partition``: when a
+    partition moves to another worker, its series move with it (the new owner continues them
+    from the checkpoint) instead of making another series drop, which Prometheus would take
+    for a counter reset.
+    """
+
+    def __init__(
+        self,
+        sink: MetricsSink | None = None,
+        waiting_now: WaitingNow | None = None,
+        *,
+        parts: Callable[[], Iterable[Part]] | None = None,
+    ) -> None:
+        if parts is None:
+            if sink is None:
+                raise ValueError("a sink or parts")
+            single: list[Part] = [({}, sink, waiting_now)]
+            parts = lambda: single  # noqa: E731
+        self.parts = parts
 
     def collect(self) -> Iterator[Metric]:
-        sink = self.sink
+        parts = list(self.parts())
         counters: dict[str, CounterMetricFamily] = {}
-        for (name, labels), value in sorted(sink.counters.items()):
-            metric, label_names, extra = _family(name)
-            fam = counters.get(metric)
-            if fam is None:
-                fam = counters[metric] = CounterMetricFamily(
-                    metric, HELP.get(name, f"Count of {name.replace('_', ' ')}."),
-                    labels=[*label_names, *extra],
-                )  # fmt: skip
-            fam.add_metric([*labels, *extra.values()], value)
-        yield from counters.values()
         histograms: dict[str, HistogramMetricFamily] = {}
-        for (name, labels), h in sorted(sink.histograms.items()):
-            metric, label_names, _ = _family(name)
-            fam_h = histograms.get(metric)
-            if fam_h is None:
-                fam_h = histograms[metric] = HistogramMetricFamily(
-                    metric, HELP.get(name, f"{name.replace('_', ' ')}."), labels=list(label_names)
-                )
-            cumulative = 0.0
-            buckets: list[tuple[str, float]] = []
-            for bound, n in zip(self.sink.buckets, h, strict=False):
-                cumulative += n
-                buckets.append((repr(float(bound)), cumulative))
-            total = cumulative + h[len(self.sink.buckets)]
-            buckets.append(("+Inf", total))
-            fam_h.add_metric(list(labels), buckets, h[-1])
-        yield from histograms.values()
         gauges: dict[str, GaugeMetricFamily] = {}
-        for (name, labels), value in sorted(sink.gauges.items()):
-            if name == "waiting" and self.waiting_now is not None:
-                continue  # exported from the live view below
-            metric, label_names, _ = _family(name)
-            fam_g = gauges.get(metric)
-            if fam_g is None:
-                fam_g = gauges[metric] = GaugeMetricFamily(
-                    metric, f"{name.replace('_', ' ')}.", labels=list(label_names)
-                )
-            fam_g.add_metric(list(labels), value)
+        live: list[tuple[dict[str, str], WaitingNow]] = []
+        for const, sink, waiting_now in parts:
+            cn, cv = list(const), list(const.values())
+            for (name, labels), value in sorted(sink.counters.items()):
+                metric, label_names, extra = _family(name)
+                fam = counters.get(metric)
+                if fam is None:
+                    fam = counters[metric] = CounterMetricFamily(
+                        metric, HELP.get(name, f"Count of {name.replace('_', ' ')}."),
+                        labels=[*label_names, *extra, *cn],
+                    )  # fmt: skip
+                fam.add_metric([*labels, *extra.values(), *cv], value)
+            for (name, labels), h in sorted(sink.histograms.items()):
+                metric, label_names, _ = _family(name)
+                fam_h = histograms.get(metric)
+                if fam_h is None:
+                    fam_h = histograms[metric] = HistogramMetricFamily(
+                        metric, HELP.get(name, f"{name.replace('_', ' ')}."),
+                        labels=[*label_names, *cn],
+                    )  # fmt: skip
+                cumulative = 0.0
+                buckets: list[tuple[str, float]] = []
+                for bound, n in zip(sink.buckets, h, strict=False):
+                    cumulative += n
+                    buckets.append((repr(float(bound)), cumulative))
+                total = cumulative + h[len(sink.buckets)]
+                buckets.append(("+Inf", total))
+                fam_h.add_metric([*labels, *cv], buckets, h[-1])
+            for (name, labels), value in sorted(sink.gauges.items()):
+                if name == "waiting" and waiting_now is not None:
+                    continue  # exported from the live view below
+                metric, label_names, _ = _family(name)
+                fam_g = gauges.get(metric)
+                if fam_g is None:
+                    fam_g = gauges[metric] = GaugeMetricFamily(
+                        metric, f"{name.replace('_', ' ')}.", labels=[*label_names, *cn]
+                    )
+                fam_g.add_metric([*labels, *cv], value)
+            if waiting_now is not None:
+                live.append((const, waiting_now))
+        yield from counters.values()
+        yield from histograms.values()
         yield from gauges.values()
-        if self.waiting_now is not None:
+        if live:
+            names = [*KPI_LABELS, *live[0][0]]
             waiting = GaugeMetricFamily(
-                f"{NAMESPACE}_contacts_waiting", "Contacts waiting in queue.", labels=KPI_LABELS
+                f"{NAMESPACE}_contacts_waiting", "Contacts waiting in queue.", labels=names
             )
             oldest = GaugeMetricFamily(
                 f"{NAMESPACE}_oldest_wait_seconds",
                 "Wait of the longest-waiting contact, at the watermark.",
-                labels=KPI_LABELS,
+                labels=names,
             )
-            for labels, (n, age) in sorted(self.waiting_now().items()):
-                waiting.add_metric(list(labels), n)
-                oldest.add_metric(list(labels), age)
+            for const, waiting_now in live:
+                for labels, (n, age) in sorted(waiting_now().items()):
+                    waiting.add_metric([*labels, *const.values()], n)
+                    oldest.add_metric([*labels, *const.values()], age)
             yield waiting
             yield oldest

@@ -1,0 +1,251 @@
+"""The live worker: a Faust application built by :func:`create_app`.
+
+One agent consumes the three input topics (keyed by ``case_id``, same partition count, so
+Faust's assignor gives partition *p* of all three to the same worker) and hands every record to
+:class:`streams.live.LiveRuntime`, which runs one engine per partition. Checkpoints (state plus
+the offsets it covers) live in a changelogged Faust table; records are acknowledged, so their
+offsets committed, only once a checkpoint covers them. Rejected records go to the dead-letter
+topic with their reason in headers. A one-second timer publishes the read model, moves quiet
+partitions' time and checkpoints. The worker's web server serves ``/metrics``, ``/api/kpis``
+and ``/health``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from kpis.config import EngineConfig
+from streams.kafka import KafkaSettings
+from streams.live import LiveRuntime
+from streams.readmodel import MemoryReadModel, ReadModelStore, RedisReadModel
+
+log = logging.getLogger("cc_monitor.worker")
+
+CHECKPOINT_TABLE = "checkpoints"
+
+
+class RedisSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str | None = Field(
+        None,
+        description="redis://host:port/db, or rediss:// for TLS. Without it, /api/kpis shows "
+        "this worker's partitions only.",
+    )
+    password: SecretStr | None = None
+    ssl_cafile: str | None = Field(None, description="CA bundle for rediss:// URLs.")
+    timeout_seconds: float = Field(2.0, gt=0, description="Per command; then it counts as down.")
+
+    def client(self) -> Any:
+        import redis.asyncio as redis
+
+        assert self.url is not None
+        opts: dict[str, Any] = {
+            "socket_timeout": self.timeout_seconds,
+            "socket_connect_timeout": self.timeout_seconds,
+        }
+        if self.password is not None:
+            opts["password"] = self.password.get_secret_value()
+        if self.ssl_cafile and self.url.startswith("rediss://"):
+            opts["ssl_ca_certs"] = self.ssl_cafile
+        return redis.Redis.from_url(self.url, **opts)
+
+
+class WorkerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    app_id: str = Field("cc-monitor", description="Consumer group and table-topic prefix.")
+    web_bind: str = Field("127.0.0.1", description="Address of /metrics, /api/kpis, /health.")
+    web_port: int = Field(6066, ge=1, le=65535)
+    data_dir: Path = Field(Path(".cc-monitor"), description="Faust's local data directory.")
+    checkpoint_interval_seconds: float = Field(
+        5.0, gt=0, description="Partition checkpoints (and so offset commits) at most this often."
+    )
+    idle_flush_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Input quiet for this long: process what waits for the watermark, as a "
+        "replay does at the end of its input.",
+    )
+    group_timeout_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Consumer-group session and rebalance timeout (Faust's default if unset; "
+        "about 6 makes joins on Tansu quick).",
+    )
+    worker_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        description="Names this worker in logs and /health.",
+    )
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+
+
+def _faust_options(kafka: KafkaSettings, worker: WorkerSettings) -> dict[str, Any]:
+    import faust
+
+    opts: dict[str, Any] = {
+        "broker": [f"kafka://{h.strip()}" for h in kafka.bootstrap_servers.split(",")],
+        "store": "memory://",
+        "topic_partitions": kafka.partitions,
+        "topic_replication_factor": kafka.replication_factor,
+        "web_bind": worker.web_bind,
+        "web_port": worker.web_port,
+        "web_host": worker.web_bind,
+        "datadir": str(worker.data_dir),
+        "consumer_auto_offset_reset": "earliest",
+        # records stay unacknowledged until a checkpoint covers them: do not wait for them
+        "stream_wait_empty": False,
+        "autodiscover": False,
+    }
+    if worker.group_timeout_seconds is not None:
+        t = worker.group_timeout_seconds
+        opts.update(broker_session_timeout=t, broker_rebalance_timeout=t,
+                    broker_heartbeat_interval=max(t / 6, 0.5))  # fmt: skip
+    if kafka.producer_max_batch_size:
+        opts["producer_max_batch_size"] = kafka.producer_max_batch_size
+    if kafka.security_protocol != "PLAINTEXT":
+        ctx = kafka.client_options().get("ssl_context")
+        if kafka.sasl_mechanism:
+            opts["broker_credentials"] = faust.SASLCredentials(
+                username=kafka.sasl_username,
+                password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+                mechanism=kafka.sasl_mechanism,
+                ssl_context=ctx,
+            )
+        elif ctx is not None:
+            opts["broker_credentials"] = faust.SSLCredentials(ctx)
+    return opts
+
+
+class TableCheckpoints:
+    """Checkpoint chunks in a Faust table: the local copy for reads, the changelog (to the
+    partition the checkpoint belongs to) for durability. Written from timers as well as from
+    the agent, so the partition is given, not taken from the current event."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: str) -> bytes | None:
+        value = self.table.data.get(key.encode())
+        return bytes(value) if value is not None else None
+
+    def put(self, partition: int, key: str, value: bytes) -> None:
+        self.table.data[key.encode()] = value
+        self.table.send_changelog(partition, key.encode(), value, "raw", "raw")
+
+    def delete(self, partition: int, key: str) -> None:
+        self.table.data.pop(key.encode(), None)
+        self.table.send_changelog(partition, key.encode(), None, "raw", "raw")
+
+
+def create_app(
+    kafka: KafkaSettings,
+    engine: EngineConfig,
+    worker: WorkerSettings,
+    *,
+    registry: CollectorRegistry | None = None,
+    read_model: ReadModelStore | None = None,
+) -> Any:
+    """Build the worker's Faust app. Registries and stores can be injected (tests)."""
+    import faust
+
+    app: Any = faust.App(worker.app_id, **_faust_options(kafka, worker))
+    t = kafka.topics
+    inputs = app.topic(*t.inputs(), key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw", partitions=kafka.partitions)  # fmt: skip
+    dead_letter = app.topic(t.dead_letter, key_type=bytes, value_type=bytes,
+                            key_serializer="raw", value_serializer="raw")  # fmt: skip
+    raw: Any = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw")  # fmt: skip
+    table = app.Table(
+        CHECKPOINT_TABLE,
+        default=None,
+        partitions=kafka.partitions,
+        schema=raw,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    if read_model is None:
+        read_model = (
+            RedisReadModel(worker.redis.client()) if worker.redis.url else MemoryReadModel()
+        )
+    runtime = LiveRuntime(
+        engine,
+        kafka.partitions,
+        TableCheckpoints(table),
+        inputs=t.inputs(),
+        registry=registry,
+        read_model=read_model,
+        checkpoint_interval=worker.checkpoint_interval_seconds,
+        idle_flush_seconds=worker.idle_flush_seconds,
+        worker_id=worker.worker_id,
+    )
+    input_names = set(t.inputs())
+    app.cc_runtime = runtime
+
+    def assigned() -> set[Any]:
+        return {tp for tp in app.consumer.assignment() if tp.topic in input_names}
+
+    async def consume(stream: Any) -> None:
+        async for event in stream.noack().events():
+            msg = event.message
+            if msg.tp not in assigned():
+                continue  # revoked while in flight: the new owner processes it
+            out = runtime.on_record(
+                msg.topic, msg.partition, msg.offset, event.value or b"", event.ack,
+                int(msg.timestamp * 1000) if msg.timestamp else None,
+            )  # fmt: skip
+            if out.status == "rejected":
+                await dead_letter.send(
+                    key=event.key,
+                    value=event.value,
+                    headers={
+                        "cc-reason": out.reason.encode(),
+                        "cc-detail": out.detail.encode()[:1000],
+                        "cc-source": f"{msg.topic}/{msg.partition}/{msg.offset}".encode(),
+                    },
+                )
+
+    async def tick() -> None:
+        caught_up: dict[int, dict[str, bool]] = {}
+        for tp in assigned():
+            highwater = app.consumer.highwater(tp)
+            done = False
+            if highwater is not None:
+                runtime.report_lag(tp.topic, tp.partition, highwater)
+                owned = runtime.owned.get(tp.partition)
+                done = (owned.pe.offsets.get(tp.topic, 0) if owned is not None else 0) >= highwater
+            caught_up.setdefault(tp.partition, {})[tp.topic] = done
+        for p, topics in caught_up.items():
+            if all(topics.values()):
+                runtime.partition(p)  # a quiet partition still gets an engine and a clock
+            runtime.set_caught_up(p, topics)
+        await runtime.tick()
+
+    async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        runtime.revoke({tp.partition for tp in revoked if tp.topic in input_names})
+
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(runtime.registry),
+                         headers={"Content-Type": CONTENT_TYPE_LATEST})  # fmt: skip
+
+    async def kpis(web: Any, request: Any) -> Any:
+        return web.json(runtime.kpis())
+
+    async def health(web: Any, request: Any) -> Any:
+        return web.json(runtime.health())
+
+    app.on_partitions_revoked.connect(on_revoked)
+    app.agent(inputs, name="consume")(consume)
+    app.timer(interval=1.0, name="tick")(tick)
+    app.page("/metrics")(metrics)
+    app.page("/api/kpis")(kpis)
+    app.page("/health")(health)
+    return app

@@ -1,0 +1,350 @@
+"""What a live worker does with the records it is given, apart from Faust.
+
+:class:`LiveRuntime` owns the per-partition engines of the partitions assigned to this worker,
+decides when to checkpoint, which input offsets may be committed, what goes to the dead-letter
+topic, and what the pipeline metrics say. :mod:`streams.app` connects it to Faust (agents,
+tables, timers, web views); tests drive it directly with in-memory stores.
+
+Invariants:
+
+* A record's offset is acknowledged (so may be committed) only after a checkpoint that covers
+  it has been saved; a restarted or new owner restores that checkpoint and skips what it
+  covers. So each record changes the state exactly once, whatever crashes.
+* Time: a partition's watermark follows its own events. When a partition has read everything
+  there is (at its high-water mark), the latest event time seen over all partitions (the
+  centre's clock, shared through the read model) also moves it, at the allowed lateness, so a
+  quiet partition still sees deadlines pass. Never before: a partition that is catching up
+  would otherwise reject its own backlog as late. When the whole input has been quiet for
+  ``idle_flush_seconds``, every partition is flushed to the centre's clock, as a replay is at
+  the end of its input.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from kpis.config import EngineConfig
+from streams.metrics import MetricsCollector, Part
+from streams.partitioned import CHUNK_BYTES, Head, Outcome, PartitionEngine, head_key, split
+from streams.readmodel import MemoryReadModel, ReadModelStore, kpi_view, partition_doc
+
+log = logging.getLogger("cc_monitor.worker")
+
+Ack = Callable[[], object]
+
+
+class CheckpointStore(Protocol):
+    """Where partition checkpoints live (a changelogged Faust table in the worker)."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, partition: int, key: str, value: bytes) -> None: ...
+
+    def delete(self, partition: int, key: str) -> None: ...
+
+
+class MemoryCheckpoints:
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, partition: int, key: str, value: bytes) -> None:
+        self.data[key] = value
+
+    def delete(self, partition: int, key: str) -> None:
+        self.data.pop(key, None)
+
+
+def save_checkpoint(store: CheckpointStore, pe: PartitionEngine, generation: str) -> int:
+    """Write a partition's checkpoint as chunks, then the head that makes it current, then
+    drop the previous generation's chunks. Returns the bytes written."""
+    blob = pe.checkpoint()
+    chunks = split(blob, CHUNK_BYTES)
+    p = pe.partition
+    old = store.get(head_key(p))
+    for i, chunk in enumerate(chunks):
+        store.put(p, f"{p}/{generation}/{i}", chunk)
+    store.put(p, head_key(p), Head(p, generation, len(chunks), dict(pe.offsets)).to_bytes())
+    if old is not None:
+        prev = Head.from_bytes(old)
+        if prev.generation != generation:
+            for i in range(prev.chunks):
+                store.delete(p, f"{p}/{prev.generation}/{i}")
+    return len(blob)
+
+
+def load_checkpoint(store: CheckpointStore, partition: int) -> bytes | None:
+    raw = store.get(head_key(partition))
+    if raw is None:
+        return None
+    head = Head.from_bytes(raw)
+    parts = [store.get(f"{partition}/{head.generation}/{i}") for i in range(head.chunks)]
+    if any(c is None for c in parts):
+        raise RuntimeError(f"checkpoint of partition {partition} is missing chunks")
+    return b"".join(c for c in parts if c is not None)
+
+
+@dataclass
+class Owned:
+    """A partition this worker owns at the moment."""
+
+    pe: PartitionEngine
+    pending: list[Ack] = field(default_factory=list)
+    dirty: bool = False
+    last_checkpoint: float = 0.0
+    caught_up: bool = False
+
+
+@dataclass
+class PipelineMetrics:
+    consumed: Counter
+    rejected: Counter
+    latency: Histogram
+    event_time_lag: Gauge
+    consumer_lag: Gauge
+    checkpoints: Counter
+    checkpoint_bytes: Gauge
+    redis_up: Gauge
+    owned: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
+        return cls(
+            consumed=Counter("cc_events_consumed", "Input records consumed.",
+                             ["topic", "type"], registry=registry),
+            rejected=Counter("cc_events_rejected", "Input records dead-lettered, by reason.",
+                             ["reason"], registry=registry),
+            latency=Histogram(
+                "cc_processing_latency_seconds",
+                "From a record's append to the input topic to its processing (wall clock).",
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+                registry=registry,
+            ),
+            event_time_lag=Gauge(
+                "cc_event_time_lag_seconds",
+                "Wall clock minus the latest event time this worker has processed.",
+                registry=registry,
+            ),
+            consumer_lag=Gauge("cc_consumer_lag", "Records not yet consumed, per partition.",
+                               ["topic", "partition"], registry=registry),
+            checkpoints=Counter("cc_checkpoints", "Partition checkpoints saved.",
+                                registry=registry),
+            checkpoint_bytes=Gauge("cc_checkpoint_bytes", "Size of the latest checkpoint.",
+                                   ["partition"], registry=registry),
+            redis_up=Gauge("cc_redis_up", "1 while the read model store answers.",
+                           registry=registry),
+            owned=Gauge("cc_partitions_owned", "Input partitions this worker owns.",
+                        registry=registry),
+        )  # fmt: skip
+
+
+class LiveRuntime:
+    """The live worker's state and decisions; see the module docstring for the invariants."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        partitions: int,
+        checkpoints: CheckpointStore,
+        *,
+        inputs: tuple[str, ...] = ("log",),
+        registry: CollectorRegistry | None = None,
+        read_model: ReadModelStore | None = None,
+        checkpoint_interval: float = 5.0,
+        idle_flush_seconds: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        worker_id: str = "worker",
+    ) -> None:
+        self.config = config
+        self.partitions = partitions
+        self.checkpoints = checkpoints
+        self.inputs = inputs
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.read_model: ReadModelStore = (
+            read_model if read_model is not None else MemoryReadModel()
+        )
+        self.checkpoint_interval = checkpoint_interval
+        self.idle_flush_seconds = idle_flush_seconds
+        self.clock = clock
+        self.worker_id = worker_id
+        self.owned: dict[int, Owned] = {}
+        self.metrics = PipelineMetrics.create(self.registry)
+        self.registry.register(MetricsCollector(parts=self._parts))
+        self.last_record = clock()
+        self.flushed = False
+        self.generation = 0
+        self.read_model_ok: bool | None = None
+        self.read_model_error = ""
+        self.centre_time: float | None = None
+        self.last_docs: dict[int, bytes] = {}
+
+    # --- partitions ---------------------------------------------------------------------------
+
+    def _parts(self) -> list[Part]:
+        return [
+            ({"partition": str(p)}, o.pe.metrics, o.pe.waiting_now)
+            for p, o in sorted(self.owned.items())
+        ]
+
+    def partition(self, p: int) -> Owned:
+        """The engine of partition ``p``, restored from its checkpoint on first use."""
+        owned = self.owned.get(p)
+        if owned is None:
+            blob = load_checkpoint(self.checkpoints, p)
+            pe = PartitionEngine.from_checkpoint(p, self.config, blob, self.inputs)
+            owned = self.owned[p] = Owned(pe, last_checkpoint=self.clock())
+            self.metrics.owned.set(len(self.owned))
+            log.info("partition %d: resumed at offsets %s", p, pe.offsets or "start")
+        return owned
+
+    def revoke(self, partitions: set[int]) -> None:
+        """Forget partitions another worker takes over. Their unacknowledged records are
+        processed again by the new owner from the last checkpoint; nothing is saved here, so
+        a worker that lost a partition can never overwrite the new owner's checkpoint with
+        an older state."""
+        for p in partitions:
+            if self.owned.pop(p, None) is not None:
+                log.info("partition %d: revoked", p)
+        self.metrics.owned.set(len(self.owned))
+
+    # --- records ------------------------------------------------------------------------------
+
+    def on_record(
+        self, topic: str, partition: int, offset: int, value: bytes, ack: Ack,
+        append_ms: int | None = None,
+    ) -> Outcome:  # fmt: skip
+        """Process one input record. ``ack`` is called once a checkpoint covers it."""
+        now = self.clock()
+        self.last_record = now
+        self.flushed = False
+        owned = self.partition(partition)
+        out = owned.pe.process(topic, offset, value)
+        if out.status == "skipped":
+            ack()  # covered by the restored checkpoint already
+            return out
+        owned.pending.append(ack)
+        owned.dirty = True
+        if out.status == "rejected":
+            self.metrics.rejected.labels(out.reason).inc()
+        self.metrics.consumed.labels(topic, out.event_type or "invalid").inc()
+        if append_ms is not None and append_ms > 0:
+            self.metrics.latency.observe(max(0.0, now - append_ms / 1000.0))
+        if now - owned.last_checkpoint >= self.checkpoint_interval:
+            self.checkpoint(partition)
+        return out
+
+    def checkpoint(self, partition: int) -> None:
+        """Save partition's state and offsets, then acknowledge what it covers."""
+        owned = self.owned.get(partition)
+        if owned is None:
+            return
+        owned.last_checkpoint = self.clock()
+        if not owned.dirty:
+            return
+        self.generation += 1
+        size = save_checkpoint(self.checkpoints, owned.pe, f"{self.worker_id}-{self.generation}")
+        self.metrics.checkpoints.inc()
+        self.metrics.checkpoint_bytes.labels(str(partition)).set(size)
+        acks, owned.pending = owned.pending, []
+        for ack in acks:
+            ack()
+        owned.dirty = False
+
+    def checkpoint_all(self) -> None:
+        for p in sorted(self.owned):
+            self.checkpoint(p)
+
+    # --- time ---------------------------------------------------------------------------------
+
+    def set_caught_up(self, partition: int, topics: dict[str, bool]) -> None:
+        """Which of the partition's input topics have been read to their high-water mark."""
+        owned = self.owned.get(partition)
+        if owned is not None:
+            before = owned.pe.engine.watermark
+            for topic, done in topics.items():
+                owned.pe.set_idle(topic, done)
+            owned.caught_up = all(topics.get(t, False) for t in self.inputs)
+            owned.dirty = owned.dirty or owned.pe.engine.watermark != before
+
+    async def tick(self) -> None:
+        """Periodic work (about once a second): publish to the read model, learn the centre's
+        clock, move quiet partitions' time, flush when the input is idle, checkpoint."""
+        now = self.clock()
+        docs = {p: orjson.dumps(partition_doc(o.pe)) for p, o in self.owned.items()}
+        try:
+            await self.read_model.publish(docs)
+            fetched = await self.read_model.fetch(self.partitions)
+            if self.read_model_ok is False:
+                log.info("read model store reachable again; caught up")
+            self.read_model_ok = True
+            self.read_model_error = ""
+        except Exception as exc:  # any store failure: keep processing
+            if self.read_model_ok is not False:
+                log.warning("read model store unreachable, processing goes on: %s", exc)
+            self.read_model_ok = False
+            self.read_model_error = f"{type(exc).__name__}: {exc}"
+            fetched = {}
+        self.metrics.redis_up.set(1 if self.read_model_ok else 0)
+        fetched.update(docs)  # this worker's partitions: its own, freshest state
+        self.last_docs = fetched
+        latest = [pe_max for pe_max in (_doc_max(d) for d in fetched.values()) if pe_max]
+        centre = max(latest) if latest else None
+        self.centre_time = centre
+        if centre is not None:
+            self.metrics.event_time_lag.set(max(0.0, now - centre))
+            for o in self.owned.values():
+                if o.caught_up and centre > o.pe.max_ts:
+                    before = o.pe.engine.watermark
+                    o.pe.advance(centre)
+                    o.dirty = o.dirty or o.pe.engine.watermark != before
+            idle = now - self.last_record >= self.idle_flush_seconds
+            if idle and not self.flushed and all(o.caught_up for o in self.owned.values()):
+                for o in self.owned.values():
+                    o.pe.flush(centre)
+                    o.dirty = True
+                self.flushed = True
+                log.info("input idle for %.0f s: flushed to the latest event time",
+                         now - self.last_record)  # fmt: skip
+        for p, o in list(self.owned.items()):
+            if now - o.last_checkpoint >= self.checkpoint_interval:
+                self.checkpoint(p)
+
+    # --- views ---------------------------------------------------------------------------------
+
+    def kpis(self) -> dict[str, object]:
+        docs = [orjson.loads(d) for _, d in sorted(self.last_docs.items())]
+        view = kpi_view(docs, self.partitions)
+        view["read_model"] = "ok" if self.read_model_ok else (
+            "unreachable" if self.read_model_ok is False else "starting")  # fmt: skip
+        return view
+
+    def health(self) -> dict[str, object]:
+        return {
+            "status": "ok" if self.read_model_ok is not False else "degraded",
+            "worker": self.worker_id,
+            "partitions": sorted(self.owned),
+            "read_model": {
+                "ok": self.read_model_ok,
+                "error": self.read_model_error or None,
+            },
+            "seconds_since_last_record": round(self.clock() - self.last_record, 3),
+        }
+
+    def report_lag(self, topic: str, partition: int, highwater: int) -> None:
+        owned = self.owned.get(partition)
+        done = owned.pe.offsets.get(topic, 0) if owned is not None else 0
+        self.metrics.consumer_lag.labels(topic, str(partition)).set(max(0, highwater - done))
+
+
+def _doc_max(raw: bytes) -> float | None:
+    v = orjson.loads(raw).get("max_ts")
+    return float(v) if v is not None else None

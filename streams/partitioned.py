@@ -1,0 +1,294 @@
+"""The unit of live computation: one engine per input partition, checkpointed with its offsets.
+
+Input topics are keyed by ``case_id`` and share one partition count, so partition *p* of every
+input topic holds every event of the cases that hash to *p*, and whichever worker owns *p* sees
+all of them. Each partition gets its own :class:`kpis.engine.Engine` and
+:class:`streams.metrics.MetricsSink`; the KPI totals of a centre are the sums over partitions.
+
+Exactness across crashes (at-least-once delivery, nothing counted twice) rests on one
+invariant: **a checkpoint holds a partition's whole state together with the input offsets that
+state covers**, and input offsets are committed to Kafka only after a checkpoint covering them
+is durable. A worker that takes a partition over restores the latest checkpoint and skips
+records below its offsets; records after it are processed once, because they are not in the
+restored state. Nothing here touches Kafka or Faust: the worker (:mod:`streams.app`) moves the
+bytes, and :func:`replay_partitioned` drives the same class from a log, which is how a replay
+reproduces exactly what the live workers computed.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka.partitioner import murmur2
+
+from kpis.config import EngineConfig
+from kpis.decode import Decoder, Rejection
+from kpis.engine import Engine
+from kpis.interfaces import Labels
+from kpis.wire import TYPE_OF, Rec
+from streams.metrics import MetricsSink
+
+CHECKPOINT_VERSION = 1
+_INF = float("inf")
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (Java client and aiokafka alike) gives a key."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def key_of(rec: Rec) -> bytes:
+    """The message key of an event: its case, or its contact when it names no case."""
+    return (rec.case_id or rec.contact_id).encode()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one input record."""
+
+    status: str  # "accepted", "rejected" or "skipped" (already covered by the checkpoint)
+    reason: str = ""
+    detail: str = ""
+    event_type: str = ""
+
+
+_ACCEPTED = {t: Outcome("accepted", event_type=t) for t in TYPE_OF.values()}
+SKIPPED = Outcome("skipped")
+
+
+@dataclass
+class PartitionEngine:
+    """One partition's engine, the metrics it feeds, and the input offsets it has covered."""
+
+    partition: int
+    config: EngineConfig
+    engine: Engine = field(init=False)
+    metrics: MetricsSink = field(default_factory=MetricsSink)
+    # topic -> next offset to process; everything below is in this state
+    offsets: dict[str, int] = field(default_factory=dict)
+    decoder: Decoder = field(default_factory=Decoder)
+    processed: int = 0
+    # Live: the input topics feeding this partition. The watermark then follows the slowest
+    # of them that still has records to read (see streams.live); None: events move it.
+    inputs: tuple[str, ...] | None = None
+    topic_max: dict[str, float] = field(default_factory=dict)
+    idle: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        # batch=1: the exported metrics follow each event (results do not depend on it)
+        self.engine = Engine(self.config, self.metrics, batch=1,
+                             auto_watermark=self.inputs is None)  # fmt: skip
+
+    def process(self, topic: str, offset: int, value: bytes) -> Outcome:
+        """Decode and ingest one record of ``topic`` at ``offset``.
+
+        Records below the checkpointed offset are skipped (they are in the state already: a
+        redelivery after a restart or a rebalance). A rejected record still advances the
+        offset; the caller dead-letters it with the reason.
+        """
+        if offset < self.offsets.get(topic, 0):
+            return SKIPPED
+        self.offsets[topic] = offset + 1
+        self.processed += 1
+        try:
+            rec, ts = self.decoder.decode(value)
+        except Rejection as rej:
+            return Outcome("rejected", rej.reason, rej.detail)
+        etype = TYPE_OF[rec.__class__]
+        try:
+            self.engine.ingest(rec, ts)
+        except Rejection as rej:
+            return Outcome("rejected", rej.reason, rej.detail, etype)
+        if self.inputs is not None:
+            if ts > self.topic_max.get(topic, -_INF):
+                self.topic_max[topic] = ts
+            self.engine.advance(self.input_watermark())
+        return _ACCEPTED[etype]
+
+    def input_watermark(self) -> float:
+        """The slowest input's event time, minus the allowed lateness. A topic that has been
+        read to its end (``idle``) does not hold it back; if all have, the latest does."""
+        assert self.inputs is not None
+        lows = [self.topic_max.get(t, -_INF) for t in self.inputs if t not in self.idle]
+        low = min(lows) if lows else max(self.topic_max.values(), default=-_INF)
+        return low - self.config.allowed_lateness_seconds
+
+    def set_idle(self, topic: str, idle: bool) -> None:
+        """Whether ``topic``'s records of this partition have all been read (the worker knows
+        it from the high-water mark); moves the watermark accordingly."""
+        if idle:
+            self.idle.add(topic)
+        else:
+            self.idle.discard(topic)
+        if self.inputs is not None:
+            self.engine.advance(self.input_watermark())
+
+    @property
+    def max_ts(self) -> float:
+        return self.engine.max_ts
+
+    def advance(self, event_time: float) -> None:
+        """Let event time seen on other partitions move this one's watermark.
+
+        A partition's own events move its watermark; the centre's clock is the latest event
+        time over all partitions, so a quiet partition still sees deadlines pass (a callback
+        breaches on time) as a single engine over all the input would. ``event_time`` is that
+        latest time; the watermark follows it at the allowed lateness.
+        """
+        self.engine.advance(event_time - self.config.allowed_lateness_seconds)
+
+    def flush(self, event_time: float | None = None) -> None:
+        """The input has gone quiet: process everything buffered and every timer due up to
+        ``event_time`` (the latest event time over all partitions; default: this one's), as a
+        replay does at the end of its input."""
+        self.engine.flush()
+        if event_time is not None and event_time > self.engine.watermark:
+            self.engine.advance(event_time)
+
+    def waiting_now(self) -> dict[Labels, tuple[int, float]]:
+        return self.engine.waiting_now()
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def checkpoint(self) -> bytes:
+        """The whole state and the offsets it covers, as one compressed blob."""
+        doc = {
+            "version": CHECKPOINT_VERSION,
+            "partition": self.partition,
+            "offsets": self.offsets,
+            "processed": self.processed,
+            "topic_max": self.topic_max,
+            "engine": self.engine.snapshot(),
+            "metrics": self.metrics.snapshot(),
+        }
+        return zlib.compress(orjson.dumps(doc), 1)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        partition: int,
+        config: EngineConfig,
+        blob: bytes | None,
+        inputs: tuple[str, ...] | None = None,
+    ) -> PartitionEngine:
+        """A partition's engine restored from its latest checkpoint (fresh without one)."""
+        pe = cls(partition, config, inputs=inputs)
+        if blob is None:
+            return pe
+        doc = orjson.loads(zlib.decompress(blob))
+        if doc.get("version") != CHECKPOINT_VERSION or doc.get("partition") != partition:
+            raise ValueError(
+                f"checkpoint of partition {doc.get('partition')!r}, version "
+                f"{doc.get('version')!r}: expected partition {partition}, "
+                f"version {CHECKPOINT_VERSION}"
+            )
+        pe.offsets = {str(k): int(v) for k, v in doc["offsets"].items()}
+        pe.processed = int(doc["processed"])
+        pe.topic_max = {str(k): float(v) for k, v in doc.get("topic_max", {}).items()}
+        pe.engine.restore(doc["engine"])
+        pe.metrics.restore(doc["metrics"])
+        return pe
+
+
+# --- chunking: a checkpoint can exceed one Kafka message (1 MB by default) --------------------
+
+CHUNK_BYTES = 512 * 1024
+
+
+def chunk_keys(partition: int, generation: str, n: int) -> list[str]:
+    return [f"{partition}/{generation}/{i}" for i in range(n)]
+
+
+def split(blob: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
+    return [blob[i : i + size] for i in range(0, len(blob), size)] or [b""]
+
+
+@dataclass(frozen=True)
+class Head:
+    """The record that makes a checkpoint current. Written after all its chunks: a reader that
+    finds a head finds every chunk it names (same changelog partition, so in order)."""
+
+    partition: int
+    generation: str
+    chunks: int
+    offsets: dict[str, int]
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.__dict__)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Head:
+        d = orjson.loads(raw)
+        return cls(int(d["partition"]), str(d["generation"]), int(d["chunks"]),
+                   {str(k): int(v) for k, v in d["offsets"].items()})  # fmt: skip
+
+
+def head_key(partition: int) -> str:
+    return f"{partition}/head"
+
+
+# --- replay with the live system's partitioning -----------------------------------------------
+
+
+def replay_partitioned(
+    lines: Iterable[bytes], partitions: int, config: EngineConfig, topic: str = "log"
+) -> dict[int, PartitionEngine]:
+    """Run a log through per-partition engines as the live workers would, each flushed at the
+    end of its input (as a live worker does when its input goes quiet).
+
+    Records are routed by the same key and partitioner as the producer; a record that does not
+    decode goes to partition 0 (the live path dead-letters it wherever it was). At the end every
+    partition is flushed to the latest event time of all, as quiet live workers are.
+    """
+    decoder = Decoder()
+    engines = {p: PartitionEngine(p, config) for p in range(partitions)}
+    offsets = dict.fromkeys(range(partitions), 0)
+    for raw in lines:
+        if not raw.strip():
+            continue
+        try:
+            rec, _ = decoder.decode(raw)
+            p = partition_of(key_of(rec), partitions)
+        except Rejection:
+            p = 0
+        engines[p].process(topic, offsets[p], raw)
+        offsets[p] += 1
+    latest = max(pe.max_ts for pe in engines.values())
+    for pe in engines.values():
+        pe.flush(latest)
+    return engines
+
+
+def merged(sinks: Iterable[MetricsSink]) -> MetricsSink:
+    """The centre's totals: counters and histograms summed over partitions."""
+    out = MetricsSink()
+    for s in sinks:
+        for k, v in s.counters.items():
+            out.counters[k] = out.counters.get(k, 0.0) + v
+        for k, h in s.histograms.items():
+            cur = out.histograms.get(k)
+            out.histograms[k] = (
+                list(h) if cur is None else [a + b for a, b in zip(cur, h, strict=True)]
+            )
+    return out
+
+
+def iter_engines(engines: dict[int, PartitionEngine]) -> Iterator[PartitionEngine]:
+    for p in sorted(engines):
+        yield engines[p]
+
+
+def summary(engines: Iterable[PartitionEngine]) -> dict[str, Any]:
+    """Totals per series as plain data (for tests and the read model)."""
+    m = merged(pe.metrics for pe in engines)
+    return {
+        "counters": {f"{n}{list(lb)}": v for (n, lb), v in sorted(m.counters.items())},
+        "histograms": {
+            f"{n}{list(lb)}": {"count": sum(h[:-1]), "sum": h[-1]}
+            for (n, lb), h in sorted(m.histograms.items())
+        },
+    }

@@ -1,0 +1,172 @@
+"""The live KPI read model: what ``/api/kpis`` serves, so a wallboard needs no PromQL.
+
+Each worker publishes, per input partition it owns, a *partition document*: cumulative
+counters, histogram counts and sums, the queues' live state and the provisional resolutions,
+plus the partition's event time. Documents are whole states, not deltas, so publishing is
+idempotent: a worker that was cut off from Redis catches up with its next write, and the owner
+after a rebalance simply overwrites. :func:`kpi_view` merges the documents of all partitions
+into rows per tenant, channel and queue, with the same names as the replay report's KPI rows.
+
+Resolution is final only when a case's reopen window (7 days) passes; until then a resolved
+case is *provisional*. The view counts final plus provisional resolutions, which is what a
+replay of the log up to now reports (a replay settles what is open at its end), and shows the
+provisional part separately.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from kpis.report import COUNTS, DURATIONS, RATIOS
+from streams.partitioned import PartitionEngine
+
+DOC_VERSION = 1
+ALL = "*"
+KEY_PREFIX = "cc-monitor:kpis:partition:"
+
+
+def provisional(pe: PartitionEngine) -> dict[tuple[str, ...], list[float]]:
+    """Per (tenant, channel, queue): [resolved, one-touch, resolution seconds] of the cases
+    resolved inside their reopen window."""
+    out: dict[tuple[str, ...], list[float]] = {}
+    for k in pe.engine.cases.values():
+        if k.resolved_at is None:
+            continue
+        row = out.setdefault(tuple(k.labels), [0.0, 0.0, 0.0])
+        row[0] += 1
+        if len(k.handled) == 1 and not k.transferred and not k.reopened:
+            row[1] += 1
+        row[2] += k.resolved_at - k.started
+    return out
+
+
+def partition_doc(pe: PartitionEngine) -> dict[str, Any]:
+    """The published state of one partition (plain JSON)."""
+    m = pe.metrics
+    return {
+        "version": DOC_VERSION,
+        "partition": pe.partition,
+        "watermark": _finite(pe.engine.watermark),
+        "max_ts": _finite(pe.engine.max_ts),
+        "counters": [[n, list(lb), v] for (n, lb), v in sorted(m.counters.items())],
+        "histograms": [
+            [n, list(lb), sum(h[:-1]), h[-1]] for (n, lb), h in sorted(m.histograms.items())
+        ],
+        "waiting": [[list(lb), n, age] for lb, (n, age) in sorted(pe.waiting_now().items())],
+        "provisional": [[list(lb), *v] for lb, v in sorted(provisional(pe).items())],
+    }
+
+
+def _finite(x: float) -> float | None:
+    return x if x not in (float("inf"), float("-inf")) else None
+
+
+def _rollups(labels: list[str]) -> list[tuple[str, str, str]]:
+    t, c, q = labels[0], labels[1], labels[2]
+    return [(t, c, q), (t, c, ALL), (t, ALL, ALL), (ALL, c, q), (ALL, c, ALL), (ALL, ALL, ALL)]
+
+
+def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, Any]:
+    """Rows per (tenant, channel, queue) and their roll-ups (``*``), from partition documents."""
+    counts: dict[tuple[str, str, str], dict[str, float]] = {}
+    durations: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    waiting: dict[tuple[str, str, str], list[float]] = {}
+    covered: list[int] = []
+    latest: float | None = None
+    for doc in docs:
+        covered.append(int(doc["partition"]))
+        if doc.get("max_ts") is not None:
+            latest = doc["max_ts"] if latest is None else max(latest, doc["max_ts"])
+        for name, labels, v in doc["counters"]:
+            if name in COUNTS and len(labels) == 3:
+                for key in _rollups(labels):
+                    row = counts.setdefault(key, {})
+                    row[name] = row.get(name, 0.0) + v
+        for name, labels, n, total in doc["histograms"]:
+            if name in DURATIONS and len(labels) == 3:
+                for key in _rollups(labels):
+                    d = durations.setdefault(key, {}).setdefault(name, [0.0, 0.0])
+                    d[0] += n
+                    d[1] += total
+        for labels, resolved, one_touch, seconds in doc.get("provisional", []):
+            for key in _rollups(labels):
+                row = counts.setdefault(key, {})
+                row["resolved"] = row.get("resolved", 0.0) + resolved
+                row["resolved_one_touch"] = row.get("resolved_one_touch", 0.0) + one_touch
+                row["resolved_provisional"] = row.get("resolved_provisional", 0.0) + resolved
+                d = durations.setdefault(key, {}).setdefault("resolution_seconds", [0.0, 0.0])
+                d[0] += resolved
+                d[1] += seconds
+        for labels, n, age in doc["waiting"]:
+            for key in _rollups(labels):
+                w = waiting.setdefault(key, [0.0, 0.0])
+                w[0] += n
+                w[1] = max(w[1], age)
+    rows = []
+    for key in sorted(set(counts) | set(durations) | set(waiting)):
+        c = counts.get(key, {})
+        metrics: dict[str, Any] = {name: int(c.get(name, 0.0)) for name in COUNTS}
+        metrics["resolved_provisional"] = int(c.get("resolved_provisional", 0.0))
+        for name in DURATIONS:
+            n, total = durations.get(key, {}).get(name, [0.0, 0.0])
+            metrics[name] = {"count": int(n), "mean": round(total / n, 3) if n else None}
+        for name, (num, den) in RATIOS.items():
+            whole = sum(c.get(x, 0.0) for x in den)
+            part = sum(c.get(x, 0.0) for x in num)
+            metrics[name] = round(part / whole, 6) if whole else None
+        queue_now = waiting.get(key, [0.0, 0.0])
+        metrics["contacts_waiting"] = int(queue_now[0])
+        metrics["oldest_wait_seconds"] = round(queue_now[1], 3)
+        rows.append({"tenant": key[0], "channel": key[1], "queue": key[2], "metrics": metrics})
+    return {
+        "version": DOC_VERSION,
+        "event_time": (
+            datetime.fromtimestamp(latest, UTC).isoformat() if latest is not None else None
+        ),
+        "partitions": {
+            "total": partitions,
+            "covered": sorted(covered),
+            "complete": sorted(covered) == list(range(partitions)),
+        },
+        "kpis": rows,
+    }
+
+
+class ReadModelStore(Protocol):
+    """Where partition documents are shared between workers (Redis in production)."""
+
+    async def publish(self, docs: Mapping[int, bytes]) -> None: ...
+
+    async def fetch(self, partitions: int) -> dict[int, bytes]: ...
+
+
+class MemoryReadModel:
+    """A process-local store: one worker with no Redis configured (the embedded demo)."""
+
+    def __init__(self) -> None:
+        self.docs: dict[int, bytes] = {}
+
+    async def publish(self, docs: Mapping[int, bytes]) -> None:
+        self.docs.update(docs)
+
+    async def fetch(self, partitions: int) -> dict[int, bytes]:
+        return {p: d for p, d in self.docs.items() if p < partitions}
+
+
+class RedisReadModel:
+    """Partition documents in Redis, one key per partition (``cc-monitor:kpis:partition:P``)."""
+
+    def __init__(self, client: Any, prefix: str = KEY_PREFIX) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    async def publish(self, docs: Mapping[int, bytes]) -> None:
+        if docs:
+            await self.client.mset({f"{self.prefix}{p}": d for p, d in docs.items()})
+
+    async def fetch(self, partitions: int) -> dict[int, bytes]:
+        keys = [f"{self.prefix}{p}" for p in range(partitions)]
+        values = await self.client.mget(keys)
+        return {p: v for p, v in enumerate(values) if v is not None}
