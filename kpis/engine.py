@@ -50,6 +50,10 @@ _INF = float("inf")
 SNAPSHOT_VERSION = 1
 
 
+def _num(v: float | None) -> float:
+    return -_INF if v is None else float(v)
+
+
 def _no_tick(_: float) -> None:
     return None
 
@@ -302,8 +306,9 @@ class Engine:
             self.components.update(
                 {k: (str(v[0]), float(v[1])) for k, v in snap["components"].items()}
             )
-        self.rebuild(float(snap["watermark"]), float(snap["max_ts"]))
-        self._rotate_at = float(snap["rotate_at"])
+        # JSON has no infinities: a watermark not yet set (-inf) comes back as null
+        self.rebuild(_num(snap["watermark"]), _num(snap["max_ts"]))
+        self._rotate_at = _num(snap["rotate_at"])
         self._next_tick = snap.get("next_tick")
         self._seen = set(snap["seen"])
         self._seen_old = set(snap["seen_old"])

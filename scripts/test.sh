@@ -9,6 +9,7 @@ packages=()
 command -v prometheus-alertmanager >/dev/null || packages+=(prometheus-alertmanager)
 command -v chromium >/dev/null || packages+=(chromium)
 command -v prometheus >/dev/null || packages+=(prometheus)
+command -v redis-server >/dev/null || packages+=(redis-server)
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq

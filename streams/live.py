@@ -180,7 +180,7 @@ class LiveRuntime:
         self.metrics = PipelineMetrics.create(self.registry)
         self.registry.register(MetricsCollector(parts=self._parts))
         self.last_record = clock()
-        self.flushed = False
+        self.flushed_to: float | None = None
         self.generation = 0
         self.read_model_ok: bool | None = None
         self.read_model_error = ""
@@ -225,7 +225,7 @@ class LiveRuntime:
         """Process one input record. ``ack`` is called once a checkpoint covers it."""
         now = self.clock()
         self.last_record = now
-        self.flushed = False
+        self.flushed_to = None
         owned = self.partition(partition)
         out = owned.pe.process(topic, offset, value)
         if out.status == "skipped":
@@ -276,27 +276,18 @@ class LiveRuntime:
             owned.dirty = owned.dirty or owned.pe.engine.watermark != before
 
     async def tick(self) -> None:
-        """Periodic work (about once a second): publish to the read model, learn the centre's
-        clock, move quiet partitions' time, flush when the input is idle, checkpoint."""
+        """Periodic work (about once a second): learn the centre's clock from the read model,
+        move quiet partitions' time, flush when the input is idle, publish this worker's
+        partitions, checkpoint."""
         now = self.clock()
-        docs = {p: orjson.dumps(partition_doc(o.pe)) for p, o in self.owned.items()}
         try:
-            await self.read_model.publish(docs)
             fetched = await self.read_model.fetch(self.partitions)
-            if self.read_model_ok is False:
-                log.info("read model store reachable again; caught up")
-            self.read_model_ok = True
-            self.read_model_error = ""
         except Exception as exc:  # any store failure: keep processing
-            if self.read_model_ok is not False:
-                log.warning("read model store unreachable, processing goes on: %s", exc)
-            self.read_model_ok = False
-            self.read_model_error = f"{type(exc).__name__}: {exc}"
+            self._store_failed(exc)
             fetched = {}
-        self.metrics.redis_up.set(1 if self.read_model_ok else 0)
-        fetched.update(docs)  # this worker's partitions: its own, freshest state
-        self.last_docs = fetched
-        latest = [pe_max for pe_max in (_doc_max(d) for d in fetched.values()) if pe_max]
+        others = {p: d for p, d in fetched.items() if p not in self.owned}
+        latest = [t for t in (_doc_max(d) for d in others.values()) if t is not None]
+        latest += [o.pe.max_ts for o in self.owned.values() if o.pe.max_ts > float("-inf")]
         centre = max(latest) if latest else None
         self.centre_time = centre
         if centre is not None:
@@ -307,16 +298,35 @@ class LiveRuntime:
                     o.pe.advance(centre)
                     o.dirty = o.dirty or o.pe.engine.watermark != before
             idle = now - self.last_record >= self.idle_flush_seconds
-            if idle and not self.flushed and all(o.caught_up for o in self.owned.values()):
+            flushed = self.flushed_to is not None and self.flushed_to >= centre
+            if idle and not flushed and all(o.caught_up for o in self.owned.values()):
+                # again whenever the centre's clock moved on (another worker's partitions)
                 for o in self.owned.values():
                     o.pe.flush(centre)
                     o.dirty = True
-                self.flushed = True
+                self.flushed_to = centre
                 log.info("input idle for %.0f s: flushed to the latest event time",
                          now - self.last_record)  # fmt: skip
+        docs = {p: orjson.dumps(partition_doc(o.pe)) for p, o in self.owned.items()}
+        try:
+            await self.read_model.publish(docs)
+            if self.read_model_ok is False:
+                log.info("read model store reachable again; caught up")
+            self.read_model_ok = True
+            self.read_model_error = ""
+        except Exception as exc:  # any store failure: keep processing
+            self._store_failed(exc)
+        self.metrics.redis_up.set(1 if self.read_model_ok else 0)
+        self.last_docs = {**others, **docs}  # this worker's partitions: its own, freshest
         for p, o in list(self.owned.items()):
             if now - o.last_checkpoint >= self.checkpoint_interval:
                 self.checkpoint(p)
+
+    def _store_failed(self, exc: Exception) -> None:
+        if self.read_model_ok is not False:
+            log.warning("read model store unreachable, processing goes on: %s", exc)
+        self.read_model_ok = False
+        self.read_model_error = f"{type(exc).__name__}: {exc}"
 
     # --- views ---------------------------------------------------------------------------------
 

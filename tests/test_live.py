@@ -1,0 +1,345 @@
+"""The live worker's logic without Kafka: per-partition engines, checkpoints with offsets,
+crashes and rebalances, the read model. (Against a real broker: test_live_worker.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from cc_monitor.simulator import SimConfig, simulate
+from kpis.config import EngineConfig
+from kpis.decode import Decoder
+from kpis.engine import Engine
+from kpis.report import COUNTS, DURATIONS
+from streams.kafka import Topics, topic_for
+from streams.live import LiveRuntime, MemoryCheckpoints, load_checkpoint
+from streams.metrics import MetricsSink
+from streams.partitioned import (
+    PartitionEngine,
+    key_of,
+    merged,
+    partition_of,
+    replay_partitioned,
+)
+from streams.readmodel import MemoryReadModel, kpi_view, partition_doc
+from streams.replay import Replay, Source
+
+TOPICS = Topics()
+INPUTS = TOPICS.inputs()
+# Report series that only a replay's end settles (what is still open when the log ends).
+END_ONLY = {"cases_open_at_end", "contacts_open_at_end", "callbacks_pending", "handle_incomplete"}
+
+
+@lru_cache(maxsize=1)
+def day() -> tuple[bytes, ...]:
+    cfg = SimConfig(contacts_per_day=1200, bad_lines_per_day=0)
+    return tuple(orjson.dumps(ev) for ev in simulate(cfg))
+
+
+def single_engine(lines: tuple[bytes, ...]) -> MetricsSink:
+    sink = MetricsSink()
+    eng = Engine(EngineConfig(), sink)
+    dec = Decoder()
+    for raw in lines:
+        eng.ingest(*dec.decode(raw))
+    eng.flush()
+    return sink
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 6])
+def test_partitioned_engines_add_up_to_one_engine_over_everything(partitions: int) -> None:
+    engines = replay_partitioned(day(), partitions, EngineConfig())
+    assert sum(pe.processed for pe in engines.values()) == len(day())
+    assert sum(1 for pe in engines.values() if pe.processed) == partitions
+    one = single_engine(day())
+    total = merged(pe.metrics for pe in engines.values())
+    assert total.counters == one.counters
+    assert total.histograms.keys() == one.histograms.keys()
+    for key, h in one.histograms.items():
+        assert total.histograms[key][:-1] == h[:-1], key
+        assert total.histograms[key][-1] == pytest.approx(h[-1]), key
+
+
+def records_by_tp(lines: tuple[bytes, ...], partitions: int) -> dict[tuple[str, int], list[bytes]]:
+    """What the producer writes: topic by type and channel, partition by case."""
+    dec = Decoder()
+    out: dict[tuple[str, int], list[bytes]] = {}
+    for raw in lines:
+        rec, _ = dec.decode(raw)
+        etype = orjson.loads(raw)["type"]
+        tp = (topic_for(etype, rec.channel, TOPICS), partition_of(key_of(rec), partitions))
+        out.setdefault(tp, []).append(raw)
+    return out
+
+
+class Consumer:
+    """A consumer group's view of one worker: per-topic-partition positions, committed offsets
+    that advance only over acknowledged records, and uneven fetches across topics (a topic
+    read far ahead of another is what a real consumer does)."""
+
+    def __init__(self, data: Mapping[tuple[str, int], list[bytes]], committed: dict[Any, int]):
+        self.data = data
+        self.committed = committed
+        self.acked: dict[tuple[str, int], set[int]] = {tp: set() for tp in data}
+
+    def ack(self, tp: tuple[str, int], offset: int) -> Any:
+        def done() -> None:
+            acked = self.acked[tp]
+            acked.add(offset)
+            nxt = self.committed.get(tp, 0)
+            while nxt in acked:
+                acked.discard(nxt)
+                nxt += 1
+            self.committed[tp] = nxt
+
+        return done
+
+    def run(
+        self, rt: LiveRuntime, owned: set[int], rng: random.Random, stop_after: int | None = None
+    ) -> int:
+        pos = {tp: self.committed.get(tp, 0) for tp in self.data if tp[1] in owned}
+        n = 0
+        while True:
+            live = [tp for tp, o in pos.items() if o < len(self.data[tp])]
+            if not live:
+                return n
+            tp = rng.choice(live)
+            for _ in range(rng.randint(1, 400)):  # one fetch: a batch of one topic-partition
+                o = pos[tp]
+                if o >= len(self.data[tp]):
+                    break
+                rt.on_record(tp[0], tp[1], o, self.data[tp][o], self.ack(tp, o))
+                pos[tp] = o + 1
+                n += 1
+                if stop_after is not None and n >= stop_after:
+                    return n
+
+    def quiesce(self, rt: LiveRuntime) -> None:
+        """Everything read: each topic at its end, the input idle, a final tick."""
+        for p in list(rt.owned):
+            rt.set_caught_up(p, dict.fromkeys(INPUTS, True))
+        rt.last_record = -1e9
+        asyncio.run(rt.tick())
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        self.t += 0.001
+        return self.t
+
+
+def runtime(store: MemoryCheckpoints, partitions: int, read_model: Any = None) -> LiveRuntime:
+    return LiveRuntime(EngineConfig(), partitions, store, inputs=INPUTS,
+                       registry=CollectorRegistry(), read_model=read_model or MemoryReadModel(),
+                       checkpoint_interval=0.05, idle_flush_seconds=5, clock=Clock())  # fmt: skip
+
+
+def view_of(rt: LiveRuntime) -> dict[str, Any]:
+    return kpi_view([partition_doc(o.pe) for o in rt.owned.values()], rt.partitions)
+
+
+def expected_view(partitions: int) -> dict[str, Any]:
+    engines = replay_partitioned(day(), partitions, EngineConfig())
+    return kpi_view([partition_doc(pe) for pe in engines.values()], partitions)
+
+
+def test_topics_read_unevenly_give_the_replay_result() -> None:
+    """Three topics per partition, fetched in uneven batches: the watermark follows the slowest
+    topic, so nothing is late, and the final view equals the replay's."""
+    data = records_by_tp(day(), 3)
+    store, committed = MemoryCheckpoints(), {}
+    rt = runtime(store, 3)
+    consumer = Consumer(data, committed)
+    consumer.run(rt, {0, 1, 2}, random.Random(1))
+    consumer.quiesce(rt)
+    rejected = rt.registry.get_sample_value("cc_events_rejected_total", {"reason": "late"})
+    assert rejected is None
+    assert view_of(rt) == expected_view(3)
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4])
+def test_crashes_lose_nothing_and_count_nothing_twice(seed: int) -> None:
+    """Kill the worker (drop its memory) at random points; a new one restores the
+    checkpoints, the consumer resumes from the committed offsets (so redelivers what was not
+    acknowledged). The end result equals the replay's."""
+    rng = random.Random(seed)
+    data = records_by_tp(day(), 3)
+    total = sum(len(v) for v in data.values())
+    store, committed = MemoryCheckpoints(), {}
+    redelivered = 0
+    for _ in range(4):
+        rt = runtime(store, 3)
+        consumer = Consumer(data, committed)
+        before = sum(committed.values())
+        n = consumer.run(rt, {0, 1, 2}, rng, stop_after=rng.randint(1000, total // 3))
+        redelivered += max(0, before + n - sum(committed.values()))
+    rt = runtime(store, 3)
+    consumer = Consumer(data, committed)
+    consumer.run(rt, {0, 1, 2}, rng)
+    consumer.quiesce(rt)
+    assert redelivered > 0  # the crashes did lose unacknowledged progress
+    assert view_of(rt) == expected_view(3)
+    assert sum(o.pe.processed for o in rt.owned.values()) == total
+
+
+def test_partitions_move_between_workers() -> None:
+    """Two workers share a checkpoint store (the table); partitions move from one to the
+    other mid-stream without being saved on revocation."""
+    rng = random.Random(9)
+    data = records_by_tp(day(), 4)
+    store, committed, shared = MemoryCheckpoints(), {}, MemoryReadModel()
+    a, b = runtime(store, 4, shared), runtime(store, 4, shared)
+    ca, cb = Consumer(data, committed), Consumer(data, committed)
+    ca.run(a, {0, 1}, rng, stop_after=2500)
+    cb.run(b, {2, 3}, rng, stop_after=2500)
+    a.revoke({1})
+    b.revoke({3})
+    ca.run(a, {0, 3}, rng)
+    cb.run(b, {1, 2}, rng)
+    ca.quiesce(a)
+    cb.quiesce(b)
+    ca.quiesce(a)  # a learns b's latest event time from the shared read model
+    docs = [partition_doc(o.pe) for o in (*a.owned.values(), *b.owned.values())]
+    assert sorted(d["partition"] for d in docs) == [0, 1, 2, 3]
+    assert kpi_view(docs, 4) == expected_view(4)
+
+
+def test_live_view_equals_the_replay_report() -> None:
+    """/api/kpis's rows carry the replay report's numbers (provisional resolutions included,
+    as a replay settles them at its end)."""
+    report = Replay(EngineConfig(), ZoneInfo("UTC"))
+    path = _write(day())
+    result = report.run([Source(path)])
+    view = expected_view(3)
+    live = {(r["tenant"], r["channel"], r["queue"]): r["metrics"] for r in view["kpis"]}
+    rows = [r for r in result["kpis"] if r["period"] == "total"]
+    assert rows
+    for r in rows:
+        got = live[(r["tenant"], r["channel"], r["queue"])]
+        for name in COUNTS:
+            if name not in END_ONLY:
+                assert got[name] == r["metrics"][name], (r["channel"], r["queue"], name)
+        for name in DURATIONS:
+            assert got[name]["count"] == r["metrics"][name]["count"], name
+            if got[name]["count"]:
+                assert got[name]["mean"] == pytest.approx(r["metrics"][name]["mean"], abs=1e-3)
+        for name in ("service_level", "abandonment_rate", "one_touch_rate", "callback_compliance"):
+            want = r["metrics"][name]
+            assert (got[name] is None) == (want is None), name
+            if want is not None:
+                assert got[name] == pytest.approx(want, abs=1e-6), name
+    assert live[("*", "*", "*")]["resolved_provisional"] > 0
+
+
+def _write(lines: tuple[bytes, ...]) -> str:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as f:
+        f.write(b"".join(line + b"\n" for line in lines))
+    return f.name
+
+
+def test_checkpoints_are_chunked_and_old_generations_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import streams.live as live
+
+    monkeypatch.setattr(live, "CHUNK_BYTES", 4096)
+    store = MemoryCheckpoints()
+    pe = PartitionEngine(0, EngineConfig(), inputs=None)
+    for o, raw in enumerate(day()[:3000]):
+        pe.process("log", o, raw)
+    live.save_checkpoint(store, pe, "g1")
+    chunks_g1 = [k for k in store.data if k.startswith("0/g1/")]
+    assert len(chunks_g1) > 3
+    for o, raw in enumerate(day()[3000:3100], 3000):
+        pe.process("log", o, raw)
+    live.save_checkpoint(store, pe, "g2")
+    assert not [k for k in store.data if k.startswith("0/g1/")]
+    blob = load_checkpoint(store, 0)
+    restored = PartitionEngine.from_checkpoint(0, EngineConfig(), blob)
+    assert restored.offsets == {"log": 3100}
+    assert restored.metrics.counters == pe.metrics.counters
+    assert partition_doc(restored) == partition_doc(pe)
+    with pytest.raises(ValueError, match="expected partition 1"):
+        PartitionEngine.from_checkpoint(1, EngineConfig(), blob)
+
+
+class FlakyStore(MemoryReadModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def publish(self, docs: Mapping[int, bytes]) -> None:
+        if self.down:
+            raise ConnectionError("connection refused")
+        await super().publish(docs)
+
+
+def test_read_model_outage_degrades_health_and_catches_up() -> None:
+    data = records_by_tp(day(), 2)
+    store, committed, flaky = MemoryCheckpoints(), {}, FlakyStore()
+    rt = runtime(store, 2, flaky)
+    consumer = Consumer(data, committed)
+    consumer.run(rt, {0, 1}, random.Random(5), stop_after=3000)
+    asyncio.run(rt.tick())
+    assert rt.health()["status"] == "ok"
+    flaky.down = True
+    consumer.run(rt, {0, 1}, random.Random(6), stop_after=3000)
+    asyncio.run(rt.tick())
+    health = rt.health()
+    assert health["status"] == "degraded"
+    assert "connection refused" in str(health["read_model"])
+    assert rt.registry.get_sample_value("cc_redis_up") == 0
+    before = sum(o.pe.processed for o in rt.owned.values())
+    consumer.run(rt, {0, 1}, random.Random(7))  # processing goes on while it is down
+    assert sum(o.pe.processed for o in rt.owned.values()) > before
+    flaky.down = False
+    consumer.quiesce(rt)
+    assert rt.health()["status"] == "ok"
+    assert rt.registry.get_sample_value("cc_redis_up") == 1
+    docs = [orjson.loads(d) for _, d in sorted(flaky.docs.items())]
+    assert kpi_view(docs, 2) == expected_view(2)
+
+
+def test_pipeline_metrics_and_dead_letters() -> None:
+    store = MemoryCheckpoints()
+    rt = runtime(store, 1)
+    acks: list[int] = []
+    good = day()[0]
+    outs = [
+        rt.on_record(INPUTS[0], 0, 0, good, lambda: acks.append(0), append_ms=999_999_000),
+        rt.on_record(INPUTS[0], 0, 1, b"{not json", lambda: acks.append(1)),
+        rt.on_record(INPUTS[0], 0, 2, good, lambda: acks.append(2)),
+    ]
+    assert [o.status for o in outs] == ["accepted", "rejected", "rejected"]
+    assert outs[1].reason == "malformed_json" or outs[1].reason.startswith("malformed")
+    assert outs[2].reason == "duplicate"
+    reg = rt.registry
+    etype = orjson.loads(good)["type"]
+    assert reg.get_sample_value("cc_events_consumed_total",
+                                {"topic": INPUTS[0], "type": etype}) == 2  # fmt: skip
+    assert reg.get_sample_value("cc_events_rejected_total", {"reason": "duplicate"}) == 1
+    assert reg.get_sample_value("cc_processing_latency_seconds_count") == 1
+    rt.checkpoint(0)
+    assert sorted(acks) == [0, 1, 2]  # acknowledged once the checkpoint covers them
+    # a redelivery of covered records is skipped and acknowledged at once
+    again = runtime(store, 1)
+    assert again.on_record(INPUTS[0], 0, 1, b"{not json", lambda: acks.append(9)).status == (
+        "skipped"
+    )
+    assert acks[-1] == 9
+    labels = {s.labels.get("partition") for f in reg.collect() for s in f.samples
+              if s.name.startswith("cc_contacts")}  # fmt: skip
+    assert labels <= {"0", None}
