@@ -16,8 +16,8 @@ Store: TypeAlias = MutableMapping[str, V]
 
 Labels: TypeAlias = tuple[str, ...]
 """Bounded label values. KPI series: (tenant, channel, queue). IVR series (names starting with
-``ivr_``): (tenant, channel, flow, menu). Platform series (``system_``): (tenant, component).
-Never a contact, customer or agent id."""
+``ivr_``, except ``ivr_seconds``): (tenant, channel, flow, menu). Platform series
+(``system_``): (tenant, component). Never a contact, customer or agent id."""
 
 
 class KpiSink(Protocol):
@@ -72,7 +72,7 @@ SYSTEM_LABELS = ("tenant", "component")
 
 def label_names(series: str) -> tuple[str, ...]:
     """The names of an engine series' label values (see :data:`Labels`)."""
-    if series.startswith("ivr_"):
+    if series.startswith("ivr_") and series != "ivr_seconds":  # IVR time per channel / queue
         return IVR_LABELS
     if series.startswith("system_"):
         return SYSTEM_LABELS

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -136,9 +137,11 @@ class TableCheckpoints:
         value = self.table.data.get(key.encode())
         return bytes(value) if value is not None else None
 
-    def put(self, partition: int, key: str, value: bytes) -> None:
+    def put(self, partition: int, key: str, value: bytes) -> Awaitable[object]:
         self.table.data[key.encode()] = value
-        self.table.send_changelog(partition, key.encode(), value, "raw", "raw")
+        fut: Awaitable[object] = self.table.send_changelog(partition, key.encode(), value,
+                                                           "raw", "raw")  # fmt: skip
+        return fut
 
     def delete(self, partition: int, key: str) -> None:
         self.table.data.pop(key.encode(), None)
@@ -193,6 +196,8 @@ def create_app(
     def assigned() -> set[Any]:
         return {tp for tp in app.consumer.assignment() if tp.topic in input_names}
 
+    seeking: dict[Any, int] = {}
+
     async def consume(stream: Any) -> None:
         async for event in stream.noack().events():
             msg = event.message
@@ -202,6 +207,12 @@ def create_app(
                 msg.topic, msg.partition, msg.offset, event.value or b"", event.ack,
                 int(msg.timestamp * 1000) if msg.timestamp else None,
             )  # fmt: skip
+            if out.status == "gap":
+                if seeking.get(msg.tp) != out.expected:
+                    seeking[msg.tp] = out.expected
+                    await app.consumer.seek(msg.tp, out.expected)
+                continue
+            seeking.pop(msg.tp, None)
             if out.status == "rejected":
                 await dead_letter.send(
                     key=event.key,
@@ -213,24 +224,42 @@ def create_app(
                     },
                 )
 
+    # Tables are complete only once Faust's recovery after a rebalance is done: partitions that
+    # bring no new records are restored from their checkpoint only then.
+    ready = {"tables": False}
+
     async def tick() -> None:
+        tps = assigned()
+        if ready["tables"]:
+            for p in sorted({tp.partition for tp in tps}):
+                runtime.partition(p)  # a quiet partition still gets an engine and a clock
+        # End offsets from the broker, not the fetcher's last high-water mark: that one goes
+        # stale while Faust pauses a partition whose stream buffer is full, and a partition
+        # wrongly taken for caught up would move its watermark past records still unread.
+        try:
+            ends = await app.consumer.highwaters(*tps) if tps else {}
+        except Exception as exc:  # the broker will answer next time; nothing is caught up
+            log.debug("end offsets unavailable: %s", exc)
+            ends = {}
         caught_up: dict[int, dict[str, bool]] = {}
-        for tp in assigned():
-            highwater = app.consumer.highwater(tp)
+        for tp in tps:
+            end = ends.get(tp)
             done = False
-            if highwater is not None:
-                runtime.report_lag(tp.topic, tp.partition, highwater)
+            if end is not None:
+                runtime.report_lag(tp.topic, tp.partition, end)
                 owned = runtime.owned.get(tp.partition)
-                done = (owned.pe.offsets.get(tp.topic, 0) if owned is not None else 0) >= highwater
+                done = (owned.pe.offsets.get(tp.topic, 0) if owned is not None else 0) >= end
             caught_up.setdefault(tp.partition, {})[tp.topic] = done
         for p, topics in caught_up.items():
-            if all(topics.values()):
-                runtime.partition(p)  # a quiet partition still gets an engine and a clock
             runtime.set_caught_up(p, topics)
         await runtime.tick()
 
     async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        ready["tables"] = False
         runtime.revoke({tp.partition for tp in revoked if tp.topic in input_names})
+
+    async def on_rebalance_complete(sender: Any, **_: Any) -> None:
+        ready["tables"] = True
 
     async def metrics(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(runtime.registry),
@@ -243,6 +272,7 @@ def create_app(
         return web.json(runtime.health())
 
     app.on_partitions_revoked.connect(on_revoked)
+    app.on_rebalance_complete.connect(on_rebalance_complete)
     app.agent(inputs, name="consume")(consume)
     app.timer(interval=1.0, name="tick")(tick)
     app.page("/metrics")(metrics)

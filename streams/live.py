@@ -10,20 +10,22 @@ Invariants:
 * A record's offset is acknowledged (so may be committed) only after a checkpoint that covers
   it has been saved; a restarted or new owner restores that checkpoint and skips what it
   covers. So each record changes the state exactly once, whatever crashes.
-* Time: a partition's watermark follows its own events. When a partition has read everything
-  there is (at its high-water mark), the latest event time seen over all partitions (the
-  centre's clock, shared through the read model) also moves it, at the allowed lateness, so a
-  quiet partition still sees deadlines pass. Never before: a partition that is catching up
-  would otherwise reject its own backlog as late. When the whole input has been quiet for
-  ``idle_flush_seconds``, every partition is flushed to the centre's clock, as a replay is at
-  the end of its input.
+* Time: a partition's watermark follows the slowest of its input topics that still has
+  records to read (a topic read ahead cannot make another's records late). On real-time input
+  (the centre's latest event time, shared through the read model, is within the allowed
+  lateness of the wall clock) the wall clock also moves caught-up partitions, to now minus the
+  allowed lateness, so a quiet partition still sees deadlines pass. On historical input (a
+  replay through Kafka, a backlog) the wall clock says nothing about event time: when the input
+  has been quiet for ``idle_flush_seconds`` and every owned partition has read everything,
+  they are flushed to the centre's latest event time, as a replay is at the end of its input.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -45,9 +47,10 @@ class CheckpointStore(Protocol):
 
     def get(self, key: str) -> bytes | None: ...
 
-    def put(self, partition: int, key: str, value: bytes) -> None: ...
+    def put(self, partition: int, key: str, value: bytes) -> Awaitable[object] | None:
+        """Store a value; returns what to await for it to be durable (None: it is)."""
 
-    def delete(self, partition: int, key: str) -> None: ...
+    def delete(self, partition: int, key: str) -> object: ...
 
 
 class MemoryCheckpoints:
@@ -64,22 +67,31 @@ class MemoryCheckpoints:
         self.data.pop(key, None)
 
 
-def save_checkpoint(store: CheckpointStore, pe: PartitionEngine, generation: str) -> int:
-    """Write a partition's checkpoint as chunks, then the head that makes it current, then
-    drop the previous generation's chunks. Returns the bytes written."""
+@dataclass
+class Saved:
+    size: int
+    pending: list[Awaitable[object]]  # durable when all are done
+    previous: Head | None  # the generation this one replaces: drop it once durable
+
+
+def save_checkpoint(store: CheckpointStore, pe: PartitionEngine, generation: str) -> Saved:
+    """Write a partition's checkpoint as chunks, then the head that makes it current (same
+    changelog partition, so a reader that sees the head sees its chunks)."""
     blob = pe.checkpoint()
     chunks = split(blob, CHUNK_BYTES)
     p = pe.partition
     old = store.get(head_key(p))
-    for i, chunk in enumerate(chunks):
-        store.put(p, f"{p}/{generation}/{i}", chunk)
-    store.put(p, head_key(p), Head(p, generation, len(chunks), dict(pe.offsets)).to_bytes())
-    if old is not None:
-        prev = Head.from_bytes(old)
-        if prev.generation != generation:
-            for i in range(prev.chunks):
-                store.delete(p, f"{p}/{prev.generation}/{i}")
-    return len(blob)
+    writes = [store.put(p, f"{p}/{generation}/{i}", chunk) for i, chunk in enumerate(chunks)]
+    head = Head(p, generation, len(chunks), dict(pe.offsets))
+    writes.append(store.put(p, head_key(p), head.to_bytes()))
+    prev = Head.from_bytes(old) if old is not None else None
+    return Saved(len(blob), [w for w in writes if w is not None],
+                 prev if prev is not None and prev.generation != generation else None)  # fmt: skip
+
+
+def drop_generation(store: CheckpointStore, head: Head) -> None:
+    for i in range(head.chunks):
+        store.delete(head.partition, f"{head.partition}/{head.generation}/{i}")
 
 
 def load_checkpoint(store: CheckpointStore, partition: int) -> bytes | None:
@@ -115,6 +127,7 @@ class PipelineMetrics:
     checkpoint_bytes: Gauge
     redis_up: Gauge
     owned: Gauge
+    gaps: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -144,6 +157,9 @@ class PipelineMetrics:
                            registry=registry),
             owned=Gauge("cc_partitions_owned", "Input partitions this worker owns.",
                         registry=registry),
+            gaps=Counter("cc_offset_gaps", "Records delivered ahead of the next offset due "
+                         "(stale after a rebalance); read again after a seek.",
+                         registry=registry),
         )  # fmt: skip
 
 
@@ -177,6 +193,7 @@ class LiveRuntime:
         self.clock = clock
         self.worker_id = worker_id
         self.owned: dict[int, Owned] = {}
+        self._inflight: set[asyncio.Task[None]] = set()
         self.metrics = PipelineMetrics.create(self.registry)
         self.registry.register(MetricsCollector(parts=self._parts))
         self.last_record = clock()
@@ -202,6 +219,7 @@ class LiveRuntime:
             blob = load_checkpoint(self.checkpoints, p)
             pe = PartitionEngine.from_checkpoint(p, self.config, blob, self.inputs)
             owned = self.owned[p] = Owned(pe, last_checkpoint=self.clock())
+            self.flushed_to = None  # a restored state may hold back what a flush processes
             self.metrics.owned.set(len(self.owned))
             log.info("partition %d: resumed at offsets %s", p, pe.offsets or "start")
         return owned
@@ -231,6 +249,9 @@ class LiveRuntime:
         if out.status == "skipped":
             ack()  # covered by the restored checkpoint already
             return out
+        if out.status == "gap":
+            self.metrics.gaps.inc()
+            return out  # not acknowledged: read again after the caller's seek
         owned.pending.append(ack)
         owned.dirty = True
         if out.status == "rejected":
@@ -251,13 +272,42 @@ class LiveRuntime:
         if not owned.dirty:
             return
         self.generation += 1
-        size = save_checkpoint(self.checkpoints, owned.pe, f"{self.worker_id}-{self.generation}")
+        saved = save_checkpoint(self.checkpoints, owned.pe, f"{self.worker_id}-{self.generation}")
         self.metrics.checkpoints.inc()
-        self.metrics.checkpoint_bytes.labels(str(partition)).set(size)
+        self.metrics.checkpoint_bytes.labels(str(partition)).set(saved.size)
         acks, owned.pending = owned.pending, []
+        owned.dirty = False
+        if not saved.pending:
+            self._durable(saved, acks)
+            return
+        # Acknowledge (let Faust commit) only once the changelog has the checkpoint: Faust's
+        # own flush before a commit gives up after 0.1 s, so it is no guarantee.
+        task = asyncio.get_running_loop().create_task(self._when_durable(partition, saved, acks))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _when_durable(self, partition: int, saved: Saved, acks: list[Ack]) -> None:
+        try:
+            await asyncio.gather(*saved.pending)
+        except Exception as exc:  # the records stay unacknowledged: the next checkpoint
+            log.warning("checkpoint of partition %d not written: %s", partition, exc)
+            owned = self.owned.get(partition)
+            if owned is not None:
+                owned.pending[:0] = acks
+                owned.dirty = True
+            return
+        self._durable(saved, acks)
+
+    def _durable(self, saved: Saved, acks: list[Ack]) -> None:
         for ack in acks:
             ack()
-        owned.dirty = False
+        if saved.previous is not None:
+            drop_generation(self.checkpoints, saved.previous)
+
+    async def settle(self) -> None:
+        """Wait for checkpoints being written (tests, shutdown)."""
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
 
     def checkpoint_all(self) -> None:
         for p in sorted(self.owned):
@@ -292,15 +342,24 @@ class LiveRuntime:
         self.centre_time = centre
         if centre is not None:
             self.metrics.event_time_lag.set(max(0.0, now - centre))
-            for o in self.owned.values():
-                if o.caught_up and centre > o.pe.max_ts:
-                    before = o.pe.engine.watermark
-                    o.pe.advance(centre)
-                    o.dirty = o.dirty or o.pe.engine.watermark != before
+            lateness = self.config.allowed_lateness_seconds
+            # Real time (the centre's clock is not behind the wall clock by more than the
+            # allowed lateness): anything older than now - lateness is late by definition,
+            # so the wall clock moves caught-up partitions. Never on historical or catching-up
+            # input, where partitions' positions in event time differ by more than that.
+            wall = now - lateness
+            if wall <= centre:
+                for o in self.owned.values():
+                    if o.caught_up and wall > o.pe.engine.watermark:
+                        o.pe.engine.advance(wall)
+                        o.dirty = True
+            # Historical input (a replay through Kafka, a backlog) gone quiet: what the
+            # watermark holds back is processed, as at a replay's end; again whenever the
+            # centre's clock moved on (other workers' partitions).
             idle = now - self.last_record >= self.idle_flush_seconds
             flushed = self.flushed_to is not None and self.flushed_to >= centre
-            if idle and not flushed and all(o.caught_up for o in self.owned.values()):
-                # again whenever the centre's clock moved on (another worker's partitions)
+            caught_up = all(o.caught_up for o in self.owned.values())
+            if centre < wall and idle and not flushed and caught_up:
                 for o in self.owned.values():
                     o.pe.flush(centre)
                     o.dirty = True

@@ -33,6 +33,7 @@ from kpis.wire import TYPE_OF, Rec
 from streams.metrics import MetricsSink
 
 CHECKPOINT_VERSION = 1
+UNSEEN_TOPIC_GRACE = 10_000
 _INF = float("inf")
 
 
@@ -50,10 +51,11 @@ def key_of(rec: Rec) -> bytes:
 class Outcome:
     """What became of one input record."""
 
-    status: str  # "accepted", "rejected" or "skipped" (already covered by the checkpoint)
+    status: str  # "accepted", "rejected", "skipped" (covered by the checkpoint) or "gap"
     reason: str = ""
     detail: str = ""
     event_type: str = ""
+    expected: int = -1  # for a gap: the offset to read from
 
 
 _ACCEPTED = {t: Outcome("accepted", event_type=t) for t in TYPE_OF.values()}
@@ -87,11 +89,19 @@ class PartitionEngine:
         """Decode and ingest one record of ``topic`` at ``offset``.
 
         Records below the checkpointed offset are skipped (they are in the state already: a
-        redelivery after a restart or a rebalance). A rejected record still advances the
-        offset; the caller dead-letters it with the reason.
+        redelivery after a restart or a rebalance); a record past the next one due is not
+        processed (``gap``: offsets of a topic partition are consecutive). A rejected record
+        still advances the offset; the caller dead-letters it with the reason.
         """
-        if offset < self.offsets.get(topic, 0):
-            return SKIPPED
+        expected = self.offsets.get(topic)
+        if expected is not None:
+            if offset < expected:
+                return SKIPPED
+            if offset > expected:
+                # A record ahead of the next one due (delivered from before a rebalance, past
+                # the checkpoint this engine was restored from): processing it would skip the
+                # ones between. The caller seeks back to ``expected``.
+                return Outcome("gap", expected=expected)
         self.offsets[topic] = offset + 1
         self.processed += 1
         try:
@@ -110,11 +120,25 @@ class PartitionEngine:
         return _ACCEPTED[etype]
 
     def input_watermark(self) -> float:
-        """The slowest input's event time, minus the allowed lateness. A topic that has been
-        read to its end (``idle``) does not hold it back; if all have, the latest does."""
+        """The slowest input's latest event time, minus the allowed lateness.
+
+        Whether a topic is idle is known only as of the last look at the broker, and a record
+        appended since can be older than what the other topics reached meanwhile; so a topic
+        holds the watermark at its latest event time, or, if it has delivered nothing yet,
+        holds it back entirely. (On real-time input the wall clock moves the watermark past a
+        quiet topic; see streams.live.) Only a topic that has never delivered a record and is
+        empty at the broker (``idle``) stops holding it back once this partition has read
+        :data:`UNSEEN_TOPIC_GRACE` records from the others, so that a topic nobody writes to
+        (a centre without chats) cannot make the reorder buffer grow without bound.
+        """
         assert self.inputs is not None
-        lows = [self.topic_max.get(t, -_INF) for t in self.inputs if t not in self.idle]
-        low = min(lows) if lows else max(self.topic_max.values(), default=-_INF)
+        patient = self.processed < UNSEEN_TOPIC_GRACE
+        lows = [
+            self.topic_max.get(t, -_INF)
+            for t in self.inputs
+            if t in self.topic_max or patient or t not in self.idle
+        ]
+        low = min(lows) if lows else -_INF
         return low - self.config.allowed_lateness_seconds
 
     def set_idle(self, topic: str, idle: bool) -> None:
@@ -130,16 +154,6 @@ class PartitionEngine:
     @property
     def max_ts(self) -> float:
         return self.engine.max_ts
-
-    def advance(self, event_time: float) -> None:
-        """Let event time seen on other partitions move this one's watermark.
-
-        A partition's own events move its watermark; the centre's clock is the latest event
-        time over all partitions, so a quiet partition still sees deadlines pass (a callback
-        breaches on time) as a single engine over all the input would. ``event_time`` is that
-        latest time; the watermark follows it at the allowed lateness.
-        """
-        self.engine.advance(event_time - self.config.allowed_lateness_seconds)
 
     def flush(self, event_time: float | None = None) -> None:
         """The input has gone quiet: process everything buffered and every timer due up to

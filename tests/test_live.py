@@ -132,7 +132,7 @@ class Consumer:
 
 class Clock:
     def __init__(self) -> None:
-        self.t = 1_000_000.0
+        self.t = 1_795_000_000.0  # 2026-11-18: the simulated log (2026-11-02) is history
 
     def __call__(self) -> float:
         self.t += 0.001
@@ -265,7 +265,10 @@ def test_checkpoints_are_chunked_and_old_generations_dropped(
     assert len(chunks_g1) > 3
     for o, raw in enumerate(day()[3000:3100], 3000):
         pe.process("log", o, raw)
-    live.save_checkpoint(store, pe, "g2")
+    saved = live.save_checkpoint(store, pe, "g2")
+    assert saved.previous is not None and saved.previous.generation == "g1"
+    assert [k for k in store.data if k.startswith("0/g1/")]  # kept until g2 is durable
+    live.drop_generation(store, saved.previous)
     assert not [k for k in store.data if k.startswith("0/g1/")]
     blob = load_checkpoint(store, 0)
     restored = PartitionEngine.from_checkpoint(0, EngineConfig(), blob)

@@ -15,7 +15,7 @@ from cc_monitor.simulator import SimConfig, simulate
 from kpis.config import EngineConfig
 from kpis.decode import Decoder, Rejection
 from kpis.engine import Engine
-from kpis.interfaces import Tee
+from kpis.interfaces import Tee, label_names
 from kpis.report import COUNTS, DURATIONS, ReportSink, build_sections
 from kpis.wire import Rec
 from streams.metrics import MetricsCollector, MetricsSink
@@ -91,6 +91,12 @@ def test_labels_are_bounded_and_the_exposition_parses() -> None:
         for s in fam.samples:
             assert set(s.labels) <= ALLOWED_LABELS, (s.name, s.labels)
             assert not set(s.labels.values()) & contact_ids, s
+    # every series' label values match its label names (none silently dropped)
+    for name, labels in [*metrics.counters, *metrics.histograms, *metrics.gauges]:
+        assert len(labels) == len(label_names(name)), name
+    ivr_time = [s for f in families if f.name == "cc_ivr_seconds" for s in f.samples]
+    assert ivr_time and all(set(s.labels) - {"le"} == {"tenant", "channel", "queue"}
+                            for s in ivr_time)  # fmt: skip
     buckets = [s for f in families if f.name == "cc_handle_seconds" for s in f.samples
                if s.name.endswith("_bucket")]  # fmt: skip
     assert {s.labels["le"] for s in buckets} >= {"1.0", "86400.0", "604800.0", "+Inf"}

