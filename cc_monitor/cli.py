@@ -164,6 +164,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - execute_from_commandline exits the process
 
 
+def cmd_live(args: argparse.Namespace) -> int:
+    """The live demo: local broker, worker and a simulated day fed in real time."""
+    from cc_monitor.live_demo import run
+
+    return run(args.speed, args.contacts_per_day, args.port, args.seed, args.duration)
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
     """Follow a live Asterisk queue_log and publish its events until interrupted."""
     settings = _settings(args)
@@ -404,6 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bind", help="HTTP bind address (else the settings', 127.0.0.1)")
     p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("live", help="live demo: local broker, a worker, the simulator feeding it")
+    p.add_argument("--speed", type=float, default=60.0, help="x real time (default 60)")
+    p.add_argument("--contacts-per-day", type=int, default=6000)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--port", type=int, default=6066, help="the worker's HTTP port")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.set_defaults(func=cmd_live)
 
     p = sub.add_parser("tail", help="follow a live Asterisk queue_log into Kafka")
     p.add_argument("file", metavar="QUEUE_LOG")

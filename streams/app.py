@@ -193,8 +193,16 @@ def create_app(
     input_names = set(t.inputs())
     app.cc_runtime = runtime
 
-    def assigned() -> set[Any]:
-        return {tp for tp in app.consumer.assignment() if tp.topic in input_names}
+    # input partitions assigned now; refreshed on rebalance signals, read once per record
+    current: dict[str, frozenset[Any]] = {"tps": frozenset()}
+
+    def assigned() -> frozenset[Any]:
+        return current["tps"]
+
+    def refresh_assignment() -> None:
+        current["tps"] = frozenset(
+            tp for tp in app.consumer.assignment() if tp.topic in input_names
+        )
 
     seeking: dict[Any, int] = {}
 
@@ -256,9 +264,14 @@ def create_app(
 
     async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         ready["tables"] = False
+        current["tps"] = frozenset()
         runtime.revoke({tp.partition for tp in revoked if tp.topic in input_names})
 
+    async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+        refresh_assignment()
+
     async def on_rebalance_complete(sender: Any, **_: Any) -> None:
+        refresh_assignment()
         ready["tables"] = True
 
     async def metrics(web: Any, request: Any) -> Any:
@@ -272,6 +285,7 @@ def create_app(
         return web.json(runtime.health())
 
     app.on_partitions_revoked.connect(on_revoked)
+    app.on_partitions_assigned.connect(on_assigned)
     app.on_rebalance_complete.connect(on_rebalance_complete)
     app.agent(inputs, name="consume")(consume)
     app.timer(interval=1.0, name="tick")(tick)

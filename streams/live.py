@@ -193,6 +193,7 @@ class LiveRuntime:
         self.clock = clock
         self.worker_id = worker_id
         self.owned: dict[int, Owned] = {}
+        self.records = 0  # records handled since start, redeliveries included
         self._inflight: set[asyncio.Task[None]] = set()
         self.metrics = PipelineMetrics.create(self.registry)
         self.registry.register(MetricsCollector(parts=self._parts))
@@ -244,6 +245,7 @@ class LiveRuntime:
         now = self.clock()
         self.last_record = now
         self.flushed_to = None
+        self.records += 1
         owned = self.partition(partition)
         out = owned.pe.process(topic, offset, value)
         if out.status == "skipped":
@@ -406,6 +408,7 @@ class LiveRuntime:
                 "error": self.read_model_error or None,
             },
             "seconds_since_last_record": round(self.clock() - self.last_record, 3),
+            "records": self.records,
         }
 
     def report_lag(self, topic: str, partition: int, highwater: int) -> None:
