@@ -10,14 +10,14 @@ Invariants:
 * A record's offset is acknowledged (so may be committed) only after a checkpoint that covers
   it has been saved; a restarted or new owner restores that checkpoint and skips what it
   covers. So each record changes the state exactly once, whatever crashes.
-* Time: a partition's watermark follows the slowest of its input topics that still has
-  records to read (a topic read ahead cannot make another's records late). On real-time input
-  (the centre's latest event time, shared through the read model, is within the allowed
-  lateness of the wall clock) the wall clock also moves caught-up partitions, to now minus the
-  allowed lateness, so a quiet partition still sees deadlines pass. On historical input (a
-  replay through Kafka, a backlog) the wall clock says nothing about event time: when the input
-  has been quiet for ``idle_flush_seconds`` and every owned partition has read everything,
-  they are flushed to the centre's latest event time, as a replay is at the end of its input.
+* Time: a partition's watermark follows the slowest of its input topics (a topic read ahead
+  cannot make another's records late). On real-time input (records arrive within the allowed
+  lateness of their event time) the wall clock also moves caught-up partitions, to now minus
+  the allowed lateness, so deadlines pass in quiet hours. On historical input (a replay through
+  Kafka, a backlog) the wall clock says nothing about event time: when the input has been quiet
+  for ``idle_flush_seconds`` and every owned partition has read everything, they are flushed to
+  the centre's latest event time (shared through the read model), as a replay is at the end of
+  its input.
 """
 
 from __future__ import annotations
@@ -194,6 +194,7 @@ class LiveRuntime:
         self.worker_id = worker_id
         self.owned: dict[int, Owned] = {}
         self.records = 0  # records handled since start, redeliveries included
+        self.realtime = False
         self._inflight: set[asyncio.Task[None]] = set()
         self.metrics = PipelineMetrics.create(self.registry)
         self.registry.register(MetricsCollector(parts=self._parts))
@@ -256,7 +257,10 @@ class LiveRuntime:
             return out  # not acknowledged: read again after the caller's seek
         owned.pending.append(ack)
         owned.dirty = True
-        if out.status == "rejected":
+        if out.status == "accepted":
+            # real-time input: records arrive within the allowed lateness of their event time
+            self.realtime = now - owned.pe.max_ts <= self.config.allowed_lateness_seconds
+        elif out.status == "rejected":
             self.metrics.rejected.labels(out.reason).inc()
         self.metrics.consumed.labels(topic, out.event_type or "invalid").inc()
         if append_ms is not None and append_ms > 0:
@@ -345,12 +349,13 @@ class LiveRuntime:
         if centre is not None:
             self.metrics.event_time_lag.set(max(0.0, now - centre))
             lateness = self.config.allowed_lateness_seconds
-            # Real time (the centre's clock is not behind the wall clock by more than the
-            # allowed lateness): anything older than now - lateness is late by definition,
-            # so the wall clock moves caught-up partitions. Never on historical or catching-up
-            # input, where partitions' positions in event time differ by more than that.
+            # Real-time input (the latest records arrived within the allowed lateness of their
+            # event time): anything older than now - lateness is late by definition, so the
+            # wall clock moves caught-up partitions, and deadlines pass in quiet hours. Never on
+            # historical input (a replay through Kafka, a backlog), where partitions' positions
+            # in event time differ by more than the allowed lateness.
             wall = now - lateness
-            if wall <= centre:
+            if self.realtime:
                 for o in self.owned.values():
                     if o.caught_up and wall > o.pe.engine.watermark:
                         o.pe.engine.advance(wall)
@@ -361,7 +366,7 @@ class LiveRuntime:
             idle = now - self.last_record >= self.idle_flush_seconds
             flushed = self.flushed_to is not None and self.flushed_to >= centre
             caught_up = all(o.caught_up for o in self.owned.values())
-            if centre < wall and idle and not flushed and caught_up:
+            if not self.realtime and idle and not flushed and caught_up:
                 for o in self.owned.values():
                     o.pe.flush(centre)
                     o.dirty = True

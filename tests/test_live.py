@@ -346,3 +346,62 @@ def test_pipeline_metrics_and_dead_letters() -> None:
     labels = {s.labels.get("partition") for f in reg.collect() for s in f.samples
               if s.name.startswith("cc_contacts")}  # fmt: skip
     assert labels <= {"0", None}
+
+
+def test_real_time_input_the_wall_clock_moves_quiet_partitions() -> None:
+    """On real-time input a callback breaches when its deadline passes on the wall clock,
+    with no later event; on historical input the wall clock moves nothing."""
+    clock = Clock()
+    now = clock.t
+    rt = LiveRuntime(EngineConfig(), 1, MemoryCheckpoints(), inputs=INPUTS,
+                     registry=CollectorRegistry(), clock=clock)  # fmt: skip
+    from datetime import UTC, datetime
+
+    def ev(seconds: float, etype: str, **kw: Any) -> bytes:
+        ts = datetime.fromtimestamp(now + seconds, UTC).isoformat()
+        return orjson.dumps({"event_id": f"e{etype}{seconds}", "type": etype, "ts": ts,
+                             "channel": "voice", "contact_id": "c1", "tenant": "t",
+                             "queue": "q", **kw})  # fmt: skip
+
+    log = [ev(0, "contact.started", direction="inbound"),
+           ev(1, "callback.requested", callback_id="cb1"),
+           ev(2, "contact.ended", ended_by="customer")]  # fmt: skip
+    for o, raw in enumerate(log):
+        assert rt.on_record(INPUTS[0], 0, o, raw, lambda: None).status == "accepted"
+    rt.set_caught_up(0, dict.fromkeys(INPUTS, True))
+
+    def breached() -> float:
+        value = rt.registry.get_sample_value("cc_callbacks_breached_total",
+                                             {"tenant": "t", "channel": "voice", "queue": "q",
+                                              "partition": "0"})  # fmt: skip
+        return value or 0.0
+
+    clock.t = now + 3600
+    asyncio.run(rt.tick())
+    assert breached() == 0
+    clock.t = now + 86_400 + 120  # a day and the allowed lateness later: the deadline passed
+    rt.last_record = clock.t  # not idle: the wall clock alone moves the watermark
+    asyncio.run(rt.tick())
+    assert breached() == 1
+    # historical input (event time far behind the wall clock): nothing moves without events
+    hist = LiveRuntime(EngineConfig(), 1, MemoryCheckpoints(), inputs=INPUTS,
+                       registry=CollectorRegistry(), clock=lambda: now + 400 * 86_400)  # fmt: skip
+    for o, raw in enumerate(log):
+        hist.on_record(INPUTS[0], 0, o, raw, lambda: None)
+    hist.set_caught_up(0, dict.fromkeys(INPUTS, True))
+    asyncio.run(hist.tick())
+    assert hist.owned[0].pe.engine.watermark < now + 86_400
+
+
+def test_a_topic_that_starts_empty_does_not_make_its_first_records_late() -> None:
+    """The chats topic has nothing yet when the calls topic is read far ahead: its first
+    records, appended later, are older than what calls reached, and are not late."""
+    data = records_by_tp(day(), 1)
+    calls, chats = data[(INPUTS[0], 0)], data[(INPUTS[1], 0)]
+    rt = runtime(MemoryCheckpoints(), 1)
+    rt.partition(0)
+    rt.set_caught_up(0, {INPUTS[0]: False, INPUTS[1]: True, INPUTS[2]: True})  # chats empty
+    for o, raw in enumerate(calls[:2000]):
+        rt.on_record(INPUTS[0], 0, o, raw, lambda: None)
+    outs = [rt.on_record(INPUTS[1], 0, o, raw, lambda: None) for o, raw in enumerate(chats[:50])]
+    assert {o.status for o in outs} == {"accepted"}
