@@ -194,6 +194,7 @@ class LiveRuntime:
         self.worker_id = worker_id
         self.owned: dict[int, Owned] = {}
         self.records = 0  # records handled since start, redeliveries included
+        self._consumed: dict[tuple[str, str], Counter] = {}
         self.realtime = False
         self._inflight: set[asyncio.Task[None]] = set()
         self.metrics = PipelineMetrics.create(self.registry)
@@ -262,7 +263,11 @@ class LiveRuntime:
             self.realtime = now - owned.pe.max_ts <= self.config.allowed_lateness_seconds
         elif out.status == "rejected":
             self.metrics.rejected.labels(out.reason).inc()
-        self.metrics.consumed.labels(topic, out.event_type or "invalid").inc()
+        key = (topic, out.event_type or "invalid")
+        counter = self._consumed.get(key)
+        if counter is None:
+            counter = self._consumed[key] = self.metrics.consumed.labels(*key)
+        counter.inc()
         if append_ms is not None and append_ms > 0:
             self.metrics.latency.observe(max(0.0, now - append_ms / 1000.0))
         if now - owned.last_checkpoint >= self.checkpoint_interval:
