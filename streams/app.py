@@ -81,6 +81,12 @@ class WorkerSettings(BaseModel):
         description="Consumer-group session and rebalance timeout (Faust's default if unset; "
         "about 6 makes joins on Tansu quick).",
     )
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        description="How long the broker may hold a fetch waiting for data. Faust fixes 1500 "
+        "ms, which a broker that waits out the whole time (Tansu) turns into latency.",
+    )
     worker_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
         description="Names this worker in logs and /health.",
@@ -148,6 +154,27 @@ class TableCheckpoints:
         self.table.send_changelog(partition, key.encode(), None, "raw", "raw")
 
 
+def _fetch_wait(ms: int) -> None:
+    """Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no setting for
+    it; this sets the worker's value on the consumer before it starts (aiokafka reads it at
+    start). The wrapper reads the value from the class, so one process has one value."""
+    from faust.transport.drivers import aiokafka as driver
+
+    cls: Any = driver.AIOKafkaConsumerThread
+    cls._cc_fetch_max_wait_ms = ms
+    if getattr(cls, "_cc_wrapped", False):
+        return
+    create = cls._create_worker_consumer
+
+    def create_with_wait(self: Any, transport: Any) -> Any:
+        consumer = create(self, transport)
+        consumer._fetch_max_wait_ms = cls._cc_fetch_max_wait_ms
+        return consumer
+
+    cls._create_worker_consumer = create_with_wait
+    cls._cc_wrapped = True
+
+
 def create_app(
     kafka: KafkaSettings,
     engine: EngineConfig,
@@ -159,6 +186,7 @@ def create_app(
     """Build the worker's Faust app. Registries and stores can be injected (tests)."""
     import faust
 
+    _fetch_wait(worker.fetch_max_wait_ms)
     app: Any = faust.App(worker.app_id, **_faust_options(kafka, worker))
     t = kafka.topics
     inputs = app.topic(*t.inputs(), key_type=bytes, value_type=bytes, key_serializer="raw",

@@ -128,6 +128,7 @@ class PipelineMetrics:
     redis_up: Gauge
     owned: Gauge
     gaps: Counter
+    checkpoint_seconds: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -157,6 +158,12 @@ class PipelineMetrics:
                            registry=registry),
             owned=Gauge("cc_partitions_owned", "Input partitions this worker owns.",
                         registry=registry),
+            checkpoint_seconds=Histogram(
+                "cc_checkpoint_duration_seconds",
+                "Time to serialize and hand over one partition checkpoint (processing waits).",
+                buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+                registry=registry,
+            ),
             gaps=Counter("cc_offset_gaps", "Records delivered ahead of the next offset due "
                          "(stale after a rebalance); read again after a seek.",
                          registry=registry),
@@ -283,7 +290,9 @@ class LiveRuntime:
         if not owned.dirty:
             return
         self.generation += 1
+        started = time.perf_counter()
         saved = save_checkpoint(self.checkpoints, owned.pe, f"{self.worker_id}-{self.generation}")
+        self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
         self.metrics.checkpoints.inc()
         self.metrics.checkpoint_bytes.labels(str(partition)).set(saved.size)
         acks, owned.pending = owned.pending, []
