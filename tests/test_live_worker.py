@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from functools import lru_cache
@@ -153,6 +155,19 @@ def assert_metrics_match(worker: Worker) -> None:
             assert got.get(key, 0.0) == value, key
 
 
+PROMTOOL = shutil.which("promtool")
+
+
+def check_metrics_with_promtool(text: bytes) -> None:
+    """`promtool check metrics` (Debian package prometheus) finds no problem."""
+    if PROMTOOL is None:
+        assert not os.environ.get("CI"), "promtool missing"
+        return
+    done = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert b"cc_events_consumed_total" in text and b"cc_consumer_lag" in text
+
+
 def test_a_simulated_day_live_equals_its_replay(broker: str, redis: Redis, tmp_path: Path) -> None:
     """Produced to the topics and consumed by a worker, a day gives on /metrics and
     /api/kpis what `cc-monitor replay` gives for the same log. Bad records go to the
@@ -165,6 +180,7 @@ def test_a_simulated_day_live_equals_its_replay(broker: str, redis: Redis, tmp_p
         asyncio.run(_send_raw(kafka, [b"{not json", b'{"type": "contact.started"}']))
         wait_equal(worker)
         assert_metrics_match(worker)
+        check_metrics_with_promtool(worker.get("/metrics"))
         # the view has the replay report's numbers
         report = Replay(EngineConfig(), ZoneInfo("UTC")).run([Source(str(path))])
         live = {(r["tenant"], r["channel"], r["queue"]): r["metrics"]
