@@ -171,6 +171,33 @@ def cmd_live(args: argparse.Namespace) -> int:
     return run(args.speed, args.contacts_per_day, args.port, args.seed, args.duration)
 
 
+def cmd_feed(args: argparse.Namespace) -> int:
+    """Play a simulated day into the configured Kafka's input topics in real time."""
+    from datetime import UTC, datetime
+
+    from cc_monitor.live_demo import play
+    from cc_monitor.simulator import SimConfig
+
+    settings = _settings(args)
+    cfg = SimConfig(seed=args.seed, start=datetime.now(UTC).date(),
+                    contacts_per_day=args.contacts_per_day, bad_lines_per_day=0)  # fmt: skip
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        n = 0
+        while not stop.is_set():
+            n += await play(_kafka(args, settings), cfg, args.speed, stop)
+            if not args.repeat:
+                break
+        return n
+
+    print(f"sent {asyncio.run(run()):,} events", file=sys.stderr)
+    return 0
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
     """Follow a live Asterisk queue_log and publish its events until interrupted."""
     settings = _settings(args)
@@ -419,6 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=6066, help="the worker's HTTP port")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.set_defaults(func=cmd_live)
+
+    p = sub.add_parser("feed", help="play simulated days into the input topics in real time")
+    p.add_argument("--speed", type=float, default=60.0, help="x real time (default 60)")
+    p.add_argument("--contacts-per-day", type=int, default=6000)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--repeat", action="store_true", help="start a new day when one ends")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (else the settings')")
+    p.set_defaults(func=cmd_feed)
 
     p = sub.add_parser("tail", help="follow a live Asterisk queue_log into Kafka")
     p.add_argument("file", metavar="QUEUE_LOG")
