@@ -96,6 +96,32 @@ def registry() -> CollectorRegistry:
     return reg
 
 
+def worker_registry() -> CollectorRegistry:
+    """What a live worker exports: a simulated day through the live runtime (per-partition
+    KPI series and the pipeline metrics, two rejected records among them)."""
+    import asyncio
+    import random
+
+    from streams.live import MemoryCheckpoints
+
+    from .test_live import INPUTS, Consumer, records_by_tp, runtime
+
+    data = records_by_tp(tuple(orjson.dumps(e) for e in simulate(SimConfig())), 3)
+    rt = runtime(MemoryCheckpoints(), 3)
+    consumer = Consumer(data, {})
+    consumer.run(rt, {0, 1, 2}, random.Random(3))
+    consumer.quiesce(rt)
+    n = len(data[(INPUTS[0], 0)])
+    rt.on_record(INPUTS[0], 0, n, b'{"type": "contact.started"}', lambda: None, append_ms=1)
+    rt.on_record(INPUTS[0], 0, n + 1, b"{bad", lambda: None)
+    rt.checkpoint(0)
+    for topic in INPUTS:
+        for p in range(3):
+            rt.report_lag(topic, p, len(data.get((topic, p), [])) + 5)
+    asyncio.run(rt.tick())
+    return rt.registry
+
+
 @needs
 def test_promtool_finds_no_problem_in_the_metrics() -> None:
     assert PROMTOOL is not None
@@ -137,13 +163,16 @@ def concrete(expr: str) -> str:
 def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
     assert PROMETHEUS is not None
     exporter_port, prom_port = free_port(), free_port()
+    worker_port = free_port()
     server, _ = start_http_server(exporter_port, addr="127.0.0.1", registry=registry())
+    worker_server, _ = start_http_server(worker_port, addr="127.0.0.1",
+                                         registry=worker_registry())  # fmt: skip
     cfg = tmp_path / "prometheus.yml"
     cfg.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         f"rule_files: ['{DEPLOY / 'prometheus' / 'rules' / 'recording.yml'}']\n"
         "scrape_configs:\n  - job_name: cc-monitor\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{exporter_port}']\n"
+        f"      - targets: ['127.0.0.1:{exporter_port}', '127.0.0.1:{worker_port}']\n"
     )
     proc = subprocess.Popen(
         [PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'data'}",
@@ -166,6 +195,7 @@ def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
         empty = []
         queries = panel_queries()
         assert len(queries) >= 25
+        assert {d for d, _, _ in queries} >= {"pipeline-health.json", "wallboard.json"}
         for dashboard, title, expr in queries:
             if not query(base, concrete(expr)):
                 empty.append((dashboard, title, expr))
@@ -178,3 +208,4 @@ def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(timeout=10)
         server.shutdown()
+        worker_server.shutdown()
