@@ -295,7 +295,7 @@ def create_app(
         current["tps"] = frozenset()
         runtime.revoke({tp.partition for tp in revoked if tp.topic in input_names})
 
-    async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+    async def on_assigned(sender: Any, tps: set[Any], **_: Any) -> None:
         refresh_assignment()
 
     async def on_rebalance_complete(sender: Any, **_: Any) -> None:
