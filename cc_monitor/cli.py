@@ -173,14 +173,10 @@ def cmd_live(args: argparse.Namespace) -> int:
 
 def cmd_feed(args: argparse.Namespace) -> int:
     """Play a simulated day into the configured Kafka's input topics in real time."""
-    from datetime import UTC, datetime
-
-    from cc_monitor.live_demo import play
-    from cc_monitor.simulator import SimConfig
+    from cc_monitor.live_demo import play, today
 
     settings = _settings(args)
-    cfg = SimConfig(seed=args.seed, start=datetime.now(UTC).date(),
-                    contacts_per_day=args.contacts_per_day, bad_lines_per_day=0)  # fmt: skip
+    cfg = today(args.seed, args.contacts_per_day)
 
     async def run() -> int:
         stop = asyncio.Event()
@@ -439,18 +435,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_worker)
 
+    def play_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--speed", type=float, default=60.0, help="x real time (default 60)")
+        p.add_argument("--contacts-per-day", type=int, default=6000)
+        p.add_argument("--seed", type=int, default=7)
+
     p = sub.add_parser("live", help="live demo: local broker, a worker, the simulator feeding it")
-    p.add_argument("--speed", type=float, default=60.0, help="x real time (default 60)")
-    p.add_argument("--contacts-per-day", type=int, default=6000)
-    p.add_argument("--seed", type=int, default=7)
+    play_options(p)
     p.add_argument("--port", type=int, default=6066, help="the worker's HTTP port")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.set_defaults(func=cmd_live)
 
     p = sub.add_parser("feed", help="play simulated days into the input topics in real time")
-    p.add_argument("--speed", type=float, default=60.0, help="x real time (default 60)")
-    p.add_argument("--contacts-per-day", type=int, default=6000)
-    p.add_argument("--seed", type=int, default=7)
+    play_options(p)
     p.add_argument("--repeat", action="store_true", help="start a new day when one ends")
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (else the settings')")
     p.set_defaults(func=cmd_feed)

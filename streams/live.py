@@ -211,7 +211,6 @@ class LiveRuntime:
         self.generation = 0
         self.read_model_ok: bool | None = None
         self.read_model_error = ""
-        self.centre_time: float | None = None
         self.last_docs: dict[int, bytes] = {}
 
     # --- partitions ---------------------------------------------------------------------------
@@ -329,10 +328,6 @@ class LiveRuntime:
         while self._inflight:
             await asyncio.gather(*list(self._inflight), return_exceptions=True)
 
-    def checkpoint_all(self) -> None:
-        for p in sorted(self.owned):
-            self.checkpoint(p)
-
     # --- time ---------------------------------------------------------------------------------
 
     def set_caught_up(self, partition: int, topics: dict[str, bool]) -> None:
@@ -359,7 +354,6 @@ class LiveRuntime:
         latest = [t for t in (_doc_max(d) for d in others.values()) if t is not None]
         latest += [o.pe.max_ts for o in self.owned.values() if o.pe.max_ts > float("-inf")]
         centre = max(latest) if latest else None
-        self.centre_time = centre
         if centre is not None:
             self.metrics.event_time_lag.set(max(0.0, now - centre))
             lateness = self.config.allowed_lateness_seconds

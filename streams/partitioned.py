@@ -18,9 +18,8 @@ reproduces exactly what the live workers computed.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 from aiokafka.partitioner import murmur2
@@ -290,20 +289,3 @@ def merged(sinks: Iterable[MetricsSink]) -> MetricsSink:
                 list(h) if cur is None else [a + b for a, b in zip(cur, h, strict=True)]
             )
     return out
-
-
-def iter_engines(engines: dict[int, PartitionEngine]) -> Iterator[PartitionEngine]:
-    for p in sorted(engines):
-        yield engines[p]
-
-
-def summary(engines: Iterable[PartitionEngine]) -> dict[str, Any]:
-    """Totals per series as plain data (for tests and the read model)."""
-    m = merged(pe.metrics for pe in engines)
-    return {
-        "counters": {f"{n}{list(lb)}": v for (n, lb), v in sorted(m.counters.items())},
-        "histograms": {
-            f"{n}{list(lb)}": {"count": sum(h[:-1]), "sum": h[-1]}
-            for (n, lb), h in sorted(m.histograms.items())
-        },
-    }

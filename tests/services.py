@@ -17,13 +17,10 @@ from typing import Any
 
 import orjson
 
+from cc_monitor.live_demo import free_port
 from streams.kafka import KafkaSettings, Topics
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port"]
 
 
 def wait_port(port: int, what: str, timeout: float = 30) -> None:
