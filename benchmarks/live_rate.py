@@ -142,26 +142,40 @@ def passthrough_rate(kafka: KafkaSettings, total: int) -> float:
 
 
 async def produce_at(kafka: KafkaSettings, lines: list[bytes], rate: float, seconds: float) -> int:
-    """Produce ``lines`` (retimed events are not needed: latency is wall-clock) at ``rate``."""
-    from streams.producer import EventProducer
+    """Produce ``lines`` at ``rate`` for at most ``seconds`` (latency is wall-clock, so the
+    records need no retiming). Topics and keys are worked out beforehand: on a two-core
+    machine the producer shares the CPU with the broker and the worker, and should take as
+    little of it as it can."""
+    from aiokafka import AIOKafkaProducer
 
-    # normal batching for this producer: one record per request would make the producer, not
-    # the worker, the latency (Tansu's end-offset quirk only affects idle detection here)
-    producer = EventProducer(kafka.model_copy(update={"producer_max_batch_size": None}))
+    from kpis.decode import Decoder
+    from kpis.wire import TYPE_OF
+    from streams.kafka import topic_for
+
+    decoder = Decoder()
+    plan: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
+    for raw in lines[: int(rate * seconds) + 1]:
+        rec, _ = decoder.decode(raw)
+        etype = TYPE_OF[rec.__class__]
+        topic = topic_for(etype, rec.channel, kafka.topics)
+        plan.append((topic, (rec.case_id or rec.contact_id).encode(), raw,
+                     [("cc-type", etype.encode())]))  # fmt: skip
+    # normal batching: one record per request would make the producer, not the worker, the
+    # latency (Tansu's end-offset quirk only affects idle detection, not used here)
+    producer = AIOKafkaProducer(acks="all", **kafka.client_options())
     await producer.start()
     try:
         start = time.perf_counter()
         n = 0
-        while n < len(lines):
-            due = start + n / rate
-            delay = due - time.perf_counter()
+        for topic, key, raw, headers in plan:
+            delay = start + n / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await producer.send(lines[n], "bench", n)
+            await producer.send(topic, raw, key=key, headers=headers)
             n += 1
             if time.perf_counter() - start > seconds:
                 break
-        await producer._producer.flush()
+        await producer.flush()
         return n
     finally:
         await producer.stop()
@@ -226,9 +240,18 @@ def main() -> int:
             lines = log.read_bytes().splitlines()
             first, last = (datetime.fromisoformat(orjson.loads(x)["ts"]).timestamp()
                            for x in (lines[0], lines[-1]))  # fmt: skip
-            fresh = [_renamed(line, last - first + 3600) for line in lines]
             rate = full * args.latency_fraction
+            span = last - first + 3600
+            fresh: list[bytes] = []
+            rounds = 0
+            while len(fresh) < rate * args.latency_seconds:  # enough new records for the phase
+                rounds += 1
+                fresh += [_renamed(line, span * rounds, f"lat{rounds}") for line in lines]
+            t0 = time.perf_counter()
             sent = asyncio.run(produce_at(kafka, fresh, rate, args.latency_seconds))
+            achieved = sent / (time.perf_counter() - t0)
+            print(f"latency phase: produced {sent:,} at {achieved:,.0f} events/s "
+                  f"(asked {rate:,.0f})")  # fmt: skip
             deadline = time.monotonic() + 60
             while worker.consumed() < total + sent and time.monotonic() < deadline:
                 time.sleep(0.2)
@@ -248,14 +271,14 @@ def main() -> int:
     return 0
 
 
-def _renamed(line: bytes, shift: float) -> bytes:
+def _renamed(line: bytes, shift: float, prefix: str) -> bytes:
     """The same event later and under new ids: new contacts for the engine, in order."""
     from datetime import datetime, timedelta
 
     ev = orjson.loads(line)
     for key in ("event_id", "contact_id", "case_id", "callback_id"):
         if ev.get(key):
-            ev[key] = f"lat-{ev[key]}"
+            ev[key] = f"{prefix}-{ev[key]}"
     ev["ts"] = (datetime.fromisoformat(ev["ts"]) + timedelta(seconds=shift)).isoformat()
     return orjson.dumps(ev)
 

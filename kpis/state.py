@@ -3,10 +3,20 @@ a store can serialize each value on its own (``to_dict`` / ``from_dict``)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 NO_LABEL = "-"
+
+
+def _plain(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """Field values of a state object, lists copied: ``dataclasses.asdict`` deep-copies through
+    recursion and was most of a checkpoint's time."""
+    d = {n: getattr(obj, n) for n in names}
+    for n, v in d.items():
+        if isinstance(v, list):
+            d[n] = list(v)
+    return d
 
 
 @dataclass(slots=True)
@@ -43,7 +53,9 @@ class ContactState:
     ended: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = _plain(self, _CONTACT_FIELDS)
+        d["segments"] = [_plain(s, _SEGMENT_FIELDS) for s in self.segments]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ContactState:
@@ -69,7 +81,7 @@ class CaseState:
     evidence: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain(self, _CASE_FIELDS)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CaseState:
@@ -88,10 +100,16 @@ class CallbackState:
     contact_id: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain(self, _CALLBACK_FIELDS)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CallbackState:
         d = dict(d)
         d["labels"] = tuple(d["labels"])
         return cls(**d)
+
+
+_SEGMENT_FIELDS = tuple(f.name for f in fields(Segment))
+_CONTACT_FIELDS = tuple(f.name for f in fields(ContactState))
+_CASE_FIELDS = tuple(f.name for f in fields(CaseState))
+_CALLBACK_FIELDS = tuple(f.name for f in fields(CallbackState))

@@ -78,6 +78,7 @@ class PartitionEngine:
     inputs: tuple[str, ...] | None = None
     topic_max: dict[str, float] = field(default_factory=dict)
     idle: set[str] = field(default_factory=set)
+    _low: float = -_INF  # the slowest input topic's time when last computed
 
     def __post_init__(self) -> None:
         # Results do not depend on the batch. Replay: batch=1, so the metrics follow each
@@ -114,10 +115,23 @@ class PartitionEngine:
             self.engine.ingest(rec, ts)
         except Rejection as rej:
             return Outcome("rejected", rej.reason, rej.detail, etype)
-        if self.inputs is not None and ts > self.topic_max.get(topic, -_INF):
-            self.topic_max[topic] = ts  # only then can the slowest topic's time have moved
-            self.engine.advance(self.input_watermark())
+        if self.inputs is not None:
+            prev = self.topic_max.get(topic, -_INF)
+            if ts > prev:
+                self.topic_max[topic] = ts
+                # The watermark follows the slowest topic: a topic ahead of it moving further
+                # cannot move it. _low is never above the true minimum (topic times only grow;
+                # set_idle and the grace below recompute it), so this skips only no-ops.
+                if prev <= self._low:
+                    self._advance()
+            if self.processed == UNSEEN_TOPIC_GRACE:
+                self._advance()  # unseen idle topics stop holding the watermark from here
         return _ACCEPTED[etype]
+
+    def _advance(self) -> None:
+        wm = self.input_watermark()
+        self._low = wm + self.config.allowed_lateness_seconds
+        self.engine.advance(wm)
 
     def input_watermark(self) -> float:
         """The slowest input's latest event time, minus the allowed lateness.
@@ -149,7 +163,7 @@ class PartitionEngine:
         else:
             self.idle.discard(topic)
         if self.inputs is not None:
-            self.engine.advance(self.input_watermark())
+            self._advance()
 
     @property
     def max_ts(self) -> float:
