@@ -210,6 +210,8 @@ def main() -> int:
         default=0.5,
         help="latency phase rate, as a fraction of the worker's measured maximum",
     )
+    ap.add_argument("--latency-rate", type=float, default=None,
+                    help="latency phase rate in events/s (overrides --latency-fraction)")  # fmt: skip
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, tansu() as broker:
         work = Path(tmp)
@@ -240,7 +242,7 @@ def main() -> int:
             lines = log.read_bytes().splitlines()
             first, last = (datetime.fromisoformat(orjson.loads(x)["ts"]).timestamp()
                            for x in (lines[0], lines[-1]))  # fmt: skip
-            rate = full * args.latency_fraction
+            rate = args.latency_rate or full * args.latency_fraction
             span = last - first + 3600
             fresh: list[bytes] = []
             rounds = 0
