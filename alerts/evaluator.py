@@ -128,6 +128,12 @@ class AlertLogic:
     # --- the KpiSink side -----------------------------------------------------------------
 
     def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
+        self.add(name, labels, 1.0)
+        if evidence is not None:
+            self.note(name, labels, evidence)
+
+    def add(self, name: str, labels: Labels, n: float) -> None:
+        """``n`` observations of series ``name`` in the interval being filled."""
         routes = self._routes.get(name)
         if routes is None:
             return
@@ -138,10 +144,15 @@ class AlertLogic:
             if w is None:
                 w = windows[group] = _Window(self._length[rule], self.config.evidence_limit)
             if slot:
-                w.cur1 += 1.0
+                w.cur1 += n
             else:
-                w.cur0 += 1.0
-            if evidence is not None and w.evidence is not None and evidence not in w.evidence:
+                w.cur0 += n
+
+    def note(self, name: str, labels: Labels, evidence: str) -> None:
+        """An id behind an observation of ``name`` (after :meth:`add` counted it)."""
+        for rule, getter, _ in self._routes.get(name, ()):
+            w = self._windows[rule].get(getter(labels))
+            if w is not None and w.evidence is not None and evidence not in w.evidence:
                 w.evidence.append(evidence)
 
     def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:

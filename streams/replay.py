@@ -18,7 +18,8 @@ from typing import IO, Any
 
 import orjson
 
-from alerts.evaluator import Alert, AlertLogic, AlertTimeline
+from alerts.evaluator import Alert, AlertTimeline
+from alerts.stage import AlertStage
 from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
 from kpis.decode import FAST_DECODE, NOT_FAST, REJECT_REASONS, Decoder, Rejection, iso
@@ -111,14 +112,21 @@ class Replay:
         self.rules = rules if rules is not None else RulesConfig()
         self.targets = targets if targets is not None else ScorecardTargets()
         self.timeline = AlertTimeline()
-        self.alerting = AlertLogic(self.rules, self.timeline)
-        self.engine = Engine(config, Tee(self.sink, self.alerting, self.alerting.series))
-        self.alerting.queue_view = self.engine.waiting_now
-        self.engine.on_tick(self.rules.evaluation_interval_seconds, self.alerting.on_tick)
+        # the same two halves as the live workers (alerts.stage), with one engine
+        self.stage = AlertStage(self.rules, self.timeline)
+        self.recorder = self.stage.recorder(0)
+        self.engine = Engine(config, Tee(self.sink, self.recorder, self.stage.series))
+        self.recorder.queue_view = self.engine.waiting_now
+        self.engine.on_tick(self.rules.evaluation_interval_seconds, self._tick)
         self.decoder = Decoder(max_line_bytes)
         self.max_line_bytes = max_line_bytes
         self.rejected_listing_limit = rejected_listing_limit
         self.result = ReplayResult()
+
+    def _tick(self, at: float) -> None:
+        self.recorder.on_tick(at)
+        self.stage.offer(self.recorder.take())
+        self.stage.release({0: at})
 
     def _reject(self, source: str, line: int, reason: str, detail: str) -> None:
         res = self.result
