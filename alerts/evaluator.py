@@ -299,8 +299,11 @@ class AlertLogic:
     def restore(self, snap: dict[str, Any]) -> None:
         self._windows = {n: {} for n, _ in self._rules}
         for name, group, data in snap["windows"]:
+            rule = self.config.rules[name]
+            per_window = (self._length[name] // (1 + rule.baseline_windows)
+                          if isinstance(rule, SilenceRule) else 0)  # fmt: skip
             self._windows[name][tuple(group)] = _Window.from_list(
-                data, self._length[name], self.config.evidence_limit
+                data, self._length[name], self.config.evidence_limit, per_window
             )
         self._status = {tuple(k): float(v) for k, v in snap["status"]}
         self._active = {(r, tuple(g)): Alert(**v) for r, g, v in snap["active"]}
@@ -340,13 +343,18 @@ class _Window:
                 list(self.evidence) if self.evidence is not None else []]  # fmt: skip
 
     @classmethod
-    def from_list(cls, data: list[Any], length: int, evidence_limit: int) -> _Window:
+    def from_list(
+        cls, data: list[Any], length: int, evidence_limit: int, per_window: int = 0
+    ) -> _Window:
         w = cls(length, evidence_limit)
         hist, w.cur0, w.cur1, evidence = data
         per = [(float(a), float(b)) for a, b in hist]
         w.hist.extend(per)
         w.s0 = sum(a for a, _ in per)
         w.s1 = sum(b for _, b in per)
+        # the silence rules' recent sum is derived state too (it was lost on restore, so a
+        # restored worker saw every channel as silent for one window)
+        w.recent = sum(a for a, _ in per[-per_window:]) if per_window else 0.0
         if w.evidence is not None:
             w.evidence.extend(evidence)
         return w

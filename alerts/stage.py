@@ -123,6 +123,16 @@ class IntervalRecorder:
         self.last_tick = snap.get("last_tick")
 
 
+class _Nowhere:
+    def alert(self, event: Any) -> None:
+        return None
+
+
+def series_of(config: RulesConfig) -> frozenset[str]:
+    """The engine series the rules of ``config`` read (what a recorder keeps)."""
+    return AlertLogic(config, _Nowhere()).series
+
+
 def passed(watermark: float, every: float) -> float:
     """The last tick an engine at ``watermark`` has closed (or would have, had it seen events):
     ticks fire once the watermark is beyond them, so every multiple of ``every`` below it."""
@@ -207,9 +217,12 @@ class AlertStage:
         return {
             "logic": self.logic.snapshot(),
             "evaluated_to": self.evaluated_to,
-            "pending": [i.to_list() for _, ps in sorted(self._pending.items())
-                        for _, i in sorted(ps.items())],  # fmt: skip
+            "pending": [i.to_list() for i in self.pending()],
         }
+
+    def pending(self) -> list[Interval]:
+        """Intervals offered and not evaluated yet, by tick and partition."""
+        return [i for _, ps in sorted(self._pending.items()) for _, i in sorted(ps.items())]
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.logic.restore(snap["logic"])

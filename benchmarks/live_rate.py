@@ -210,8 +210,12 @@ def main() -> int:
         default=0.5,
         help="latency phase rate, as a fraction of the worker's measured maximum",
     )
-    ap.add_argument("--latency-rate", type=float, default=None,
-                    help="latency phase rate in events/s (overrides --latency-fraction)")  # fmt: skip
+    ap.add_argument(
+        "--latency-rate",
+        type=float,
+        default=None,
+        help="latency phase rate in events/s (overrides --latency-fraction)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, tansu() as broker:
         work = Path(tmp)

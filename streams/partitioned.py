@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka.partitioner import murmur2
 
+from alerts.rules import RulesConfig
+from alerts.stage import IntervalRecorder, passed, series_of
 from kpis.config import EngineConfig
 from kpis.decode import Decoder, Rejection
 from kpis.engine import Engine
-from kpis.interfaces import Labels
+from kpis.interfaces import KpiSink, Labels, Tee
 from kpis.wire import TYPE_OF, Rec
 from streams.metrics import MetricsSink
 
@@ -79,13 +81,29 @@ class PartitionEngine:
     topic_max: dict[str, float] = field(default_factory=dict)
     idle: set[str] = field(default_factory=set)
     _low: float = -_INF  # the slowest input topic's time when last computed
+    # Alert rules: this partition's half of their evaluation (alerts.stage); None: no alerts
+    rules: RulesConfig | None = None
+    recorder: IntervalRecorder | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         # Results do not depend on the batch. Replay: batch=1, so the metrics follow each
         # event. Live: the watermark moves only in advance(), which drains what it passed.
-        self.engine = Engine(self.config, self.metrics,
+        sink: KpiSink = self.metrics
+        if self.rules is not None:
+            series = series_of(self.rules)
+            self.recorder = IntervalRecorder(series, self.partition)
+            sink = Tee(self.metrics, self.recorder, series)
+        self.engine = Engine(self.config, sink,
                              batch=1 if self.inputs is None else 1 << 30,
                              auto_watermark=self.inputs is None)  # fmt: skip
+        if self.recorder is not None and self.rules is not None:
+            self.recorder.queue_view = self.engine.waiting_now
+            self.engine.on_tick(self.rules.evaluation_interval_seconds, self.recorder.on_tick)
+
+    def alert_progress(self) -> float:
+        """The last evaluation tick this partition has passed (see alerts.stage.passed)."""
+        assert self.rules is not None
+        return passed(self.engine.watermark, self.rules.evaluation_interval_seconds)
 
     def process(self, topic: str, offset: int, value: bytes) -> Outcome:
         """Decode and ingest one record of ``topic`` at ``offset``.
@@ -192,6 +210,7 @@ class PartitionEngine:
             "topic_max": self.topic_max,
             "engine": self.engine.snapshot(),
             "metrics": self.metrics.snapshot(),
+            "alerts": self.recorder.snapshot() if self.recorder is not None else None,
         }
         return zlib.compress(orjson.dumps(doc), 1)
 
@@ -202,9 +221,10 @@ class PartitionEngine:
         config: EngineConfig,
         blob: bytes | None,
         inputs: tuple[str, ...] | None = None,
+        rules: RulesConfig | None = None,
     ) -> PartitionEngine:
         """A partition's engine restored from its latest checkpoint (fresh without one)."""
-        pe = cls(partition, config, inputs=inputs)
+        pe = cls(partition, config, inputs=inputs, rules=rules)
         if blob is None:
             return pe
         doc = orjson.loads(zlib.decompress(blob))
@@ -219,6 +239,8 @@ class PartitionEngine:
         pe.topic_max = {str(k): float(v) for k, v in doc.get("topic_max", {}).items()}
         pe.engine.restore(doc["engine"])
         pe.metrics.restore(doc["metrics"])
+        if pe.recorder is not None and doc.get("alerts") is not None:
+            pe.recorder.restore(doc["alerts"])
         return pe
 
 
@@ -263,7 +285,11 @@ def head_key(partition: int) -> str:
 
 
 def replay_partitioned(
-    lines: Iterable[bytes], partitions: int, config: EngineConfig, topic: str = "log"
+    lines: Iterable[bytes],
+    partitions: int,
+    config: EngineConfig,
+    topic: str = "log",
+    rules: RulesConfig | None = None,
 ) -> dict[int, PartitionEngine]:
     """Run a log through per-partition engines as the live workers would, each flushed at the
     end of its input (as a live worker does when its input goes quiet).
@@ -273,7 +299,7 @@ def replay_partitioned(
     partition is flushed to the latest event time of all, as quiet live workers are.
     """
     decoder = Decoder()
-    engines = {p: PartitionEngine(p, config) for p in range(partitions)}
+    engines = {p: PartitionEngine(p, config, rules=rules) for p in range(partitions)}
     offsets = dict.fromkeys(range(partitions), 0)
     for raw in lines:
         if not raw.strip():

@@ -19,8 +19,8 @@ from typing import IO, Any
 import orjson
 
 from alerts.evaluator import Alert, AlertTimeline
-from alerts.stage import AlertStage
 from alerts.rules import RulesConfig
+from alerts.stage import AlertStage
 from kpis.config import EngineConfig
 from kpis.decode import FAST_DECODE, NOT_FAST, REJECT_REASONS, Decoder, Rejection, iso
 from kpis.engine import Engine
