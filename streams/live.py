@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ from typing import Protocol
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from alerts.evaluator import AlertEvent
+from alerts.rules import RulesConfig
+from alerts.stage import AlertStage, Interval
 from kpis.config import EngineConfig
 from streams.metrics import MetricsCollector, Part
 from streams.partitioned import CHUNK_BYTES, Head, Outcome, PartitionEngine, head_key, split
@@ -116,6 +120,9 @@ class Owned:
     caught_up: bool = False
 
 
+Notify = Callable[[AlertEvent], Awaitable[None]]
+
+
 @dataclass
 class PipelineMetrics:
     consumed: Counter
@@ -129,6 +136,8 @@ class PipelineMetrics:
     owned: Gauge
     gaps: Counter
     checkpoint_seconds: Histogram
+    alerts_firing: Gauge
+    notifications: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -167,6 +176,12 @@ class PipelineMetrics:
             gaps=Counter("cc_offset_gaps", "Records delivered ahead of the next offset due "
                          "(stale after a rebalance); read again after a seek.",
                          registry=registry),
+            alerts_firing=Gauge("cc_alerts_firing", "Alerts firing, on the worker that "
+                                "evaluates the rules (0 elsewhere: sum over workers).",
+                                ["alertname", "severity"], registry=registry),
+            notifications=Counter("cc_alert_notifications", "Alert transitions notified "
+                                  "(alerts topic and receivers), once across workers.",
+                                  ["status"], registry=registry),
         )  # fmt: skip
 
 
@@ -186,6 +201,9 @@ class LiveRuntime:
         idle_flush_seconds: float = 10.0,
         clock: Callable[[], float] = time.time,
         worker_id: str = "worker",
+        rules: RulesConfig | None = None,
+        notify: Notify | None = None,
+        lease_seconds: float = 10.0,
     ) -> None:
         self.config = config
         self.partitions = partitions
@@ -212,6 +230,14 @@ class LiveRuntime:
         self.read_model_ok: bool | None = None
         self.read_model_error = ""
         self.last_docs: dict[int, bytes] = {}
+        # Alerts (alerts.stage): every partition records its intervals; the worker holding the
+        # lease in the store evaluates the centre's rules and notifies.
+        self.rules = rules
+        self.notify = notify
+        self.lease_seconds = lease_seconds
+        self.stage: AlertStage | None = None  # while this worker leads
+        self.evaluated_to: float | None = None
+        self._alert_events: list[AlertEvent] = []
 
     # --- partitions ---------------------------------------------------------------------------
 
@@ -226,7 +252,7 @@ class LiveRuntime:
         owned = self.owned.get(p)
         if owned is None:
             blob = load_checkpoint(self.checkpoints, p)
-            pe = PartitionEngine.from_checkpoint(p, self.config, blob, self.inputs)
+            pe = PartitionEngine.from_checkpoint(p, self.config, blob, self.inputs, self.rules)
             owned = self.owned[p] = Owned(pe, last_checkpoint=self.clock())
             self.flushed_to = None  # a restored state may hold back what a flush processes
             self.metrics.owned.set(len(self.owned))
@@ -392,9 +418,87 @@ class LiveRuntime:
             self._store_failed(exc)
         self.metrics.redis_up.set(1 if self.read_model_ok else 0)
         self.last_docs = {**others, **docs}  # this worker's partitions: its own, freshest
+        if self.rules is not None:
+            await self._alerts()
         for p, o in list(self.owned.items()):
             if now - o.last_checkpoint >= self.checkpoint_interval:
                 self.checkpoint(p)
+
+    async def _alerts(self) -> None:
+        """Evaluate the centre's alert rules if this worker holds the lease, then drop the
+        intervals the stage has evaluated (they stay in checkpoints and documents until then,
+        so a stage on another worker, or after a restart, still finds them).
+
+        Once-only paging: a notification is sent only by whoever first claims its key
+        (fingerprint, start, status) in the store, so a new leader that evaluates a tick again
+        (its predecessor died before saving the stage) does not page twice."""
+        assert self.rules is not None
+        store = self.read_model
+        try:
+            leads = await store.lead(self.worker_id, self.lease_seconds)
+            if not leads:
+                if self.stage is not None:
+                    log.info("alert evaluation: lease lost")
+                    self.stage = None
+                    self.metrics.alerts_firing.clear()
+                self.evaluated_to = await store.evaluated_to()
+            else:
+                await self._evaluate()
+        except Exception as exc:  # any store failure: keep processing, try again next tick
+            self._store_failed(exc)
+            return
+        done = self.evaluated_to
+        if done is not None:
+            for o in self.owned.values():
+                rec = o.pe.recorder
+                if rec is not None and rec.closed and rec.closed[0].at <= done:
+                    rec.closed = [i for i in rec.closed if i.at > done]
+
+    async def _evaluate(self) -> None:
+        assert self.rules is not None
+        store = self.read_model
+        if self.stage is None:
+            stage = AlertStage(self.rules, self, range(self.partitions))
+            blob = await store.load_stage()
+            if blob is not None:
+                stage.restore(orjson.loads(blob))
+            log.info("alert evaluation: lease taken, evaluated to %s", stage.evaluated_to)
+            self.stage = stage
+        stage = self.stage
+        progress: dict[int, float] = {}
+        for p, raw in self.last_docs.items():
+            alerts = orjson.loads(raw).get("alerts")
+            if alerts is None:
+                continue
+            stage.offer(Interval.from_list(i) for i in alerts["intervals"])
+            progress[p] = alerts["passed"] if alerts["passed"] is not None else -math.inf
+        if not stage.release(progress):
+            return
+        events, self._alert_events = self._alert_events, []
+        for ev in events:
+            a = ev.alert
+            if await store.claim(f"{a.fingerprint}:{a.starts_at:.3f}:{ev.status}"):
+                self.metrics.notifications.labels(ev.status).inc()
+                if self.notify is not None:
+                    await self.notify(ev)
+        await store.save_stage(orjson.dumps(stage.snapshot()), stage.evaluated_to)
+        self.evaluated_to = stage.evaluated_to
+        self.metrics.alerts_firing.clear()
+        for a in stage.logic.firing():
+            self.metrics.alerts_firing.labels(a.rule, a.severity).inc()
+
+    def alert(self, event: AlertEvent) -> None:
+        """The stage's sink: events are notified after the release that produced them."""
+        self._alert_events.append(event)
+
+    def alerts(self) -> dict[str, object]:
+        """Firing alerts, as the leader sees them (other workers: not evaluating)."""
+        stage = self.stage
+        return {
+            "evaluating": stage is not None,
+            "evaluated_to": self.evaluated_to,
+            "firing": [a.to_dict() for a in stage.logic.firing()] if stage is not None else [],
+        }
 
     def _store_failed(self, exc: Exception) -> None:
         if self.read_model_ok is not False:
