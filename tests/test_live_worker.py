@@ -233,8 +233,8 @@ def test_a_simulated_day_live_equals_its_replay(broker: str, redis: Redis, tmp_p
         assert_alerts_match(kafka, worker)
 
         def paged(name: str) -> bool:
-            return any(a["labels"]["alertname"] == name
-                       for body in hook.paths("/am") for a in orjson.loads(body)["alerts"])  # fmt: skip
+            bodies = [orjson.loads(body) for body in hook.paths("/am")]
+            return any(a["labels"]["alertname"] == name for b in bodies for a in b["alerts"])
 
         eventually(lambda: paged("component_down"), 30, "Alertmanager to notify component_down")
         assert worker.get("/metrics").count(b"cc_alert_notifications_total{") >= 1
