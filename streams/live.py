@@ -33,7 +33,7 @@ from typing import Protocol
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from alerts.evaluator import AlertEvent
+from alerts.evaluator import Alert, AlertEvent
 from alerts.rules import RulesConfig
 from alerts.stage import AlertStage, Interval
 from kpis.config import EngineConfig
@@ -238,6 +238,7 @@ class LiveRuntime:
         self.stage: AlertStage | None = None  # while this worker leads
         self.evaluated_to: float | None = None
         self._alert_events: list[AlertEvent] = []
+        self._set_firing([])
 
     # --- partitions ---------------------------------------------------------------------------
 
@@ -440,7 +441,7 @@ class LiveRuntime:
                 if self.stage is not None:
                     log.info("alert evaluation: lease lost")
                     self.stage = None
-                    self.metrics.alerts_firing.clear()
+                    self._set_firing([])
                 self.evaluated_to = await store.evaluated_to()
             else:
                 await self._evaluate()
@@ -483,9 +484,17 @@ class LiveRuntime:
                     await self.notify(ev)
         await store.save_stage(orjson.dumps(stage.snapshot()), stage.evaluated_to)
         self.evaluated_to = stage.evaluated_to
-        self.metrics.alerts_firing.clear()
-        for a in stage.logic.firing():
-            self.metrics.alerts_firing.labels(a.rule, a.severity).inc()
+        self._set_firing(stage.logic.firing())
+
+    def _set_firing(self, firing: list[Alert]) -> None:
+        """One series per enabled rule (0 when not firing, so panels show a zero, not a gap)."""
+        if self.rules is None:
+            return
+        counts = {name: 0 for name, rule in self.rules.rules.items() if rule.enabled}
+        for a in firing:
+            counts[a.rule] = counts.get(a.rule, 0) + 1
+        for name, n in counts.items():
+            self.metrics.alerts_firing.labels(name, self.rules.rules[name].severity).set(n)
 
     def alert(self, event: AlertEvent) -> None:
         """The stage's sink: events are notified after the release that produced them."""

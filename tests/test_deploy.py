@@ -102,12 +102,13 @@ def worker_registry() -> CollectorRegistry:
     import asyncio
     import random
 
+    from alerts.rules import RulesConfig
     from streams.live import MemoryCheckpoints
 
     from .test_live import INPUTS, Consumer, records_by_tp, runtime
 
     data = records_by_tp(tuple(orjson.dumps(e) for e in simulate(SimConfig())), 3)
-    rt = runtime(MemoryCheckpoints(), 3)
+    rt = runtime(MemoryCheckpoints(), 3, rules=RulesConfig())
     consumer = Consumer(data, {})
     consumer.run(rt, {0, 1, 2}, random.Random(3))
     consumer.quiesce(rt)

@@ -141,10 +141,14 @@ class Clock:
         return self.t
 
 
-def runtime(store: MemoryCheckpoints, partitions: int, read_model: Any = None) -> LiveRuntime:
+def runtime(
+    store: MemoryCheckpoints, partitions: int, read_model: Any = None,
+    rules: RulesConfig | None = None,
+) -> LiveRuntime:  # fmt: skip
     return LiveRuntime(EngineConfig(), partitions, store, inputs=INPUTS,
                        registry=CollectorRegistry(), read_model=read_model or MemoryReadModel(),
-                       checkpoint_interval=0.05, idle_flush_seconds=5, clock=Clock())  # fmt: skip
+                       checkpoint_interval=0.05, idle_flush_seconds=5, clock=Clock(),
+                       rules=rules)  # fmt: skip
 
 
 def view_of(rt: LiveRuntime) -> dict[str, Any]:
