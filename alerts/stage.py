@@ -42,6 +42,15 @@ class Interval:
     evidence: list[tuple[float, str, Labels, str]] = field(default_factory=list)
     status: list[tuple[float, Labels, float]] = field(default_factory=list)
     waiting: dict[Labels, tuple[int, float]] = field(default_factory=dict)
+    # the plain form of a closed interval, kept: live workers publish it every tick until the
+    # centre has evaluated it (a closed interval never changes)
+    _plain: list[Any] | None = field(default=None, compare=False, repr=False)
+
+    def frozen(self) -> list[Any]:
+        """:meth:`to_list` of a closed interval, computed once."""
+        if self._plain is None:
+            self._plain = self.to_list()
+        return self._plain
 
     def to_list(self) -> list[Any]:
         return [
@@ -170,6 +179,17 @@ class AlertStage:
             if done is not None and i.at <= done:
                 continue  # evaluated already (a partition restored from an older checkpoint)
             self._pending.setdefault(i.at, {})[i.partition] = i
+
+    def offer_plain(self, plain: Iterable[list[Any]]) -> None:
+        """Intervals in their plain form (:meth:`Interval.to_list`), as published: the same
+        ones come again every tick until evaluated, and only new ones are decoded."""
+        done = self.evaluated_to
+        pending = self._pending
+        for data in plain:
+            at, partition = data[0], data[1]
+            if (done is not None and at <= done) or partition in pending.get(at, ()):
+                continue
+            pending.setdefault(at, {})[partition] = Interval.from_list(data)
 
     def release(self, progress: Mapping[int, float]) -> int:
         """Evaluate every tick all partitions have passed (``progress``: partition -> last

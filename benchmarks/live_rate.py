@@ -99,6 +99,33 @@ faust.Worker(app, loglevel='warning', quiet=True).execute_from_commandline()
 """
 
 
+RAW_LATENCY = """
+import asyncio, sys, time
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+async def main(bootstrap, topics, partitions, seconds):
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                         fetch_max_wait_ms=100)
+    await c.start()
+    tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+    c.assign(tps)
+    await c.seek_to_end(*tps)
+    print('ready', flush=True)
+    lat, end = [], time.time() + seconds
+    while time.time() < end:
+        batch = await c.getmany(timeout_ms=500)
+        now = time.time()
+        for recs in batch.values():
+            lat += [now - r.timestamp / 1000 for r in recs]
+    await c.stop()
+    lat.sort()
+    n = len(lat)
+    print(n, lat[n // 2] if n else 0, lat[int(n * 0.99)] if n else 0, flush=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2].split(','), int(sys.argv[3]), float(sys.argv[4])))
+"""
+
+
 def poll_rate(read: Any, total: int, timeout: float = 600) -> float:
     """Rate between the first count seen above zero and the count reaching ``total``."""
     deadline = time.monotonic() + timeout
@@ -253,6 +280,18 @@ def main() -> int:
             while len(fresh) < rate * args.latency_seconds:  # enough new records for the phase
                 rounds += 1
                 fresh += [_renamed(line, span * rounds, f"lat{rounds}") for line in lines]
+            import subprocess
+
+            # the broker's own delivery latency at the same time: a raw aiokafka consumer in
+            # another process (no processing at all) reads the same new records
+            raw_proc = subprocess.Popen(
+                [sys.executable, "-c", RAW_LATENCY, kafka.bootstrap_servers,
+                 ",".join(kafka.topics.inputs()), str(kafka.partitions),
+                 str(args.latency_seconds + 8)],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            assert raw_proc.stdout is not None
+            raw_proc.stdout.readline()  # ready: positioned at the end of every partition
             t0 = time.perf_counter()
             sent = asyncio.run(produce_at(kafka, fresh, rate, args.latency_seconds))
             achieved = sent / (time.perf_counter() - t0)
@@ -271,6 +310,10 @@ def main() -> int:
                 print(f"checkpoints: {n_ck:.0f}, mean {mean_ms:.0f} ms")
             print(f"latency at {rate:,.0f} events/s ({sent:,} events): p99 <= {p99:g} s "
                   f"(bucket bound; target < 1 s); {n:,.0f} records measured")  # fmt: skip
+            raw_n, raw_p50, raw_p99 = raw_proc.communicate(timeout=120)[0].split()
+            print(f"same records, raw aiokafka consumer (no processing): p50 "
+                  f"{float(raw_p50):.3f} s, p99 {float(raw_p99):.3f} s over {int(raw_n):,} "
+                  "records: the broker's and the machine's share")  # fmt: skip
             del p_before, n_before
         finally:
             worker.stop()

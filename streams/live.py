@@ -35,7 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from alerts.evaluator import Alert, AlertEvent
 from alerts.rules import RulesConfig
-from alerts.stage import AlertStage, Interval
+from alerts.stage import AlertStage
 from kpis.config import EngineConfig
 from kpis.decode import REJECT_REASONS
 from streams.metrics import MetricsCollector, Part
@@ -474,7 +474,7 @@ class LiveRuntime:
             alerts = orjson.loads(raw).get("alerts")
             if alerts is None:
                 continue
-            stage.offer(Interval.from_list(i) for i in alerts["intervals"])
+            stage.offer_plain(alerts["intervals"])
             progress[p] = alerts["passed"] if alerts["passed"] is not None else -math.inf
         if not stage.release(progress):
             return

@@ -64,7 +64,7 @@ def partition_doc(pe: PartitionEngine) -> dict[str, Any]:
         if pe.recorder is None
         else {
             "passed": _finite(pe.alert_progress()),
-            "intervals": [i.to_list() for i in pe.recorder.closed],
+            "intervals": [i.frozen() for i in pe.recorder.closed],
         },
     }
 
