@@ -450,6 +450,10 @@ class LiveRuntime:
                 await self._evaluate()
         except Exception as exc:  # any store failure: keep processing, try again next tick
             self._store_failed(exc)
+            # the stage in memory may be ahead of what was notified and saved: start again
+            # from the saved one (the claims keep what was already sent from being resent)
+            self.stage = None
+            self._alert_events = []
             return
         done = self.evaluated_to
         if done is not None:

@@ -509,3 +509,36 @@ def test_two_evaluating_workers_still_page_once() -> None:
     assert a.stage is not None and b.stage is not None  # both evaluated everything
     keys = [(e.alert.fingerprint, e.alert.starts_at, e.status) for e in sent.events]
     assert len(keys) == len(set(keys)) == sum(1 + (a["ends_at"] is not None) for a in expected)
+
+
+class FailingClaims(MemoryReadModel):
+    """The store fails on the first notification claims it sees (Redis down mid-evaluation)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def claim(self, key: str) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("store down")
+        return await super().claim(key)
+
+
+def test_a_store_failure_mid_evaluation_loses_no_alert() -> None:
+    replay = Replay(EngineConfig(), ZoneInfo("UTC"))
+    replay.run([Source(_write(day()))])
+    expected = sum(1 + (a.ends_at is not None) for a in replay.timeline.alerts())
+    data = records_by_tp(day(), 2)
+    store, sent = FailingClaims(failures=3), Notified()
+    rt = LiveRuntime(EngineConfig(), 2, MemoryCheckpoints(), inputs=INPUTS,
+                     registry=CollectorRegistry(), read_model=store, checkpoint_interval=0.05,
+                     idle_flush_seconds=5, clock=Clock(), rules=RulesConfig(),
+                     notify=sent)  # fmt: skip
+    consumer = Consumer(data, {})
+    consumer.run(rt, {0, 1}, random.Random(8))
+    for _ in range(5):
+        consumer.quiesce(rt)
+    assert store.failures == 0  # the failures happened
+    keys = [(e.alert.fingerprint, e.alert.starts_at, e.status) for e in sent.events]
+    assert len(keys) == len(set(keys)) == expected
