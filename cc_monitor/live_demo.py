@@ -37,14 +37,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_port(port: int, what: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+def wait_port(
+    port: int, what: str, timeout: float = 30, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Until something listens on the loopback ``port``; fails early if ``proc`` exits."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
-            if proc.poll() is not None:
+            if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"{what} exited with status {proc.returncode}") from None
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{what} did not start within {timeout:.0f} s") from None
@@ -57,7 +60,7 @@ def _process(args: list[str], what: str, port: int, log: Path, timeout: float = 
     with open(log, "ab") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
-        _wait_port(port, what, proc, timeout)
+        wait_port(port, what, timeout, proc)
         yield proc
     finally:
         proc.terminate()

@@ -474,7 +474,13 @@ class LiveRuntime:
             self.stage = stage
         stage = self.stage
         progress: dict[int, float] = {}
+        for p, o in self.owned.items():  # this worker's partitions: from memory, not documents
+            if o.pe.recorder is not None:
+                stage.offer(o.pe.recorder.closed)
+                progress[p] = o.pe.alert_progress()
         for p, raw in self.last_docs.items():
+            if p in self.owned:
+                continue
             alerts = orjson.loads(raw).get("alerts")
             if alerts is None:
                 continue

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,21 +15,10 @@ from typing import Any
 
 import orjson
 
-from cc_monitor.live_demo import free_port
+from cc_monitor.live_demo import free_port, wait_port
 from streams.kafka import KafkaSettings, Topics
 
-__all__ = ["free_port"]
-
-
-def wait_port(port: int, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            assert time.monotonic() < deadline, f"{what} did not start"
-            time.sleep(0.1)
+__all__ = ["free_port", "wait_port"]
 
 
 @contextmanager
@@ -46,7 +33,7 @@ def tansu() -> Iterator[str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        wait_port(port, "broker")
+        wait_port(port, "broker", proc=proc)
         yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -75,7 +62,7 @@ class Redis:
              "--appendonly", "no", "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        wait_port(self.port, "redis-server")
+        wait_port(self.port, "redis-server", proc=self.proc)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -124,7 +111,7 @@ class Worker:
                 [sys.executable, "-m", "cc_monitor.cli", "worker", "--loglevel", "info"],
                 env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        wait_port(self.port, "worker web server", timeout=60)
+        wait_port(self.port, "worker web server", 60, self.proc)
         return self
 
     def kill(self) -> None:
