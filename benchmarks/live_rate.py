@@ -73,14 +73,14 @@ async def getmany_rate(kafka: KafkaSettings, total: int) -> float:
 
 
 PASSTHROUGH = """
-import faust, orjson, sys, time
+import faust, orjson, sys, tempfile, time
 topics, partitions = sys.argv[1].split(','), int(sys.argv[2])
 port, broker = int(sys.argv[3]), sys.argv[4]
 app = faust.App('bench-pass-' + str(port), broker='kafka://' + broker, store='memory://',
                 web_port=port, web_bind='127.0.0.1', topic_partitions=partitions,
                 broker_session_timeout=6, broker_rebalance_timeout=6,
                 broker_heartbeat_interval=1, consumer_auto_offset_reset='earliest',
-                producer_max_batch_size=16)
+                producer_max_batch_size=16, datadir=tempfile.mkdtemp(prefix='bench-pass-'))
 src = app.topic(*topics, key_type=bytes, value_type=bytes, key_serializer='raw',
                 value_serializer='raw')
 state = {'n': 0}

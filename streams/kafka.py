@@ -101,15 +101,14 @@ async def read_range(
     """The input topics' events with event time in ``[start, end)``, merged by event time.
 
     Read-only: partitions are assigned directly (no consumer group, no offset commits), read
-    from their beginning up to the end offsets seen when the read starts. Each partition is in
-    consumption order; the merge keeps that order and interleaves partitions by event time, so
-    the engine sees what a worker owning all of them would.
+    from their beginning up to the end offsets seen when the read starts. Each topic-partition
+    is in consumption order; the merge keeps that order and interleaves them by event time
+    (:func:`streams.archive.in_time_order`, as a replay of a live archive does), so the engine
+    sees what a worker owning all of them would.
     """
-    import heapq
-
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from streams.archive import _event_meta
+    from streams.archive import in_range, in_time_order, one_line
 
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False,
                                 **settings.client_options())  # fmt: skip
@@ -127,7 +126,7 @@ async def read_range(
         ends = await consumer.end_offsets(tps)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        per: dict[TopicPartition, list[tuple[float, int, bytes]]] = {tp: [] for tp in tps}
+        per: dict[TopicPartition, list[bytes]] = {tp: [] for tp in sorted(tps)}
         todo = {tp for tp in tps if ends[tp] > 0}
         while todo:
             batch = await consumer.getmany(*todo, timeout_ms=poll_ms)
@@ -138,13 +137,11 @@ async def read_range(
                     if m.offset >= ends[tp]:
                         todo.discard(tp)
                         break
-                    _, ts = _event_meta(m.value)
-                    t = ts if ts is not None else float("-inf")
-                    if ts is None or ((start is None or ts >= start) and (end is None or ts < end)):
-                        per[tp].append((t, len(per[tp]), m.value))
+                    value = one_line(m.value or b"")
+                    if in_range(value, start, end):  # memory: the events in the range only
+                        per[tp].append(value)
                     if m.offset + 1 >= ends[tp]:
                         todo.discard(tp)
     finally:
         await consumer.stop()
-    merged = heapq.merge(*per.values(), key=lambda item: item[0])
-    return [value for _, _, value in merged]
+    return list(in_time_order(per.values(), start, end))
