@@ -29,6 +29,7 @@ from alerts.delivery import AlertmanagerReceiver, Dispatcher, Receiver, WebhookR
 from alerts.evaluator import AlertEvent
 from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
+from streams.archive import LiveArchive
 from streams.kafka import KafkaSettings
 from streams.live import LiveRuntime
 from streams.readmodel import MemoryReadModel, ReadModelStore, RedisReadModel
@@ -94,6 +95,22 @@ class AlertDeliverySettings(BaseModel):
         return Dispatcher(receivers, outbox, resend_seconds=self.resend_seconds)
 
 
+class ArchiveSettings(BaseModel):
+    """The event archive the workers write (docs/audit.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dir: Path | None = Field(
+        None,
+        description="Archive every consumed record here, valid or not. Shared by all workers "
+        "(partitions move between them). Off when unset.",
+    )
+    retention_days: float | None = Field(
+        None, gt=0, description="Segments whose events are all older are deleted (recorded in "
+        "the hash chain); kept forever when unset.",
+    )  # fmt: skip
+
+
 class WorkerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -128,6 +145,7 @@ class WorkerSettings(BaseModel):
     )
     redis: RedisSettings = Field(default_factory=RedisSettings)
     alerts: AlertDeliverySettings = Field(default_factory=lambda: AlertDeliverySettings())
+    archive: ArchiveSettings = Field(default_factory=lambda: ArchiveSettings())
 
 
 def _faust_options(kafka: KafkaSettings, worker: WorkerSettings) -> dict[str, Any]:
@@ -339,6 +357,10 @@ def create_app(
         rules=rules if rules is not None else RulesConfig(),
         notify=notify,
         lease_seconds=worker.alerts.lease_seconds,
+        archive=LiveArchive(worker.archive.dir) if worker.archive.dir is not None else None,
+        archive_retention_seconds=(
+            worker.archive.retention_days * 86400 if worker.archive.retention_days else None
+        ),
     )
     input_names = set(t.inputs())
 
@@ -441,6 +463,10 @@ def create_app(
     async def health(web: Any, request: Any) -> Any:
         return web.json(runtime.health())
 
+    async def on_shutdown(sender: Any, **_: Any) -> None:
+        runtime.close()
+
+    app.on_before_shutdown.connect(on_shutdown)
     app.on_partitions_revoked.connect(on_revoked)
     app.on_partitions_assigned.connect(on_assigned)
     app.on_rebalance_complete.connect(on_rebalance_complete)

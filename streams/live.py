@@ -38,6 +38,7 @@ from alerts.rules import RulesConfig
 from alerts.stage import AlertStage
 from kpis.config import EngineConfig
 from kpis.decode import REJECT_REASONS
+from streams.archive import LiveArchive
 from streams.metrics import MetricsCollector, Part
 from streams.partitioned import CHUNK_BYTES, Head, Outcome, PartitionEngine, head_key, split
 from streams.readmodel import MemoryReadModel, ReadModelStore, kpi_view, partition_doc
@@ -205,6 +206,8 @@ class LiveRuntime:
         rules: RulesConfig | None = None,
         notify: Notify | None = None,
         lease_seconds: float = 10.0,
+        archive: LiveArchive | None = None,
+        archive_retention_seconds: float | None = None,
     ) -> None:
         self.config = config
         self.partitions = partitions
@@ -242,6 +245,13 @@ class LiveRuntime:
         self.evaluated_to: float | None = None
         self._alert_events: list[AlertEvent] = []
         self._set_firing([])
+        # The event archive (streams.archive): every record this worker processes, written
+        # before it is acknowledged and on disk before the checkpoint that acknowledges it.
+        self.archive = archive
+        self.archive_retention = archive_retention_seconds
+        self.archive_error = ""
+        self._archive_expired_at = -math.inf
+        self._busy: dict[tuple[str, int], int] = {}
 
     # --- partitions ---------------------------------------------------------------------------
 
@@ -271,6 +281,8 @@ class LiveRuntime:
         for p in partitions:
             if self.owned.pop(p, None) is not None:
                 log.info("partition %d: revoked", p)
+            if self.archive is not None:
+                self.archive.release(p)
         self.metrics.owned.set(len(self.owned))
 
     # --- records ------------------------------------------------------------------------------
@@ -284,14 +296,29 @@ class LiveRuntime:
         self.last_record = now
         self.flushed_to = None
         self.records += 1
+        archive = self.archive
+        if archive is not None and not archive.ready(topic, partition):
+            # the previous owner still holds this topic-partition's archive: nothing is
+            # processed until it lets go; the caller seeks back to the first record held back
+            first = self._busy.setdefault((topic, partition), offset)
+            if first == offset:
+                log.warning("archive of %s/%d held by another process: waiting", topic, partition)
+            self.metrics.gaps.inc()
+            return Outcome("gap", expected=first)
         owned = self.partition(partition)
         out = owned.pe.process(topic, offset, value)
-        if out.status == "skipped":
-            ack()  # covered by the restored checkpoint already
-            return out
         if out.status == "gap":
             self.metrics.gaps.inc()
             return out  # not acknowledged: read again after the caller's seek
+        if archive is not None:
+            # each offset once (the archive knows its next offset), whatever the engine did
+            if self._busy:
+                self._busy.pop((topic, partition), None)
+            ts = owned.pe.last_ts if out.status != "skipped" else None
+            archive.append(topic, partition, offset, value, ts)
+        if out.status == "skipped":
+            ack()  # covered by the restored checkpoint already
+            return out
         owned.pending.append(ack)
         owned.dirty = True
         if out.status == "accepted":
@@ -318,6 +345,15 @@ class LiveRuntime:
         owned.last_checkpoint = self.clock()
         if not owned.dirty:
             return
+        if self.archive is not None:
+            try:  # what a checkpoint acknowledges is in the archive, on disk
+                self.archive.flush(partition, sync=True)
+            except OSError as exc:  # not acknowledged: tried again at the next checkpoint
+                log.error("archive of partition %d not written, not checkpointing: %s",
+                          partition, exc)  # fmt: skip
+                self.archive_error = f"{type(exc).__name__}: {exc}"
+                return
+            self.archive_error = ""
         self.generation += 1
         started = time.perf_counter()
         saved = save_checkpoint(self.checkpoints, owned.pe, f"{self.worker_id}-{self.generation}")
@@ -424,9 +460,31 @@ class LiveRuntime:
         self.last_docs = {**others, **docs}  # this worker's partitions: its own, freshest
         if self.rules is not None:
             await self._alerts()
+        if self.archive is not None:
+            self._archive_tick(now)
         for p, o in list(self.owned.items()):
             if now - o.last_checkpoint >= self.checkpoint_interval:
                 self.checkpoint(p)
+
+    def _archive_tick(self, now: float) -> None:
+        """Flush the archive each tick (a killed worker loses no flushed line); apply
+        retention hourly."""
+        assert self.archive is not None
+        try:
+            self.archive.flush()
+            if self.archive_retention is not None and now - self._archive_expired_at >= 3600:
+                self._archive_expired_at = now
+                gone = self.archive.expire(now - self.archive_retention)
+                if gone:
+                    log.info("archive retention: %d segments expired", len(gone))
+        except OSError as exc:
+            log.error("archive: %s", exc)
+            self.archive_error = f"{type(exc).__name__}: {exc}"
+
+    def close(self) -> None:
+        """Shutdown: hand the archive's topic-partitions over (flushed, unsealed)."""
+        if self.archive is not None:
+            self.archive.close()
 
     async def _alerts(self) -> None:
         """Evaluate the centre's alert rules if this worker holds the lease, then drop the
@@ -539,13 +597,16 @@ class LiveRuntime:
 
     def health(self) -> dict[str, object]:
         return {
-            "status": "ok" if self.read_model_ok is not False else "degraded",
+            "status": "ok"
+            if self.read_model_ok is not False and not self.archive_error
+            else "degraded",
             "worker": self.worker_id,
             "partitions": sorted(self.owned),
             "read_model": {
                 "ok": self.read_model_ok,
                 "error": self.read_model_error or None,
             },
+            "archive": {"error": self.archive_error or None} if self.archive is not None else None,
             "seconds_since_last_record": round(self.clock() - self.last_record, 3),
             "records": self.records,
         }

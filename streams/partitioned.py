@@ -84,6 +84,8 @@ class PartitionEngine:
     # Alert rules: this partition's half of their evaluation (alerts.stage); None: no alerts
     rules: RulesConfig | None = None
     recorder: IntervalRecorder | None = field(init=False, default=None)
+    # event time of the last record processed, if it decoded (the archive files it by time)
+    last_ts: float | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         # Results do not depend on the batch. Replay: batch=1, so the metrics follow each
@@ -127,7 +129,9 @@ class PartitionEngine:
         try:
             rec, ts = self.decoder.decode(value)
         except Rejection as rej:
+            self.last_ts = None
             return Outcome("rejected", rej.reason, rej.detail)
+        self.last_ts = ts
         etype = TYPE_OF[rec.__class__]
         try:
             self.engine.ingest(rec, ts)

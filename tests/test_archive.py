@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import random
+import shutil
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -10,13 +13,23 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 
 from cc_monitor.cli import main
 from cc_monitor.simulator import SimConfig, simulate
 from kpis.config import EngineConfig
-from streams.archive import ArchiveWriter, read_manifest, verify
+from streams.archive import (
+    ArchiveWriter,
+    LiveArchive,
+    archived_records,
+    read_manifest,
+    sub_archives,
+    verify,
+)
+from streams.live import LiveRuntime, MemoryCheckpoints
 from streams.replay import Replay, Source
 from tests.helpers import without_input
+from tests.test_live import INPUTS, Clock, Consumer, records_by_tp
 
 
 @lru_cache(maxsize=1)
@@ -153,3 +166,112 @@ def test_audit_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     seg.write_bytes(seg.read_bytes() + b"\0")
     assert main(["audit", "verify", str(root)]) == 1
     assert f"{seg.name}: altered" in capsys.readouterr().err
+
+
+# --- the live archive: what the workers write ---------------------------------------------------
+
+
+def kill(archive: LiveArchive, cut: bytes = b"") -> None:
+    """What kill -9 leaves of a worker's archive: what reached the OS stays (plus, ``cut``, a
+    line written half way), Python's buffers are lost, the locks go with the process."""
+    for w in archive.writers.values():
+        if cut:
+            with open(w._open_path, "ab") as f:
+                f.write(cut)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, w._open.fileno())  # the buffer, if ever flushed, goes nowhere
+        os.close(devnull)
+    for fd in archive._locks.values():
+        os.close(fd)
+    archive.writers.clear()
+    archive._locks.clear()
+
+
+def live_runtime(root: Path, store: MemoryCheckpoints) -> LiveRuntime:
+    return LiveRuntime(EngineConfig(), 3, store, inputs=INPUTS, registry=CollectorRegistry(),
+                       checkpoint_interval=0.05, clock=Clock(),
+                       archive=LiveArchive(root))  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_a_worker_killed_mid_segment_leaves_an_archive_that_replays_like_the_log(
+    seed: int, tmp_path: Path
+) -> None:
+    """The worker archives what it consumes, by topic-partition; killed (buffers lost, a line
+    cut half way) four times and restarted from its checkpoints, with the records it had not
+    acknowledged delivered again: every record is archived exactly once, the chain verifies,
+    and the archive's replay equals the original log's."""
+    rng = random.Random(seed)
+    lines = day()
+    data = records_by_tp(lines, 3)
+    root = tmp_path / "archive"
+    store, committed = MemoryCheckpoints(), {}
+    redelivered = 0
+    for i in range(4):
+        rt = live_runtime(root, store)
+        consumer = Consumer(data, committed)
+        before = sum(committed.values())
+        n = consumer.run(rt, {0, 1, 2}, rng, stop_after=rng.randint(500, len(lines) // 3))
+        redelivered += max(0, before + n - sum(committed.values()))
+        assert rt.archive is not None
+        kill(rt.archive, cut=b'%d {"type": "contact.st' % (10**9 + i))
+    rt = live_runtime(root, store)
+    consumer = Consumer(data, committed)
+    consumer.run(rt, {0, 1, 2}, rng)
+    assert rt.archive is not None
+    rt.archive.flush()  # a live archive is read with its open segments
+    assert redelivered > 0
+    assert verify(root) == []
+    for (topic, p), records in data.items():
+        assert [raw for _, raw in archived_records(root, topic, p)] == records
+    log = tmp_path / "day.jsonl"
+    log.write_bytes(b"".join(line + b"\n" for line in lines))
+    assert report(root) == report(log)
+    rt.close()  # released, unsealed: the next owner seals the open segments
+    for _, _, sub in sub_archives(root):
+        ArchiveWriter(sub, by_offset=True).close()
+    assert verify(root) == [] and report(root) == report(log)
+
+
+def test_a_topic_partition_archive_has_one_writer(tmp_path: Path) -> None:
+    """A worker that got a partition waits while its previous owner still writes its archive:
+    its records are not processed (it seeks back to the first one held back)."""
+    a, b = LiveArchive(tmp_path), LiveArchive(tmp_path)
+    assert a.ready("calls", 0)
+    assert not b.ready("calls", 0) and b.ready("calls", 1)
+    rt = LiveRuntime(EngineConfig(), 3, MemoryCheckpoints(), inputs=INPUTS, archive=b,
+                     registry=CollectorRegistry(), clock=Clock())  # fmt: skip
+    line = day()[0]
+    assert rt.on_record("calls", 0, 7, line, lambda: None).expected == 7
+    assert rt.on_record("calls", 0, 8, line, lambda: None).expected == 7  # seek to the first
+    assert not rt.owned  # nothing processed
+    a.release(0)
+    assert rt.on_record("calls", 0, 7, line, lambda: None).status == "accepted"
+    assert [o for o, _ in archived_records(tmp_path, "calls", 0)] == []  # buffered
+    b.flush()
+    assert [o for o, _ in archived_records(tmp_path, "calls", 0)] == [7]
+
+
+def test_a_live_archive_names_a_missing_topic_partition_segment_and_offsets(
+    tmp_path: Path,
+) -> None:
+    lines = day()
+    archive = LiveArchive(tmp_path)
+    for (topic, p), records in sorted(records_by_tp(lines, 2).items()):
+        assert archive.ready(topic, p)
+        skip = 100 if (topic, p) == (INPUTS[0], 1) else -1
+        for offset, raw in enumerate(records):
+            if offset != skip:  # a record the worker never archived
+                archive.append(topic, p, offset, raw, None)
+    for w in archive.writers.values():
+        w.close()
+    assert archive.writers[(INPUTS[0], 0)].append(lines[0], 5, None) is False  # archived once
+    found = problems(tmp_path)
+    assert found == [f"topics/{INPUTS[0]}/1/" + found[0].split("/", 3)[3]]
+    assert found[0].endswith("offsets 100-100 not archived")
+    sub = tmp_path / "topics" / INPUTS[1] / "0"
+    victim = sorted((sub / "segments").iterdir())[2]
+    victim.unlink()
+    assert f"topics/{INPUTS[1]}/0/{victim.name}: missing" in problems(tmp_path)
+    shutil.rmtree(tmp_path / "topics" / INPUTS[2] / "1")
+    assert f"topics/{INPUTS[2]}/1: missing (listed in index.jsonl)" in problems(tmp_path)
