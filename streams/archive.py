@@ -70,6 +70,11 @@ def _event_meta(raw: bytes) -> tuple[str | None, float | None]:
     return eid, ts
 
 
+def event_time(raw: bytes) -> float | None:
+    """The event time of a line, if it has a readable, offset-carrying ``ts``."""
+    return _event_meta(raw)[1]
+
+
 def read_manifest(root: Path) -> list[dict[str, Any]]:
     path = root / "manifest.jsonl"
     if not path.exists():

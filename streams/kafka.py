@@ -8,6 +8,7 @@ Bad input goes to the dead-letter topic with its reason; alert events to the ale
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -95,38 +96,39 @@ async def ensure_topics(settings: KafkaSettings) -> None:
         await admin.close()
 
 
-async def read_range(
-    settings: KafkaSettings, start: float | None, end: float | None, poll_ms: int = 500
-) -> list[bytes]:
-    """The input topics' events with event time in ``[start, end)``, merged by event time.
+async def read_topics(
+    settings: KafkaSettings,
+    topics: Sequence[str],
+    poll_ms: int = 500,
+    keep: Callable[[bytes], bytes | None] | None = None,
+) -> dict[tuple[str, int], list[tuple[int, bytes]]]:
+    """Every record ``(offset, value)`` of ``topics``, per topic-partition in offset order
+    (``keep``: what to hold of a value, None to drop it, so memory holds only what is asked).
 
     Read-only: partitions are assigned directly (no consumer group, no offset commits), read
-    from their beginning up to the end offsets seen when the read starts. Each topic-partition
-    is in consumption order; the merge keeps that order and interleaves them by event time
-    (:func:`streams.archive.in_time_order`, as a replay of a live archive does), so the engine
-    sees what a worker owning all of them would.
-    """
+    from their beginning up to the end offsets seen when the read starts, so a live cluster is
+    not disturbed and records appended meanwhile are not waited for."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from streams.archive import in_range, in_time_order, one_line
 
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False,
                                 **settings.client_options())  # fmt: skip
     await consumer.start()
     try:
-        tps = [
-            TopicPartition(topic, p)
-            for topic in settings.topics.inputs()
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+
+        def partitions() -> list[TopicPartition]:
+            return [TopicPartition(topic, p) for topic in topics
+                    for p in sorted(consumer.partitions_for_topic(topic) or ())]  # fmt: skip
+
+        tps = partitions()
         if not tps:
             await consumer.force_metadata_update()
-            tps = [TopicPartition(topic, p) for topic in settings.topics.inputs()
-                   for p in sorted(consumer.partitions_for_topic(topic) or ())]  # fmt: skip
+            tps = partitions()
         ends = await consumer.end_offsets(tps)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        per: dict[TopicPartition, list[bytes]] = {tp: [] for tp in sorted(tps)}
+        per: dict[tuple[str, int], list[tuple[int, bytes]]] = {
+            (tp.topic, tp.partition): [] for tp in sorted(tps)
+        }
         todo = {tp for tp in tps if ends[tp] > 0}
         while todo:
             batch = await consumer.getmany(*todo, timeout_ms=poll_ms)
@@ -137,11 +139,33 @@ async def read_range(
                     if m.offset >= ends[tp]:
                         todo.discard(tp)
                         break
-                    value = one_line(m.value or b"")
-                    if in_range(value, start, end):  # memory: the events in the range only
-                        per[tp].append(value)
+                    value = m.value or b""
+                    kept = value if keep is None else keep(value)
+                    if kept is not None:
+                        per[tp.topic, tp.partition].append((m.offset, kept))
                     if m.offset + 1 >= ends[tp]:
                         todo.discard(tp)
     finally:
         await consumer.stop()
-    return list(in_time_order(per.values(), start, end))
+    return per
+
+
+async def read_range(
+    settings: KafkaSettings, start: float | None, end: float | None, poll_ms: int = 500
+) -> list[bytes]:
+    """The input topics' events with event time in ``[start, end)``, merged by event time.
+
+    Read-only (:func:`read_topics`). Each topic-partition is in consumption order; the merge
+    keeps that order and interleaves them by event time (:func:`streams.archive.in_time_order`,
+    as a replay of a live archive does), so the engine sees what a worker owning all of them
+    would.
+    """
+    from streams.archive import in_range, in_time_order, one_line
+
+    def keep(value: bytes) -> bytes | None:
+        line = one_line(value)
+        return line if in_range(line, start, end) else None
+
+    per = await read_topics(settings, settings.topics.inputs(), poll_ms, keep)
+    streams = ([v for _, v in records] for _, records in sorted(per.items()))
+    return list(in_time_order(streams, start, end))

@@ -52,6 +52,8 @@ def partition_doc(pe: PartitionEngine) -> dict[str, Any]:
         "partition": pe.partition,
         "watermark": _finite(pe.engine.watermark),
         "max_ts": _finite(pe.engine.max_ts),
+        # the input offsets this state covers (audit reconcile replays the archive up to them)
+        "offsets": dict(sorted(pe.offsets.items())),
         "counters": [[n, list(lb), v] for (n, lb), v in sorted(m.counters.items())],
         "histograms": [
             [n, list(lb), sum(h[:-1]), h[-1]] for (n, lb), h in sorted(m.histograms.items())
