@@ -246,6 +246,55 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_audit_reconcile(args: argparse.Namespace) -> int:
+    """Replay the archive and compare it with what the live system published: exit 1 naming
+    every difference (docs/audit.md)."""
+    from streams.kafka import read_topics
+    from streams.readmodel import RedisReadModel
+    from streams.reconcile import reconcile
+
+    root = Path(args.archive)
+    if not root.is_dir():
+        print(f"cc-monitor: no such archive: {root}", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    kafka = _kafka(args, settings)
+    topic = args.alerts_topic or kafka.topics.alerts
+    alerts = None
+    if not args.no_alerts:
+        per = asyncio.run(read_topics(kafka, [topic]))
+        alerts = (topic, [(f"{t}:{p}@{o}", v) for (t, p), rs in sorted(per.items())
+                          for o, v in rs])  # fmt: skip
+    snapshots = None
+    redis = settings.worker.redis
+    if args.redis:
+        redis = redis.model_copy(update={"url": args.redis})
+    if not args.no_kpis:
+        if redis.url is None:
+            print("cc-monitor: KPI snapshots are in Redis: give --redis URL (or --no-kpis)",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+
+        async def fetch() -> dict[int, bytes]:
+            client = redis.client()
+            try:
+                return await RedisReadModel(client).fetch(kafka.partitions)
+            finally:
+                await client.aclose()
+
+        snapshots = asyncio.run(fetch())
+    result = reconcile(
+        root, settings.engine, settings.rules(), start=args.start, end=args.end,
+        lookback=args.lookback * 3600, alerts=alerts, snapshots=snapshots,
+        partitions=kafka.partitions, inputs=kafka.topics.inputs(),
+    )  # fmt: skip
+    if args.json:
+        _write_json(result.to_dict(), args.json)
+    if args.json != "-":
+        sys.stdout.write(result.summary())
+    return 0 if result.clean else 1
+
+
 def _sim_config(args: argparse.Namespace, settings: Settings) -> SimConfig:
     return SimConfig(
         seed=args.seed,
@@ -468,6 +517,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = audit.add_parser("verify", help="check an archive's hash chain and segments")
     p.add_argument("archive", metavar="ARCHIVE")
     p.set_defaults(func=cmd_audit_verify)
+    p = audit.add_parser(
+        "reconcile",
+        help="replay a live archive and compare it with the alerts topic and the KPI snapshots",
+    )
+    p.add_argument("archive", metavar="ARCHIVE", help="the workers' archive directory")
+    p.add_argument("--from", dest="start", type=_instant, help="period start (RFC 3339)")
+    p.add_argument("--to", dest="end", type=_instant, help="period end, excluded")
+    p.add_argument(
+        "--lookback",
+        type=float,
+        default=24.0,
+        metavar="HOURS",
+        help="archive replayed before --from, for alerts already under way (24)",
+    )
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (else the settings')")
+    p.add_argument("--alerts-topic", help="the alerts topic (else the settings')")
+    p.add_argument("--redis", metavar="URL", help="the read model's Redis (else the settings')")
+    p.add_argument("--no-alerts", action="store_true", help="do not compare alerts")
+    p.add_argument("--no-kpis", action="store_true", help="do not compare KPI snapshots")
+    p.add_argument("--json", metavar="FILE", help="write the result as JSON ('-' = stdout)")
+    p.add_argument("--rules", type=Path, help="alert rules file the workers use")
+    p.set_defaults(func=cmd_audit_reconcile)
 
     p = sub.add_parser("rules", help="alert rules tools")
     rules = p.add_subparsers(dest="rules_command", required=True)

@@ -7,8 +7,10 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,13 +23,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from cc_monitor.simulator import SimConfig, simulate
 from kpis.config import EngineConfig
 from kpis.report import COUNTS, DURATIONS
-from streams.kafka import KafkaSettings
+from streams.archive import archived_records, sub_archives, verify
+from streams.kafka import KafkaSettings, read_topics
 from streams.metrics import MetricsCollector
 from streams.partitioned import replay_partitioned
 from streams.producer import produce_paths
 from streams.readmodel import kpi_view, partition_doc
-from streams.replay import Replay, Source
+from streams.replay import Replay, Source, replay_paths
 
+from .helpers import without_input
 from .services import REDIS, Redis, Worker, free_port, kafka_settings, tansu
 from .test_delivery import Alertmanager, Hook
 
@@ -266,19 +270,78 @@ def halves(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_kill_9_mid_stream_then_restart(broker: str, redis: Redis, tmp_path: Path) -> None:
+    """Killed mid-stream and restarted, the worker ends with the replay's KPIs and alerts;
+    its archive (killed mid-segment) replays like the log, a time range of it like the same
+    range read from the topics, and reconciles clean with what the worker published."""
     kafka = kafka_settings(broker, "live2", PARTITIONS)
     first, second = halves(tmp_path)
     half = produce(kafka, first)
-    worker = Worker(kafka, "live2", tmp_path, redis.url, "w1").start()
-    eventually(lambda: worker.consumed() >= half, 120, "the first half")
-    worker.kill()  # no shutdown: what its last checkpoint does not cover is read again
-    total = half + produce(kafka, second)
-    assert total == len(day_lines())
+    worker = Worker(kafka, "live2", tmp_path, redis.url, "w1")
+    archive = tmp_path / "archive"
+    worker.env["CC_MONITOR_WORKER__ARCHIVE__DIR"] = str(archive)
     worker.start()
-    wait_equal(worker)
-    assert_metrics_match(worker)
-    assert_alerts_match(kafka, worker)
-    worker.stop()
+    try:
+        eventually(lambda: worker.consumed() >= half, 120, "the first half")
+        worker.kill()  # no shutdown: what its last checkpoint does not cover is read again
+        total = half + produce(kafka, second)
+        assert total == len(day_lines())
+        worker.start()
+        wait_equal(worker)
+        assert_metrics_match(worker)
+        assert_alerts_match(kafka, worker)
+        check_archive(kafka, worker, archive, tmp_path)
+    finally:
+        worker.stop()
+
+
+def archived_count(root: Path) -> int:
+    return sum(1 for t, p, _ in sub_archives(root) for _ in archived_records(root, t, p))
+
+
+def check_archive(kafka: KafkaSettings, worker: Worker, root: Path, tmp_path: Path) -> None:
+    eventually(lambda: archived_count(root) >= len(day_lines()), 30, "the archive to catch up")
+    assert archived_count(root) == len(day_lines())  # each record once, redeliveries or not
+    assert verify(root) == []
+    path = write_day(tmp_path)
+    assert replay_of([str(root)]) == replay_of([str(path)])
+    # a time range: the topics (read-only) and the archive give the same report
+    day0 = datetime.fromisoformat(orjson.loads(day_lines()[0])["ts"]).timestamp()
+    start, end = day0 + 8 * 3600, day0 + 14 * 3600
+    from_kafka = replay_of(["kafka:"], kafka, start, end)
+    assert from_kafka == replay_of([str(root)], None, start, end)
+    assert 0 < from_kafka["events"]["accepted"] < len(day_lines())
+    # reconcile: clean after the live run
+    cmd = [sys.executable, "-m", "cc_monitor.cli", "audit", "reconcile", str(root),
+           "--json", "-"]  # fmt: skip
+    done = subprocess.run(cmd, env=worker.env, capture_output=True, timeout=300)
+    result = orjson.loads(done.stdout)
+    assert done.returncode == 0 and result["clean"], result["differences"][:10]
+    assert result["alerts"]["published"] == len(replay_transitions())
+    assert sorted(result["kpis"]) == ["0", "1", "2"]
+    # ... and names the alert removed from a copy of the alerts topic
+    records = asyncio.run(_read_all_records(kafka, kafka.topics.alerts))
+    victim = orjson.loads(records[len(records) // 2])  # a firing or a resolved one
+    copy = kafka.topics.alerts + "-copy"
+    half = len(records) // 2
+    asyncio.run(_send_to(kafka, copy, records[:half] + records[half + 1 :]))
+    done = subprocess.run([*cmd, "--alerts-topic", copy], env=worker.env, capture_output=True,
+                          timeout=300)  # fmt: skip
+    result = orjson.loads(done.stdout)
+    assert done.returncode == 1
+    assert [(d["kind"], d["problem"]) for d in result["differences"]] == [
+        ("alert", "in the replay, not on the alerts topic")
+    ]
+    where = result["differences"][0]["where"]
+    assert where.startswith(victim["alert"]["rule"] + "{") and victim["status"] in where
+
+
+def replay_of(
+    paths: list[str], kafka: KafkaSettings | None = None, start: float | None = None,
+    end: float | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    report = replay_paths(paths, EngineConfig(), ZoneInfo("UTC"), kafka=kafka, start=start,
+                          end=end)  # fmt: skip
+    return without_input(report)
 
 
 def test_two_workers_share_partitions_one_is_killed(
@@ -342,6 +405,24 @@ async def _read_values(kafka: KafkaSettings, topic: str, count: int) -> list[byt
     return got
 
 
+async def _read_all_records(kafka: KafkaSettings, topic: str) -> list[bytes]:
+    """The value of every record of ``topic``, partition by partition (read-only)."""
+    per = await read_topics(kafka, [topic])
+    return [v for _, rs in sorted(per.items()) for _, v in rs]
+
+
+async def _send_to(kafka: KafkaSettings, topic: str, values: list[bytes]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(max_batch_size=16, **kafka.client_options())
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value)
+    finally:
+        await producer.stop()
+
+
 async def _read_all(kafka: KafkaSettings, topic: str, count: int) -> list[dict[str, bytes]]:
     from aiokafka import AIOKafkaConsumer
 
@@ -362,10 +443,7 @@ async def _read_all(kafka: KafkaSettings, topic: str, count: int) -> list[dict[s
 
 def test_the_live_demo_serves_kpis_from_a_fed_worker(tmp_path: Path) -> None:
     """README's main command: broker, worker and simulator on embedded defaults."""
-    import subprocess
-    import sys
-
-    from .services import free_port
+    port = free_port()
 
     port = free_port()
     proc = subprocess.Popen(
