@@ -9,7 +9,8 @@ COPY cc_monitor ./cc_monitor
 COPY streams ./streams
 COPY alerts ./alerts
 COPY kpis ./kpis
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 cc-monitor
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 cc-monitor \
+    && install -d -o cc-monitor /var/lib/cc-monitor/archive
 
 USER cc-monitor
 ENV CC_MONITOR_WORKER__WEB_BIND=0.0.0.0 \
