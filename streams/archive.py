@@ -534,12 +534,17 @@ class LiveArchive:
         except BlockingIOError:
             os.close(fd)
             return False
+        try:
+            if key not in self._listed:
+                with open(self.root / INDEX, "ab") as f:  # O_APPEND: one small write, atomic
+                    f.write(orjson.dumps({"topic": topic, "partition": partition}) + b"\n")
+                self._listed.add(key)
+            self.writers[key] = ArchiveWriter(path, by_offset=True)
+        except OSError:  # storage failing: let go, so that a later attempt can take it again
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise
         self._locks[key] = fd
-        if key not in self._listed:
-            with open(self.root / INDEX, "ab") as f:  # O_APPEND: one small write, atomic
-                f.write(orjson.dumps({"topic": topic, "partition": partition}) + b"\n")
-            self._listed.add(key)
-        self.writers[key] = ArchiveWriter(path, by_offset=True)
         return True
 
     def append(self, topic: str, partition: int, offset: int, raw: bytes, ts: float | None) -> bool:
@@ -554,10 +559,12 @@ class LiveArchive:
     def release(self, partition: int) -> None:
         """The partition moves to another worker: hand its archives over, unsealed."""
         for key in [k for k in self.writers if k[1] == partition]:
-            self.writers.pop(key).release()
-            fd = self._locks.pop(key)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            try:
+                self.writers.pop(key).release()
+            finally:  # even when the storage fails: the lock goes, the next owner recovers
+                fd = self._locks.pop(key)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
 
     def expire(self, before_ts: float) -> list[str]:
         """Retention over the topic-partitions this worker writes."""

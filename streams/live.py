@@ -23,6 +23,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -44,6 +45,7 @@ from streams.partitioned import CHUNK_BYTES, Head, Outcome, PartitionEngine, hea
 from streams.readmodel import MemoryReadModel, ReadModelStore, kpi_view, partition_doc
 
 log = logging.getLogger("cc_monitor.worker")
+ARCHIVE_RETRY_SECONDS = 5.0  # after an archive write failure, before writing again
 
 Ack = Callable[[], object]
 
@@ -252,6 +254,7 @@ class LiveRuntime:
         self.archive_error = ""
         self._archive_expired_at = -math.inf
         self._busy: dict[tuple[str, int], int] = {}
+        self._archive_retry_at = -math.inf
 
     # --- partitions ---------------------------------------------------------------------------
 
@@ -297,12 +300,13 @@ class LiveRuntime:
         self.flushed_to = None
         self.records += 1
         archive = self.archive
-        if archive is not None and not archive.ready(topic, partition):
+        if archive is not None and not self._archive_ready(topic, partition, now):
             # the previous owner still holds this topic-partition's archive: nothing is
             # processed until it lets go; the caller seeks back to the first record held back
             first = self._busy.setdefault((topic, partition), offset)
             if first == offset:
-                log.warning("archive of %s/%d held by another process: waiting", topic, partition)
+                log.warning("archive of %s/%d held by another process or failing: waiting",
+                            topic, partition)  # fmt: skip
             self.metrics.gaps.inc()
             return Outcome("gap", expected=first)
         owned = self.partition(partition)
@@ -315,7 +319,10 @@ class LiveRuntime:
             if self._busy:
                 self._busy.pop((topic, partition), None)
             ts = owned.pe.last_ts if out.status != "skipped" else None
-            archive.append(topic, partition, offset, value, ts)
+            try:
+                archive.append(topic, partition, offset, value, ts)
+            except OSError as exc:
+                return self._archive_failed(topic, partition, exc, now)
         if out.status == "skipped":
             ack()  # covered by the restored checkpoint already
             return out
@@ -336,6 +343,34 @@ class LiveRuntime:
         if now - owned.last_checkpoint >= self.checkpoint_interval:
             self.checkpoint(partition)
         return out
+
+    def _archive_ready(self, topic: str, partition: int, now: float) -> bool:
+        assert self.archive is not None
+        if now < self._archive_retry_at:
+            return False
+        try:
+            return self.archive.ready(topic, partition)
+        except OSError as exc:
+            self._archive_failed(topic, partition, exc, now)
+            return False
+
+    def _archive_failed(self, topic: str, partition: int, exc: OSError, now: float) -> Outcome:
+        """The archive cannot take a record the engine has just processed. The partition goes
+        back to its last checkpoint (its unacknowledged records are consumed again and archived
+        then) and the archive is retried after :data:`ARCHIVE_RETRY_SECONDS`: the engine never
+        holds a record the archive does not, once a checkpoint acknowledges it."""
+        assert self.archive is not None
+        log.error("archive of %s/%d not written: %s; partition %d back to its checkpoint, "
+                  "retrying in %.0f s", topic, partition, exc, partition,
+                  ARCHIVE_RETRY_SECONDS)  # fmt: skip
+        self.archive_error = f"{type(exc).__name__}: {exc}"
+        self._archive_retry_at = now + ARCHIVE_RETRY_SECONDS
+        self.owned.pop(partition, None)
+        with contextlib.suppress(OSError):
+            self.archive.release(partition)
+        expected = self.partition(partition).pe.offsets.get(topic, 0)
+        self.metrics.gaps.inc()
+        return Outcome("gap", expected=expected)
 
     def checkpoint(self, partition: int) -> None:
         """Save partition's state and offsets, then acknowledge what it covers."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import shutil
@@ -27,6 +28,8 @@ from streams.archive import (
     verify,
 )
 from streams.live import LiveRuntime, MemoryCheckpoints
+from streams.partitioned import replay_partitioned
+from streams.readmodel import kpi_view, partition_doc
 from streams.replay import Replay, Source
 from tests.helpers import without_input
 from tests.test_live import INPUTS, Clock, Consumer, records_by_tp
@@ -275,3 +278,66 @@ def test_a_live_archive_names_a_missing_topic_partition_segment_and_offsets(
     assert f"topics/{INPUTS[1]}/0/{victim.name}: missing" in problems(tmp_path)
     shutil.rmtree(tmp_path / "topics" / INPUTS[2] / "1")
     assert f"topics/{INPUTS[2]}/1: missing (listed in index.jsonl)" in problems(tmp_path)
+
+
+class FailingDisk(LiveArchive):
+    """A live archive whose storage fails at chosen appends: what was buffered for that
+    partition since its last flush is lost, and the append raises (ENOSPC)."""
+
+    def __init__(self, root: Path, fail_at: set[int]) -> None:
+        super().__init__(root)
+        self.calls = 0
+        self.fail_at = fail_at
+
+    def append(self, topic: str, partition: int, offset: int, raw: bytes, ts: float | None) -> bool:
+        self.calls += 1
+        if self.calls in self.fail_at:
+            for (_, p), w in self.writers.items():
+                if p == partition:
+                    devnull = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(devnull, w._open.fileno())
+                    os.close(devnull)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().append(topic, partition, offset, raw, ts)
+
+
+def test_an_archive_write_failure_sends_the_partition_back_to_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """The disk fills up twice mid-stream: the worker does not crash, says so on /health, goes
+    back to the partition's last checkpoint and, once the archive takes records again, ends
+    with every record archived exactly once and the replay's KPIs."""
+    lines = day()
+    data = records_by_tp(lines, 3)
+    root = tmp_path / "archive"
+    archive = FailingDisk(root, {700, 2500})
+    rt = LiveRuntime(EngineConfig(), 3, MemoryCheckpoints(), inputs=INPUTS, archive=archive,
+                     registry=CollectorRegistry(), checkpoint_interval=0.05,
+                     clock=Clock())  # fmt: skip
+    consumer = Consumer(data, {})
+    pos = dict.fromkeys(data, 0)
+    rng = random.Random(4)
+    gaps, degraded = 0, False
+    while live := [tp for tp, o in pos.items() if o < len(data[tp])]:
+        tp = rng.choice(live)
+        for _ in range(rng.randint(1, 100)):
+            o = pos[tp]
+            if o >= len(data[tp]):
+                break
+            out = rt.on_record(tp[0], tp[1], o, data[tp][o], consumer.ack(tp, o))
+            if out.status == "gap":  # the caller seeks back
+                gaps += 1
+                degraded = degraded or rt.health()["status"] == "degraded"
+                pos[tp] = out.expected
+                break
+            pos[tp] = o + 1
+    assert archive.calls > 2500 and gaps > 2 and degraded
+    consumer.quiesce(rt)
+    assert rt.health()["status"] == "ok"  # a checkpoint wrote the archive again
+    archive.flush()
+    for (topic, p), records in data.items():
+        assert [raw for _, raw in archived_records(root, topic, p)] == records, (topic, p)
+    assert verify(root) == []
+    engines = replay_partitioned(lines, 3, EngineConfig())
+    want = kpi_view([partition_doc(pe) for pe in engines.values()], 3)
+    assert kpi_view([partition_doc(o.pe) for o in rt.owned.values()], 3) == want
