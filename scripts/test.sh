@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 packages=()
 command -v prometheus-alertmanager >/dev/null || packages+=(prometheus-alertmanager)
 command -v chromium >/dev/null || packages+=(chromium)
+# Korean glyphs (the KS S 1006 clause numbers) in the HTML report's headless screenshots
+[ -d /usr/share/fonts/truetype/nanum ] || packages+=(fonts-nanum)
 command -v prometheus >/dev/null || packages+=(prometheus)
 command -v redis-server >/dev/null || packages+=(redis-server)
 if [ ${#packages[@]} -gt 0 ]; then
