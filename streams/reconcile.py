@@ -190,10 +190,18 @@ def read_alert_docs(values: Iterable[tuple[str, bytes]]) -> tuple[list[dict[str,
     for where, raw in values:
         try:
             d = orjson.loads(raw)
-            if d["status"] not in ("firing", "resolved") or not isinstance(d["alert"], dict):
+            a = d["alert"]
+            well_formed = (
+                d["status"] in ("firing", "resolved")
+                and isinstance(a["fingerprint"], str)
+                and isinstance(a["rule"], str)
+                and isinstance(a["labels"], dict)
+                and isinstance(a["starts_at"], int | float)
+                and (a.get("ends_at") is None or isinstance(a["ends_at"], int | float))
+                and transition_time(d) is not None
+            )
+            if not well_formed:
                 raise ValueError(d["status"])
-            transition_time(d)
-            d["alert"]["fingerprint"], d["alert"]["labels"], d["alert"]["rule"]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             bad.append(where)
             continue

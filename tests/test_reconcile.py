@@ -97,9 +97,13 @@ def test_a_removed_a_repeated_and_an_altered_alert_are_named(published: Any) -> 
     altered["alert"]["severity"] = "sev9"
     result = check(root, [("x", orjson.dumps(altered)), *alerts[1:]], docs)
     assert [(d.problem, d.live) for d in result.differences] == [("severity differs", "sev9")]
-    result = check(root, [("alerts:0@99", b"{oops"), *alerts], docs)
+    odd = orjson.loads(alerts[0][1])
+    odd["alert"]["labels"] = "q=1"
+    result = check(root, [("alerts:0@98", orjson.dumps(odd)), ("alerts:0@99", b"{oops"),
+                          *alerts], docs)  # fmt: skip
     assert [(d.where, d.problem) for d in result.differences] == [
-        ("alerts:0@99", "unreadable record on the alerts topic")
+        ("alerts:0@98", "unreadable record on the alerts topic"),
+        ("alerts:0@99", "unreadable record on the alerts topic"),
     ]
 
 
