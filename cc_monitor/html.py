@@ -14,7 +14,8 @@ from cc_monitor.render import fmt_duration, fmt_ratio
 ALL = "*"
 PALETTE = ("#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0a7a8a")
 CSS = """
-body{font:14px/1.45 -apple-system,Segoe UI,Roboto,Noto Sans KR,NanumGothic,Malgun Gothic,sans-serif;margin:24px;
+body{font:14px/1.45 -apple-system,Segoe UI,Roboto,Noto Sans KR,NanumGothic,Malgun Gothic,
+sans-serif;margin:24px;
 color:#1f2328}h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;
 border-bottom:1px solid #d0d7de}table{border-collapse:collapse;margin:6px 0 12px}
 td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:right}th{background:#f6f8fa}
