@@ -415,6 +415,10 @@ def reconcile(
                                                   "no KPI snapshot in the read model"))  # fmt: skip
                 continue
             doc = orjson.loads(raw)
+            if "offsets" not in doc:
+                problem = "the snapshot names no offsets (a worker older than reconcile)"
+                out.differences.append(Difference("kpi", f"partition {p}", problem))
+                continue
             offsets = {str(k): int(v) for k, v in (doc.get("offsets") or {}).items()}
             rp = replay_partition(root, p, offsets, doc.get("watermark"), config, inputs)
             out.partitions[p] = {"offsets": offsets, "records": rp.records}

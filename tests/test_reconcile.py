@@ -116,6 +116,12 @@ def test_an_altered_snapshot_and_an_archive_hole_are_named(published: Any, tmp_p
         ("kpi", "differs", 1)
     ]
     assert result.differences[0].where.startswith(f"partition 1 counters {doc['counters'][0][0]}")
+    old = orjson.loads(docs[2])
+    del old["offsets"]
+    result = check(root, alerts, {**docs, 2: orjson.dumps(old)})
+    assert [d.problem for d in result.differences] == [
+        "the snapshot names no offsets (a worker older than reconcile)"
+    ]
     result = check(root, alerts, {p: d for p, d in docs.items() if p != 2})
     assert [d.where + ": " + d.problem for d in result.differences] == [
         "partition 2: no KPI snapshot in the read model"
