@@ -35,6 +35,7 @@ from alerts.evaluator import AlertEvent
 from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
 from streams.archive import (
+    TOPICS,
     archived_records,
     event_time,
     read_manifest,
@@ -254,8 +255,7 @@ class PartitionReplay:
 
 
 def _expired(root: Path, topic: str, partition: int) -> bool:
-    sub = root / "topics" / topic / str(partition)
-    return any("expired" in e for e in read_manifest(sub))
+    return any("expired" in e for e in read_manifest(root / TOPICS / topic / str(partition)))
 
 
 def replay_partition(
@@ -274,6 +274,8 @@ def replay_partition(
     pe = out.engine
 
     def stream(topic: str, upto: int) -> Iterator[tuple[float, str, int, bytes]]:
+        # heapq.merge asks a stream for its next record only after the previous one was
+        # processed, so stepping the engine's offset over a hole here happens in order
         expect = 0
         where = f"{topic} partition {partition}"
         for offset, raw in archived_records(root, topic, partition):
