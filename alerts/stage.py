@@ -120,7 +120,7 @@ class IntervalRecorder:
     def snapshot(self) -> dict[str, Any]:
         return {
             "current": self._cur.to_list(),
-            "closed": [i.to_list() for i in self.closed],
+            "closed": [i.frozen() for i in self.closed],
             "last_tick": self.last_tick,
         }
 

@@ -25,6 +25,7 @@ import asyncio
 import os
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +36,8 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cc_monitor.simulator import SimConfig, simulate
-from streams.kafka import KafkaSettings
+from streams.app import WorkerSettings
+from streams.kafka import KafkaSettings, ensure_topics
 from streams.producer import produce_paths
 from tests.services import Worker, free_port, kafka_settings, tansu, wait_port
 
@@ -103,9 +105,9 @@ RAW_LATENCY = """
 import asyncio, sys, time
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-async def main(bootstrap, topics, partitions, seconds):
+async def main(bootstrap, topics, partitions, seconds, wait_ms, min_bytes):
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                         fetch_max_wait_ms=100)
+                         fetch_max_wait_ms=wait_ms, fetch_min_bytes=min_bytes)
     await c.start()
     tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
     c.assign(tps)
@@ -122,7 +124,8 @@ async def main(bootstrap, topics, partitions, seconds):
     n = len(lat)
     print(n, lat[n // 2] if n else 0, lat[int(n * 0.99)] if n else 0, flush=True)
 
-asyncio.run(main(sys.argv[1], sys.argv[2].split(','), int(sys.argv[3]), float(sys.argv[4])))
+asyncio.run(main(sys.argv[1], sys.argv[2].split(','), int(sys.argv[3]), float(sys.argv[4]),
+                 int(sys.argv[5]), int(sys.argv[6])))
 """
 
 
@@ -168,7 +171,9 @@ def passthrough_rate(kafka: KafkaSettings, total: int) -> float:
         proc.wait(timeout=30)
 
 
-async def produce_at(kafka: KafkaSettings, lines: list[bytes], rate: float, seconds: float) -> int:
+async def produce_at(
+    kafka: KafkaSettings, lines: list[bytes], rate: float, seconds: float, linger_ms: int
+) -> int:
     """Produce ``lines`` at ``rate`` for at most ``seconds`` (latency is wall-clock, so the
     records need no retiming). Topics and keys are worked out beforehand: on a two-core
     machine the producer shares the CPU with the broker and the worker, and should take as
@@ -189,7 +194,7 @@ async def produce_at(kafka: KafkaSettings, lines: list[bytes], rate: float, seco
                      [("cc-type", etype.encode())]))  # fmt: skip
     # normal batching: one record per request would make the producer, not the worker, the
     # latency (Tansu's end-offset quirk only affects idle detection, not used here)
-    producer = AIOKafkaProducer(acks="all", **kafka.client_options())
+    producer = AIOKafkaProducer(acks="all", linger_ms=linger_ms, **kafka.client_options())
     await producer.start()
     try:
         start = time.perf_counter()
@@ -243,6 +248,19 @@ def main() -> int:
         default=None,
         help="latency phase rate in events/s (overrides --latency-fraction)",
     )
+    ap.add_argument(
+        "--linger-ms",
+        type=int,
+        default=5,
+        help="the latency phase's producer batches records for this long (aiokafka linger_ms; "
+        "5 ms is the Java producer's default since Kafka 4.0)",
+    )
+    ap.add_argument("--fetch-max-wait-ms", type=int, default=None,
+                    help="the worker's (and the raw consumer's) fetch_max_wait_ms; "
+                    "default: the worker's default")  # fmt: skip
+    ap.add_argument("--fetch-min-bytes", type=int, default=None,
+                    help="the worker's (and the raw consumer's) fetch_min_bytes; "
+                    "default: the worker's default")  # fmt: skip
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, tansu() as broker:
         work = Path(tmp)
@@ -257,49 +275,63 @@ def main() -> int:
         print(f"aiokafka getmany (no decoding): {raw:>10,.0f} events/s")
         passthrough = passthrough_rate(kafka, total)
         print(f"pass-through Faust agent:       {passthrough:>10,.0f} events/s")
+        fetch = WorkerSettings(
+            **{k: v for k, v in (("fetch_max_wait_ms", args.fetch_max_wait_ms),
+                                 ("fetch_min_bytes", args.fetch_min_bytes)) if v is not None}
+        )  # fmt: skip
+        env = {
+            "CC_MONITOR_WORKER__IDLE_FLUSH_SECONDS": "30",
+            "CC_MONITOR_WORKER__CHECKPOINT_INTERVAL_SECONDS": "5",
+            "CC_MONITOR_WORKER__FETCH_MAX_WAIT_MS": str(fetch.fetch_max_wait_ms),
+            "CC_MONITOR_WORKER__FETCH_MIN_BYTES": str(fetch.fetch_min_bytes),
+        }
         worker = Worker(kafka, "bench-worker", work, None, "w")
-        worker.env["CC_MONITOR_WORKER__IDLE_FLUSH_SECONDS"] = "30"
-        worker.env["CC_MONITOR_WORKER__CHECKPOINT_INTERVAL_SECONDS"] = "5"
+        worker.env.update(env)
         worker.start()
         try:
             full = poll_rate(lambda: float(worker.json("/health")["records"]), total)
             print(f"full worker:                    {full:>10,.0f} events/s")
             print(f"ratios: full worker / pass-through agent = {full / passthrough:.2f} "
                   f"(target >= 1.0); pass-through / getmany = {passthrough / raw:.3f}")  # fmt: skip
+        finally:
+            worker.stop()
 
-            # latency at half the full worker's maximum rate, on new records
-            before_text = worker.get("/metrics").decode()
-            p_before, n_before = histogram_p99(before_text, "cc_processing_latency_seconds")
-            lines = log.read_bytes().splitlines()
-            first, last = (datetime.fromisoformat(orjson.loads(x)["ts"]).timestamp()
-                           for x in (lines[0], lines[-1]))  # fmt: skip
-            rate = args.latency_rate or full * args.latency_fraction
-            span = last - first + 3600
-            fresh: list[bytes] = []
-            rounds = 0
-            while len(fresh) < rate * args.latency_seconds:  # enough new records for the phase
-                rounds += 1
-                fresh += [_renamed(line, span * rounds, f"lat{rounds}") for line in lines]
-            import subprocess
-
-            # the broker's own delivery latency at the same time: a raw aiokafka consumer in
-            # another process (no processing at all) reads the same new records
-            raw_proc = subprocess.Popen(
-                [sys.executable, "-c", RAW_LATENCY, kafka.bootstrap_servers,
-                 ",".join(kafka.topics.inputs()), str(kafka.partitions),
-                 str(args.latency_seconds + 8)],
-                stdout=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            assert raw_proc.stdout is not None
-            raw_proc.stdout.readline()  # ready: positioned at the end of every partition
-            t0 = time.perf_counter()
-            sent = asyncio.run(produce_at(kafka, fresh, rate, args.latency_seconds))
-            achieved = sent / (time.perf_counter() - t0)
-            print(f"latency phase: produced {sent:,} at {achieved:,.0f} events/s "
-                  f"(asked {rate:,.0f})")  # fmt: skip
+        # Latency at half the full worker's maximum rate, on new records in new topics, read by
+        # a new worker: Tansu's memory store answers a fetch in time proportional to what the
+        # topic holds (the throughput phase's records were written one per batch, see
+        # tests/services.kafka_settings), which no production broker does.
+        lines = log.read_bytes().splitlines()
+        first, last = (datetime.fromisoformat(orjson.loads(x)["ts"]).timestamp()
+                       for x in (lines[0], lines[-1]))  # fmt: skip
+        rate = args.latency_rate or full * args.latency_fraction
+        span = last - first + 3600
+        need = int(rate * args.latency_seconds) + 1
+        fresh: list[bytes] = []
+        rounds = 0
+        while len(fresh) < need:
+            rounds += 1
+            fresh += [_renamed(line, span * rounds, f"lat{rounds}") for line in lines]
+        fresh = fresh[:need]
+        lat_kafka = kafka_settings(broker, "bench-lat", args.partitions)
+        asyncio.run(ensure_topics(lat_kafka))
+        worker = Worker(lat_kafka, "bench-lat-worker", work, None, "lat")
+        worker.env.update(env)
+        worker.start()
+        try:
             deadline = time.monotonic() + 60
-            while worker.consumed() < total + sent and time.monotonic() < deadline:
+            while len(worker.json("/health")["partitions"]) < args.partitions:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("latency worker: partitions not assigned")
                 time.sleep(0.2)
+            before_text = worker.get("/metrics").decode()
+            assert worker.proc is not None
+            timeline = _Timeline(worker)
+            timeline.start()
+            sent = _load(lat_kafka, fresh, rate, args, {"worker": worker.proc.pid})
+            deadline = time.monotonic() + 60
+            while worker.consumed() < sent and time.monotonic() < deadline:
+                time.sleep(0.2)
+            timeline.stop()
             text = worker.get("/metrics").decode()
             p99, n = _p99_since(before_text, text)
             ck = {s.split(" ")[0]: float(s.split(" ")[1]) for s in text.splitlines()
@@ -310,14 +342,88 @@ def main() -> int:
                 print(f"checkpoints: {n_ck:.0f}, mean {mean_ms:.0f} ms")
             print(f"latency at {rate:,.0f} events/s ({sent:,} events): p99 <= {p99:g} s "
                   f"(bucket bound; target < 1 s); {n:,.0f} records measured")  # fmt: skip
-            raw_n, raw_p50, raw_p99 = raw_proc.communicate(timeout=120)[0].split()
-            print(f"same records, raw aiokafka consumer (no processing): p50 "
-                  f"{float(raw_p50):.3f} s, p99 {float(raw_p99):.3f} s over {int(raw_n):,} "
-                  "records: the broker's and the machine's share")  # fmt: skip
-            del p_before, n_before
         finally:
             worker.stop()
+
+        # The broker's and the machine's share: a raw aiokafka consumer (no processing, the
+        # worker's fetch settings), alone like the worker was (a second consumer is not a
+        # passive observer on Tansu, whose fetches cost more the more a topic holds).
+        import subprocess
+
+        raw_kafka = kafka_settings(broker, "bench-raw", args.partitions)
+        asyncio.run(ensure_topics(raw_kafka))
+        raw_proc = subprocess.Popen(
+            [sys.executable, "-c", RAW_LATENCY, raw_kafka.bootstrap_servers,
+             ",".join(raw_kafka.topics.inputs()), str(raw_kafka.partitions),
+             str(args.latency_seconds + 8), str(fetch.fetch_max_wait_ms),
+             str(fetch.fetch_min_bytes)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert raw_proc.stdout is not None
+        raw_proc.stdout.readline()  # ready: positioned at the end of every partition
+        _load(raw_kafka, fresh, rate, args, {"raw consumer": raw_proc.pid})
+        raw_n, raw_p50, raw_p99 = raw_proc.communicate(timeout=120)[0].split()
+        print(f"same rate, raw aiokafka consumer alone (no processing): p50 "
+              f"{float(raw_p50):.3f} s, p99 {float(raw_p99):.3f} s over {int(raw_n):,} "
+              "records: the broker's and the machine's share")  # fmt: skip
     return 0
+
+
+class _Timeline(threading.Thread):
+    """Prints the latency histogram's p99 bucket bound of each 2-second window, to tell a
+    worker falling behind (growing) from one paused now and then (spikes)."""
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__(daemon=True)
+        self.worker = worker
+        self.done = threading.Event()
+        self.windows: list[str] = []
+
+    def run(self) -> None:
+        prev = self.worker.get("/metrics").decode()
+        while not self.done.wait(2.0):
+            cur = self.worker.get("/metrics").decode()
+            p99, n = _p99_since(prev, cur, quiet=True)
+            self.windows.append(f"{n:,.0f}:{p99:g}")
+            prev = cur
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+        print("per 2 s window (records:p99 bound):", " ".join(self.windows))
+
+
+def _load(
+    kafka: KafkaSettings, fresh: list[bytes], rate: float, args: Any, pids: dict[str, int]
+) -> int:
+    """Produce ``fresh`` at ``rate``; print the rate reached and the CPU each process used."""
+    pids = {"broker": _pid_of("tansu"), **pids, "producer": os.getpid()}
+    cpu0 = {k: _cpu_seconds(pid) for k, pid in pids.items()}
+    t0 = time.perf_counter()
+    sent = asyncio.run(produce_at(kafka, fresh, rate, args.latency_seconds, args.linger_ms))
+    elapsed = time.perf_counter() - t0
+    cpu = {k: (_cpu_seconds(pid) - cpu0[k]) / elapsed for k, pid in pids.items()}
+    print(f"latency phase: produced {sent:,} at {sent / elapsed:,.0f} events/s "
+          f"(asked {rate:,.0f}); CPU in cores: "
+          + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))  # fmt: skip
+    return sent
+
+
+def _pid_of(name: str) -> int:
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if (d / "comm").read_text().startswith(name):
+                    return int(d.name)
+            except OSError:
+                continue
+    raise LookupError(name)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _renamed(line: bytes, shift: float, prefix: str) -> bytes:
@@ -332,7 +438,7 @@ def _renamed(line: bytes, shift: float, prefix: str) -> bytes:
     return orjson.dumps(ev)
 
 
-def _p99_since(before: str, after: str) -> tuple[float, float]:
+def _p99_since(before: str, after: str, quiet: bool = False) -> tuple[float, float]:
     """p99 bucket bound of the records observed between two scrapes."""
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -346,8 +452,9 @@ def _p99_since(before: str, after: str) -> tuple[float, float]:
 
     b0, b1 = buckets(before), buckets(after)
     diff = sorted((le, b1[le] - b0.get(le, 0.0)) for le in b1)
-    print("latency buckets (le: cumulative records):",
-          ", ".join(f"{le:g}: {n:,.0f}" for le, n in diff))  # fmt: skip
+    if not quiet:
+        print("latency buckets (le: cumulative records):",
+              ", ".join(f"{le:g}: {n:,.0f}" for le, n in diff))  # fmt: skip
     count = diff[-1][1] if diff else 0.0
     for le, cumulative in diff:
         if cumulative >= 0.99 * count:

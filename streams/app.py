@@ -139,6 +139,13 @@ class WorkerSettings(BaseModel):
         description="How long the broker may hold a fetch waiting for data. Faust fixes 1500 "
         "ms, which a broker that waits out the whole time (Tansu) turns into latency.",
     )
+    fetch_min_bytes: int = Field(
+        1,
+        ge=1,
+        description="The broker answers a fetch once it has this many bytes (or after "
+        "fetch_max_wait_ms). Larger values mean fewer, fuller fetches under load at the cost of "
+        "up to fetch_max_wait_ms of latency; see docs/performance.md.",
+    )
     worker_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
         description="Names this worker in logs and /health.",
@@ -208,14 +215,16 @@ class TableCheckpoints:
         self.table.send_changelog(partition, key.encode(), None, "raw", "raw")
 
 
-def _fetch_wait(ms: int) -> None:
+def _fetch_wait(ms: int, min_bytes: int = 1) -> None:
     """Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no setting for
-    it; this sets the worker's value on the consumer before it starts (aiokafka reads it at
-    start). The wrapper reads the value from the class, so one process has one value."""
+    it or for ``fetch_min_bytes``; this sets the worker's values on the consumer before it
+    starts (aiokafka reads them at start). The wrapper reads the values from the class, so one
+    process has one value."""
     from faust.transport.drivers import aiokafka as driver
 
     cls: Any = driver.AIOKafkaConsumerThread
     cls._cc_fetch_max_wait_ms = ms
+    cls._cc_fetch_min_bytes = min_bytes
     if getattr(cls, "_cc_wrapped", False):
         return
     create = cls._create_worker_consumer
@@ -223,6 +232,7 @@ def _fetch_wait(ms: int) -> None:
     def create_with_wait(self: Any, transport: Any) -> Any:
         consumer = create(self, transport)
         consumer._fetch_max_wait_ms = cls._cc_fetch_max_wait_ms
+        consumer._fetch_min_bytes = cls._cc_fetch_min_bytes
         return consumer
 
     cls._create_worker_consumer = create_with_wait
@@ -306,7 +316,7 @@ def create_app(
     """Build the worker's Faust app. Registries and stores can be injected (tests)."""
     import faust
 
-    _fetch_wait(worker.fetch_max_wait_ms)
+    _fetch_wait(worker.fetch_max_wait_ms, worker.fetch_min_bytes)
     _install_batch_fetch()
     app: Any = faust.App(worker.app_id, **_faust_options(kafka, worker))
     t = kafka.topics

@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import msgspec
 import orjson
 from aiokafka.partitioner import murmur2
 
@@ -61,6 +62,8 @@ class Outcome:
 
 _ACCEPTED = {t: Outcome("accepted", event_type=t) for t in TYPE_OF.values()}
 SKIPPED = Outcome("skipped")
+# msgspec writes the engine's dataclasses and records as they are (see Engine.snapshot)
+_ENCODE = msgspec.json.Encoder().encode
 
 
 @dataclass
@@ -212,11 +215,11 @@ class PartitionEngine:
             "offsets": self.offsets,
             "processed": self.processed,
             "topic_max": self.topic_max,
-            "engine": self.engine.snapshot(),
+            "engine": self.engine.snapshot(objects=True),
             "metrics": self.metrics.snapshot(),
             "alerts": self.recorder.snapshot() if self.recorder is not None else None,
         }
-        return zlib.compress(orjson.dumps(doc), 1)
+        return zlib.compress(_ENCODE(doc), 1)
 
     @classmethod
     def from_checkpoint(
