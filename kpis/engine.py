@@ -271,8 +271,9 @@ class Engine:
 
         ``objects=True``: the state objects (dataclasses) and buffered records (msgspec structs)
         themselves instead of plain copies, for an encoder that writes both (``msgspec.json``)
-        at once; the JSON is the same. A checkpoint of a large state spent most of its time
-        making the copies. Encode before the engine runs again: the objects are live.
+        at once; the JSON holds the same data (the dedupe sets unsorted). A checkpoint of a large
+        state spent most of its time making the copies. Encode before the engine runs again:
+        the objects are live.
         """
         if objects:
             buffer: list[Any] = [[ts, rec] for rec, ts in self.buffered()]
@@ -284,8 +285,8 @@ class Engine:
             "max_ts": self.max_ts,
             "rotate_at": self._rotate_at,
             "next_tick": self._next_tick,
-            "seen": sorted(self._seen),
-            "seen_old": sorted(self._seen_old),
+            "seen": self._seen if objects else sorted(self._seen),
+            "seen_old": self._seen_old if objects else sorted(self._seen_old),
             "buffer": buffer,
         }
         if include_stores and objects:

@@ -40,7 +40,7 @@ from alerts.stage import AlertStage
 from kpis.config import EngineConfig
 from kpis.decode import REJECT_REASONS
 from streams.archive import LiveArchive
-from streams.metrics import MetricsCollector, Part
+from streams.metrics import MetricsCollector, Part, RecordStats
 from streams.partitioned import CHUNK_BYTES, Head, Outcome, PartitionEngine, head_key, split
 from streams.readmodel import MemoryReadModel, ReadModelStore, kpi_view, partition_doc
 
@@ -129,9 +129,9 @@ Notify = Callable[[AlertEvent], Awaitable[None]]
 
 @dataclass
 class PipelineMetrics:
-    consumed: Counter
+    """Metrics updated now and then; the per-record ones are :class:`RecordStats`."""
+
     rejected: Counter
-    latency: Histogram
     event_time_lag: Gauge
     consumer_lag: Gauge
     checkpoints: Counter
@@ -146,16 +146,8 @@ class PipelineMetrics:
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
         return cls(
-            consumed=Counter("cc_events_consumed", "Input records consumed.",
-                             ["topic", "type"], registry=registry),
             rejected=Counter("cc_events_rejected", "Input records dead-lettered, by reason.",
                              ["reason"], registry=registry),
-            latency=Histogram(
-                "cc_processing_latency_seconds",
-                "From a record's append to the input topic to its processing (wall clock).",
-                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
-                registry=registry,
-            ),
             event_time_lag=Gauge(
                 "cc_event_time_lag_seconds",
                 "Wall clock minus the latest event time this worker has processed.",
@@ -225,13 +217,14 @@ class LiveRuntime:
         self.worker_id = worker_id
         self.owned: dict[int, Owned] = {}
         self.records = 0  # records handled since start, redeliveries included
-        self._consumed: dict[tuple[str, str], Counter] = {}
         self.realtime = False
         self._inflight: set[asyncio.Task[None]] = set()
         self.metrics = PipelineMetrics.create(self.registry)
         for reason in REJECT_REASONS:  # every reason has a series from the start (0)
             self.metrics.rejected.labels(reason)
         self.registry.register(MetricsCollector(parts=self._parts))
+        self.record_stats = RecordStats()
+        self.registry.register(self.record_stats)
         self.last_record = clock()
         self.flushed_to: float | None = None
         self.generation = 0
@@ -333,13 +326,10 @@ class LiveRuntime:
             self.realtime = now - owned.pe.max_ts <= self.config.allowed_lateness_seconds
         elif out.status == "rejected":
             self.metrics.rejected.labels(out.reason).inc()
-        key = (topic, out.event_type or "invalid")
-        counter = self._consumed.get(key)
-        if counter is None:
-            counter = self._consumed[key] = self.metrics.consumed.labels(*key)
-        counter.inc()
+        stats = self.record_stats
+        stats.count(topic, out.event_type or "invalid")
         if append_ms is not None and append_ms > 0:
-            self.metrics.latency.observe(max(0.0, now - append_ms / 1000.0))
+            stats.observe_latency(max(0.0, now - append_ms / 1000.0))
         if now - owned.last_checkpoint >= self.checkpoint_interval:
             self.checkpoint(partition)
         return out
