@@ -17,7 +17,6 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from kpis.config import EngineConfig
 from streams.archive import LiveArchive
 from streams.kafka import KafkaSettings
 from streams.live import LiveRuntime
+from streams.partitioned import Outcome
 from streams.readmodel import MemoryReadModel, ReadModelStore, RedisReadModel
 
 log = logging.getLogger("cc_monitor.worker")
@@ -39,6 +39,8 @@ log = logging.getLogger("cc_monitor.worker")
 CHECKPOINT_TABLE = "checkpoints"
 #: records processed between two yields to the event loop
 YIELD_EVERY = 500
+#: record outcomes that need a seek or a dead letter
+FOLLOW_UP = frozenset({"gap", "rejected"})
 
 
 class RedisSettings(BaseModel):
@@ -239,16 +241,37 @@ def _fetch_wait(ms: int, min_bytes: int = 1) -> None:
     cls._cc_wrapped = True
 
 
+class RecordAck:
+    """Acknowledges one input record: what ``Consumer.ack`` reads of a message (``tp``,
+    ``topic``, ``offset``, ``acked``) and the call, in one small object. Faust's own
+    ``Message`` (two dozen fields, a reference count, a lock on ack) cost more per record than
+    the engine's bookkeeping for it."""
+
+    __slots__ = ("__weakref__", "acked", "consumer", "offset", "topic", "tp")  # weak: Faust's sets
+
+    def __init__(self, consumer: Any, tp: Any, offset: int) -> None:
+        self.consumer = consumer
+        self.tp = tp
+        self.topic = tp.topic
+        self.offset = offset
+        self.acked = False
+
+    def __call__(self) -> None:
+        self.consumer.ack(self)
+
+
 def _install_batch_fetch() -> None:
     """Hand an app's input records to it in the fetcher's batches.
 
     Faust dispatches every fetched record on its own: two tasks and an ``asyncio.wait`` in the
     consumer's drain loop, then an event, a flow-controlled queue and the stream machinery, about
     145 us a record, more than decoding and the engine together. An app that sets
-    ``_cc_batch = (topic names, coroutine)`` gets its records of those topics as one list per
-    fetch instead; every other record (table changelogs during recovery) still goes through
-    Faust's path. Offsets stay Faust's: read offsets are set as Faust sets them, and the
-    coroutine acknowledges each record (``Message.ack``) when it may be committed.
+    ``_cc_batch = (topic names, coroutine)`` gets its records of those topics as one list of
+    ``(tp, aiokafka ConsumerRecord)`` per fetch instead, without a Faust ``Message`` for each;
+    every other record (table changelogs during recovery) still goes through Faust's path.
+    Offsets stay Faust's: read offsets are set as Faust sets them, and the coroutine
+    acknowledges each record (``Consumer.ack``, see :class:`RecordAck`) when it may be
+    committed. Records are taken round-robin across partitions, as Faust's ``getmany`` does.
     """
     from faust.transport.consumer import CONSUMER_FETCHING, Consumer
 
@@ -262,7 +285,9 @@ def _install_batch_fetch() -> None:
         if batched is None:
             return await original(self, fetcher)  # type: ignore[no-any-return]
         topics, on_batch = batched
+        app = self.app
         callback = self.callback
+        to_message = self._to_message
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
         get_read_offset = self._read_offset.__getitem__
@@ -270,24 +295,29 @@ def _install_batch_fetch() -> None:
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                records = self.getmany(timeout=1.0)
+                records, _ = await self._wait_next_records(1.0)
                 await self.sleep(0)
-                if self.should_stop:
+                if not records or self.should_stop or not self.flow_active:
                     continue
-                batch: list[Any] = []
-                async for tp, message in records:
+                generation = app.consumer_generation_id
+                batch: list[tuple[Any, Any]] = []
+                for tp, record in self.scheduler.iterate(records):
+                    if app.consumer_generation_id != generation:
+                        break  # rebalanced meanwhile: the rest is fetched again (as Faust does)
+                    offset = record.offset
                     r_offset = get_read_offset(tp)
-                    if r_offset is not None and message.offset < r_offset:
+                    if r_offset is not None and offset < r_offset:
                         continue  # already read (Faust drops these the same way)
-                    if r_offset and message.offset - r_offset > 1:
+                    if r_offset and offset - r_offset > 1:
                         # offsets without records (compaction, transaction markers) count as
                         # acknowledged, or commits would stop below them
-                        await self._add_gap(tp, r_offset + 1, message.offset)
+                        await self._add_gap(tp, r_offset + 1, offset)
                     if tp.topic in topics:
-                        batch.append(message)
+                        batch.append((tp, record))
                     else:
+                        message = to_message(tp, record)
                         await self.wait_first(callback(message), self.suspend_flow.wait())
-                    set_read_offset(tp, message.offset)
+                    set_read_offset(tp, offset)
                 if batch:
                     await on_batch(batch)
                 if self._commit_every is not None and self._n_acked >= self._commit_every:
@@ -387,36 +417,42 @@ def create_app(
 
     seeking: dict[Any, int] = {}
 
-    async def handle(msg: Any, ack: Any) -> None:
-        if msg.tp not in assigned():
-            return  # revoked while in flight: the new owner processes it
-        out = runtime.on_record(
-            msg.topic, msg.partition, msg.offset, msg.value or b"", ack,
-            int(msg.timestamp * 1000) if msg.timestamp else None,
-        )  # fmt: skip
+    async def follow_up(tp: Any, record: Any, out: Outcome) -> None:
+        """What a record's outcome asks of Kafka: a seek back to a gap, a dead letter."""
         if out.status == "gap":
-            if seeking.get(msg.tp) != out.expected:
-                seeking[msg.tp] = out.expected
-                await app.consumer.seek(msg.tp, out.expected)
+            if seeking.get(tp) != out.expected:
+                seeking[tp] = out.expected
+                await app.consumer.seek(tp, out.expected)
             return
-        seeking.pop(msg.tp, None)
+        seeking.pop(tp, None)
         if out.status == "rejected":
             await dead_letter.send(
-                key=msg.key,
-                value=msg.value,
+                key=record.key,
+                value=record.value,
                 headers={
                     "cc-reason": out.reason.encode(),
                     "cc-detail": out.detail.encode()[:1000],
-                    "cc-source": f"{msg.topic}/{msg.partition}/{msg.offset}".encode(),
+                    "cc-source": f"{tp.topic}/{tp.partition}/{record.offset}".encode(),
                 },
             )
 
-    async def on_batch(messages: list[Any]) -> None:
+    async def on_batch(batch: list[tuple[Any, Any]]) -> None:
         consumer = app.consumer
-        for i, msg in enumerate(messages, 1):
-            await handle(msg, partial(msg.ack, consumer))
+        on_record = runtime.on_record
+        tps = assigned()
+        for i, (tp, record) in enumerate(batch, 1):
+            # revoked while in flight: the new owner processes it
+            if tp in tps:
+                offset = record.offset
+                ack = RecordAck(consumer, tp, offset)
+                out = on_record(tp.topic, tp.partition, offset, record.value or b"", ack,
+                                record.timestamp or None)  # fmt: skip
+                if seeking or out.status in FOLLOW_UP:
+                    await follow_up(tp, record, out)
+                    tps = assigned()
             if not i % YIELD_EVERY:
                 await asyncio.sleep(0)  # the web server and the tick timer get their turn
+                tps = assigned()
 
     # Tables are complete only once Faust's recovery after a rebalance is done: partitions that
     # bring no new records are restored from their checkpoint only then.

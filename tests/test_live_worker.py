@@ -233,6 +233,13 @@ def test_a_simulated_day_live_equals_its_replay(broker: str, redis: Redis, tmp_p
         assert sorted(h["cc-reason"] for h in dead) == [b"malformed_json", b"schema"]
         health = worker.json("/health")
         assert health["status"] == "ok" and health["partitions"] == [0, 1, 2]
+
+        # every record acknowledged once a checkpoint covered it: the group commits to the end
+        def all_committed() -> bool:
+            committed, ends = asyncio.run(_committed_and_ends(kafka, "live1"))
+            return committed == ends
+
+        eventually(all_committed, 60, "the consumer group to commit every input record")
         # alerts: on the alerts topic as in the replay, and through a real Alertmanager
         assert_alerts_match(kafka, worker)
 
@@ -383,6 +390,25 @@ async def _send_raw(kafka: KafkaSettings, values: list[bytes]) -> None:
             await producer.send_and_wait(kafka.topics.calls, v, key=b"bad")
     finally:
         await producer.stop()
+
+
+async def _committed_and_ends(
+    kafka: KafkaSettings, group: str
+) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+    """The group's committed offsets and the end offsets of the input topics' partitions."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(group_id=group, enable_auto_commit=False,
+                                **kafka.client_options())  # fmt: skip
+    await consumer.start()  # not subscribed: does not join the group
+    try:
+        tps = [TopicPartition(t, p) for t in kafka.topics.inputs() for p in range(PARTITIONS)]
+        ends = await consumer.end_offsets(tps)
+        committed = {tp: await consumer.committed(tp) for tp in tps}
+        return ({(tp.topic, tp.partition): c or 0 for tp, c in committed.items()},
+                {(tp.topic, tp.partition): e for tp, e in ends.items()})  # fmt: skip
+    finally:
+        await consumer.stop()
 
 
 async def _read_values(kafka: KafkaSettings, topic: str, count: int) -> list[bytes]:
