@@ -192,22 +192,40 @@ async def produce_at(
         topic = topic_for(etype, rec.channel, kafka.topics)
         plan.append((topic, (rec.case_id or rec.contact_id).encode(), raw,
                      [("cc-type", etype.encode())]))  # fmt: skip
-    # normal batching: one record per request would make the producer, not the worker, the
-    # latency (Tansu's end-offset quirk only affects idle detection, not used here)
-    producer = AIOKafkaProducer(acks="all", linger_ms=linger_ms, **kafka.client_options())
+    # Batches built here, one per topic partition every linger_ms, as a producer with that
+    # linger would send them; aiokafka's per-record send() (a future and a lock per record) cost
+    # more CPU than the worker on a two-core machine. Partitions as the CLI's producer picks them.
+    from aiokafka.partitioner import DefaultPartitioner
+
+    producer = AIOKafkaProducer(acks="all", **kafka.client_options())
     await producer.start()
     try:
+        partitioner = DefaultPartitioner()
+        parts = {t: sorted(await producer.partitions_for(t)) for t in {p[0] for p in plan}}
+        tick = max(linger_ms, 1) / 1000.0
+        pending: list[asyncio.Future[Any]] = []
         start = time.perf_counter()
         n = 0
-        for topic, key, raw, headers in plan:
-            delay = start + n / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await producer.send(topic, raw, key=key, headers=headers)
-            n += 1
-            if time.perf_counter() - start > seconds:
-                break
-        await producer.flush()
+        while n < len(plan) and time.perf_counter() - start <= seconds:
+            due = min(len(plan), int((time.perf_counter() - start) * rate) + 1)
+            batches: dict[tuple[str, int], Any] = {}
+            for topic, key, raw, headers in plan[n:due]:
+                tp = (topic, partitioner(key, parts[topic], parts[topic]))
+                batch = batches.get(tp)
+                if batch is None:
+                    batch = batches[tp] = producer.create_batch()
+                ts = int(time.time() * 1000)
+                if batch.append(key=key, value=raw, timestamp=ts, headers=headers) is None:
+                    batch.close()
+                    pending.append(await producer.send_batch(batch, tp[0], partition=tp[1]))
+                    batch = batches[tp] = producer.create_batch()
+                    batch.append(key=key, value=raw, timestamp=ts, headers=headers)
+            for (topic, partition), batch in batches.items():
+                batch.close()
+                pending.append(await producer.send_batch(batch, topic, partition=partition))
+            n = due
+            await asyncio.sleep(max(0.0, start + n / rate + tick - time.perf_counter()))
+        await asyncio.gather(*pending)
         return n
     finally:
         await producer.stop()

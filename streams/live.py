@@ -263,7 +263,10 @@ class LiveRuntime:
         if owned is None:
             blob = load_checkpoint(self.checkpoints, p)
             pe = PartitionEngine.from_checkpoint(p, self.config, blob, self.inputs, self.rules)
-            owned = self.owned[p] = Owned(pe, last_checkpoint=self.clock())
+            # partitions' checkpoints spread over the interval, not all in the same moment:
+            # together they would hold up every partition's records for all their durations
+            spread = self.checkpoint_interval * (p % self.partitions) / self.partitions
+            owned = self.owned[p] = Owned(pe, last_checkpoint=self.clock() - spread)
             self.flushed_to = None  # a restored state may hold back what a flush processes
             self.metrics.owned.set(len(self.owned))
             log.info("partition %d: resumed at offsets %s", p, pe.offsets or "start")
