@@ -393,7 +393,7 @@ class _Timeline(threading.Thread):
         while not self.done.wait(2.0):
             cur = self.worker.get("/metrics").decode()
             p99, n, _ = _p99_since(prev, cur, quiet=True)
-            self.windows.append(f"{n:,.0f}:{p99:g}")
+            self.windows.append(f"{n:,.0f}:{p99:g}" if n else "0:-")
             prev = cur
 
     def stop(self) -> None:
