@@ -20,6 +20,7 @@ import operator
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 from typing import Any, Literal, Protocol, cast
 
 import orjson
@@ -166,6 +167,15 @@ class AlertLogic:
 
     def on_tick(self, at: float) -> None:
         """Evaluate every rule at event time ``at`` (a multiple of the evaluation interval)."""
+        # groups pending or firing, per rule, taken once: a rule's lifecycle below changes only
+        # its own entries, so the later rules' sets stay exact
+        held: dict[str, set[Labels]] = {}
+        for r, g in chain(self._active, self._since):
+            found = held.get(r)
+            if found is None:
+                held[r] = {g}
+            else:
+                found.add(g)
         for name, rule in self._rules:
             if isinstance(rule, CountRule | RatioRule | SilenceRule):
                 results = self._windowed(name, rule)
@@ -185,9 +195,9 @@ class AlertLogic:
                 raise TypeError(rule)
             # only groups whose condition holds or that are pending or firing can change state
             groups = {g for g, r in results.items() if r[0]}
-            if self._active or self._since:
-                groups.update(g for r, g in self._active if r == name)
-                groups.update(g for r, g in self._since if r == name)
+            also = held.get(name)
+            if also is not None:
+                groups |= also
             for group in sorted(groups):
                 cond, value, names = results.get(group, (False, 0.0, ()))
                 self._lifecycle(name, rule, group, names, cond, value, at)
