@@ -203,13 +203,11 @@ async def produce_at(
     # Batches built here, one per topic partition every linger_ms, as a producer with that
     # linger would send them; aiokafka's per-record send() (a future and a lock per record) cost
     # more CPU than the worker on a two-core machine. Partitions as the CLI's producer picks them.
-    from aiokafka.partitioner import DefaultPartitioner
+    from streams.partitioned import partition_of
 
     producer = AIOKafkaProducer(acks="all", **kafka.client_options())
     await producer.start()
     try:
-        partitioner = DefaultPartitioner()
-        parts = {t: sorted(await producer.partitions_for(t)) for t in {p[0] for p in plan}}
         tick = max(linger_ms, 1) / 1000.0
         pending: list[asyncio.Future[Any]] = []
         start = time.perf_counter()
@@ -218,14 +216,14 @@ async def produce_at(
             due = min(len(plan), int((time.perf_counter() - start) * rate) + 1)
             batches: dict[tuple[str, int], Any] = {}
             for topic, key, raw, headers in plan[n:due]:
-                tp = (topic, partitioner(key, parts[topic], parts[topic]))
-                batch = batches.get(tp)
-                if batch is None:
-                    batch = batches[tp] = producer.create_batch()
+                tp = (topic, partition_of(key, kafka.partitions))
                 ts = int(time.time() * 1000)
-                if batch.append(key=key, value=raw, timestamp=ts, headers=headers) is None:
-                    batch.close()
-                    pending.append(await producer.send_batch(batch, tp[0], partition=tp[1]))
+                batch = batches.get(tp)
+                if batch is None or batch.append(key=key, value=raw, timestamp=ts,
+                                                 headers=headers) is None:  # fmt: skip
+                    if batch is not None:  # full: off it goes
+                        batch.close()
+                        pending.append(await producer.send_batch(batch, tp[0], partition=tp[1]))
                     batch = batches[tp] = producer.create_batch()
                     batch.append(key=key, value=raw, timestamp=ts, headers=headers)
             for (topic, partition), batch in batches.items():

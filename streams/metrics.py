@@ -24,6 +24,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from kpis.interfaces import IVR_LABELS, KPI_LABELS, Labels, label_names
 
@@ -253,14 +254,10 @@ class RecordStats(Collector):
         total = 0
         for le, n in zip([*self.buckets, float("inf")], self.latency_counts, strict=True):
             total += n
-            cumulative.append((_le(le), total))
+            cumulative.append((floatToGoString(le), total))  # type: ignore[no-untyped-call]
         latency = HistogramMetricFamily(
             "cc_processing_latency_seconds",
             "From a record's append to the input topic to its processing (wall clock).",
         )
         latency.add_metric([], cumulative, self.latency_sum)
         yield latency
-
-
-def _le(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(float(bound))
