@@ -102,6 +102,16 @@ class AlertLogic:
             elif isinstance(rule, SilenceRule):
                 per_window = max(1, math.ceil(rule.window_seconds / interval))
                 self._length[name] = per_window * (1 + rule.baseline_windows)
+        # per windowed rule, what its evaluation needs, worked out once instead of every tick
+        self._plans: dict[str, _Plan] = {}
+        for name, rule in self._rules:
+            if isinstance(rule, CountRule | RatioRule | SilenceRule):
+                channel_at = rule.by.index("channel") if "channel" in rule.by else None
+                keep = rule.channels if channel_at is not None else None
+                length = self._length[name]
+                per_window = length // (1 + rule.baseline_windows) if isinstance(
+                    rule, SilenceRule) else 0  # fmt: skip
+                self._plans[name] = _Plan(rule, length, per_window, channel_at, keep)
         self.series = frozenset([*self._routes, "system_status"])
         """The engine series this logic reads (a :class:`kpis.interfaces.Tee` filters on it)."""
         self._windows: dict[str, dict[Labels, _Window]] = {n: {} for n, _ in self._rules}
@@ -176,9 +186,16 @@ class AlertLogic:
                 held[r] = {g}
             else:
                 found.add(g)
+        windows = self._windows
+        plans = self._plans
         for name, rule in self._rules:
-            if isinstance(rule, CountRule | RatioRule | SilenceRule):
-                results = self._windowed(name, rule)
+            if name in plans:
+                if windows[name]:
+                    results = self._windowed(name)
+                elif name in held:
+                    results = {}
+                else:
+                    continue  # no window to slide, nothing pending or firing
             elif isinstance(rule, OldestWaitRule):
                 view = self.queue_view(at) if self.queue_view is not None else {}
                 results = {
@@ -198,40 +215,55 @@ class AlertLogic:
             also = held.get(name)
             if also is not None:
                 groups |= also
+            elif not groups:
+                continue  # no condition holds, nothing pending or firing: nothing changes
             for group in sorted(groups):
                 cond, value, names = results.get(group, (False, 0.0, ()))
                 self._lifecycle(name, rule, group, names, cond, value, at)
 
-    def _windowed(
-        self, name: str, rule: CountRule | RatioRule | SilenceRule
-    ) -> dict[Labels, tuple[bool, float, tuple[str, ...]]]:
+    def _windowed(self, name: str) -> dict[Labels, tuple[bool, float, tuple[str, ...]]]:
         windows = self._windows[name]
-        if not windows:
-            return {}
-        channel_at = rule.by.index("channel") if "channel" in rule.by else None
-        per_window = self._length[name] // (1 + rule.baseline_windows) if isinstance(
-            rule, SilenceRule) else 0  # fmt: skip
+        plan = self._plans[name]
+        rule = plan.rule
+        length = plan.length
+        per_window = plan.per_window
+        channel_at = plan.channel_at
+        keep = plan.keep
+        by = rule.by
         out: dict[Labels, tuple[bool, float, tuple[str, ...]]] = {}
         quiet = []
         for group, w in windows.items():
-            w.push(per_window)
-            if (
-                rule.channels is not None
-                and channel_at is not None
-                and (group[channel_at] not in rule.channels)
-            ):
+            # _Window.push, inlined (once per group and tick): slide the window by one interval,
+            # keeping the running sums in the same order of operations as a push
+            hist = w.hist
+            c0 = w.cur0
+            c1 = w.cur1
+            if len(hist) == length:
+                old0, old1 = hist[0]
+                s0 = w.s0 = w.s0 - old0 + c0
+                s1 = w.s1 = w.s1 - old1 + c1
+            else:
+                s0 = w.s0 = w.s0 + c0
+                s1 = w.s1 = w.s1 + c1
+            hist.append((c0, c1))
+            w.cur0 = w.cur1 = 0.0
+            if per_window:
+                w.recent += c0
+                if len(hist) > per_window:
+                    w.recent -= hist[-per_window - 1][0]
+            if keep is not None and channel_at is not None and group[channel_at] not in keep:
                 continue
             if isinstance(rule, CountRule):
-                out[group] = (w.s0 >= rule.threshold, w.s0, rule.by)
+                out[group] = (s0 >= rule.threshold, s0, by)
             elif isinstance(rule, RatioRule):
-                if w.s1 >= rule.min_volume:
-                    r = w.s0 / w.s1
+                if s1 >= rule.min_volume:
+                    r = s0 / s1
                     cond = r >= rule.threshold if rule.direction == "above" else r < rule.threshold
-                    out[group] = (cond, r, rule.by)
-            elif len(w.hist) == self._length[name]:
-                baseline = (w.s0 - w.recent) / rule.baseline_windows
-                out[group] = (w.recent == 0 and baseline >= rule.min_expected, baseline, rule.by)
-            if not w.s0 and not w.s1 and (name, group) not in self._active:
+                    out[group] = (cond, r, by)
+            elif len(hist) == length:
+                baseline = (s0 - w.recent) / rule.baseline_windows
+                out[group] = (w.recent == 0 and baseline >= rule.min_expected, baseline, by)
+            if not s0 and not s1 and (name, group) not in self._active:
                 quiet.append(group)
         for group in quiet:  # nothing in the window and not alerting: forget it
             if (name, group) not in self._since:
@@ -321,8 +353,21 @@ class AlertLogic:
         self._clear = {(r, tuple(g)): float(v) for r, g, v in snap["clear"]}
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A windowed rule's constants: window length in intervals, the silence rules' recent part,
+    where the channel is in a group and which channels the rule keeps."""
+
+    rule: CountRule | RatioRule | SilenceRule
+    length: int
+    per_window: int
+    channel_at: int | None
+    keep: tuple[str, ...] | None
+
+
 class _Window:
-    """A group's sliding window of per-interval counts, with running sums (O(1) a tick)."""
+    """A group's sliding window of per-interval counts, with running sums (O(1) a tick; the
+    slide is in :meth:`AlertLogic._windowed`)."""
 
     __slots__ = ("cur0", "cur1", "evidence", "hist", "recent", "s0", "s1")
 
@@ -332,21 +377,6 @@ class _Window:
         self.recent = 0.0  # sum of the last `per_window` intervals (silence rules)
         self.cur0 = self.cur1 = 0.0  # the interval being filled
         self.evidence: deque[str] | None = deque(maxlen=evidence_limit) if evidence_limit else None
-
-    def push(self, per_window: int) -> None:
-        hist = self.hist
-        if hist.maxlen is not None and len(hist) == hist.maxlen:
-            old0, old1 = hist[0]
-            self.s0 -= old0
-            self.s1 -= old1
-        hist.append((self.cur0, self.cur1))
-        self.s0 += self.cur0
-        self.s1 += self.cur1
-        if per_window:
-            self.recent += self.cur0
-            if len(hist) > per_window:
-                self.recent -= hist[-per_window - 1][0]
-        self.cur0 = self.cur1 = 0.0
 
     def to_list(self) -> list[Any]:
         return [[list(h) for h in self.hist], self.cur0, self.cur1,

@@ -213,23 +213,36 @@ class AlertStage:
 
     def _evaluate(self, at: float, parts: dict[int, Interval]) -> None:
         logic = self.logic
-        intervals = [parts[p] for p in sorted(parts)]
-        counts: dict[tuple[str, Labels], float] = {}
-        for i in intervals:
-            for k, n in i.counts.items():
-                counts[k] = counts.get(k, 0.0) + n
-        for (name, labels), n in sorted(counts.items()):
-            logic.add(name, labels, n)
-        for _, name, labels, ev in sorted(e for i in intervals for e in i.evidence):
-            logic.note(name, labels, ev)
-        for ts, labels, value in sorted(s for i in intervals for s in i.status):
-            logic.gauge("system_status", labels, ts, value)
-        waiting: dict[Labels, tuple[int, float]] = {}
-        for i in intervals:
-            for labels, (n, age) in i.waiting.items():
-                cur = waiting.get(labels)
-                waiting[labels] = (n, age) if cur is None else (cur[0] + n, max(cur[1], age))
-        self._waiting = waiting
+        if len(parts) == 1:
+            # one engine (a replay, a single partition): its interval is the merge
+            (one,) = parts.values()
+            counts = one.counts
+            evidence = one.evidence
+            status = one.status
+            self._waiting = one.waiting
+        else:
+            intervals = [parts[p] for p in sorted(parts)]
+            counts = {}
+            for i in intervals:
+                for k, n in i.counts.items():
+                    counts[k] = counts.get(k, 0.0) + n
+            evidence = [e for i in intervals for e in i.evidence]
+            status = [s for i in intervals for s in i.status]
+            waiting: dict[Labels, tuple[int, float]] = {}
+            for i in intervals:
+                for labels, (nw, age) in i.waiting.items():
+                    cur = waiting.get(labels)
+                    waiting[labels] = (nw, age) if cur is None else (cur[0] + nw, max(cur[1], age))
+            self._waiting = waiting
+        if counts:
+            for (name, labels), n in sorted(counts.items()):
+                logic.add(name, labels, n)
+        if evidence:
+            for _, name, labels, ev in sorted(evidence):
+                logic.note(name, labels, ev)
+        if status:
+            for ts, labels, value in sorted(status):
+                logic.gauge("system_status", labels, ts, value)
         logic.on_tick(at)
 
     def snapshot(self) -> dict[str, Any]:
