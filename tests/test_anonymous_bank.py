@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from kpis.config import EngineConfig
 from streams.importers import make_importer
-from streams.importers.anonymous_bank import FIELDS
+from streams.importers.anonymous_bank import FIELDS, AnonymousBank
 from streams.privacy import Pseudonymizer
 from streams.replay import Replay, Source
 from tests.helpers import ivr_row, row
@@ -243,3 +244,19 @@ def test_gzip_is_sorted_in_memory_with_the_same_result(tmp_path: Path) -> None:
         rep.pop("input")
     assert a == b
     assert a["rejected"]["total"] == 0
+
+
+def test_timestamps_carry_their_own_minutes_offset_across_summer_time() -> None:
+    """The importer caches zone offsets by local minute: every second of the two 1999
+    changes in Israel (2 April 02:00 -> 03:00, 3 September 02:00 -> 01:00, the repeated hour
+    taken at its first, summer-time offset) gets what zoneinfo gives it, with the cache warm."""
+    importer = AnonymousBank(ZONE, Pseudonymizer("k"))
+    for day in (date(1999, 4, 2), date(1999, 9, 3)):
+        start = datetime.combine(day, time(0))
+        offsets = set()
+        for s in range(0, 5 * 3600, 7):
+            local = start + timedelta(seconds=s)
+            expected = local.replace(tzinfo=ZONE).isoformat()
+            assert importer._iso(local) == expected
+            offsets.add(expected[19:])
+        assert offsets == {"+02:00", "+03:00"}

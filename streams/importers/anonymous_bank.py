@@ -41,6 +41,7 @@ FIELDS = (
 MIDNIGHT_GAP = timedelta(hours=6)
 NOT_HAPPENED = "0:00:00"
 FLOW = "vru"
+_CACHE_LIMIT = 4096
 
 
 def _clock(text: str) -> time:
@@ -61,6 +62,12 @@ class AnonymousBank:
         self.tz = tz
         self.pseudonymize = pseudonymizer
         self.tenant = tenant
+        # Caches of what repeats across calls (strptime and an aware isoformat were a quarter of
+        # a month's import): days by their text, and zone offsets by local minute. A zone's
+        # offset changes only at whole local minutes, so an offset found for one second of a
+        # minute holds for all of it. Bounded: cleared when full.
+        self._days: dict[str, date] = {}
+        self._offsets: dict[str, str] = {}
 
     def events(
         self, source: Source, sstats: SourceStats, stats: ImportStats, max_line: int
@@ -136,7 +143,13 @@ class AnonymousBank:
     def _call(
         self, row: dict[str, str], stats: ImportStats
     ) -> list[tuple[datetime, dict[str, Any]]]:
-        day = datetime.strptime(row["date"], "%y%m%d").date()  # noqa: DTZ007 - local, see below
+        text = row["date"]
+        day = self._days.get(text)
+        if day is None:
+            if len(self._days) >= _CACHE_LIMIT:
+                self._days.clear()
+            parsed = datetime.strptime(text, "%y%m%d")  # noqa: DTZ007 - a local date, see below
+            day = self._days[text] = parsed.date()
         contact = f"{row['vru+line']}-{row['call_id']}-{row['date']}"
         queue = row["type"]
         outcome = row["outcome"]
@@ -190,7 +203,15 @@ class AnonymousBank:
         return out
 
     def _iso(self, local: datetime) -> str:
-        return local.replace(tzinfo=self.tz).isoformat()
+        naive = local.isoformat()
+        minute = naive[:16]  # YYYY-MM-DDTHH:MM
+        suffix = self._offsets.get(minute)
+        if suffix is None:
+            if len(self._offsets) >= _CACHE_LIMIT:
+                self._offsets.clear()
+            suffix = local.replace(tzinfo=self.tz).isoformat()[len(naive) :]
+            self._offsets[minute] = suffix
+        return naive + suffix
 
 
 class _Steps:
