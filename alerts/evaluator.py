@@ -88,7 +88,8 @@ class AlertLogic:
         self._rules = [(n, r) for n, r in config.rules.items() if r.enabled]
         # engine series -> (rule, group getter, slot: 0 numerator or count, 1 denominator)
         self._routes: dict[str, list[tuple[str, Callable[[Labels], Labels], int]]] = {}
-        self._length: dict[str, int] = {}
+        # per windowed rule, what its evaluation needs, worked out once instead of every tick
+        self._plans: dict[str, _Plan] = {}
         for name, rule in self._rules:
             if isinstance(rule, CountRule | SilenceRule):
                 self._route(rule.series, name, rule.by, 0)
@@ -97,20 +98,14 @@ class AlertLogic:
                     self._route(s, name, rule.by, 0)
                 for s in rule.denominator:
                     self._route(s, name, rule.by, 1)
-            if isinstance(rule, CountRule | RatioRule):
-                self._length[name] = max(1, math.ceil(rule.window_seconds / interval))
-            elif isinstance(rule, SilenceRule):
-                per_window = max(1, math.ceil(rule.window_seconds / interval))
-                self._length[name] = per_window * (1 + rule.baseline_windows)
-        # per windowed rule, what its evaluation needs, worked out once instead of every tick
-        self._plans: dict[str, _Plan] = {}
-        for name, rule in self._rules:
             if isinstance(rule, CountRule | RatioRule | SilenceRule):
+                per_window = max(1, math.ceil(rule.window_seconds / interval))
+                if isinstance(rule, SilenceRule):
+                    length = per_window * (1 + rule.baseline_windows)
+                else:
+                    length, per_window = per_window, 0  # only silence rules keep a recent part
                 channel_at = rule.by.index("channel") if "channel" in rule.by else None
                 keep = rule.channels if channel_at is not None else None
-                length = self._length[name]
-                per_window = length // (1 + rule.baseline_windows) if isinstance(
-                    rule, SilenceRule) else 0  # fmt: skip
                 self._plans[name] = _Plan(rule, length, per_window, channel_at, keep)
         self.series = frozenset([*self._routes, "system_status"])
         """The engine series this logic reads (a :class:`kpis.interfaces.Tee` filters on it)."""
@@ -153,7 +148,7 @@ class AlertLogic:
             windows = self._windows[rule]
             w = windows.get(group)
             if w is None:
-                w = windows[group] = _Window(self._length[rule], self.config.evidence_limit)
+                w = windows[group] = _Window(self._plans[rule].length, self.config.evidence_limit)
             if slot:
                 w.cur1 += n
             else:
@@ -341,11 +336,9 @@ class AlertLogic:
     def restore(self, snap: dict[str, Any]) -> None:
         self._windows = {n: {} for n, _ in self._rules}
         for name, group, data in snap["windows"]:
-            rule = self.config.rules[name]
-            per_window = (self._length[name] // (1 + rule.baseline_windows)
-                          if isinstance(rule, SilenceRule) else 0)  # fmt: skip
+            plan = self._plans[name]
             self._windows[name][tuple(group)] = _Window.from_list(
-                data, self._length[name], self.config.evidence_limit, per_window
+                data, plan.length, self.config.evidence_limit, plan.per_window
             )
         self._status = {tuple(k): float(v) for k, v in snap["status"]}
         self._active = {(r, tuple(g)): Alert(**v) for r, g, v in snap["active"]}
