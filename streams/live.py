@@ -37,6 +37,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from alerts.evaluator import Alert, AlertEvent
 from alerts.rules import RulesConfig
 from alerts.stage import AlertStage
+from kpis.clock import TimePolicy
 from kpis.config import EngineConfig
 from kpis.decode import REJECT_REASONS
 from streams.archive import LiveArchive
@@ -204,6 +205,7 @@ class LiveRuntime:
         archive_retention_seconds: float | None = None,
     ) -> None:
         self.config = config
+        self.policy = TimePolicy.of(config)  # the engines' own: when the wall clock moves time
         self.partitions = partitions
         self.checkpoints = checkpoints
         self.inputs = inputs
@@ -326,7 +328,7 @@ class LiveRuntime:
         owned.dirty = True
         if out.status == "accepted":
             # real-time input: records arrive within the allowed lateness of their event time
-            self.realtime = now - owned.pe.max_ts <= self.config.allowed_lateness_seconds
+            self.realtime = self.policy.realtime(now, owned.pe.max_ts)
         elif out.status == "rejected":
             self.metrics.rejected.labels(out.reason).inc()
         stats = self.record_stats
@@ -450,13 +452,12 @@ class LiveRuntime:
         centre = max(latest) if latest else None
         if centre is not None:
             self.metrics.event_time_lag.set(max(0.0, now - centre))
-            lateness = self.config.allowed_lateness_seconds
             # Real-time input (the latest records arrived within the allowed lateness of their
             # event time): anything older than now - lateness is late by definition, so the
             # wall clock moves caught-up partitions, and deadlines pass in quiet hours. Never on
             # historical input (a replay through Kafka, a backlog), where partitions' positions
             # in event time differ by more than the allowed lateness.
-            wall = now - lateness
+            wall = self.policy.wall(now)
             if self.realtime:
                 for o in self.owned.values():
                     if o.caught_up and wall > o.pe.engine.watermark:

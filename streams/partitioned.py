@@ -155,7 +155,7 @@ class PartitionEngine:
 
     def _advance(self) -> None:
         wm = self.input_watermark()
-        self._low = wm + self.config.allowed_lateness_seconds
+        self._low = wm + self.engine.policy.lateness
         self.engine.advance(wm)
 
     def input_watermark(self) -> float:
@@ -172,13 +172,9 @@ class PartitionEngine:
         """
         assert self.inputs is not None
         patient = self.processed < UNSEEN_TOPIC_GRACE
-        lows = [
-            self.topic_max.get(t, -_INF)
-            for t in self.inputs
-            if t in self.topic_max or patient or t not in self.idle
-        ]
-        low = min(lows) if lows else -_INF
-        return low - self.config.allowed_lateness_seconds
+        return self.engine.policy.slowest(
+            self.topic_max, self.inputs, waived=() if patient else self.idle
+        )
 
     def set_idle(self, topic: str, idle: bool) -> None:
         """Whether ``topic``'s records of this partition have all been read (the worker knows

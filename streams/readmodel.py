@@ -29,21 +29,6 @@ ALL = "*"
 KEY_PREFIX = "cc-monitor:kpis:partition:"
 
 
-def provisional(pe: PartitionEngine) -> dict[tuple[str, ...], list[float]]:
-    """Per (tenant, channel, queue): [resolved, one-touch, resolution seconds] of the cases
-    resolved inside their reopen window."""
-    out: dict[tuple[str, ...], list[float]] = {}
-    for k in pe.engine.cases.values():
-        if k.resolved_at is None:
-            continue
-        row = out.setdefault(tuple(k.labels), [0.0, 0.0, 0.0])
-        row[0] += 1
-        if len(k.handled) == 1 and not k.transferred and not k.reopened:
-            row[1] += 1
-        row[2] += k.resolved_at - k.started
-    return out
-
-
 def partition_doc(pe: PartitionEngine) -> dict[str, Any]:
     """The published state of one partition (plain JSON)."""
     m = pe.metrics
@@ -59,7 +44,7 @@ def partition_doc(pe: PartitionEngine) -> dict[str, Any]:
             [n, list(lb), sum(h[:-1]), h[-1]] for (n, lb), h in sorted(m.histograms.items())
         ],
         "waiting": [[list(lb), n, age] for lb, (n, age) in sorted(pe.waiting_now().items())],
-        "provisional": [[list(lb), *v] for lb, v in sorted(provisional(pe).items())],
+        "provisional": [[list(lb), *v] for lb, v in sorted(pe.engine.provisional().items())],
         # alert intervals not yet evaluated by the centre's stage, and how far this partition
         # has passed (alerts.stage); None without rules
         "alerts": None

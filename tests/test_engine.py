@@ -158,10 +158,10 @@ def test_closed_contacts_and_finalized_cases_are_evicted() -> None:
     eng, _ = engine()
     for r in records(log):
         eng.ingest(*r)
-    assert set(eng.contacts) == set()  # the last one is still in the reorder buffer
-    assert set(eng.cases) == set()  # resolved + 7 days passed: finalized
+    assert set(eng.contacts.contacts) == set()  # the last one is still in the reorder buffer
+    assert set(eng.cases.cases) == set()  # resolved + 7 days passed: finalized
     eng.flush()
-    assert set(eng.contacts) == {"late-one"}
+    assert set(eng.contacts.contacts) == {"late-one"}
 
 
 def test_state_objects_round_trip_through_plain_dicts() -> None:
@@ -176,22 +176,22 @@ def test_state_objects_round_trip_through_plain_dicts() -> None:
     for r in records(log):
         eng.ingest(*r)
     eng.flush()
-    c = eng.contacts["c1"]
+    c = eng.contacts.contacts["c1"]
     assert ContactState.from_dict(c.to_dict()) == c
-    k = eng.cases["c1"]
+    k = eng.cases.cases["c1"]
     assert CaseState.from_dict(k.to_dict()) == k
-    cb = eng.callbacks["cb"]
+    cb = eng.callbacks.callbacks["cb"]
     assert CallbackState.from_dict(cb.to_dict()) == cb
 
 
-def test_restart_from_stores_gives_the_same_observations_as_an_uninterrupted_run() -> None:
-    """Stop an engine mid-log, keep only its stores (through plain dicts, as a changelog would)
-    and its watermark, rebuild a new engine from them, re-deliver what was not processed: every
-    observation is the same as in one run."""
+def test_restart_from_an_object_snapshot_gives_the_same_observations() -> None:
+    """Stop an engine mid-log, checkpoint it as a live partition does (the state objects
+    themselves, written by msgspec), restore a new engine from the bytes and re-deliver the
+    rest: every observation is the same as in one run."""
+    import msgspec
     import orjson
 
     from cc_monitor.simulator import SimConfig, simulate
-    from kpis.state import CallbackState, CaseState, ContactState
 
     dec = Decoder()
     recs = [dec.decode(orjson.dumps(ev)) for ev in simulate(SimConfig(contacts_per_day=400))]
@@ -204,18 +204,10 @@ def test_restart_from_stores_gives_the_same_observations_as_an_uninterrupted_run
         first, part1 = engine()
         for r in recs[:cut]:
             first.ingest(*r)
-        redeliver = first.buffered()
+        blob = msgspec.json.encode(first.snapshot(objects=True))
         second, part2 = engine()
-        second.contacts = {
-            k: ContactState.from_dict(v.to_dict()) for k, v in first.contacts.items()
-        }
-        second.cases = {k: CaseState.from_dict(v.to_dict()) for k, v in first.cases.items()}
-        second.callbacks = {
-            k: CallbackState.from_dict(v.to_dict()) for k, v in first.callbacks.items()
-        }
-        second.components = dict(first.components)
-        second.rebuild(first.watermark, first.max_ts)
-        for r in [*redeliver, *recs[cut:]]:
+        second.restore(orjson.loads(blob))
+        for r in recs[cut:]:
             second.ingest(*r)
         second.finish()
         assert part1.seen + part2.seen == whole.seen
@@ -253,10 +245,10 @@ def test_snapshot_restore_continues_exactly_even_with_redelivered_events(batch: 
         assert part1.seen + part2.seen == whole.seen
 
 
-def test_snapshot_without_stores_and_a_wrong_version() -> None:
+def test_snapshot_of_a_wrong_version_is_refused() -> None:
     eng, _ = engine()
-    snap = eng.snapshot(include_stores=False)
-    assert "contacts" not in snap
+    snap = eng.snapshot()
+    assert {"contacts", "cases", "callbacks", "components"} <= set(snap)
     with pytest.raises(ValueError):
         eng.restore(dict(snap, version=99))
 

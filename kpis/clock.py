@@ -1,0 +1,72 @@
+"""The time policy: how event time becomes the watermark, in one place for every driver.
+
+Replay, partitioned replay and the live worker all ask this object (bytewax keeps the same
+concern in its ``ClockLogic``): the engine's core applies it to what it ingests, a live partition
+fed by several topics applies it to the slowest of them, and a live worker on real-time input
+applies it to the wall clock. Nothing here reads a clock: the wall-clock time is passed in.
+
+Invariants:
+
+* ``watermark = event time - allowed lateness``, whatever the event time comes from (the latest
+  event, the slowest input, the wall clock); an event older than the watermark is ``late``.
+* The dedupe memory spans ``horizon`` of watermark progress, and ``horizon > lateness``: an id
+  forgotten is necessarily behind the watermark, so its repeat is rejected as ``late`` rather
+  than counted twice.
+* Input is *real time* while its latest event time is within the allowed lateness of the wall
+  clock; only then may the wall clock move the watermark (on historical input, partitions'
+  positions in event time differ by more than the lateness).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from kpis.config import EngineConfig
+
+_INF = float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class TimePolicy:
+    """Allowed lateness and dedupe horizon, and the watermark rules built on them."""
+
+    lateness: float
+    dedupe_horizon: float
+
+    @classmethod
+    def of(cls, config: EngineConfig) -> TimePolicy:
+        return cls(config.allowed_lateness_seconds, config.dedupe_horizon_seconds)
+
+    @property
+    def horizon(self) -> float:
+        """How long (in watermark progress) an event id is remembered, at least."""
+        return max(self.dedupe_horizon, self.lateness + 1.0)
+
+    def watermark(self, event_time: float) -> float:
+        """The watermark that an input having reached ``event_time`` allows."""
+        return event_time - self.lateness
+
+    def slowest(
+        self,
+        reached: Mapping[str, float],
+        inputs: Iterable[str],
+        *,
+        waived: Iterable[str] = (),
+    ) -> float:
+        """The watermark of a partition fed by several inputs: the slowest input's latest event
+        time, minus the allowed lateness. An input that has delivered nothing holds it back
+        entirely (``-inf``), unless the driver ``waived`` it (known empty for long enough)."""
+        skip = set(waived)
+        lows = [reached.get(t, -_INF) for t in inputs if t in reached or t not in skip]
+        return (min(lows) if lows else -_INF) - self.lateness
+
+    def realtime(self, now: float, latest_event_time: float) -> bool:
+        """Whether input whose latest event time is ``latest_event_time`` is real-time input at
+        wall-clock time ``now``."""
+        return now - latest_event_time <= self.lateness
+
+    def wall(self, now: float) -> float:
+        """The watermark the wall clock allows on real-time input: anything older than
+        ``now - lateness`` would be late by definition, so quiet hours still pass deadlines."""
+        return now - self.lateness

@@ -1,0 +1,185 @@
+"""Cases and resolution: first response, total resolution, one-touch resolution, reopens.
+
+A case is what a customer came about (``case_id``, else the contact's id). Its KPIs belong to
+the channel of the contact that opened it and the first queue it entered. Resolution is final
+only when the reopen window passes without a reopen (a late reopen starts a new episode);
+until then it is *provisional* (:func:`provisional`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kpis import wire as w
+from kpis.core import Handler, Timer, TimerHandler
+from kpis.interfaces import Labels
+from kpis.rules.base import TIMER_CASE, Rule, RuleContext
+from kpis.state import NO_LABEL, CaseState, ContactState
+from kpis.wire import Rec
+
+
+def is_one_touch(k: CaseState) -> bool:
+    """Resolved in one agent interaction: one contact/agent pair, no transfer, no reopen."""
+    return len(k.handled) == 1 and not k.transferred and not k.reopened
+
+
+def provisional(cases: Iterable[CaseState]) -> dict[Labels, list[float]]:
+    """Per (tenant, channel, queue): [resolved, one-touch, resolution seconds] of the cases
+    resolved inside their reopen window (what a replay ending now would report)."""
+    out: dict[Labels, list[float]] = {}
+    for k in cases:
+        if k.resolved_at is None:
+            continue
+        row = out.setdefault(tuple(k.labels), [0.0, 0.0, 0.0])
+        row[0] += 1
+        if is_one_touch(k):
+            row[1] += 1
+        row[2] += k.resolved_at - k.started
+    return out
+
+
+def record_labels(rec: Rec) -> tuple[str, str, str]:
+    """The (tenant, channel, queue) an event names itself."""
+    return (rec.tenant or NO_LABEL, rec.channel, rec.queue or NO_LABEL)
+
+
+class CaseRules(Rule):
+    name = "cases"
+
+    def __init__(self, ctx: RuleContext) -> None:
+        super().__init__(ctx)
+        self.cases: dict[str, CaseState] = {}
+
+    def handlers(self) -> Mapping[str, Handler]:
+        return {
+            "case.resolved": self._on_case_resolved,
+            "case.reopened": self._on_case_reopened,
+        }
+
+    def timers(self) -> Mapping[int, TimerHandler]:
+        return {TIMER_CASE: self._case_due}
+
+    # --- used by the contact rules -----------------------------------------------------------
+
+    def opened_by(self, c: ContactState, ts: float) -> None:
+        """A contact started: its case opens, or, if the customer came back about a case marked
+        resolved, that case was not resolved."""
+        k = self.cases.get(c.case_id)
+        if k is None:
+            k = CaseState(c.case_id, c.labels, ts, ts, c.inbound, evidence=c.contact_id)
+            self.sink.count("cases_opened", c.labels, ts)
+            self.schedule(ts + self.config.case_idle_timeout_seconds, TIMER_CASE, c.case_id)
+            self.cases[c.case_id] = k
+        else:
+            if k.resolved_at is not None and c.inbound:
+                k.resolved_at = None
+                k.reopened = True
+                self.sink.count("cases_reopened", k.labels, ts, k.evidence)
+            k.last = ts
+
+    def case_of(self, c: ContactState) -> CaseState:
+        """The case of an open contact. If the case was closed while the contact stayed open, a
+        new one, not yet kept: the caller keeps it (``self.cases[...] = k``) only if it changes
+        something that must be counted later."""
+        k = self.cases.get(c.case_id)
+        if k is None:
+            k = CaseState(c.case_id, c.labels, c.started, c.last, False, responded=True)
+            self.schedule(c.last + self.config.case_idle_timeout_seconds, TIMER_CASE, c.case_id)
+        return k
+
+    def first_response(self, c: ContactState, ts: float) -> None:
+        k = self.case_of(c)
+        if not k.responded:
+            k.responded = True
+            if k.inbound:
+                since = k.first_asked if k.first_asked is not None else k.started
+                self.sink.observe("first_response_seconds", k.labels, ts, ts - since)
+            self.cases[c.case_id] = k
+
+    def resolve(self, k: CaseState, ts: float) -> None:
+        if k.resolved_at is None or ts > k.resolved_at:
+            k.resolved_at = ts
+            self.schedule(ts + self.config.reopen_window_seconds, TIMER_CASE, k.case_id)
+        self.cases[k.case_id] = k
+
+    # --- events and timers ---------------------------------------------------------------------
+
+    def _on_case_resolved(self, rec: Rec, ts: float) -> None:
+        k = self.cases.get(rec.case_id or rec.contact_id)
+        if k is None:
+            self.sink.count("dq_unmatched_case_resolved", record_labels(rec), ts)
+            return
+        self.resolve(k, ts)
+
+    def _on_case_reopened(self, rec: w.CaseReopened, ts: float) -> None:
+        case_id = rec.case_id or rec.contact_id
+        k = self.cases.get(case_id)
+        if k is None:
+            # Reopened after its reopen window closed (or never seen): a new episode, measured
+            # from this reopen; it was already counted as resolved once.
+            labels = record_labels(rec)
+            k = CaseState(case_id, labels, ts, ts, False, responded=True, evidence=case_id)
+            self.sink.count("cases_reopened_late", labels, ts, rec.contact_id)
+            self.schedule(ts + self.config.case_idle_timeout_seconds, TIMER_CASE, case_id)
+            self.cases[case_id] = k
+        elif k.resolved_at is not None:
+            k.resolved_at = None
+            k.reopened = True
+            self.sink.count("cases_reopened", k.labels, ts, k.evidence)
+        k.last = ts
+
+    def _case_due(self, case_id: str, when: float) -> None:
+        k = self.cases.get(case_id)
+        if k is None:
+            return
+        if k.resolved_at is not None:
+            if when >= k.resolved_at + self.config.reopen_window_seconds:
+                self._finalize(k)
+            return
+        deadline = k.last + self.config.case_idle_timeout_seconds
+        if when < deadline:
+            self.schedule(deadline, TIMER_CASE, case_id)
+            return
+        self.sink.count("cases_unresolved", k.labels, when, k.evidence)
+        del self.cases[case_id]
+
+    def _finalize(self, k: CaseState) -> None:
+        resolved = k.resolved_at
+        assert resolved is not None
+        labels = k.labels
+        self.sink.count("resolved", labels, resolved)
+        self.sink.observe("resolution_seconds", labels, resolved, resolved - k.started)
+        if is_one_touch(k):
+            self.sink.count("resolved_one_touch", labels, resolved)
+        del self.cases[k.case_id]
+
+    # --- end and checkpoints -------------------------------------------------------------------
+
+    def finish(self, at: float) -> None:
+        """Resolved cases still inside their reopen window are reported with the resolution
+        they have (the final value as far as the log knows); unresolved ones as open."""
+        for key in sorted(self.cases):
+            k = self.cases[key]
+            if k.resolved_at is not None:
+                self._finalize(k)
+            else:
+                self.sink.count("cases_open_at_end", k.labels, at)
+
+    def pending_timers(self) -> Iterable[Timer]:
+        cfg = self.config
+        for case_id, k in self.cases.items():
+            if k.resolved_at is not None:
+                yield (k.resolved_at + cfg.reopen_window_seconds, TIMER_CASE, case_id)
+            else:
+                yield (k.last + cfg.case_idle_timeout_seconds, TIMER_CASE, case_id)
+
+    def snapshot(self, objects: bool) -> dict[str, Any]:
+        if objects:
+            return {"cases": dict(self.cases)}
+        return {"cases": {k: v.to_dict() for k, v in self.cases.items()}}
+
+    def restore(self, snap: Mapping[str, Any]) -> None:
+        if "cases" in snap:
+            self.cases.clear()  # in place: the contact rules hold this mapping
+            self.cases.update({k: CaseState.from_dict(v) for k, v in snap["cases"].items()})
