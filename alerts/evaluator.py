@@ -33,7 +33,8 @@ from alerts.rules import (
     RulesConfig,
     SilenceRule,
 )
-from kpis.interfaces import Labels, label_names
+from kpis.catalogue import label_names
+from kpis.interfaces import Labels
 
 QueueView = Callable[[float], dict[Labels, tuple[int, float]]]
 QUEUE_LABELS = ("tenant", "channel", "queue")

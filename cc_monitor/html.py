@@ -10,8 +10,8 @@ import html
 from typing import Any
 
 from cc_monitor.render import fmt_duration, fmt_ratio
+from kpis.catalogue import ALL
 
-ALL = "*"
 PALETTE = ("#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0a7a8a")
 CSS = """
 body{font:14px/1.45 -apple-system,Segoe UI,Roboto,Noto Sans KR,NanumGothic,Malgun Gothic,

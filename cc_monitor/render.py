@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-ALL = "*"
+from kpis.catalogue import ALL
 
 
 def fmt_duration(seconds: float | None) -> str:

@@ -1,23 +1,18 @@
-"""Interfaces of the pure layer: where engine state lives and where KPI observations go.
+"""Interfaces of the pure layer: where the engine's observations go (:class:`KpiSink`).
 
-Plain dicts satisfy :class:`Store`; the live path passes Faust tables (also mutable mappings).
-Because a Faust table only writes its changelog on assignment, the engine always assigns a state
-object back after changing it; it never relies on in-place mutation being persisted.
+The engine emits each observation by series name (declared in :mod:`kpis.catalogue`) with its
+bounded labels and event time; a sink (the replay report, Prometheus aggregates, the alert
+recorder) decides what to keep. The engine never knows which sink it feeds.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from typing import Protocol, TypeAlias, TypeVar
-
-V = TypeVar("V")
-
-Store: TypeAlias = MutableMapping[str, V]
+from typing import Protocol, TypeAlias
 
 Labels: TypeAlias = tuple[str, ...]
-"""Bounded label values. KPI series: (tenant, channel, queue). IVR series (names starting with
-``ivr_``, except ``ivr_seconds``): (tenant, channel, flow, menu). Platform series
-(``system_``): (tenant, component). Never a contact, customer or agent id."""
+"""Bounded label values, in the order of the series' family (:mod:`kpis.catalogue`): KPI series
+(tenant, channel, queue), IVR series (tenant, channel, flow, menu), platform series (tenant,
+component). Never a contact, customer or agent id."""
 
 
 class KpiSink(Protocol):
@@ -63,17 +58,3 @@ class Tee:
         wanted = self._wanted
         if wanted is None or name in wanted:
             self._s.gauge(name, labels, ts, value)
-
-
-KPI_LABELS = ("tenant", "channel", "queue")
-IVR_LABELS = ("tenant", "channel", "flow", "menu")
-SYSTEM_LABELS = ("tenant", "component")
-
-
-def label_names(series: str) -> tuple[str, ...]:
-    """The names of an engine series' label values (see :data:`Labels`)."""
-    if series.startswith("ivr_") and series != "ivr_seconds":  # IVR time per channel / queue
-        return IVR_LABELS
-    if series.startswith("system_"):
-        return SYSTEM_LABELS
-    return KPI_LABELS

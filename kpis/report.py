@@ -13,86 +13,32 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
+from kpis.catalogue import (
+    ALL,
+    DQ_PREFIX,
+    FAMILIES,
+    IVR,
+    KPI,
+    SERIES,
+    SYSTEM,
+    Family,
+    names,
+    ratio_values,
+)
 from kpis.interfaces import Labels
 
-ALL = "*"
-
-# Series whose labels are (tenant, channel, queue), and how the report shows them.
-COUNTS = (
-    "contacts",
-    "cases_opened",
-    "queued",
-    "answered",
-    "answered_in_sl",
-    "abandoned",
-    "dropped",
-    "disconnected_by_system",
-    "left_in_ivr",
-    "handled",
-    "transferred",
-    "resolved",
-    "resolved_one_touch",
-    "cases_reopened",
-    "cases_reopened_late",
-    "cases_unresolved",
-    "cases_open_at_end",
-    "contacts_orphaned",
-    "contacts_open_at_end",
-    "handle_incomplete",
-    "callbacks_requested",
-    "callbacks_compliant",
-    "callbacks_breached",
-    "callbacks_cancelled",
-    "callbacks_pending",
-    "callback_attempts",
-)
-DURATIONS = (
-    "first_response_seconds",
-    "resolution_seconds",
-    "handle_seconds",
-    "talk_seconds",
-    "hold_seconds",
-    "acw_seconds",
-    "answer_seconds",
-    "abandon_wait_seconds",
-    "callback_delay_seconds",
-    "ivr_seconds",
-)
-RATIOS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    # name: (numerator counts, denominator counts)
-    "service_level": (("answered_in_sl",), ("answered", "abandoned")),
-    "abandonment_rate": (("abandoned",), ("answered", "abandoned")),
-    "one_touch_rate": (("resolved_one_touch",), ("resolved",)),
-    "callback_compliance": (
-        ("callbacks_compliant",),
-        ("callbacks_compliant", "callbacks_breached"),
-    ),
-    "transfer_rate": (("transferred",), ("handled",)),
-}
-GAUGE_PEAKS = ("waiting",)
-
-IVR_COUNTS = (
-    "ivr_entries",
-    "ivr_self_served",
-    "ivr_hang_up",
-    "ivr_errors",
-    "ivr_menu_visits",
-    "ivr_depth_exceeded",
-    "ivr_repeated_input",
-    "ivr_disconnected_before_handoff",
-    "ivr_agent_request_not_routed",
-    "ivr_greeting_too_long",
-)
-IVR_DURATIONS = ("ivr_time_seconds",)
-IVR_RATIOS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "containment": (("ivr_self_served",), ("ivr_entries",)),
-}
-SYSTEM_COUNTS = ("system_down",)
-SYSTEM_DURATIONS = ("system_downtime_seconds",)
+# The report's columns, from the series catalogue (kpis/catalogue.py).
+COUNTS = names(KPI, "count")
+DURATIONS = names(KPI, "duration")
+GAUGE_PEAKS = names(KPI, "gauge")
+IVR_COUNTS = names(IVR, "count")
+IVR_DURATIONS = names(IVR, "duration")
+SYSTEM_COUNTS = names(SYSTEM, "count")
+SYSTEM_DURATIONS = names(SYSTEM, "duration")
 
 
 class ReportSink:
@@ -177,10 +123,6 @@ def duration_stats(values: list[float], presorted: bool = False) -> dict[str, fl
     }
 
 
-def ratio(num: int, den: int) -> float | None:
-    return round(num / den, 6) if den else None
-
-
 # --- periods and scopes ---
 
 
@@ -196,41 +138,12 @@ def period_buckets(day: int) -> tuple[tuple[str, str], ...]:
     )
 
 
-def kpi_scopes(labels: Labels) -> Iterator[Labels]:
-    """Rollups of (tenant, channel, queue): all, per channel, per channel and queue, per tenant
-    (and tenant + channel, tenant + channel + queue) when the series has a tenant."""
-    tenant, channel, queue = labels
-    yield (ALL, ALL, ALL)
-    yield (ALL, channel, ALL)
-    yield (ALL, channel, queue)
-    if tenant != "-":
-        yield (tenant, ALL, ALL)
-        yield (tenant, channel, ALL)
-        yield (tenant, channel, queue)
-
-
-def ivr_scopes(labels: Labels) -> Iterator[Labels]:
-    """Rollups of (tenant, channel, flow, menu): all, per flow, per flow and menu."""
-    _tenant, _channel, flow, menu = labels
-    yield (ALL, ALL, ALL, ALL)
-    yield (ALL, ALL, flow, ALL)
-    if menu != "-":
-        yield (ALL, ALL, flow, menu)
-
-
-def system_scopes(labels: Labels) -> Iterator[Labels]:
-    tenant, component = labels
-    yield (ALL, component)
-    if tenant != "-":
-        yield (tenant, component)
-
-
 class _Section:
     """Rolls the sink's entries of one family of series into rows."""
 
-    def __init__(self, names: Iterable[str], scopes: Any) -> None:
-        self.names = frozenset(names)
-        self.scopes = scopes
+    def __init__(self, family: Family) -> None:
+        self.family = family
+        self.scopes = family.scopes
         self.counts: dict[tuple[str, str, Labels], dict[str, int]] = {}
         self.samples: dict[tuple[str, str, Labels], dict[str, list[list[float]]]] = {}
         self.peaks: dict[tuple[str, str, Labels], dict[str, float]] = {}
@@ -256,69 +169,62 @@ class _Section:
         every = set(self.counts) | set(self.samples) | set(self.peaks)
         return sorted(every, key=lambda k: (order[k[0]], k[1], k[2]))
 
-
-def _rows_of(
-    section: _Section,
-    label_names: tuple[str, ...],
-    counts: tuple[str, ...],
-    durations: tuple[str, ...],
-    ratios: dict[str, tuple[tuple[str, ...], tuple[str, ...]]],
-    peaks: tuple[str, ...] = (),
-) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for key in section.row_keys():
-        period, bucket, scope = key
-        c = section.counts.get(key, {})
-        metrics: dict[str, Any] = {name: c.get(name, 0) for name in counts}
-        for name, (num, den) in ratios.items():
-            metrics[name] = ratio(sum(c.get(n, 0) for n in num), sum(c.get(n, 0) for n in den))
-        s = section.samples.get(key, {})
-        for name in durations:
-            runs = s.get(name, ())
-            if len(runs) == 1:
-                metrics[name] = duration_stats(runs[0], presorted=True)
-            else:
-                values: list[float] = []
-                for run in runs:
-                    values.extend(run)
-                metrics[name] = duration_stats(values)
-        p = section.peaks.get(key, {})
-        for name in peaks:
-            metrics[name + "_peak"] = p.get(name, 0)
-        row: dict[str, Any] = {"period": period, "bucket": bucket}
-        row.update(zip(label_names, scope, strict=True))
-        row["metrics"] = metrics
-        rows.append(row)
-    return rows
+    def rows(self) -> list[dict[str, Any]]:
+        family = self.family
+        counts = names(family, "count")
+        durations = names(family, "duration")
+        peaks = names(family, "gauge")
+        rows: list[dict[str, Any]] = []
+        for key in self.row_keys():
+            period, bucket, scope = key
+            c = self.counts.get(key, {})
+            metrics: dict[str, Any] = {name: c.get(name, 0) for name in counts}
+            metrics.update(ratio_values(family, c))
+            s = self.samples.get(key, {})
+            for name in durations:
+                runs = s.get(name, ())
+                if len(runs) == 1:
+                    metrics[name] = duration_stats(runs[0], presorted=True)
+                else:
+                    values: list[float] = []
+                    for run in runs:
+                        values.extend(run)
+                    metrics[name] = duration_stats(values)
+            p = self.peaks.get(key, {})
+            for name in peaks:
+                metrics[name + "_peak"] = p.get(name, 0)
+            row: dict[str, Any] = {"period": period, "bucket": bucket}
+            row.update(zip(family.labels, scope, strict=True))
+            row["metrics"] = metrics
+            rows.append(row)
+        return rows
 
 
 def build_sections(sink: ReportSink) -> dict[str, Any]:
     """The KPI, IVR, platform and data-quality parts of the report."""
-    kpi = _Section(COUNTS + DURATIONS + GAUGE_PEAKS, kpi_scopes)
-    ivr = _Section(IVR_COUNTS + IVR_DURATIONS, ivr_scopes)
-    system = _Section(SYSTEM_COUNTS + SYSTEM_DURATIONS, system_scopes)
+    sections = {f.name: _Section(f) for f in FAMILIES}
+    section_of = {s.name: sections[s.family.name] for s in SERIES if s.report}
     quality: dict[str, int] = {}
     unknown: dict[str, int] = {}
-    sections = (kpi, ivr, system)
     for (name, labels, day), n in sorted(sink.counts.items()):
-        if name.startswith("dq_"):
-            quality[name[3:]] = quality.get(name[3:], 0) + n
+        if name.startswith(DQ_PREFIX):
+            kind = name[len(DQ_PREFIX) :]
+            quality[kind] = quality.get(kind, 0) + n
             continue
-        for sec in sections:
-            if name in sec.names:
-                sec.add_count(name, labels, day, n)
-                break
-        else:
+        sec = section_of.get(name)
+        if sec is None:
             unknown[name] = unknown.get(name, 0) + n
+        else:
+            sec.add_count(name, labels, day, n)
     for (name, labels, day), values in sorted(sink.samples.items()):
-        for sec in sections:
-            if name in sec.names:
-                sec.add_samples(name, labels, day, sorted(values))
-                break
+        sec = section_of.get(name)
+        if sec is not None:
+            sec.add_samples(name, labels, day, sorted(values))
     # Peaks of a gauge roll up correctly only as a sum of simultaneous values, which a per-day max
     # cannot give; they are reported per queue (the scope supervisors staff by) and day.
+    kpi = sections[KPI.name]
     for (name, labels, day), value in sorted(sink.peaks.items()):
-        if name not in kpi.names:
+        if section_of.get(name) is not kpi:
             continue
         tenant, channel, queue = labels
         scopes = [(ALL, channel, queue)] + ([labels] if tenant != "-" else [])
@@ -326,17 +232,9 @@ def build_sections(sink: ReportSink) -> dict[str, Any]:
             for scope in scopes:
                 row = kpi.peaks.setdefault((period, bucket, scope), {})
                 row[name] = max(row.get(name, 0), value)
-    out: dict[str, Any] = {
-        "kpis": _rows_of(
-            kpi, ("tenant", "channel", "queue"), COUNTS, DURATIONS, RATIOS, GAUGE_PEAKS
-        ),
-        "ivr": _rows_of(
-            ivr, ("tenant", "channel", "flow", "menu"), IVR_COUNTS, IVR_DURATIONS, IVR_RATIOS
-        ),
-        "system": _rows_of(system, ("tenant", "component"), SYSTEM_COUNTS, SYSTEM_DURATIONS, {}),
-        "data_quality": dict(sorted(quality.items())),
-        "examples": {k: v for k, v in sorted(sink.evidence.items())},
-    }
+    out: dict[str, Any] = {f.section: sections[f.name].rows() for f in FAMILIES}
+    out["data_quality"] = dict(sorted(quality.items()))
+    out["examples"] = {k: v for k, v in sorted(sink.evidence.items())}
     if unknown:
         out["other_counts"] = dict(sorted(unknown.items()))
     return out

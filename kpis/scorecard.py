@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ALL = "*"
+from kpis.catalogue import ALL
 
 
 class ScorecardTargets(BaseModel):

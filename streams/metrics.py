@@ -26,7 +26,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from kpis.interfaces import IVR_LABELS, KPI_LABELS, Labels, label_names
+from kpis.catalogue import DATA_QUALITY, DQ_PREFIX, KPI, lookup
+from kpis.interfaces import Labels
 
 NAMESPACE = "cc"
 # From a second to a week: first response and resolution run to days, handle time to minutes.
@@ -34,40 +35,18 @@ BUCKETS: tuple[float, ...] = (
     1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 43200,
     86400, 172800, 345600, 604800,
 )  # fmt: skip
-IVR_RULES = {
-    "ivr_depth_exceeded": "depth_exceeded",
-    "ivr_repeated_input": "repeated_input",
-    "ivr_disconnected_before_handoff": "disconnected_before_handoff",
-    "ivr_agent_request_not_routed": "agent_request_not_routed",
-    "ivr_greeting_too_long": "greeting_too_long",
-}
-HELP = {
-    "contacts": "Contacts started.",
-    "queued": "Contacts offered to a queue.",
-    "answered": "Queued contacts answered by an agent.",
-    "answered_in_sl": "Queued contacts answered within the channel's service-level threshold.",
-    "abandoned": "Queued contacts abandoned by the customer.",
-    "dropped": "Queued contacts ended by the system or an agent before an answer.",
-    "resolved": "Cases resolved (final, after their reopen window).",
-    "resolved_one_touch": "Cases resolved in one agent interaction.",
-    "callbacks_compliant": "Callback requests met within 24 h or at the reserved time.",
-    "callbacks_breached": "Callback requests whose deadline passed unmet.",
-    "first_response_seconds": "First response time per case (from the first request for a human).",
-    "resolution_seconds": "Total resolution time per case.",
-    "handle_seconds": "Handle time (talk + hold + after-contact work) per agent segment.",
-    "answer_seconds": "Speed of answer (queue entry to hand-off).",
-}
 
 
-def _family(name: str) -> tuple[str, tuple[str, ...], dict[str, str]]:
-    """Exported metric name, label names and constant labels of an engine series."""
-    if name in IVR_RULES:
-        return f"{NAMESPACE}_ivr_rule_breaches", IVR_LABELS, {"rule": IVR_RULES[name]}
-    if name.startswith("dq_"):
-        return f"{NAMESPACE}_data_quality_issues", KPI_LABELS, {"kind": name[3:]}
-    if name == "waiting":
-        return f"{NAMESPACE}_contacts_waiting", KPI_LABELS, {}
-    return f"{NAMESPACE}_{name}", label_names(name), {}
+def _family(name: str) -> tuple[str, tuple[str, ...], dict[str, str], str]:
+    """Exported metric name, label names, constant labels and help text of an engine series,
+    from its declaration in the series catalogue."""
+    s = lookup(name)
+    if s is None:  # not declared (a test keeps every emitted series declared): export anyway
+        return f"{NAMESPACE}_{name}", KPI.labels, {}, f"{name.replace('_', ' ')}."
+    const = dict(s.const_labels)
+    if s is DATA_QUALITY:
+        const["kind"] = name[len(DQ_PREFIX) :]
+    return s.exported, s.family.labels, const, s.help
 
 
 class MetricsSink:
@@ -151,22 +130,20 @@ class MetricsCollector(Collector):
         for const, sink, waiting_now in parts:
             cn, cv = list(const), list(const.values())
             for (name, labels), value in sorted(sink.counters.items()):
-                metric, label_names, extra = _family(name)
+                metric, label_names, extra, text = _family(name)
                 fam = counters.get(metric)
                 if fam is None:
                     fam = counters[metric] = CounterMetricFamily(
-                        metric, HELP.get(name, f"Count of {name.replace('_', ' ')}."),
-                        labels=[*label_names, *extra, *cn],
-                    )  # fmt: skip
+                        metric, text, labels=[*label_names, *extra, *cn]
+                    )
                 fam.add_metric([*labels, *extra.values(), *cv], value)
             for (name, labels), h in sorted(sink.histograms.items()):
-                metric, label_names, _ = _family(name)
+                metric, label_names, _, text = _family(name)
                 fam_h = histograms.get(metric)
                 if fam_h is None:
                     fam_h = histograms[metric] = HistogramMetricFamily(
-                        metric, HELP.get(name, f"{name.replace('_', ' ')}."),
-                        labels=[*label_names, *cn],
-                    )  # fmt: skip
+                        metric, text, labels=[*label_names, *cn]
+                    )
                 cumulative = 0.0
                 buckets: list[tuple[str, float]] = []
                 for bound, n in zip(sink.buckets, h, strict=False):
@@ -178,11 +155,11 @@ class MetricsCollector(Collector):
             for (name, labels), value in sorted(sink.gauges.items()):
                 if name == "waiting" and waiting_now is not None:
                     continue  # exported from the live view below
-                metric, label_names, _ = _family(name)
+                metric, label_names, _, text = _family(name)
                 fam_g = gauges.get(metric)
                 if fam_g is None:
                     fam_g = gauges[metric] = GaugeMetricFamily(
-                        metric, f"{name.replace('_', ' ')}.", labels=[*label_names, *cn]
+                        metric, text, labels=[*label_names, *cn]
                     )
                 fam_g.add_metric([*labels, *cv], value)
             if waiting_now is not None:
@@ -191,7 +168,7 @@ class MetricsCollector(Collector):
         yield from histograms.values()
         yield from gauges.values()
         if live:
-            names = [*KPI_LABELS, *live[0][0]]
+            names = [*KPI.labels, *live[0][0]]
             waiting = GaugeMetricFamily(
                 f"{NAMESPACE}_contacts_waiting", "Contacts waiting in queue.", labels=names
             )

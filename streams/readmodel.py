@@ -21,11 +21,11 @@ from typing import Any, Protocol
 
 import orjson
 
-from kpis.report import COUNTS, DURATIONS, RATIOS
+from kpis.catalogue import KPI, names, ratio_values
+from kpis.interfaces import Labels
 from streams.partitioned import PartitionEngine
 
 DOC_VERSION = 1
-ALL = "*"
 KEY_PREFIX = "cc-monitor:kpis:partition:"
 
 
@@ -60,16 +60,18 @@ def _finite(x: float) -> float | None:
     return x if x not in (float("inf"), float("-inf")) else None
 
 
-def _rollups(labels: list[str]) -> list[tuple[str, str, str]]:
-    t, c, q = labels[0], labels[1], labels[2]
-    return [(t, c, q), (t, c, ALL), (t, ALL, ALL), (ALL, c, q), (ALL, c, ALL), (ALL, ALL, ALL)]
+COUNTS = names(KPI, "count", live=True)
+DURATIONS = names(KPI, "duration", live=True)
 
 
 def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, Any]:
-    """Rows per (tenant, channel, queue) and their roll-ups (``*``), from partition documents."""
-    counts: dict[tuple[str, str, str], dict[str, float]] = {}
-    durations: dict[tuple[str, str, str], dict[str, list[float]]] = {}
-    waiting: dict[tuple[str, str, str], list[float]] = {}
+    """Rows per (tenant, channel, queue) and their roll-ups (``*``), from partition documents.
+
+    Series, rollups and ratios are the replay report's (:mod:`kpis.catalogue`), so a row here
+    and the report's total row of the same scope agree on every count."""
+    counts: dict[Labels, dict[str, float]] = {}
+    durations: dict[Labels, dict[str, list[float]]] = {}
+    waiting: dict[Labels, list[float]] = {}
     covered: list[int] = []
     latest: float | None = None
     for doc in docs:
@@ -78,17 +80,17 @@ def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, An
             latest = doc["max_ts"] if latest is None else max(latest, doc["max_ts"])
         for name, labels, v in doc["counters"]:
             if name in COUNTS and len(labels) == 3:
-                for key in _rollups(labels):
+                for key in KPI.scopes(tuple(labels)):
                     row = counts.setdefault(key, {})
                     row[name] = row.get(name, 0.0) + v
         for name, labels, n, total in doc["histograms"]:
             if name in DURATIONS and len(labels) == 3:
-                for key in _rollups(labels):
+                for key in KPI.scopes(tuple(labels)):
                     d = durations.setdefault(key, {}).setdefault(name, [0.0, 0.0])
                     d[0] += n
                     d[1] += total
         for labels, resolved, one_touch, seconds in doc.get("provisional", []):
-            for key in _rollups(labels):
+            for key in KPI.scopes(tuple(labels)):
                 row = counts.setdefault(key, {})
                 row["resolved"] = row.get("resolved", 0.0) + resolved
                 row["resolved_one_touch"] = row.get("resolved_one_touch", 0.0) + one_touch
@@ -97,7 +99,7 @@ def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, An
                 d[0] += resolved
                 d[1] += seconds
         for labels, n, age in doc["waiting"]:
-            for key in _rollups(labels):
+            for key in KPI.scopes(tuple(labels)):
                 w = waiting.setdefault(key, [0.0, 0.0])
                 w[0] += n
                 w[1] = max(w[1], age)
@@ -109,10 +111,7 @@ def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, An
         for name in DURATIONS:
             n, total = durations.get(key, {}).get(name, [0.0, 0.0])
             metrics[name] = {"count": int(n), "mean": round(total / n, 3) if n else None}
-        for name, (num, den) in RATIOS.items():
-            whole = sum(c.get(x, 0.0) for x in den)
-            part = sum(c.get(x, 0.0) for x in num)
-            metrics[name] = round(part / whole, 6) if whole else None
+        metrics.update(ratio_values(KPI, c))
         queue_now = waiting.get(key, [0.0, 0.0])
         metrics["contacts_waiting"] = int(queue_now[0])
         metrics["oldest_wait_seconds"] = round(queue_now[1], 3)

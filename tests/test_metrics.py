@@ -12,10 +12,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cc_monitor.simulator import SimConfig, simulate
+from kpis.catalogue import label_names
 from kpis.config import EngineConfig
 from kpis.decode import Decoder, Rejection
 from kpis.engine import Engine
-from kpis.interfaces import Tee, label_names
+from kpis.interfaces import Tee
 from kpis.report import COUNTS, DURATIONS, ReportSink, build_sections
 from kpis.wire import Rec
 from streams.metrics import MetricsCollector, MetricsSink

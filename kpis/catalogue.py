@@ -1,0 +1,367 @@
+"""The series catalogue: every series the KPI rules emit, declared once.
+
+The replay report (its sections and row order), the Prometheus exposition (names, types, help,
+labels), the live read model (``/api/kpis``) and the alert rules (which labels a rule may group
+by) all read this module; a rule emits a series by name and never knows which sink shows it.
+
+A series belongs to a label *family*, which fixes its label names, the report section it goes
+to and its rollups (the scopes a report row and an ``/api/kpis`` row sum over). A *ratio* is
+built from counts of one family. Data-quality counts (``dq_<kind>``) are open-ended by kind and
+go to one metric with a ``kind`` label.
+
+Adding a series: one :class:`Series` entry here, the rule that emits it, a test
+(docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kpis.interfaces import Labels
+
+ALL = "*"
+"""The label value of a rollup over every value of that label."""
+NO_LABEL = "-"
+"""The label value when the event named none (no tenant, no queue)."""
+DQ_PREFIX = "dq_"
+
+Kind = Literal["count", "duration", "gauge"]
+
+
+def kpi_scopes(labels: Labels) -> Iterator[Labels]:
+    """Rollups of (tenant, channel, queue): all, per channel, per channel and queue, per tenant
+    (and tenant + channel, tenant + channel + queue) when the series has a tenant."""
+    tenant, channel, queue = labels
+    yield (ALL, ALL, ALL)
+    yield (ALL, channel, ALL)
+    yield (ALL, channel, queue)
+    if tenant != NO_LABEL:
+        yield (tenant, ALL, ALL)
+        yield (tenant, channel, ALL)
+        yield (tenant, channel, queue)
+
+
+def ivr_scopes(labels: Labels) -> Iterator[Labels]:
+    """Rollups of (tenant, channel, flow, menu): all, per flow, per flow and menu."""
+    _tenant, _channel, flow, menu = labels
+    yield (ALL, ALL, ALL, ALL)
+    yield (ALL, ALL, flow, ALL)
+    if menu != NO_LABEL:
+        yield (ALL, ALL, flow, menu)
+
+
+def system_scopes(labels: Labels) -> Iterator[Labels]:
+    """Rollups of (tenant, component): per component, and per tenant and component."""
+    tenant, component = labels
+    yield (ALL, component)
+    if tenant != NO_LABEL:
+        yield (tenant, component)
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """Series with the same labels, report section and rollups."""
+
+    name: str
+    labels: tuple[str, ...]
+    section: str  # the replay report's key for this family's rows
+    scopes: Callable[[Labels], Iterator[Labels]] = field(compare=False)
+
+
+KPI = Family("kpi", ("tenant", "channel", "queue"), "kpis", kpi_scopes)
+IVR = Family("ivr", ("tenant", "channel", "flow", "menu"), "ivr", ivr_scopes)
+SYSTEM = Family("system", ("tenant", "component"), "system", system_scopes)
+FAMILIES = (KPI, IVR, SYSTEM)
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One series the rules emit (``sink.count`` / ``observe`` / ``gauge`` with this name)."""
+
+    name: str
+    kind: Kind
+    family: Family
+    help: str
+    unit: str = ""  # "seconds" for durations; counts and gauges are plain numbers
+    metric: str = ""  # the exported name without the cc_ prefix (default: the series name)
+    const_labels: tuple[tuple[str, str], ...] = ()  # extra labels on that exported metric
+    report: bool = True  # a column of the report's rows (gauges: their peak)
+    live: bool = False  # a column of /api/kpis rows
+
+    @property
+    def exported(self) -> str:
+        return "cc_" + (self.metric or self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    """``sum(numerator) / sum(denominator)`` of one family's counts, per row (None if 0)."""
+
+    name: str
+    numerator: tuple[str, ...]
+    denominator: tuple[str, ...]
+    family: Family
+    help: str
+
+
+def _count(name: str, family: Family, help: str, **kw: object) -> Series:
+    return Series(name, "count", family, help, **kw)  # type: ignore[arg-type]
+
+
+def _duration(name: str, family: Family, help: str, **kw: object) -> Series:
+    return Series(name, "duration", family, help, "seconds", **kw)  # type: ignore[arg-type]
+
+
+def _breach(name: str, rule: str, help: str) -> Series:
+    return _count(name, IVR, help, metric="ivr_rule_breaches", const_labels=(("rule", rule),))
+
+
+# The order of each family's counts and durations is the order of the report's columns.
+SERIES: tuple[Series, ...] = (
+    # --- contacts and queues (kpis.rules.contacts) ---
+    _count("contacts", KPI, "Contacts started.", live=True),
+    _count("cases_opened", KPI, "Cases opened (first contact about them).", live=True),
+    _count("queued", KPI, "Contacts offered to a queue.", live=True),
+    _count("answered", KPI, "Queued contacts answered by an agent.", live=True),
+    _count(
+        "answered_in_sl",
+        KPI,
+        "Queued contacts answered within the channel's service-level threshold.",
+        live=True,
+    ),
+    _count("abandoned", KPI, "Queued contacts abandoned by the customer.", live=True),
+    _count(
+        "dropped",
+        KPI,
+        "Queued contacts ended by the system or an agent before an answer.",
+        live=True,
+    ),
+    _count("disconnected_by_system", KPI, "Inbound contacts ended by the system.", live=True),
+    _count("left_in_ivr", KPI, "Contacts whose customer hung up in the IVR.", live=True),
+    _count("handled", KPI, "Contacts that reached an agent.", live=True),
+    _count("transferred", KPI, "Transfers of a contact to another agent or queue.", live=True),
+    # --- cases (kpis.rules.cases) ---
+    _count("resolved", KPI, "Cases resolved (final, after their reopen window).", live=True),
+    _count("resolved_one_touch", KPI, "Cases resolved in one agent interaction.", live=True),
+    _count("cases_reopened", KPI, "Cases reopened within their reopen window.", live=True),
+    _count(
+        "cases_reopened_late",
+        KPI,
+        "Cases reopened after their reopen window (a new episode).",
+        live=True,
+    ),
+    _count("cases_unresolved", KPI, "Cases closed unresolved after going idle.", live=True),
+    _count("cases_open_at_end", KPI, "Cases still open at the end of a replay.", live=True),
+    _count(
+        "contacts_orphaned", KPI, "Contacts closed by the idle timeout, never ended.", live=True
+    ),
+    _count("contacts_open_at_end", KPI, "Contacts still open at the end of a replay.", live=True),
+    _count(
+        "handle_incomplete",
+        KPI,
+        "Agent parts of a contact that never got their wrap-up.",
+        live=True,
+    ),
+    # --- callbacks (kpis.rules.callbacks) ---
+    _count("callbacks_requested", KPI, "Callback requests.", live=True),
+    _count(
+        "callbacks_compliant",
+        KPI,
+        "Callback requests met within 24 h or at the reserved time.",
+        live=True,
+    ),
+    _count("callbacks_breached", KPI, "Callback requests whose deadline passed unmet.", live=True),
+    _count("callbacks_cancelled", KPI, "Callback requests cancelled.", live=True),
+    _count("callbacks_pending", KPI, "Callback requests open at the end of a replay.", live=True),
+    _count("callback_attempts", KPI, "Callback attempts.", live=True),
+    # --- durations of the KPI family ---
+    _duration(
+        "first_response_seconds",
+        KPI,
+        "First response time per case (from the first request for a human).",
+        live=True,
+    ),
+    _duration("resolution_seconds", KPI, "Total resolution time per case.", live=True),
+    _duration(
+        "handle_seconds",
+        KPI,
+        "Handle time (talk + hold + after-contact work) per agent segment.",
+        live=True,
+    ),
+    _duration("talk_seconds", KPI, "Talk time per agent segment.", live=True),
+    _duration("hold_seconds", KPI, "Hold time per agent segment.", live=True),
+    _duration("acw_seconds", KPI, "After-contact work per agent segment.", live=True),
+    _duration("answer_seconds", KPI, "Speed of answer (queue entry to hand-off).", live=True),
+    _duration("abandon_wait_seconds", KPI, "Wait in queue before an abandonment.", live=True),
+    _duration(
+        "callback_delay_seconds",
+        KPI,
+        "From a callback request to the call that reached the customer.",
+        live=True,
+    ),
+    _duration("ivr_seconds", KPI, "Time in the IVR, per channel and queue.", live=True),
+    Series(
+        "waiting",
+        "gauge",
+        KPI,
+        "Contacts waiting in queue.",
+        metric="contacts_waiting",
+    ),
+    # --- IVR (kpis.rules.ivr) ---
+    _count("ivr_entries", IVR, "Contacts that entered an IVR flow."),
+    _count("ivr_self_served", IVR, "IVR sessions that ended self-served."),
+    _count("ivr_hang_up", IVR, "IVR sessions the customer hung up."),
+    _count("ivr_errors", IVR, "IVR sessions that ended in an error."),
+    _count("ivr_menu_visits", IVR, "IVR menu visits."),
+    _breach(
+        "ivr_depth_exceeded",
+        "depth_exceeded",
+        "KS S 1006 breaches: a menu deeper than the limit, per contact and menu.",
+    ),
+    _breach(
+        "ivr_repeated_input",
+        "repeated_input",
+        "KS S 1006 breaches: the IVR asked for the same information twice.",
+    ),
+    _breach(
+        "ivr_disconnected_before_handoff",
+        "disconnected_before_handoff",
+        "KS S 1006 breaches: the system ended a contact before an agent hand-off.",
+    ),
+    _breach(
+        "ivr_agent_request_not_routed",
+        "agent_request_not_routed",
+        "KS S 1006 breaches: a request for an agent was not routed to a queue.",
+    ),
+    _breach(
+        "ivr_greeting_too_long",
+        "greeting_too_long",
+        "KS S 1006 breaches: a greeting longer than the target.",
+    ),
+    _duration("ivr_time_seconds", IVR, "Time in the IVR per flow."),
+    # --- platform (kpis.rules.platform) ---
+    _count("system_down", SYSTEM, "Components reported down."),
+    _duration("system_downtime_seconds", SYSTEM, "Downtime of a component, per outage."),
+    Series(
+        "system_status",
+        "gauge",
+        SYSTEM,
+        "Component status: 1 up, 0.5 degraded, 0 down.",
+        report=False,
+    ),
+)
+
+RATIOS: tuple[Ratio, ...] = (
+    Ratio(
+        "service_level",
+        ("answered_in_sl",),
+        ("answered", "abandoned"),
+        KPI,
+        "Answered within the threshold over answered plus abandoned.",
+    ),
+    Ratio(
+        "abandonment_rate",
+        ("abandoned",),
+        ("answered", "abandoned"),
+        KPI,
+        "Abandoned over answered plus abandoned.",
+    ),
+    Ratio("one_touch_rate", ("resolved_one_touch",), ("resolved",), KPI, "One-touch resolution."),
+    Ratio(
+        "callback_compliance",
+        ("callbacks_compliant",),
+        ("callbacks_compliant", "callbacks_breached"),
+        KPI,
+        "Callbacks met over callbacks due.",
+    ),
+    Ratio("transfer_rate", ("transferred",), ("handled",), KPI, "Transfers per handled contact."),
+    Ratio("containment", ("ivr_self_served",), ("ivr_entries",), IVR, "IVR self-service."),
+)
+
+DATA_QUALITY = Series(
+    "dq_",
+    "count",
+    KPI,
+    "Events that referred to something never seen, by kind.",
+    metric="data_quality_issues",
+    report=False,
+)
+"""The one declaration of every ``dq_<kind>`` count (exported with ``kind=<kind>``)."""
+
+BY_NAME: Mapping[str, Series] = {s.name: s for s in SERIES}
+
+
+def lookup(name: str) -> Series | None:
+    """The declaration of an emitted series name (``dq_*`` included), or None."""
+    found = BY_NAME.get(name)
+    if found is None and name.startswith(DQ_PREFIX):
+        return DATA_QUALITY
+    return found
+
+
+def require(name: str) -> Series:
+    """:func:`lookup`, or a ``ValueError`` naming the nearest declared series."""
+    found = lookup(name)
+    if found is None:
+        near = difflib.get_close_matches(name, list(BY_NAME), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ValueError(f"unknown series {name!r}{hint}; see kpis/catalogue.py")
+    return found
+
+
+def label_names(name: str) -> tuple[str, ...]:
+    """The names of a series' label values (see :data:`kpis.interfaces.Labels`)."""
+    return require(name).family.labels
+
+
+def names(family: Family, kind: Kind, *, live: bool | None = None) -> tuple[str, ...]:
+    """The series of ``family`` of ``kind`` shown in the report (or, ``live=True``, the ones
+    ``/api/kpis`` shows), in catalogue order."""
+    return tuple(
+        s.name
+        for s in SERIES
+        if s.family is family and s.kind == kind and s.report and (live is None or s.live == live)
+    )
+
+
+def ratios(family: Family) -> tuple[Ratio, ...]:
+    return tuple(r for r in RATIOS if r.family is family)
+
+
+def ratio_value(num: float, den: float) -> float | None:
+    """A ratio as reported (rounded to 1e-6; None without a denominator)."""
+    return round(num / den, 6) if den else None
+
+
+def ratio_values(family: Family, counts: Mapping[str, float]) -> dict[str, float | None]:
+    """Every ratio of ``family`` from one row's counts: the one formula the report and the
+    read model share."""
+    out: dict[str, float | None] = {}
+    for r in ratios(family):
+        out[r.name] = ratio_value(
+            sum(counts.get(n, 0) for n in r.numerator),
+            sum(counts.get(n, 0) for n in r.denominator),
+        )
+    return out
+
+
+def _check() -> None:
+    """Declarations that cannot be right fail at import (a test imports this module)."""
+    seen: set[str] = set()
+    for s in SERIES:
+        if s.name in seen:
+            raise AssertionError(f"series {s.name} declared twice")
+        seen.add(s.name)
+        if s.kind == "duration" and not s.name.endswith("_seconds"):
+            raise AssertionError(f"duration {s.name} must end in _seconds")
+    for r in RATIOS:
+        for n in (*r.numerator, *r.denominator):
+            part = BY_NAME.get(n)
+            if part is None or part.kind != "count" or part.family is not r.family:
+                raise AssertionError(f"ratio {r.name}: {n} is not a count of {r.family.name}")
+
+
+_check()
