@@ -39,6 +39,8 @@ from typing import Any
 
 import orjson
 
+from kpis.decode import event_meta
+
 GENESIS = "0" * 64
 
 
@@ -51,28 +53,10 @@ def _hour(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y%m%dT%H")
 
 
-def _event_meta(raw: bytes) -> tuple[str | None, float | None]:
-    """(event_id, event time) of a line if it is readable enough to have them."""
-    try:
-        d = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None, None
-    if not isinstance(d, dict):
-        return None, None
-    eid = d.get("event_id") if isinstance(d.get("event_id"), str) else None
-    ts: float | None = None
-    if isinstance(d.get("ts"), str):
-        try:
-            dt = datetime.fromisoformat(d["ts"])
-            ts = dt.timestamp() if dt.tzinfo is not None else None
-        except ValueError:
-            ts = None
-    return eid, ts
-
-
 def event_time(raw: bytes) -> float | None:
-    """The event time of a line, if it has a readable, offset-carrying ``ts``."""
-    return _event_meta(raw)[1]
+    """The event time of a line, if it has a readable, offset-carrying ``ts`` (the decoder's
+    own parser: :func:`kpis.decode.event_meta`)."""
+    return event_meta(raw)[1]
 
 
 def read_manifest(root: Path) -> list[dict[str, Any]]:
@@ -156,9 +140,9 @@ class ArchiveWriter:
             if self.next_offset is not None and offset < self.next_offset:
                 return False
             if ts is None:
-                ts = _event_meta(raw)[1]
+                ts = event_meta(raw)[1]
         else:
-            eid, ts = _event_meta(raw)
+            eid, ts = event_meta(raw)
             if eid is not None:
                 if eid in self._recent_set:
                     return False
@@ -214,7 +198,7 @@ class ArchiveWriter:
         if tracked:
             first, last = self._first, self._last
         else:
-            metas = [_event_meta(raw) for raw in lines]
+            metas = [event_meta(raw) for raw in lines]
             stamps = [ts for _, ts in metas if ts is not None]
             first, last = (min(stamps), max(stamps)) if stamps else (None, None)
             for eid, _ in metas:  # a recovered segment's ids must not be archived again
@@ -401,7 +385,7 @@ def in_range(raw: bytes, start: float | None, end: float | None) -> bool:
     """Whether a line's event time is in ``[start, end)`` (a line without one: kept)."""
     if start is None and end is None:
         return True
-    _, ts = _event_meta(raw)
+    _, ts = event_meta(raw)
     return ts is None or ((start is None or ts >= start) and (end is None or ts < end))
 
 
@@ -418,13 +402,21 @@ def in_time_order(
 
     def keyed(stream: Iterable[bytes]) -> Iterator[tuple[float, bytes]]:
         for raw in stream:
-            _, ts = _event_meta(raw)
-            if ts is None:
-                yield -math.inf, raw
-            elif (start is None or ts >= start) and (end is None or ts < end):
-                yield ts, raw
+            ts = event_meta(raw)[1]
+            if ts is None or ((start is None or ts >= start) and (end is None or ts < end)):
+                yield timed(ts, raw)
 
-    for _, raw in heapq.merge(*(keyed(s) for s in streams), key=itemgetter(0)):
+    return merge_timed(keyed(s) for s in streams)
+
+
+def timed(ts: float | None, raw: bytes) -> tuple[float, bytes]:
+    """A line keyed for :func:`merge_timed` (a line without a time sorts as the earliest)."""
+    return (-math.inf if ts is None else ts, raw)
+
+
+def merge_timed(streams: Iterable[Iterable[tuple[float, bytes]]]) -> Iterator[bytes]:
+    """Streams of keyed lines (:func:`timed`), each in its own order, merged by time."""
+    for _, raw in heapq.merge(*streams, key=itemgetter(0)):
         yield raw
 
 

@@ -100,10 +100,11 @@ async def read_topics(
     settings: KafkaSettings,
     topics: Sequence[str],
     poll_ms: int = 500,
-    keep: Callable[[bytes], bytes | None] | None = None,
-) -> dict[tuple[str, int], list[tuple[int, bytes]]]:
+    keep: Callable[[bytes], Any] | None = None,
+) -> dict[tuple[str, int], list[tuple[int, Any]]]:
     """Every record ``(offset, value)`` of ``topics``, per topic-partition in offset order
-    (``keep``: what to hold of a value, None to drop it, so memory holds only what is asked).
+    (``keep``: what to hold of a value, None to drop it, so memory holds only what is asked;
+    the values are then what it returns).
 
     Read-only: partitions are assigned directly (no consumer group, no offset commits), read
     from their beginning up to the end offsets seen when the read starts, so a live cluster is
@@ -126,7 +127,7 @@ async def read_topics(
         ends = await consumer.end_offsets(tps)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        per: dict[tuple[str, int], list[tuple[int, bytes]]] = {
+        per: dict[tuple[str, int], list[tuple[int, Any]]] = {
             (tp.topic, tp.partition): [] for tp in sorted(tps)
         }
         todo = {tp for tp in tps if ends[tp] > 0}
@@ -160,12 +161,16 @@ async def read_range(
     as a replay of a live archive does), so the engine sees what a worker owning all of them
     would.
     """
-    from streams.archive import in_range, in_time_order, one_line
+    from kpis.decode import event_meta
+    from streams.archive import merge_timed, one_line, timed
 
-    def keep(value: bytes) -> bytes | None:
+    def keep(value: bytes) -> tuple[float, bytes] | None:
         line = one_line(value)
-        return line if in_range(line, start, end) else None
+        ts = event_meta(line)[1]  # each record parsed once, here
+        if ts is None or ((start is None or ts >= start) and (end is None or ts < end)):
+            return timed(ts, line)
+        return None
 
     per = await read_topics(settings, settings.topics.inputs(), poll_ms, keep)
     streams = ([v for _, v in records] for _, records in sorted(per.items()))
-    return list(in_time_order(streams, start, end))
+    return list(merge_timed(streams))

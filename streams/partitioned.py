@@ -110,13 +110,20 @@ class PartitionEngine:
         assert self.rules is not None
         return passed(self.engine.watermark, self.rules.evaluation_interval_seconds)
 
-    def process(self, topic: str, offset: int, value: bytes) -> Outcome:
+    def process(
+        self,
+        topic: str,
+        offset: int,
+        value: bytes,
+        decoded: tuple[Rec, float] | Rejection | None = None,
+    ) -> Outcome:
         """Decode and ingest one record of ``topic`` at ``offset``.
 
         Records below the checkpointed offset are skipped (they are in the state already: a
         redelivery after a restart or a rebalance); a record past the next one due is not
         processed (``gap``: offsets of a topic partition are consecutive). A rejected record
-        still advances the offset; the caller dead-letters it with the reason.
+        still advances the offset; the caller dead-letters it with the reason. ``decoded``:
+        what :meth:`kpis.decode.Decoder.decode` gave for ``value``, if the caller has it.
         """
         expected = self.offsets.get(topic)
         if expected is not None:
@@ -129,11 +136,15 @@ class PartitionEngine:
                 return Outcome("gap", expected=expected)
         self.offsets[topic] = offset + 1
         self.processed += 1
-        try:
-            rec, ts = self.decoder.decode(value)
-        except Rejection as rej:
+        if decoded is None:
+            try:
+                decoded = self.decoder.decode(value)
+            except Rejection as rej:
+                decoded = rej
+        if isinstance(decoded, Rejection):
             self.last_ts = None
-            return Outcome("rejected", rej.reason, rej.detail)
+            return Outcome("rejected", decoded.reason, decoded.detail)
+        rec, ts = decoded
         self.last_ts = ts
         etype = TYPE_OF[rec.__class__]
         try:
@@ -307,12 +318,13 @@ def replay_partitioned(
     for raw in lines:
         if not raw.strip():
             continue
+        decoded: tuple[Rec, float] | Rejection
         try:
-            rec, _ = decoder.decode(raw)
-            p = partition_of(key_of(rec), partitions)
-        except Rejection:
-            p = 0
-        engines[p].process(topic, offsets[p], raw)
+            decoded = decoder.decode(raw)
+            p = partition_of(key_of(decoded[0]), partitions)
+        except Rejection as rej:
+            decoded, p = rej, 0
+        engines[p].process(topic, offsets[p], raw, decoded)
         offsets[p] += 1
     latest = max(pe.max_ts for pe in engines.values())
     for pe in engines.values():

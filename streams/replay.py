@@ -16,19 +16,16 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import IO, Any
 
-import orjson
-
 from alerts.evaluator import Alert, AlertTimeline
 from alerts.rules import RulesConfig
 from alerts.stage import AlertStage
 from kpis.config import EngineConfig
-from kpis.decode import FAST_DECODE, NOT_FAST, REJECT_REASONS, Decoder, Rejection, iso
+from kpis.decode import REJECT_REASONS, Decoder, Rejection, iso
 from kpis.engine import Engine
 from kpis.events import SCHEMA_VERSION
 from kpis.interfaces import Tee
 from kpis.report import ReportSink, build_sections
 from kpis.scorecard import ScorecardTargets, benchmark, scorecard
-from kpis.wire import Rec
 from streams.importers.base import Importer, ImportStats, RowProblem
 from streams.kafka import KafkaSettings
 from streams.sources import Source, SourceStats, iter_lines
@@ -138,11 +135,7 @@ class Replay:
         stats = SourceStats(source.name)
         self.result.sources.append(stats)
         stream, size = source.open()
-        # The decoder's fast path, inlined: this loop runs once per event.
-        fast_decode = FAST_DECODE
-        rec: Rec
-        slow_decode = self.decoder.validate_slow
-        not_fast = NOT_FAST
+        decode_line = self.decoder.decode_line
         ingest = self.engine.ingest
         res = self.result
         name = source.name
@@ -154,18 +147,11 @@ class Replay:
                     self._reject(name, lineno, "oversized", f"over {self.max_line_bytes} bytes")
                     continue
                 try:
-                    try:
-                        rec = fast_decode(raw)
-                    except not_fast:
-                        if not raw.strip():
-                            blank += 1
-                            continue
-                        rec, ts = slow_decode(raw)
-                    else:
-                        if rec.case_id is None:
-                            rec.case_id = rec.contact_id
-                        ts = rec.ts.timestamp()
-                    ingest(rec, ts)
+                    got = decode_line(raw)
+                    if got is None:
+                        blank += 1
+                        continue
+                    ingest(*got)
                     accepted += 1
                 except Rejection as rej:
                     self._reject(name, lineno, rej.reason, rej.detail)
@@ -186,7 +172,7 @@ class Replay:
         imported = ImportStats(importer.name)
         stats = SourceStats(source.name, imported=imported)
         self.result.sources.append(stats)
-        decode = self.decoder.decode
+        decode = self.decoder.decode_mapping  # no JSON round trip
         ingest = self.engine.ingest
         name = source.name
         accepted = 0
@@ -197,7 +183,7 @@ class Replay:
                 self._reject(name, lineno, item.reason, item.detail)
                 continue
             try:
-                ingest(*decode(orjson.dumps(item)))
+                ingest(*decode(item))
                 accepted += 1
             except Rejection as rej:
                 self._reject(name, lineno, rej.reason, rej.detail)
