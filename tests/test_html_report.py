@@ -44,6 +44,7 @@ def test_html_is_deterministic_and_self_contained(tmp_path: Path) -> None:
     assert "loans.mortgage.rates" in text
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium missing")
 def test_charts_render_in_headless_chromium(tmp_path: Path) -> None:
     assert CHROMIUM is not None
