@@ -11,7 +11,9 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kpis.catalogue import require
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -34,12 +36,21 @@ class _Rule(BaseModel):
     summary: str = Field(description="Text of the alert; {labels} and {value} are filled in.")
 
 
+def _declared(names: Any) -> Any:
+    """Series a rule reads must be declared in the series catalogue (kpis/catalogue.py)."""
+    for name in (names,) if isinstance(names, str) else names:
+        require(name)  # ValueError naming the nearest declared series
+    return names
+
+
 class CountRule(_Rule):
     """Sum of an engine counter over a sliding window, per group, at or above a threshold."""
 
     kind: Literal["count"] = "count"
     series: str
     by: tuple[str, ...]
+
+    _series_declared = field_validator("series")(_declared)
     window_seconds: float = Field(gt=0)
     threshold: float = Field(gt=0)
 
@@ -52,6 +63,8 @@ class RatioRule(_Rule):
     numerator: tuple[str, ...]
     denominator: tuple[str, ...]
     by: tuple[str, ...]
+
+    _series_declared = field_validator("numerator", "denominator")(_declared)
     window_seconds: float = Field(gt=0)
     threshold: float = Field(ge=0, le=1)
     direction: Literal["above", "below"]
@@ -78,6 +91,8 @@ class SilenceRule(_Rule):
     kind: Literal["silence"] = "silence"
     series: str = "contacts"
     by: tuple[str, ...] = ("tenant", "channel")
+
+    _series_declared = field_validator("series")(_declared)
     window_seconds: float = Field(gt=0)
     baseline_windows: int = Field(6, ge=1)
     min_expected: float = Field(gt=0)

@@ -88,12 +88,17 @@ class Series:
     unit: str = ""  # "seconds" for durations; counts and gauges are plain numbers
     metric: str = ""  # the exported name without the cc_ prefix (default: the series name)
     const_labels: tuple[tuple[str, str], ...] = ()  # extra labels on that exported metric
+    metric_help: str = ""  # the exported metric's help, when several series share it
     report: bool = True  # a column of the report's rows (gauges: their peak)
     live: bool = False  # a column of /api/kpis rows
 
     @property
     def exported(self) -> str:
         return "cc_" + (self.metric or self.name)
+
+    @property
+    def exported_help(self) -> str:
+        return self.metric_help or self.help
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +121,10 @@ def _duration(name: str, family: Family, help: str, **kw: object) -> Series:
 
 
 def _breach(name: str, rule: str, help: str) -> Series:
-    return _count(name, IVR, help, metric="ivr_rule_breaches", const_labels=(("rule", rule),))
+    return _count(
+        name, IVR, help, metric="ivr_rule_breaches", const_labels=(("rule", rule),),
+        metric_help="KS S 1006 IVR rule breaches, by rule.",
+    )  # fmt: skip
 
 
 # The order of each family's counts and durations is the order of the report's columns.
@@ -133,6 +141,12 @@ SERIES: tuple[Series, ...] = (
         live=True,
     ),
     _count("abandoned", KPI, "Queued contacts abandoned by the customer.", live=True),
+    _count(
+        "abandoned_short",
+        KPI,
+        "Abandoned within short_abandon_seconds of queue entry (also counted as abandoned).",
+        live=True,
+    ),
     _count(
         "dropped",
         KPI,

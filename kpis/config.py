@@ -49,6 +49,12 @@ class EngineConfig(BaseModel):
         description="Per channel: answered within this many seconds counts as within service "
         "level. 20 s for real-time channels (SPEC); deferred channels use a published target.",
     )
+    short_abandon_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="An abandonment within this many seconds of queue entry is also counted as "
+        "short (a misdial or a customer who changed their mind, not a wait that was too long).",
+    )
     ivr_max_depth: int = Field(3, ge=1, description="KS S 1006 6.4.1: menus at most 3 levels.")
     greeting_target_seconds: float = Field(15.0, gt=0, description="Longest acceptable greeting.")
     callback_deadline_seconds: float = Field(DAY, gt=0, description="Callback within 24 h.")

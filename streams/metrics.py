@@ -46,7 +46,7 @@ def _family(name: str) -> tuple[str, tuple[str, ...], dict[str, str], str]:
     const = dict(s.const_labels)
     if s is DATA_QUALITY:
         const["kind"] = name[len(DQ_PREFIX) :]
-    return s.exported, s.family.labels, const, s.help
+    return s.exported, s.family.labels, const, s.exported_help
 
 
 class MetricsSink:

@@ -179,6 +179,8 @@ class ContactRules(Rule):
         if entered is None:
             return
         self.sink.count("abandoned", c.labels, ts)
+        if ts - entered <= self.config.short_abandon_seconds:
+            self.sink.count("abandoned_short", c.labels, ts)
         self.sink.observe("abandon_wait_seconds", c.labels, ts, ts - entered)
         self._leave_queue(c, ts)
 
