@@ -141,8 +141,15 @@ def test_ties_are_processed_in_a_fixed_order_whatever_the_arrival() -> None:
     for r in records(log):
         eng.ingest(*r)
     eng.finish()
-    # started, queued, then ended: the customer abandoned after 0 s; nothing unmatched
-    assert sink.names() == ["contacts", "cases_opened", "queued", "abandoned", "cases_open_at_end"]
+    # started, queued, then ended: the customer abandoned after 0 s (short); nothing unmatched
+    assert sink.names() == [
+        "contacts",
+        "cases_opened",
+        "queued",
+        "abandoned",
+        "abandoned_short",
+        "cases_open_at_end",
+    ]
 
 
 def test_closed_contacts_and_finalized_cases_are_evicted() -> None:
