@@ -23,11 +23,11 @@ CHILD = r"""
 import resource, sys, time
 from zoneinfo import ZoneInfo
 from kpis.config import EngineConfig
-from streams.importers import make_importer
-from streams.importers.base import ImportStats
-from streams.privacy import Pseudonymizer
+from streams.inputs.importers import make_importer
+from streams.inputs.files import ImportStats
+from streams.inputs.privacy import Pseudonymizer
 from streams.replay import Replay, Source
-from streams.sources import SourceStats
+from streams.inputs.files import SourceStats
 t = time.perf_counter()
 zone = ZoneInfo("Asia/Jerusalem")
 imp = make_importer("anonymous-bank", Pseudonymizer("bench"), zone)

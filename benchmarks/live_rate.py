@@ -36,9 +36,9 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cc_monitor.simulator import SimConfig, simulate
-from streams.app import WorkerSettings
-from streams.kafka import KafkaSettings, ensure_topics
-from streams.producer import produce_paths
+from streams.kafka.app import WorkerSettings
+from streams.kafka.producer import produce_paths
+from streams.kafka.settings import KafkaSettings, ensure_topics
 from tests.services import Worker, free_port, kafka_settings, tansu, wait_port
 
 
@@ -180,7 +180,7 @@ def _plan(kafka: KafkaSettings, lines: list[bytes]) -> Plan:
     take as little of it as it can."""
     from kpis.decode import Decoder
     from kpis.wire import TYPE_OF
-    from streams.kafka import topic_for
+    from streams.kafka.settings import topic_for
 
     decoder = Decoder()
     plan: Plan = []

@@ -22,16 +22,16 @@ from cc_monitor.render import render_markdown
 from cc_monitor.settings import Settings, load_settings
 from cc_monitor.simulator import SimConfig, lines
 from kpis.events import json_schema
-from streams.importers import (
+from streams.inputs.importers import (
     DEFAULT_SOURCE_ZONES,
     FORMATS,
     Importer,
     ImporterConfigError,
     make_importer,
 )
-from streams.kafka import KafkaSettings
-from streams.privacy import Pseudonymizer
-from streams.producer import ProduceStats, produce_paths, tail_queue_log
+from streams.inputs.privacy import Pseudonymizer
+from streams.kafka.producer import ProduceStats, produce_paths, tail_queue_log
+from streams.kafka.settings import KafkaSettings
 from streams.replay import replay_paths
 
 
@@ -146,8 +146,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run a live worker until interrupted (SIGINT / SIGTERM stop it cleanly)."""
     import faust
 
-    from streams.app import create_app
-    from streams.kafka import ensure_topics
+    from streams.kafka.app import create_app
+    from streams.kafka.settings import ensure_topics
 
     settings = _settings(args)
     kafka = _kafka(args, settings)
@@ -212,8 +212,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 def cmd_audit_archive(args: argparse.Namespace) -> int:
     """Archive event logs (as the live path archives what it consumes)."""
-    from streams.archive import ArchiveWriter
-    from streams.sources import Source, SourceStats, iter_lines
+    from streams.audit.archive import ArchiveWriter
+    from streams.inputs.files import Source, SourceStats, iter_lines
 
     writer = ArchiveWriter(Path(args.into))
     n = skipped = 0
@@ -234,7 +234,7 @@ def cmd_audit_archive(args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Check an archive's hash chain and segments: exit 1 naming what is wrong."""
-    from streams.archive import read_manifest, verify
+    from streams.audit.archive import read_manifest, verify
 
     problems = verify(Path(args.archive))
     for p in problems:
@@ -249,9 +249,9 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def cmd_audit_reconcile(args: argparse.Namespace) -> int:
     """Replay the archive and compare it with what the live system published: exit 1 naming
     every difference (docs/audit.md)."""
-    from streams.kafka import read_topics
-    from streams.readmodel import RedisReadModel
+    from streams.kafka.settings import read_topics
     from streams.reconcile import reconcile
+    from streams.sinks.readmodel import RedisReadModel
 
     root = Path(args.archive)
     if not root.is_dir():

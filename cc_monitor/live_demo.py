@@ -26,8 +26,8 @@ from pathlib import Path
 import orjson
 
 from cc_monitor.simulator import SimConfig, simulate
-from streams.kafka import KafkaSettings
-from streams.producer import EventProducer
+from streams.kafka.producer import EventProducer
+from streams.kafka.settings import KafkaSettings
 
 
 def free_port() -> int:

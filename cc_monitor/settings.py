@@ -20,8 +20,8 @@ from pydantic_settings import (
 
 from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
-from streams.app import WorkerSettings
-from streams.kafka import KafkaSettings
+from streams.kafka.app import WorkerSettings
+from streams.kafka.settings import KafkaSettings
 
 
 class Settings(BaseSettings):

@@ -3,14 +3,14 @@
 Input topics are keyed by ``case_id`` and share one partition count, so partition *p* of every
 input topic holds every event of the cases that hash to *p*, and whichever worker owns *p* sees
 all of them. Each partition gets its own :class:`kpis.engine.Engine` and
-:class:`streams.metrics.MetricsSink`; the KPI totals of a centre are the sums over partitions.
+:class:`streams.sinks.metrics.MetricsSink`; the KPI totals of a centre are the sums over partitions.
 
 Exactness across crashes (at-least-once delivery, nothing counted twice) rests on one
 invariant: **a checkpoint holds a partition's whole state together with the input offsets that
 state covers**, and input offsets are committed to Kafka only after a checkpoint covering them
 is durable. A worker that takes a partition over restores the latest checkpoint and skips
 records below its offsets; records after it are processed once, because they are not in the
-restored state. Nothing here touches Kafka or Faust: the worker (:mod:`streams.app`) moves the
+restored state. Nothing here touches Kafka or Faust: the worker (:mod:`streams.kafka.app`) moves the
 bytes, and :func:`replay_partitioned` drives the same class from a log, which is how a replay
 reproduces exactly what the live workers computed.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 import orjson
@@ -32,7 +33,8 @@ from kpis.decode import Decoder, Rejection
 from kpis.engine import Engine
 from kpis.interfaces import KpiSink, Labels, Tee
 from kpis.wire import TYPE_OF, Rec
-from streams.metrics import MetricsSink
+from streams.sinks.metrics import MetricsSink
+from streams.sinks.readmodel import DOC_VERSION, finite
 
 CHECKPOINT_VERSION = 1
 UNSEEN_TOPIC_GRACE = 10_000
@@ -79,7 +81,7 @@ class PartitionEngine:
     decoder: Decoder = field(default_factory=Decoder)
     processed: int = 0
     # Live: the input topics feeding this partition. The watermark then follows the slowest
-    # of them that still has records to read (see streams.live); None: events move it.
+    # of them that still has records to read (see streams.kafka.worker); None: events move it.
     inputs: tuple[str, ...] | None = None
     topic_max: dict[str, float] = field(default_factory=dict)
     idle: set[str] = field(default_factory=set)
@@ -176,7 +178,8 @@ class PartitionEngine:
         appended since can be older than what the other topics reached meanwhile; so a topic
         holds the watermark at its latest event time, or, if it has delivered nothing yet,
         holds it back entirely. (On real-time input the wall clock moves the watermark past a
-        quiet topic; see streams.live.) Only a topic that has never delivered a record and is
+        quiet topic; see streams.kafka.worker.) Only a topic that has never delivered a record
+        and is
         empty at the broker (``idle``) stops holding it back once this partition has read
         :data:`UNSEEN_TOPIC_GRACE` records from the others, so that a topic nobody writes to
         (a centre without chats) cannot make the reorder buffer grow without bound.
@@ -256,6 +259,34 @@ class PartitionEngine:
         if pe.recorder is not None and doc.get("alerts") is not None:
             pe.recorder.restore(doc["alerts"])
         return pe
+
+
+def partition_doc(pe: PartitionEngine) -> dict[str, Any]:
+    """The published state of one partition (plain JSON): what the read model
+    (:func:`streams.sinks.readmodel.kpi_view`) and ``audit reconcile`` read."""
+    m = pe.metrics
+    return {
+        "version": DOC_VERSION,
+        "partition": pe.partition,
+        "watermark": finite(pe.engine.watermark),
+        "max_ts": finite(pe.engine.max_ts),
+        # the input offsets this state covers (audit reconcile replays the archive up to them)
+        "offsets": dict(sorted(pe.offsets.items())),
+        "counters": [[n, list(lb), v] for (n, lb), v in sorted(m.counters.items())],
+        "histograms": [
+            [n, list(lb), sum(h[:-1]), h[-1]] for (n, lb), h in sorted(m.histograms.items())
+        ],
+        "waiting": [[list(lb), n, age] for lb, (n, age) in sorted(pe.waiting_now().items())],
+        "provisional": [[list(lb), *v] for lb, v in sorted(pe.engine.provisional().items())],
+        # alert intervals not yet evaluated by the centre's stage, and how far this partition
+        # has passed (alerts.stage); None without rules
+        "alerts": None
+        if pe.recorder is None
+        else {
+            "passed": finite(pe.alert_progress()),
+            "intervals": [i.frozen() for i in pe.recorder.closed],
+        },
+    }
 
 
 # --- chunking: a checkpoint can exceed one Kafka message (1 MB by default) --------------------

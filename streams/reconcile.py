@@ -34,17 +34,15 @@ import orjson
 from alerts.evaluator import AlertEvent
 from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
-from streams.archive import (
+from streams.audit.archive import (
     TOPICS,
     archived_records,
     event_time,
     read_manifest,
     sub_archives,
 )
-from streams.partitioned import PartitionEngine
-from streams.readmodel import partition_doc
-from streams.replay import Replay
-from streams.sources import Source
+from streams.partitioned import PartitionEngine, partition_doc
+from streams.replay import Replay, Source
 
 RECONCILE_VERSION = 1
 DEFAULT_LOOKBACK_SECONDS = 86400.0

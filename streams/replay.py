@@ -9,11 +9,13 @@ timeline) differ.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from pathlib import Path
 from typing import IO, Any
 
 from alerts.evaluator import Alert, AlertTimeline
@@ -26,9 +28,36 @@ from kpis.events import SCHEMA_VERSION
 from kpis.interfaces import Tee
 from kpis.report import ReportSink, build_sections
 from kpis.scorecard import ScorecardTargets, benchmark, scorecard
-from streams.importers.base import Importer, ImportStats, RowProblem
-from streams.kafka import KafkaSettings
-from streams.sources import Source, SourceStats, iter_lines
+from streams.audit.archive import archive_lines
+from streams.inputs.files import ImportStats, SourceStats, iter_lines
+from streams.inputs.files import Source as FileSource
+from streams.inputs.importers.base import Importer, RowProblem
+from streams.inputs.lines import LineStream
+from streams.kafka.settings import KafkaSettings, read_range
+
+
+@dataclass(frozen=True)
+class Source(FileSource):
+    """An input of a replay: a file or ``-`` (:class:`streams.inputs.files.Source`), an event
+    archive directory (:mod:`streams.audit.archive`) or ``kafka:`` (the input topics,
+    read-only), the last two read for the event-time range ``[start, end)``."""
+
+    start: float | None = None
+    end: float | None = None
+    kafka: KafkaSettings | None = None  # for "kafka:": the input topics of this Kafka
+
+    def open(self) -> tuple[IO[bytes], int | None]:
+        if self.name == "kafka:":
+            import asyncio
+
+            settings = self.kafka if self.kafka is not None else KafkaSettings()
+            records = asyncio.run(read_range(settings, self.start, self.end))
+            return LineStream(iter(records)), None  # type: ignore[return-value]
+        if os.path.isdir(self.name):
+            lines = archive_lines(Path(self.name), self.start, self.end)
+            return LineStream(lines), None  # type: ignore[return-value]
+        return super().open()
+
 
 REPORT_VERSION = 1
 
@@ -131,7 +160,7 @@ class Replay:
         if len(res.rejected) < self.rejected_listing_limit:
             res.rejected.append(RejectedLine(source, line, reason, detail))
 
-    def feed(self, source: Source, progress: Progress | None = None) -> None:
+    def feed(self, source: FileSource, progress: Progress | None = None) -> None:
         stats = SourceStats(source.name)
         self.result.sources.append(stats)
         stream, size = source.open()
@@ -166,7 +195,7 @@ class Replay:
         res.accepted += accepted
 
     def feed_import(
-        self, source: Source, importer: Importer, progress: Progress | None = None
+        self, source: FileSource, importer: Importer, progress: Progress | None = None
     ) -> None:
         """Feed a source in an external format, through the same decoder as canonical lines."""
         imported = ImportStats(importer.name)
@@ -194,7 +223,7 @@ class Replay:
 
     def run(
         self,
-        sources: Sequence[Source],
+        sources: Sequence[FileSource],
         show_progress: bool = False,
         importer: Importer | None = None,
     ) -> dict[str, Any]:

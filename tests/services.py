@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from cc_monitor.live_demo import free_port, wait_port
-from streams.kafka import KafkaSettings, Topics
+from streams.kafka.settings import KafkaSettings, Topics
 
 __all__ = ["free_port", "wait_port"]
 

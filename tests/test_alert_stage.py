@@ -15,9 +15,9 @@ from alerts.stage import AlertStage, Interval
 from cc_monitor.simulator import SimConfig, simulate
 from kpis.config import EngineConfig
 from kpis.decode import Decoder, Rejection
+from streams.inputs.files import Source
 from streams.partitioned import PartitionEngine, key_of, partition_of
 from streams.replay import Replay
-from streams.sources import Source
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ import orjson
 import pytest
 
 from kpis.config import EngineConfig
-from streams.importers import make_importer
-from streams.importers.anonymous_bank import FIELDS, AnonymousBank
-from streams.privacy import Pseudonymizer
+from streams.inputs.importers import make_importer
+from streams.inputs.importers.anonymous_bank import FIELDS, AnonymousBank
+from streams.inputs.privacy import Pseudonymizer
 from streams.replay import Replay, Source
 from tests.helpers import ivr_row, row
 
@@ -187,8 +187,7 @@ def test_customer_ids_are_pseudonymized(tmp_path: Path) -> None:
     path = tsv(tmp_path, line(3, "HANG", "9:00:00", "9:00:05", "9:00:05", "9:00:50",
                               customer="23317894"))  # fmt: skip
     importer = make_importer("anonymous-bank", Pseudonymizer("k1"), ZONE)
-    from streams.importers.base import ImportStats
-    from streams.sources import SourceStats
+    from streams.inputs.files import ImportStats, SourceStats
 
     assert importer is not None
     events = [e for _, e in importer.events(Source(str(path)), SourceStats("x"),

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from cc_monitor.cli import main
 from cc_monitor.simulator import SimConfig, simulate
 from kpis.config import EngineConfig
-from streams.archive import (
+from streams.audit.archive import (
     ArchiveWriter,
     LiveArchive,
     archived_records,
@@ -27,10 +27,10 @@ from streams.archive import (
     sub_archives,
     verify,
 )
-from streams.live import LiveRuntime, MemoryCheckpoints
-from streams.partitioned import replay_partitioned
-from streams.readmodel import kpi_view, partition_doc
+from streams.kafka.worker import LiveRuntime, MemoryCheckpoints
+from streams.partitioned import partition_doc, replay_partitioned
 from streams.replay import Replay, Source
+from streams.sinks.readmodel import kpi_view
 from tests.helpers import without_input
 from tests.test_live import INPUTS, Clock, Consumer, records_by_tp
 

@@ -13,9 +13,9 @@ from kpis import catalogue
 from kpis.catalogue import IVR, KPI, SERIES, SYSTEM, label_names, lookup, names, require
 from kpis.config import EngineConfig
 from kpis.report import COUNTS, DURATIONS
-from streams.metrics import MetricsCollector
-from streams.partitioned import PartitionEngine
-from streams.readmodel import kpi_view, partition_doc
+from streams.partitioned import PartitionEngine, partition_doc
+from streams.sinks.metrics import MetricsCollector
+from streams.sinks.readmodel import kpi_view
 from tests.helpers import Log, replay_log, row
 
 

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from kpis.config import EngineConfig
-from streams.importers import make_importer
-from streams.privacy import Pseudonymizer
+from streams.inputs.importers import make_importer
+from streams.inputs.privacy import Pseudonymizer
 from streams.replay import Replay, Source
 from tests.helpers import row
 

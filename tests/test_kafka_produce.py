@@ -13,10 +13,10 @@ import orjson
 import pytest
 
 from cc_monitor.simulator import SimConfig, simulate
-from streams.importers import make_importer
-from streams.kafka import KafkaSettings
-from streams.privacy import Pseudonymizer
-from streams.producer import produce_paths, tail_queue_log
+from streams.inputs.importers import make_importer
+from streams.inputs.privacy import Pseudonymizer
+from streams.kafka.producer import produce_paths, tail_queue_log
+from streams.kafka.settings import KafkaSettings
 
 from .services import kafka_settings, tansu
 
@@ -89,7 +89,7 @@ def test_produce_routes_keys_and_dead_letters(broker: str, tmp_path: Path) -> No
 def test_produce_an_import_format(broker: str, tmp_path: Path) -> None:
     settings = settings_for(broker, "p2")
     path = tmp_path / "calls.tsv"
-    from streams.importers.anonymous_bank import FIELDS
+    from streams.inputs.importers.anonymous_bank import FIELDS
 
     header = "\t".join(FIELDS)
     path.write_text(header + "\n"
@@ -143,7 +143,7 @@ def test_replaying_a_topic_range_equals_replaying_the_archive_of_it(
     from zoneinfo import ZoneInfo
 
     from kpis.config import EngineConfig
-    from streams.archive import ArchiveWriter
+    from streams.audit.archive import ArchiveWriter
     from streams.replay import Replay, Source
     from tests.helpers import without_input
 

@@ -21,18 +21,19 @@ from kpis.config import EngineConfig
 from kpis.decode import Decoder
 from kpis.engine import Engine
 from kpis.report import COUNTS, DURATIONS
-from streams.kafka import Topics, topic_for
-from streams.live import LiveRuntime, MemoryCheckpoints, load_checkpoint
-from streams.metrics import MetricsSink
+from streams.kafka.settings import Topics, topic_for
+from streams.kafka.worker import LiveRuntime, MemoryCheckpoints, load_checkpoint
 from streams.partitioned import (
     PartitionEngine,
     key_of,
     merged,
+    partition_doc,
     partition_of,
     replay_partitioned,
 )
-from streams.readmodel import MemoryReadModel, kpi_view, partition_doc
 from streams.replay import Replay, Source
+from streams.sinks.metrics import MetricsSink
+from streams.sinks.readmodel import MemoryReadModel, kpi_view
 
 TOPICS = Topics()
 INPUTS = TOPICS.inputs()
@@ -259,7 +260,7 @@ def _write(lines: tuple[bytes, ...]) -> str:
 def test_checkpoints_are_chunked_and_old_generations_dropped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import streams.live as live
+    import streams.kafka.worker as live
 
     monkeypatch.setattr(live, "CHUNK_BYTES", 4096)
     store = MemoryCheckpoints()

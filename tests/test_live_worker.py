@@ -23,13 +23,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from cc_monitor.simulator import SimConfig, simulate
 from kpis.config import EngineConfig
 from kpis.report import COUNTS, DURATIONS
-from streams.archive import archived_records, sub_archives, verify
-from streams.kafka import KafkaSettings, read_topics
-from streams.metrics import MetricsCollector
-from streams.partitioned import replay_partitioned
-from streams.producer import produce_paths
-from streams.readmodel import kpi_view, partition_doc
+from streams.audit.archive import archived_records, sub_archives, verify
+from streams.kafka.producer import produce_paths
+from streams.kafka.settings import KafkaSettings, read_topics
+from streams.partitioned import partition_doc, replay_partitioned
 from streams.replay import Replay, Source, replay_paths
+from streams.sinks.metrics import MetricsCollector
+from streams.sinks.readmodel import kpi_view
 
 from .helpers import without_input
 from .services import REDIS, Redis, Worker, free_port, kafka_settings, tansu

@@ -19,7 +19,7 @@ from kpis.engine import Engine
 from kpis.interfaces import Tee
 from kpis.report import COUNTS, DURATIONS, ReportSink, build_sections
 from kpis.wire import Rec
-from streams.metrics import MetricsCollector, MetricsSink
+from streams.sinks.metrics import MetricsCollector, MetricsSink
 
 ALLOWED_LABELS = {"tenant", "channel", "queue", "flow", "menu", "component", "rule", "kind", "le"}
 
@@ -155,7 +155,7 @@ def test_a_snapshot_of_live_objects_encodes_to_the_plain_snapshot() -> None:
 
 
 def test_record_stats_export_counts_and_a_cumulative_latency_histogram() -> None:
-    from streams.metrics import RecordStats
+    from streams.sinks.metrics import RecordStats
 
     reg = CollectorRegistry()
     stats = RecordStats(buckets=(0.1, 1.0))

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kpis.config import EngineConfig
-from streams.importers import make_importer
-from streams.privacy import Pseudonymizer
+from streams.inputs.importers import make_importer
+from streams.inputs.privacy import Pseudonymizer
 from streams.replay import Replay, Source
 from tests.helpers import ivr_row, row
 

@@ -15,10 +15,10 @@ from prometheus_client import CollectorRegistry
 
 from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
-from streams.archive import LiveArchive
-from streams.live import LiveRuntime, MemoryCheckpoints
-from streams.readmodel import MemoryReadModel
+from streams.audit.archive import LiveArchive
+from streams.kafka.worker import LiveRuntime, MemoryCheckpoints
 from streams.reconcile import Reconciliation, compare_alerts, reconcile, transition_time
+from streams.sinks.readmodel import MemoryReadModel
 from tests.test_archive import day, kill
 from tests.test_live import INPUTS, Clock, Consumer, Notified, records_by_tp
 

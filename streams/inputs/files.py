@@ -9,13 +9,8 @@ import io
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from streams.importers.base import ImportStats
-    from streams.kafka import KafkaSettings
+from dataclasses import dataclass, field
+from typing import IO, Any
 
 CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
@@ -23,32 +18,13 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 @dataclass(frozen=True)
 class Source:
-    """One input: a file path (plain or gzip, detected by content) or ``-`` for standard input."""
+    """One input: a file path (plain or gzip, detected by content) or ``-`` for standard input.
+    (The replay driver's :class:`streams.replay.Source` adds archives and Kafka ranges.)"""
 
     name: str
 
-    start: float | None = None  # for an archive or Kafka: the time range to read
-    end: float | None = None
-    kafka: KafkaSettings | None = None  # for the name "kafka:": the input topics of this Kafka
-
     def open(self) -> tuple[IO[bytes], int | None]:
-        """The decompressed byte stream and, for a plain file, its size (for progress). A
-        directory is an event archive (streams/archive.py), ``kafka:`` the input topics
-        (streams/kafka.py, read-only), each read for ``[start, end)``."""
-        if self.name == "kafka:":
-            import asyncio
-
-            from streams.archive import LineStream
-            from streams.kafka import KafkaSettings, read_range
-
-            settings = self.kafka if self.kafka is not None else KafkaSettings()
-            records = asyncio.run(read_range(settings, self.start, self.end))
-            return LineStream(iter(records)), None  # type: ignore[return-value]
-        if os.path.isdir(self.name):
-            from streams.archive import LineStream, archive_lines
-
-            lines = archive_lines(Path(self.name), self.start, self.end)
-            return LineStream(lines), None  # type: ignore[return-value]
+        """The decompressed byte stream and, for a plain file, its size (for progress)."""
         if self.name == "-":
             raw: IO[bytes] = sys.stdin.buffer
             size = None
@@ -59,6 +35,32 @@ class Source:
         if head == GZIP_MAGIC:
             return gzip.GzipFile(fileobj=raw, mode="rb"), None  # type: ignore[return-value]
         return raw, size
+
+
+@dataclass
+class ImportStats:
+    """What an importer made of a source: records read, events made, rows skipped and why."""
+
+    format: str
+    records: int = 0
+    events: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    warnings: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, why: str) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + 1
+
+    def warn(self, what: str) -> None:
+        self.warnings[what] = self.warnings.get(what, 0) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "records": self.records,
+            "events": self.events,
+            "skipped": dict(sorted(self.skipped.items())),
+            "warnings": dict(sorted(self.warnings.items())),
+        }
 
 
 @dataclass

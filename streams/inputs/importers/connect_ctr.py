@@ -28,8 +28,8 @@ from typing import Any
 
 import orjson
 
-from streams.importers.base import ImportStats, RowProblem, Timeline
-from streams.sources import Source, SourceStats, scan_lines
+from streams.inputs.files import ImportStats, Source, SourceStats, scan_lines
+from streams.inputs.importers.base import RowProblem, Timeline
 
 CHANNELS = {"VOICE": "voice", "CHAT": "chat", "EMAIL": "email"}
 INITIATION = {

@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.importers.base import ImportStats, RowProblem
-from streams.sources import Source, SourceStats, scan_lines
+from streams.inputs.files import ImportStats, Source, SourceStats, scan_lines
+from streams.inputs.importers.base import RowProblem
 
 AGENT_STATES = {
     "AGENTLOGIN": "available",

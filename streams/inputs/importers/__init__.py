@@ -6,12 +6,13 @@ from datetime import tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from streams.importers.anonymous_bank import AnonymousBank
-from streams.importers.base import Importer, ImportStats, RowProblem
-from streams.importers.cdr import Cdr, CdrMapping
-from streams.importers.connect_ctr import ConnectCtr
-from streams.importers.queue_log import QueueLog
-from streams.privacy import Pseudonymizer
+from streams.inputs.files import ImportStats
+from streams.inputs.importers.anonymous_bank import AnonymousBank
+from streams.inputs.importers.base import Importer, RowProblem
+from streams.inputs.importers.cdr import Cdr, CdrMapping
+from streams.inputs.importers.connect_ctr import ConnectCtr
+from streams.inputs.importers.queue_log import QueueLog
+from streams.inputs.privacy import Pseudonymizer
 
 
 class ImporterConfigError(Exception):

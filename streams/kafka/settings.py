@@ -157,12 +157,12 @@ async def read_range(
     """The input topics' events with event time in ``[start, end)``, merged by event time.
 
     Read-only (:func:`read_topics`). Each topic-partition is in consumption order; the merge
-    keeps that order and interleaves them by event time (:func:`streams.archive.in_time_order`,
-    as a replay of a live archive does), so the engine sees what a worker owning all of them
-    would.
+    keeps that order and interleaves them by event time (as a replay of a live archive does:
+    :func:`streams.inputs.lines.in_time_order`), so the engine sees what a worker owning all of
+    them would.
     """
     from kpis.decode import event_meta
-    from streams.archive import merge_timed, one_line, timed
+    from streams.inputs.lines import merge_timed, one_line, timed
 
     def keep(value: bytes) -> tuple[float, bytes] | None:
         line = one_line(value)

@@ -29,9 +29,9 @@ from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from streams.importers.base import ImportStats, InOrder, RowProblem, Timeline
-from streams.privacy import Pseudonymizer
-from streams.sources import CHUNK, Source, SourceStats, scan_lines
+from streams.inputs.files import CHUNK, ImportStats, Source, SourceStats, scan_lines
+from streams.inputs.importers.base import InOrder, RowProblem, Timeline
+from streams.inputs.privacy import Pseudonymizer
 
 FIELDS = (
     "vru+line", "call_id", "customer_id", "priority", "type", "date", "vru_entry", "vru_exit",

@@ -25,21 +25,19 @@ import contextlib
 import fcntl
 import gzip
 import hashlib
-import heapq
 import json
-import math
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from kpis.decode import event_meta
+from streams.inputs.lines import filtered, in_time_order, one_line
 
 GENESIS = "0" * 64
 
@@ -64,18 +62,6 @@ def read_manifest(root: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def one_line(raw: bytes) -> bytes:
-    """A record as one archive line. A Kafka record may hold newlines (pretty-printed JSON):
-    valid JSON is re-serialized compactly (the same event), anything else has its newlines
-    escaped (it was not an event either way)."""
-    if b"\n" not in raw:
-        return raw
-    try:
-        return orjson.dumps(orjson.loads(raw))
-    except orjson.JSONDecodeError:
-        return raw.replace(b"\n", b"\\n")
 
 
 HOUR = 3600.0
@@ -373,51 +359,12 @@ def archive_lines(
 
     A file archive: its sealed segments, in archive order. A live archive: each
     topic-partition's sealed segments and the complete lines of its open one, merged by event
-    time as :func:`streams.kafka.read_range` merges the topics' partitions, so the two give
+    time as :func:`streams.kafka.settings.read_range` merges the topics' partitions, so the two give
     the same replay."""
     if not (root / TOPICS).is_dir():
-        return _filtered(_segment_lines(root, start, end), start, end)
+        return filtered(_segment_lines(root, start, end), start, end)
     streams = [_segment_lines(sub, start, end, open_too=True) for _, _, sub in sub_archives(root)]
     return in_time_order(streams, start, end)
-
-
-def in_range(raw: bytes, start: float | None, end: float | None) -> bool:
-    """Whether a line's event time is in ``[start, end)`` (a line without one: kept)."""
-    if start is None and end is None:
-        return True
-    _, ts = event_meta(raw)
-    return ts is None or ((start is None or ts >= start) and (end is None or ts < end))
-
-
-def _filtered(lines: Iterator[bytes], start: float | None, end: float | None) -> Iterator[bytes]:
-    return (line for line in lines if in_range(line, start, end))
-
-
-def in_time_order(
-    streams: Iterable[Iterable[bytes]], start: float | None = None, end: float | None = None
-) -> Iterator[bytes]:
-    """Streams (each in its own order, e.g. one topic-partition) merged by event time, keeping
-    only events in ``[start, end)``; a line without a readable time sorts as the earliest
-    where it stands in its stream."""
-
-    def keyed(stream: Iterable[bytes]) -> Iterator[tuple[float, bytes]]:
-        for raw in stream:
-            ts = event_meta(raw)[1]
-            if ts is None or ((start is None or ts >= start) and (end is None or ts < end)):
-                yield timed(ts, raw)
-
-    return merge_timed(keyed(s) for s in streams)
-
-
-def timed(ts: float | None, raw: bytes) -> tuple[float, bytes]:
-    """A line keyed for :func:`merge_timed` (a line without a time sorts as the earliest)."""
-    return (-math.inf if ts is None else ts, raw)
-
-
-def merge_timed(streams: Iterable[Iterable[tuple[float, bytes]]]) -> Iterator[bytes]:
-    """Streams of keyed lines (:func:`timed`), each in its own order, merged by time."""
-    for _, raw in heapq.merge(*streams, key=itemgetter(0)):
-        yield raw
 
 
 def _segment_lines(
@@ -566,29 +513,3 @@ class LiveArchive:
     def close(self) -> None:
         for p in sorted({p for _, p in self.writers}):
             self.release(p)
-
-
-class LineStream:
-    """A read()-able stream over lines (for the replay driver's chunked reader)."""
-
-    def __init__(self, lines: Iterator[bytes]) -> None:
-        self._lines = lines
-        self._buf = b""
-
-    def read(self, n: int = -1) -> bytes:
-        parts = [self._buf]
-        size = len(self._buf)
-        for line in self._lines:
-            parts.append(line + b"\n")
-            size += len(line) + 1
-            if 0 <= n <= size:
-                break
-        data = b"".join(parts)
-        if n < 0:
-            self._buf = b""
-            return data
-        self._buf = data[n:]
-        return data[:n]
-
-    def close(self) -> None:
-        return None

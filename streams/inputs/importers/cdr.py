@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from streams.importers.base import ImportStats, InOrder, RowProblem, Timeline
-from streams.privacy import Pseudonymizer
-from streams.sources import Source, SourceStats, scan_lines
+from streams.inputs.files import ImportStats, Source, SourceStats, scan_lines
+from streams.inputs.importers.base import InOrder, RowProblem, Timeline
+from streams.inputs.privacy import Pseudonymizer
 
 Outcome = Literal["answered", "abandoned", "system", "self_served", "skip"]
 

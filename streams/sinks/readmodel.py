@@ -23,40 +23,12 @@ import orjson
 
 from kpis.catalogue import KPI, names, ratio_values
 from kpis.interfaces import Labels
-from streams.partitioned import PartitionEngine
 
 DOC_VERSION = 1
 KEY_PREFIX = "cc-monitor:kpis:partition:"
 
 
-def partition_doc(pe: PartitionEngine) -> dict[str, Any]:
-    """The published state of one partition (plain JSON)."""
-    m = pe.metrics
-    return {
-        "version": DOC_VERSION,
-        "partition": pe.partition,
-        "watermark": _finite(pe.engine.watermark),
-        "max_ts": _finite(pe.engine.max_ts),
-        # the input offsets this state covers (audit reconcile replays the archive up to them)
-        "offsets": dict(sorted(pe.offsets.items())),
-        "counters": [[n, list(lb), v] for (n, lb), v in sorted(m.counters.items())],
-        "histograms": [
-            [n, list(lb), sum(h[:-1]), h[-1]] for (n, lb), h in sorted(m.histograms.items())
-        ],
-        "waiting": [[list(lb), n, age] for lb, (n, age) in sorted(pe.waiting_now().items())],
-        "provisional": [[list(lb), *v] for lb, v in sorted(pe.engine.provisional().items())],
-        # alert intervals not yet evaluated by the centre's stage, and how far this partition
-        # has passed (alerts.stage); None without rules
-        "alerts": None
-        if pe.recorder is None
-        else {
-            "passed": _finite(pe.alert_progress()),
-            "intervals": [i.frozen() for i in pe.recorder.closed],
-        },
-    }
-
-
-def _finite(x: float) -> float | None:
+def finite(x: float) -> float | None:
     return x if x not in (float("inf"), float("-inf")) else None
 
 

@@ -2,7 +2,7 @@
 
 :class:`LiveRuntime` owns the per-partition engines of the partitions assigned to this worker,
 decides when to checkpoint, which input offsets may be committed, what goes to the dead-letter
-topic, and what the pipeline metrics say. :mod:`streams.app` connects it to Faust (agents,
+topic, and what the pipeline metrics say. :mod:`streams.kafka.app` connects it to Faust (agents,
 tables, timers, web views); tests drive it directly with in-memory stores.
 
 Invariants:
@@ -40,10 +40,18 @@ from alerts.stage import AlertStage
 from kpis.clock import TimePolicy
 from kpis.config import EngineConfig
 from kpis.decode import REJECT_REASONS
-from streams.archive import LiveArchive
-from streams.metrics import MetricsCollector, Part, RecordStats
-from streams.partitioned import CHUNK_BYTES, Head, Outcome, PartitionEngine, head_key, split
-from streams.readmodel import MemoryReadModel, ReadModelStore, kpi_view, partition_doc
+from streams.audit.archive import LiveArchive
+from streams.partitioned import (
+    CHUNK_BYTES,
+    Head,
+    Outcome,
+    PartitionEngine,
+    head_key,
+    partition_doc,
+    split,
+)
+from streams.sinks.metrics import MetricsCollector, Part, RecordStats
+from streams.sinks.readmodel import MemoryReadModel, ReadModelStore, kpi_view
 
 log = logging.getLogger("cc_monitor.worker")
 ARCHIVE_RETRY_SECONDS = 5.0  # after an archive write failure, before writing again
@@ -242,7 +250,7 @@ class LiveRuntime:
         self.evaluated_to: float | None = None
         self._alert_events: list[AlertEvent] = []
         self._set_firing([])
-        # The event archive (streams.archive): every record this worker processes, written
+        # The event archive (streams.audit.archive): every record this worker processes, written
         # before it is acknowledged and on disk before the checkpoint that acknowledges it.
         self.archive = archive
         self.archive_retention = archive_retention_seconds

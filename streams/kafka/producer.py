@@ -20,9 +20,9 @@ import orjson
 
 from kpis.decode import Decoder, Rejection
 from kpis.wire import TYPE_OF
-from streams.importers.base import Importer, ImportStats, RowProblem
-from streams.kafka import KafkaSettings, ensure_topics, topic_for
-from streams.sources import Source, SourceStats, iter_lines
+from streams.inputs.files import ImportStats, Source, SourceStats, iter_lines
+from streams.inputs.importers.base import Importer, RowProblem
+from streams.kafka.settings import KafkaSettings, ensure_topics, topic_for
 
 
 @dataclass
@@ -176,7 +176,7 @@ async def tail_queue_log(
     poll: float = 0.2,
 ) -> ProduceStats:
     """Convert a live Asterisk queue_log into events and publish them as lines arrive."""
-    from streams.importers.queue_log import QueueLog
+    from streams.inputs.importers.queue_log import QueueLog
 
     producer = EventProducer(settings)
     await producer.start()

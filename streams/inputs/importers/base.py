@@ -1,14 +1,15 @@
-"""What every importer shares: its statistics and how it reports a row it cannot use."""
+"""What every importer shares: how it reports a row it cannot use, its interface, and the
+ordering of the events it builds (:class:`ImportStats` lives with the sources' statistics)."""
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from streams.sources import Source, SourceStats
+from streams.inputs.files import ImportStats, Source, SourceStats
 
 
 @dataclass(frozen=True)
@@ -17,30 +18,6 @@ class RowProblem:
 
     reason: str
     detail: str
-
-
-@dataclass
-class ImportStats:
-    format: str
-    records: int = 0
-    events: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    warnings: dict[str, int] = field(default_factory=dict)
-
-    def skip(self, why: str) -> None:
-        self.skipped[why] = self.skipped.get(why, 0) + 1
-
-    def warn(self, what: str) -> None:
-        self.warnings[what] = self.warnings.get(what, 0) + 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": self.format,
-            "records": self.records,
-            "events": self.events,
-            "skipped": dict(sorted(self.skipped.items())),
-            "warnings": dict(sorted(self.warnings.items())),
-        }
 
 
 class Importer(Protocol):

@@ -2,12 +2,12 @@
 
 One agent consumes the three input topics (keyed by ``case_id``, same partition count, so
 Faust's assignor gives partition *p* of all three to the same worker) and hands every record to
-:class:`streams.live.LiveRuntime`, which runs one engine per partition. Checkpoints (state plus
-the offsets it covers) live in a changelogged Faust table; records are acknowledged, so their
-offsets committed, only once a checkpoint covers them. Rejected records go to the dead-letter
-topic with their reason in headers. A one-second timer publishes the read model, moves quiet
-partitions' time and checkpoints. The worker's web server serves ``/metrics``, ``/api/kpis``
-and ``/health``.
+:class:`streams.kafka.worker.LiveRuntime`, which runs one engine per partition. Checkpoints
+(state plus the offsets it covers) live in a changelogged Faust table; records are
+acknowledged, so their offsets committed, only once a checkpoint covers them. Rejected records
+go to the dead-letter topic with their reason in headers. A one-second timer publishes the read
+model, moves quiet partitions' time and checkpoints. The worker's web server serves
+``/metrics``, ``/api/kpis`` and ``/health``.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from alerts.delivery import AlertmanagerReceiver, Dispatcher, Receiver, WebhookR
 from alerts.evaluator import AlertEvent
 from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
-from streams.archive import LiveArchive
-from streams.kafka import KafkaSettings
-from streams.live import LiveRuntime
+from streams.audit.archive import LiveArchive
+from streams.kafka.settings import KafkaSettings
+from streams.kafka.worker import LiveRuntime
 from streams.partitioned import Outcome
-from streams.readmodel import MemoryReadModel, ReadModelStore, RedisReadModel
+from streams.sinks.readmodel import MemoryReadModel, ReadModelStore, RedisReadModel
 
 log = logging.getLogger("cc_monitor.worker")
 
