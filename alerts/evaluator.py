@@ -18,7 +18,7 @@ import hashlib
 import math
 import operator
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import chain
 from typing import Any, Literal, Protocol, cast
@@ -216,6 +216,38 @@ class AlertLogic:
             for group in sorted(groups):
                 cond, value, names = results.get(group, (False, 0.0, ()))
                 self._lifecycle(name, rule, group, names, cond, value, at)
+
+    def steady(self) -> bool:
+        """Whether an evaluation with nothing added would change nothing but firing alerts'
+        values: no alert pending or clearing (their timers run on ticks), and every window
+        left (those of firing alerts) full and empty, so sliding it keeps it as it is. Then
+        further empty ticks change nothing, except where a queue's oldest wait crosses a
+        threshold (:meth:`wait_conditions`); the alert stage jumps over them."""
+        if self._since or self._clear:
+            return False
+        plans = self._plans
+        for name, groups in self._windows.items():
+            if not groups:
+                continue
+            length = plans[name].length
+            for w in groups.values():
+                if w.cur0 or w.cur1 or w.s0 or w.s1 or w.recent or len(w.hist) < length:
+                    return False
+        return True
+
+    def wait_conditions(
+        self, view: Mapping[Labels, tuple[int, float]]
+    ) -> frozenset[tuple[str, Labels]]:
+        """The oldest-wait rules' groups whose condition holds for the queue ``view``."""
+        held: set[tuple[str, Labels]] = set()
+        for name, rule in self._rules:
+            if isinstance(rule, OldestWaitRule):
+                for labels, (_, age) in view.items():
+                    if age >= rule.threshold_seconds and (
+                        rule.channels is None or labels[1] in rule.channels
+                    ):
+                        held.add((name, labels))
+        return frozenset(held)
 
     def _windowed(self, name: str) -> dict[Labels, tuple[bool, float, tuple[str, ...]]]:
         windows = self._windows[name]

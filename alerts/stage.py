@@ -23,7 +23,7 @@ the stage takes once (by partition and ``B``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,11 @@ class Interval:
     evidence: list[tuple[float, str, Labels, str]] = field(default_factory=list)
     status: list[tuple[float, Labels, float]] = field(default_factory=list)
     waiting: dict[Labels, tuple[int, float]] = field(default_factory=dict)
+    # A quiet run: every tick after ``quiet_after`` up to ``at`` passed with nothing processed
+    # (the engine jumped over empty event time). ``entered``: contacts waiting throughout and
+    # the oldest one's queue entry, per queue, so the view at any tick of the run is exact.
+    quiet_after: float | None = None
+    entered: dict[Labels, tuple[int, float]] = field(default_factory=dict)
     # the plain form of a closed interval, kept: live workers publish it every tick until the
     # centre has evaluated it (a closed interval never changes)
     _plain: list[Any] | None = field(default=None, compare=False, repr=False)
@@ -53,7 +58,7 @@ class Interval:
         return self._plain
 
     def to_list(self) -> list[Any]:
-        return [
+        plain = [
             self.at,
             self.partition,
             [[s, list(lb), n] for (s, lb), n in sorted(self.counts.items())],
@@ -61,11 +66,15 @@ class Interval:
             [[ts, list(lb), v] for ts, lb, v in self.status],
             [[list(lb), n, age] for lb, (n, age) in sorted(self.waiting.items())],
         ]
+        if self.quiet_after is not None:
+            plain.append(self.quiet_after)
+            plain.append([[list(lb), n, e] for lb, (n, e) in sorted(self.entered.items())])
+        return plain
 
     @classmethod
     def from_list(cls, data: list[Any]) -> Interval:
-        at, partition, counts, evidence, status, waiting = data
-        return cls(
+        at, partition, counts, evidence, status, waiting = data[:6]
+        quiet = cls(
             float(at),
             int(partition),
             {(str(s), tuple(lb)): float(n) for s, lb, n in counts},
@@ -73,6 +82,15 @@ class Interval:
             [(float(ts), tuple(lb), float(v)) for ts, lb, v in status],
             {tuple(lb): (int(n), float(age)) for lb, n, age in waiting},
         )
+        if len(data) > 6:
+            quiet.quiet_after = float(data[6])
+            quiet.entered = {tuple(lb): (int(n), float(e)) for lb, n, e in data[7]}
+        return quiet
+
+    def view_at(self, at: float) -> dict[Labels, tuple[int, float]]:
+        """A quiet run's queue view at one of its ticks: as the engine's
+        (:meth:`kpis.engine.Engine.waiting_now`) would have given it there."""
+        return {lb: (n, max(0.0, at - e)) for lb, (n, e) in self.entered.items()}
 
 
 class IntervalRecorder:
@@ -84,6 +102,9 @@ class IntervalRecorder:
         self.series = series
         self.partition = partition
         self.queue_view = queue_view
+        # contacts waiting and the oldest entry per queue (kpis.engine.Engine.waiting_entries),
+        # for quiet runs
+        self.queue_entries: Callable[[], dict[Labels, tuple[int, float]]] | None = None
         self.closed: list[Interval] = []
         self._cur = Interval(0.0, partition)
         self.last_tick: float | None = None
@@ -103,7 +124,10 @@ class IntervalRecorder:
         if name == "system_status":
             self._cur.status.append((ts, labels, value))
 
-    def on_tick(self, at: float) -> None:
+    def on_tick(self, at: float, last: float | None = None) -> None:
+        """Close the interval ending at tick ``at``; with ``last``, every further tick up to
+        ``last`` passed with nothing processed: one quiet run stands for all of them, so a
+        jump over empty event time costs one object, not one per tick."""
         cur = self._cur
         cur.at = at
         if self.queue_view is not None:
@@ -111,6 +135,10 @@ class IntervalRecorder:
         self.closed.append(cur)
         self.last_tick = at
         self._cur = Interval(0.0, self.partition)
+        if last is not None and last > at:
+            entries = self.queue_entries() if self.queue_entries is not None else {}
+            self.closed.append(Interval(last, self.partition, quiet_after=at, entered=entries))
+            self.last_tick = last
 
     def take(self) -> list[Interval]:
         """The intervals closed since the last call."""
@@ -141,6 +169,17 @@ def series_of(config: RulesConfig) -> frozenset[str]:
     return AlertLogic(config, _Nowhere()).series
 
 
+def merged_waiting(intervals: Iterable[Interval]) -> dict[Labels, tuple[int, float]]:
+    """The centre's queue view from the partitions' (waiting contacts add, the oldest wait is
+    the longest of any partition)."""
+    waiting: dict[Labels, tuple[int, float]] = {}
+    for i in intervals:
+        for labels, (nw, age) in i.waiting.items():
+            cur = waiting.get(labels)
+            waiting[labels] = (nw, age) if cur is None else (cur[0] + nw, max(cur[1], age))
+    return waiting
+
+
 def passed(watermark: float, every: float) -> float:
     """The last tick an engine at ``watermark`` has closed (or would have, had it seen events):
     ticks fire once the watermark is beyond them, so every multiple of ``every`` below it."""
@@ -162,7 +201,10 @@ class AlertStage:
         self.logic = AlertLogic(config, sink, self._view)
         self.series = self.logic.series
         self.evaluated_to: float | None = None
+        self.jump = True  # over a quiet stretch once steady (False: evaluate every tick)
         self._pending: dict[float, dict[int, Interval]] = {}
+        # quiet runs per partition, by their last tick (see Interval.quiet_after)
+        self._quiet: dict[int, dict[float, Interval]] = {}
         self._waiting: dict[Labels, tuple[int, float]] = {}
 
     def _view(self, at: float) -> dict[Labels, tuple[int, float]]:
@@ -177,18 +219,26 @@ class AlertStage:
         for i in intervals:
             if done is not None and i.at <= done:
                 continue  # evaluated already (a partition restored from an older checkpoint)
-            self._pending.setdefault(i.at, {})[i.partition] = i
+            if i.quiet_after is not None:
+                self._quiet.setdefault(i.partition, {})[i.at] = i
+            else:
+                self._pending.setdefault(i.at, {})[i.partition] = i
 
     def offer_plain(self, plain: Iterable[list[Any]]) -> None:
         """Intervals in their plain form (:meth:`Interval.to_list`), as published: the same
         ones come again every tick until evaluated, and only new ones are decoded."""
         done = self.evaluated_to
         pending = self._pending
+        quiet = self._quiet
         for data in plain:
             at, partition = data[0], data[1]
-            if (done is not None and at <= done) or partition in pending.get(at, ()):
+            if done is not None and at <= done:
                 continue
-            pending.setdefault(at, {})[partition] = Interval.from_list(data)
+            if len(data) > 6:  # a quiet run
+                if at not in quiet.get(partition, ()):
+                    quiet.setdefault(partition, {})[at] = Interval.from_list(data)
+            elif partition not in pending.get(at, ()):
+                pending.setdefault(at, {})[partition] = Interval.from_list(data)
 
     def release(self, progress: Mapping[int, float]) -> int:
         """Evaluate every tick all partitions have passed (``progress``: partition -> last
@@ -202,14 +252,89 @@ class AlertStage:
             start = min(self._pending)
         else:
             return 0
+        every = self.every
         n = 0
+        k = 0  # b = start + k * every: multiples, not running sums (no float drift)
         b = start
         while b <= upto:
-            self._evaluate(b, self._pending.pop(b, {}))
-            self.evaluated_to = b
-            n += 1
-            b = start + n * self.every  # multiples, not running sums: no float drift
+            parts = self._pending.pop(b, None)
+            if parts is not None:
+                self._evaluate(b, {**self._quiet_at(b), **parts})
+                self.evaluated_to = b
+                n += 1
+                k += 1
+                b = start + k * every
+                continue
+            # Nothing happened at b in any partition: a quiet stretch up to the next tick that
+            # has an interval. Evaluate tick by tick until an empty tick would change nothing
+            # (AlertLogic.steady), then jump to the stretch's end or to the tick before a
+            # queue's oldest wait crosses a threshold, whichever is first: the same alerts,
+            # with the same times, as evaluating every tick, at a cost that follows the rules'
+            # windows, not the length of the gap.
+            nxt = min(self._pending, default=math.inf)
+            limit = min(upto, nxt)
+            end_k = max(k, math.floor((limit - start) / every))
+            while end_k > k and (start + end_k * every > upto or start + end_k * every >= nxt):
+                end_k -= 1
+            while True:
+                self._evaluate(b, self._quiet_at(b))
+                self.evaluated_to = b
+                n += 1
+                if k >= end_k:
+                    break
+                if self.jump and self.logic.steady():
+                    target = self._before_wait_flip(start, k, end_k)
+                    if target > k + 1:
+                        k = target
+                        b = start + k * every
+                        continue
+                k += 1
+                b = start + k * every
+            k += 1
+            b = start + k * every
+        self._drop_quiet()
         return n
+
+    def _before_wait_flip(self, start: float, k: int, end_k: int) -> int:
+        """The last tick index up to ``end_k`` before a queue's oldest wait makes an
+        oldest-wait condition change (ages grow through a quiet stretch; nothing else does)."""
+        every = self.every
+        logic = self.logic
+
+        def held(j: int) -> frozenset[tuple[str, Labels]]:
+            at = start + j * every
+            return logic.wait_conditions(merged_waiting(self._quiet_at(at).values()))
+
+        now = held(k)
+        if held(end_k) == now:
+            return end_k
+        lo, hi = k, end_k  # held(lo) == now != held(hi): conditions only turn true
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if held(mid) == now:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def _quiet_at(self, at: float) -> dict[int, Interval]:
+        """Empty intervals at tick ``at`` of the partitions in a quiet run there."""
+        out: dict[int, Interval] = {}
+        for partition, runs in self._quiet.items():
+            for last, run in runs.items():
+                after = run.quiet_after
+                if after is not None and after < at <= last:
+                    out[partition] = Interval(at, partition, waiting=run.view_at(at))
+                    break
+        return out
+
+    def _drop_quiet(self) -> None:
+        done = self.evaluated_to
+        if done is None:
+            return
+        for runs in self._quiet.values():
+            for last in [t for t in runs if t <= done]:
+                del runs[last]
 
     def _evaluate(self, at: float, parts: dict[int, Interval]) -> None:
         logic = self.logic
@@ -228,11 +353,7 @@ class AlertStage:
                     counts[k] = counts.get(k, 0.0) + n
             evidence = [e for i in intervals for e in i.evidence]
             status = [s for i in intervals for s in i.status]
-            waiting: dict[Labels, tuple[int, float]] = {}
-            for i in intervals:
-                for labels, (nw, age) in i.waiting.items():
-                    cur = waiting.get(labels)
-                    waiting[labels] = (nw, age) if cur is None else (cur[0] + nw, max(cur[1], age))
+            waiting = merged_waiting(intervals)
             self._waiting = waiting
         if counts:
             for (name, labels), n in sorted(counts.items()):
@@ -253,11 +374,14 @@ class AlertStage:
         }
 
     def pending(self) -> list[Interval]:
-        """Intervals offered and not evaluated yet, by tick and partition."""
-        return [i for _, ps in sorted(self._pending.items()) for _, i in sorted(ps.items())]
+        """Intervals (and quiet runs) offered and not evaluated yet, by tick and partition."""
+        real = [i for _, ps in sorted(self._pending.items()) for _, i in sorted(ps.items())]
+        quiet = [r for _, runs in sorted(self._quiet.items()) for _, r in sorted(runs.items())]
+        return real + quiet
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.logic.restore(snap["logic"])
         self.evaluated_to = snap["evaluated_to"]
         self._pending = {}
+        self._quiet = {}
         self.offer(Interval.from_list(i) for i in snap["pending"])

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kpis.config import EngineConfig
+from kpis.decode import iso
 
 _INF = float("inf")
 
@@ -33,10 +34,39 @@ class TimePolicy:
 
     lateness: float
     dedupe_horizon: float
+    earliest: float = -_INF
+    latest: float = _INF
+    max_lead: float | None = None
+    max_clock_lead: float = _INF
 
     @classmethod
     def of(cls, config: EngineConfig) -> TimePolicy:
-        return cls(config.allowed_lateness_seconds, config.dedupe_horizon_seconds)
+        return cls(
+            config.allowed_lateness_seconds,
+            config.dedupe_horizon_seconds,
+            config.earliest_event_time.timestamp(),
+            config.latest_event_time.timestamp(),
+            config.max_lead_seconds,
+            config.max_clock_lead_seconds,
+        )
+
+    def out_of_range(self, ts: float, latest_seen: float) -> str | None:
+        """Why an event time is not one to accept (None: it is). Such an event is rejected
+        and moves nothing: a skewed or reset clock cannot stall the engine or make the rest
+        of the input late."""
+        if ts < self.earliest or ts >= self.latest:
+            return f"outside [{iso(self.earliest)}, {iso(self.latest)})"
+        lead = self.max_lead
+        if lead is not None and latest_seen > -_INF and ts - latest_seen > lead:
+            return f"{ts - latest_seen:.0f} s ahead of the latest event time (max_lead {lead:g} s)"
+        return None
+
+    def ahead_of_clock(self, ts: float, now: float) -> str | None:
+        """Live input: why an event is too far ahead of the wall clock ``now`` (None: it is
+        not)."""
+        if ts - now > self.max_clock_lead:
+            return f"{ts - now:.0f} s ahead of the wall clock (max {self.max_clock_lead:g} s)"
+        return None
 
     @property
     def horizon(self) -> float:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from datetime import UTC, datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 DAY = 86_400.0
 
@@ -37,6 +39,29 @@ class EngineConfig(BaseModel):
 
     allowed_lateness_seconds: float = Field(
         60.0, ge=0, description="Watermark = max event time seen minus this. Older is 'late'."
+    )
+    earliest_event_time: AwareDatetime = Field(
+        datetime(1990, 1, 1, tzinfo=UTC),
+        description="Events dated before this are rejected as out_of_range (a clock reset to "
+        "1970 or 0001 is not an event time).",
+    )
+    latest_event_time: AwareDatetime = Field(
+        datetime(2100, 1, 1, tzinfo=UTC),
+        description="Events dated at or after this are rejected as out_of_range.",
+    )
+    max_lead_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="If set, an event more than this far ahead of the latest event time seen "
+        "is rejected as out_of_range and does not move the watermark (one skewed clock cannot "
+        "make the rest of a log late). Set it above the longest quiet period of the centre "
+        "(nights, weekends, holidays): a real jump that long would be rejected too.",
+    )
+    max_clock_lead_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="Live workers: an event more than this far ahead of the wall clock is "
+        "rejected as out_of_range (replays have no wall clock).",
     )
     dedupe_horizon_seconds: float = Field(
         3600.0,

@@ -27,6 +27,7 @@ Invariants:
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -42,6 +43,9 @@ Handler = Callable[[Any, float], None]
 """``handler(record, event_time)``: a rule's reaction to one event."""
 TimerHandler = Callable[[str, float], None]
 """``on_due(key, when)``: a rule's timer of one item, due at ``when``."""
+TickListener = Callable[[float, float], None]
+"""``listener(first, last)``: ticks ``first``, ``first + every``, ... ``last`` with nothing
+processed between them (``first == last``: one tick)."""
 Timer = tuple[float, int, str]
 """(due time, kind, key); the kind also orders timers due at the same instant."""
 
@@ -54,7 +58,7 @@ def _num(v: float | None) -> float:
     return -_INF if v is None else float(v)
 
 
-def _no_tick(_: float) -> None:
+def _no_tick(_first: float, _last: float) -> None:
     return None
 
 
@@ -87,6 +91,10 @@ class EventCore:
         self.max_ts = -_INF
         self.watermark = -_INF
         self._lateness = policy.lateness
+        self._earliest = policy.earliest
+        self._latest = policy.latest
+        # before the first event, max_ts is -inf and any lead is fine (TimePolicy decides)
+        self._max_lead = policy.max_lead if policy.max_lead is not None else _INF
         self.auto_watermark = auto_watermark
         # Reorder buffer: (ts, rank, event_id, record). In-order arrivals (the usual case) go to a
         # deque, which stays sorted by construction; out-of-order ones to a heap.
@@ -100,8 +108,9 @@ class EventCore:
         self._rotate_at = -_INF
         self._backlog = 0
         self.batch = batch
+        self.jump = True  # ticks with nothing between them in one call (False: one call each)
         self._tick_every = 0.0
-        self._tick_listener: Callable[[float], None] = _no_tick
+        self._tick_listener: TickListener = _no_tick
         self._next_tick: float | None = None
         self._timers: list[Timer] = []
         self._on_due: dict[int, TimerHandler] = {}
@@ -128,10 +137,12 @@ class EventCore:
             raise ValueError(f"timer kind {kind} has an owner already")
         self._on_due[kind] = on_due
 
-    def on_tick(self, every: float, listener: Callable[[float], None]) -> None:
-        """Call ``listener(B)`` at every multiple ``B`` of ``every`` seconds of event time, in
+    def on_tick(self, every: float, listener: TickListener) -> None:
+        """Call the listener at every multiple ``B`` of ``every`` seconds of event time, in
         processing order: after every event at or before ``B`` and every timer due at ``B``,
-        before anything later."""
+        before anything later. Ticks with nothing between them come in one call,
+        ``listener(first, last)``: the cost of a gap in event time is one call, not one per
+        tick (a year-9999 timestamp must not stall the engine)."""
         if every <= 0:
             raise ValueError("tick interval must be positive")
         self._tick_every = every
@@ -145,6 +156,10 @@ class EventCore:
         eid = rec.event_id
         if eid in self._seen or eid in self._seen_old:
             raise Rejection("duplicate", "event_id seen before")
+        if ts < self._earliest or ts >= self._latest or ts - self.max_ts > self._max_lead:
+            why = self.policy.out_of_range(ts, self.max_ts)
+            if why is not None:
+                raise Rejection("out_of_range", why)
         if ts < self.watermark:
             raise Rejection(
                 "late",
@@ -227,8 +242,16 @@ class EventCore:
                 if tick is None and ev_ts < _INF:
                     tick = self._next_tick = (ev_ts // every + 1) * every
                 if tick is not None and tick < timer_limit and tick < ev_ts and tick < due:
-                    self._next_tick = tick + every
-                    self._tick_listener(tick)
+                    # every tick before the next event, timer or limit has nothing between it
+                    # and the next: one call for the run (multiples, not sums: no float drift)
+                    bound = min(ev_ts, due, timer_limit)
+                    last = (math.ceil(bound / every) - 1) * every
+                    while last >= bound:
+                        last -= every
+                    if last < tick or not self.jump:
+                        last = tick
+                    self._next_tick = last + every
+                    self._tick_listener(tick, last)
                     continue
             if due < ev_ts:
                 when, kind, key = heapq.heappop(timers)

@@ -36,6 +36,8 @@ RejectReason = Literal[
     "schema",
     "duplicate",
     "late",
+    "out_of_range",
+    "unreadable",
 ]
 REJECT_REASONS: tuple[str, ...] = get_args(RejectReason)
 
@@ -98,6 +100,14 @@ def _classify(err: ValidationError) -> Rejection:
     return Rejection("schema", detail)
 
 
+def _unreadable(raw: bytes, exc: Exception) -> Rejection:
+    """JSON text is UTF-8 and nested within reason: what breaks either is malformed JSON."""
+    if isinstance(exc, UnicodeDecodeError):
+        bad = bytes(exc.object[exc.start : exc.start + 1])
+        return Rejection("malformed_json", f"not UTF-8: byte {bad!r} in a string")
+    return Rejection("malformed_json", "nested deeper than a decoder can follow")
+
+
 _RECORDS: msgspec.json.Decoder[AnyRec] = msgspec.json.Decoder(AnyRec)
 FAST_DECODE = _RECORDS.decode
 """The fast path alone (bytes -> record, ``case_id`` not yet defaulted); raises ``NOT_FAST``
@@ -135,6 +145,8 @@ class Decoder:
             if not raw.strip():
                 return None
             return self.validate_slow(raw)
+        except (UnicodeDecodeError, RecursionError) as exc:
+            raise _unreadable(raw, exc) from None
         if rec.case_id is None:
             rec.case_id = rec.contact_id
         return rec, rec.ts.timestamp()
@@ -158,12 +170,22 @@ class Decoder:
 
     @staticmethod
     def validate_slow(raw: bytes) -> tuple[Rec, float]:
-        """Validation by pydantic: the authoritative answer for anything the fast path defers."""
+        """Validation by pydantic: the authoritative answer for anything the fast path defers.
+
+        Whatever the bytes, the answer is a record or a :class:`Rejection`: nothing else
+        escapes (a worker must never stop on one input)."""
         try:
             model = EVENT_ADAPTER.validate_json(raw)
         except ValidationError as err:
             raise _classify(err) from None
-        rec, ts = record_from_model(model, raw)
+        except (UnicodeDecodeError, RecursionError) as exc:
+            raise _unreadable(raw, exc) from None
+        except Exception as exc:  # a bug, not input: still a counted, explained reject
+            raise Rejection("malformed_record", f"{type(exc).__name__}: {exc}"[:200]) from None
+        try:
+            rec, ts = record_from_model(model, raw)
+        except (OverflowError, ValueError, RecursionError) as exc:
+            raise Rejection("schema", f"{type(exc).__name__}: {exc}"[:200]) from None
         if rec.case_id is None:
             rec.case_id = rec.contact_id
         return rec, ts

@@ -15,12 +15,11 @@ closed contacts, finalized cases and settled callbacks are deleted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from kpis.clock import TimePolicy
 from kpis.config import EngineConfig
-from kpis.core import SNAPSHOT_VERSION, EventCore, Timer
+from kpis.core import SNAPSHOT_VERSION, EventCore, TickListener, Timer
 from kpis.interfaces import KpiSink, Labels
 from kpis.rules.base import Rule, RuleContext
 from kpis.rules.callbacks import CallbackRules
@@ -82,7 +81,7 @@ class Engine:
     def max_ts(self) -> float:
         return self.core.max_ts
 
-    def on_tick(self, every: float, listener: Callable[[float], None]) -> None:
+    def on_tick(self, every: float, listener: TickListener) -> None:
         """See :meth:`kpis.core.EventCore.on_tick` (alert rules evaluate there)."""
         self.core.on_tick(every, listener)
 
@@ -102,6 +101,10 @@ class Engine:
         """Contacts waiting and the oldest wait per (tenant, channel, queue), at ``now`` (default:
         the watermark)."""
         return self.contacts.waiting_now(self.core.watermark if now is None else now)
+
+    def waiting_entries(self) -> dict[Labels, tuple[int, float]]:
+        """Contacts waiting and the oldest one's queue entry per (tenant, channel, queue)."""
+        return self.contacts.waiting_entries()
 
     def provisional(self) -> dict[Labels, list[float]]:
         """Resolutions still inside their reopen window, per (tenant, channel, queue): see

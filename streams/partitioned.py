@@ -17,6 +17,7 @@ reproduces exactly what the live workers computed.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -63,6 +64,27 @@ class Outcome:
 
 
 _ACCEPTED = {t: Outcome("accepted", event_type=t) for t in TYPE_OF.values()}
+KEY_LIMIT = 1024
+
+
+def dead_letter_record(
+    key: bytes | None, value: bytes, out: Outcome, max_bytes: int
+) -> tuple[bytes | None, bytes, dict[str, bytes]]:
+    """The dead letter of a rejected record: key, value and headers (reason, detail). A value
+    over ``max_bytes`` (or a key over 1 KiB) is cut, and the headers keep its whole size and
+    SHA-256, so the dead letter always fits the broker's limit and still identifies the input."""
+    headers = {"cc-reason": out.reason.encode(), "cc-detail": out.detail.encode()[:1000]}
+    if len(value) > max_bytes:
+        headers["cc-size"] = str(len(value)).encode()
+        headers["cc-sha256"] = hashlib.sha256(value).hexdigest().encode()
+        headers["cc-truncated"] = b"1"
+        value = value[:max_bytes]
+    if key is not None and len(key) > KEY_LIMIT:
+        headers["cc-key-sha256"] = hashlib.sha256(key).hexdigest().encode()
+        key = key[:KEY_LIMIT]
+    return key, value, headers
+
+
 SKIPPED = Outcome("skipped")
 # msgspec writes the engine's dataclasses and records as they are (see Engine.snapshot)
 _ENCODE = msgspec.json.Encoder().encode
@@ -105,6 +127,7 @@ class PartitionEngine:
                              auto_watermark=self.inputs is None)  # fmt: skip
         if self.recorder is not None and self.rules is not None:
             self.recorder.queue_view = self.engine.waiting_now
+            self.recorder.queue_entries = self.engine.waiting_entries
             self.engine.on_tick(self.rules.evaluation_interval_seconds, self.recorder.on_tick)
 
     def alert_progress(self) -> float:
@@ -118,6 +141,8 @@ class PartitionEngine:
         offset: int,
         value: bytes,
         decoded: tuple[Rec, float] | Rejection | None = None,
+        *,
+        now: float | None = None,
     ) -> Outcome:
         """Decode and ingest one record of ``topic`` at ``offset``.
 
@@ -126,6 +151,8 @@ class PartitionEngine:
         processed (``gap``: offsets of a topic partition are consecutive). A rejected record
         still advances the offset; the caller dead-letters it with the reason. ``decoded``:
         what :meth:`kpis.decode.Decoder.decode` gave for ``value``, if the caller has it.
+        ``now``: the wall clock of a live worker; an event too far ahead of it is rejected
+        (``out_of_range``) before it can move this partition's time.
         """
         expected = self.offsets.get(topic)
         if expected is not None:
@@ -149,6 +176,10 @@ class PartitionEngine:
         rec, ts = decoded
         self.last_ts = ts
         etype = TYPE_OF[rec.__class__]
+        if now is not None:
+            ahead = self.engine.policy.ahead_of_clock(ts, now)
+            if ahead is not None:
+                return Outcome("rejected", "out_of_range", ahead, etype)
         try:
             self.engine.ingest(rec, ts)
         except Rejection as rej:

@@ -12,6 +12,7 @@ import hashlib
 import os
 import sys
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -143,16 +144,17 @@ class Replay:
         self.recorder = self.stage.recorder(0)
         self.engine = Engine(config, Tee(self.sink, self.recorder, self.stage.series))
         self.recorder.queue_view = self.engine.waiting_now
+        self.recorder.queue_entries = self.engine.waiting_entries
         self.engine.on_tick(self.rules.evaluation_interval_seconds, self._tick)
         self.decoder = Decoder(max_line_bytes)
         self.max_line_bytes = max_line_bytes
         self.rejected_listing_limit = rejected_listing_limit
         self.result = ReplayResult()
 
-    def _tick(self, at: float) -> None:
-        self.recorder.on_tick(at)
+    def _tick(self, at: float, last: float) -> None:
+        self.recorder.on_tick(at, last)
         self.stage.offer(self.recorder.take())
-        self.stage.release({0: at})
+        self.stage.release({0: last})
 
     def _reject(self, source: str, line: int, reason: str, detail: str) -> None:
         res = self.result
@@ -186,6 +188,11 @@ class Replay:
                     self._reject(name, lineno, rej.reason, rej.detail)
                 if progress is not None and not lineno & 0xFFFF:
                     progress.update(name, res.read + lineno, stats.bytes, size)
+        except (EOFError, OSError, zlib.error) as exc:
+            # a truncated or corrupt gzip, a read error: what was read counts, the rest is
+            # named (the report still comes out)
+            lineno += 1
+            self._reject(name, lineno, "unreadable", f"input unreadable from here: {exc}"[:300])
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
@@ -205,19 +212,25 @@ class Replay:
         ingest = self.engine.ingest
         name = source.name
         accepted = 0
-        for n, (lineno, item) in enumerate(
-            importer.events(source, stats, imported, self.max_line_bytes)
-        ):
-            if isinstance(item, RowProblem):
-                self._reject(name, lineno, item.reason, item.detail)
-                continue
-            try:
-                ingest(*decode(item))
-                accepted += 1
-            except Rejection as rej:
-                self._reject(name, lineno, rej.reason, rej.detail)
-            if progress is not None and not n & 0xFFFF:
-                progress.update(name, self.result.read + n, 0, None)
+        lineno = 0
+        try:
+            for n, (lineno, item) in enumerate(
+                importer.events(source, stats, imported, self.max_line_bytes)
+            ):
+                if isinstance(item, RowProblem):
+                    self._reject(name, lineno, item.reason, item.detail)
+                    continue
+                try:
+                    ingest(*decode(item))
+                    accepted += 1
+                except Rejection as rej:
+                    self._reject(name, lineno, rej.reason, rej.detail)
+                if progress is not None and not n & 0xFFFF:
+                    progress.update(name, self.result.read + n, 0, None)
+        except Exception as exc:  # an importer that cannot go on: named, the report comes out
+            why = f"{importer.name} stopped here: {type(exc).__name__}: {exc}"[:300]
+            self._reject(name, lineno + 1, "unreadable", why)
+            stats.lines = max(stats.lines, lineno + 1)
         self.result.read += stats.lines
         self.result.accepted += accepted
 

@@ -205,7 +205,7 @@ def test_bad_lines_are_counted_listed_and_do_not_stop_the_replay(tmp_path: Path)
     assert rep["rejected"]["by_reason"] == {
         "oversized": 1, "malformed_record": 0, "malformed_json": 1, "unknown_type": 1,
         "naive_timestamp": 1,
-        "schema": 0, "duplicate": 1, "late": 1,
+        "schema": 0, "duplicate": 1, "late": 1, "out_of_range": 0, "unreadable": 0,
     }  # fmt: skip
     listed = [(r["line"], r["reason"]) for r in rep["rejected"]["events"]]
     assert listed == [

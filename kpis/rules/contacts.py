@@ -334,6 +334,15 @@ class ContactRules(Rule):
                 out[labels] = (len(waiting), max(0.0, now - oldest))
         return out
 
+    def waiting_entries(self) -> dict[Labels, tuple[int, float]]:
+        """Contacts waiting and the oldest one's queue entry per (tenant, channel, queue):
+        :meth:`waiting_now` at any later time, while nothing happens, is derived from it."""
+        return {
+            labels: (len(waiting), next(iter(waiting.values())))
+            for labels, waiting in self.waiting.items()
+            if waiting
+        }
+
     def finish(self, at: float) -> None:
         for key in sorted(self.contacts):
             c = self.contacts[key]

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
+BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,16 @@ def iter_lines(stream: IO[bytes], stats: SourceStats, max_line: int) -> Iterator
     sha = hashlib.sha256()
     carry = b""  # start of a line that continues in the next chunk
     skipping = False  # inside an oversized line that was already reported
-    while chunk := stream.read(CHUNK):
+    first = True
+    # read1: a gzip member cut short gives what it decompressed before the error is raised
+    read = getattr(stream, "read1", stream.read)
+    while chunk := read(CHUNK):
         sha.update(chunk)
         stats.bytes += len(chunk)
+        if first:
+            first = False
+            if chunk.startswith(BOM):  # a UTF-8 byte-order mark is no part of the first event
+                chunk = chunk[len(BOM) :]
         parts = chunk.split(b"\n")
         tail = parts.pop()  # the unfinished last line (b"" when the chunk ends with a newline)
         if parts:

@@ -31,7 +31,7 @@ from kpis.config import EngineConfig
 from streams.audit.archive import LiveArchive
 from streams.kafka.settings import KafkaSettings
 from streams.kafka.worker import LiveRuntime
-from streams.partitioned import Outcome
+from streams.partitioned import Outcome, dead_letter_record
 from streams.sinks.readmodel import MemoryReadModel, ReadModelStore, RedisReadModel
 
 log = logging.getLogger("cc_monitor.worker")
@@ -147,6 +147,14 @@ class WorkerSettings(BaseModel):
         description="The broker answers a fetch once it has this many bytes (or after "
         "fetch_max_wait_ms). Larger values mean fewer, fuller fetches under load at the cost of "
         "up to fetch_max_wait_ms of latency; see docs/performance.md.",
+    )
+    dead_letter_max_bytes: int = Field(
+        65_536,
+        ge=1024,
+        le=900_000,
+        description="A rejected record larger than this goes to the dead-letter topic cut to "
+        "this size, with its whole size and SHA-256 in headers (a broker refuses a message over "
+        "its limit, 1 MB by default).",
     )
     worker_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
@@ -447,15 +455,11 @@ def create_app(
             return
         seeking.pop(tp, None)
         if out.status == "rejected":
-            await dead_letter.send(
-                key=record.key,
-                value=record.value,
-                headers={
-                    "cc-reason": out.reason.encode(),
-                    "cc-detail": out.detail.encode()[:1000],
-                    "cc-source": f"{tp.topic}/{tp.partition}/{record.offset}".encode(),
-                },
+            key, value, headers = dead_letter_record(
+                record.key, record.value or b"", out, worker.dead_letter_max_bytes
             )
+            headers["cc-source"] = f"{tp.topic}/{tp.partition}/{record.offset}".encode()
+            await dead_letter.send(key=key, value=value, headers=headers)
 
     async def on_batch(batch: list[tuple[Any, Any]]) -> None:
         consumer = app.consumer

@@ -316,7 +316,7 @@ class LiveRuntime:
             self.metrics.gaps.inc()
             return Outcome("gap", expected=first)
         owned = self.partition(partition)
-        out = owned.pe.process(topic, offset, value)
+        out = owned.pe.process(topic, offset, value, now=now)
         if out.status == "gap":
             self.metrics.gaps.inc()
             return out  # not acknowledged: read again after the caller's seek
