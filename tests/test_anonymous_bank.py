@@ -259,3 +259,41 @@ def test_timestamps_carry_their_own_minutes_offset_across_summer_time() -> None:
             assert importer._iso(local) == expected
             offsets.add(expected[19:])
         assert offsets == {"+02:00", "+03:00"}
+
+
+def _rows_of_february(n: int) -> tuple[str, list[str]]:
+    text = DATA.read_text().splitlines()
+    return text[0], text[1 : n + 1]
+
+
+def test_hostile_files_end_as_counted_problems(tmp_path: Path) -> None:
+    """A header alone, a row with a date that does not read (it must not hold back its VRU
+    line's other rows), and a file sorted by time instead of by VRU line (a group per row)."""
+    header, rows = _rows_of_february(3000)
+    only = tmp_path / "header.tsv"
+    only.write_text(header + "\n")
+    assert replay(only)["events"]["accepted"] == 0
+    whole = tmp_path / "whole.tsv"
+    whole.write_text("\n".join([header, *rows]) + "\n")
+    base = replay(whole)
+    for bad_date in ("991301", "abcdef"):
+        cells = rows[100].split("\t")
+        cells[5] = bad_date
+        bad = tmp_path / f"bad-{bad_date}.tsv"
+        bad.write_text("\n".join([header, *rows[:100], "\t".join(cells), *rows[100:]]) + "\n")
+        rep = replay(bad)
+        assert rep["rejected"]["by_reason"]["malformed_record"] == 1
+        assert rep["rejected"]["by_reason"]["late"] == 0
+        assert rep["events"]["accepted"] == base["events"]["accepted"]
+    by_time = tmp_path / "by-time.tsv"
+    ordered = sorted(rows, key=lambda r: (r.split("\t")[5], r.split("\t")[6]))
+    by_time.write_text("\n".join([header, *ordered]) + "\n")
+    rep = replay(by_time)
+    assert rep["events"]["accepted"] == base["events"]["accepted"]
+    assert rep["rejected"]["by_reason"]["late"] == 0
+    # out of order with more VRU-line runs than files it may open: sorted in memory instead
+    reverse = tmp_path / "reverse.tsv"
+    reverse.write_text("\n".join([header, *reversed(ordered)]) + "\n")
+    rep = replay(reverse)
+    assert rep["events"]["accepted"] == base["events"]["accepted"]
+    assert rep["rejected"]["by_reason"]["late"] == 0

@@ -95,3 +95,28 @@ def test_contact_records(tmp_path: Path) -> None:
     assert row(rep, "voice")["contacts"] == 4  # c1, c2, c3 and c3's transferred leg c4
     assert row(rep, "chat", "chat")["first_response_seconds"]["mean"] == pytest.approx(30)
     assert rep["data_quality"] == {}
+
+
+def test_records_of_the_wrong_shape_are_counted_and_holds_reported(tmp_path: Path) -> None:
+    def answered(contact: str, **agent: Any) -> bytes:
+        return orjson.dumps(ctr(
+            contact, at(5), InitiationTimestamp=at(0), DisconnectTimestamp=at(4),
+            DisconnectReason="AGENT_DISCONNECT",
+            Queue={"Name": "billing", "EnqueueTimestamp": at(0, 10)},
+            Agent={"Username": "ann", "ConnectedToAgentTimestamp": at(0, 30), **agent},
+        ))  # fmt: skip
+
+    bad_queue = orjson.dumps(ctr("q", at(5), InitiationTimestamp=at(0), Queue="billing",
+                                 DisconnectTimestamp=at(4)))  # fmt: skip
+    bad_agent = orjson.dumps(ctr("a", at(5), InitiationTimestamp=at(0), Agent=[1, 2],
+                                 DisconnectTimestamp=at(4)))  # fmt: skip
+    rep = replay(
+        tmp_path, bad_queue, bad_agent, answered("ok", CustomerHoldDuration=30),
+        answered("huge", CustomerHoldDuration=1e300), answered("ten", CustomerHoldDuration="ten"),
+        answered("neg", CustomerHoldDuration=-100),
+    )  # fmt: skip
+    assert rep["rejected"]["by_reason"]["malformed_record"] == 2
+    warnings = rep["input"]["sources"][0]["import"]["warnings"]
+    assert warnings == {"hold_not_a_number": 1, "hold_out_of_range": 2}
+    m = row(rep, "voice", "billing")
+    assert m["answered"] == 4 and m["hold_seconds"]["count"] == 4

@@ -86,3 +86,14 @@ def test_queue_log_calls(tmp_path: Path) -> None:
     assert row(rep, "voice")["contacts"] == 7  # c6's second leg is a contact of the same case
     assert ivr_row(rep)["ivr_disconnected_before_handoff"] == 2  # c4 and c5
     assert rep["data_quality"] == {}
+
+
+def test_epochs_that_are_no_time_are_counted_and_the_rest_kept(tmp_path: Path) -> None:
+    good = [f"{T}|c1|sales|NONE|ENTERQUEUE||100|1", f"{T + 5}|c1|sales|SIP/a|CONNECT|5|c1|1"]
+    bad = [f"{e}|c2|sales|NONE|ENTERQUEUE||100|1"
+           for e in ("99999999999999999999", "inf", "1e400", "-1e18", "nan")]  # fmt: skip
+    path = tmp_path / "queue_log"
+    path.write_text("\n".join(good + bad) + "\n")
+    rep = replay(path)
+    assert rep["rejected"]["by_reason"]["malformed_record"] == len(bad)
+    assert row(rep, "voice", "sales")["answered"] == 1

@@ -33,6 +33,8 @@ from streams.inputs.files import CHUNK, ImportStats, Source, SourceStats, scan_l
 from streams.inputs.importers.base import InOrder, RowProblem, Timeline
 from streams.inputs.privacy import Pseudonymizer
 
+MAX_GROUPS = 256  # VRU lines read side by side, one open file each
+
 FIELDS = (
     "vru+line", "call_id", "customer_id", "priority", "type", "date", "vru_entry", "vru_exit",
     "vru_time", "q_start", "q_exit", "q_time", "outcome", "ser_start", "ser_exit", "ser_time",
@@ -79,6 +81,11 @@ class AnonymousBank:
             rows: list[tuple[tuple[str, int], int, list[str]]] = []
             previous = None
             header_ok = False
+            # a file already in time order is read in one pass whatever its groups (a file
+            # sorted by time has a "group" per row: one open file each would run out)
+            in_order = True
+            last_key = ("", -1)
+            body: tuple[int, int] | None = None
             for lineno, offset, raw in scan_lines(stream, sstats, max_line):
                 if raw is None:
                     yield lineno, RowProblem("oversized", f"over {max_line} bytes")
@@ -98,17 +105,33 @@ class AnonymousBank:
                 if not header_ok or not raw.strip():
                     continue
                 if seekable:
+                    if body is None:
+                        body = (lineno, offset)
                     if cells[0] != previous:
                         groups.append((lineno, offset))
                         previous = cells[0]
+                    if in_order:
+                        key = _order(cells)
+                        if key < last_key and key != ("", -1):
+                            in_order = False
+                        last_key = max(last_key, key)
                 else:
                     rows.append((_order(cells), lineno, cells))
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
-        if not header_ok:
-            return
-        if seekable:
+        if not header_ok or (seekable and body is None):
+            return  # no header, or nothing after it
+        ordered: Iterator[tuple[int, list[str]]]
+        if seekable and body is not None and (in_order or len(groups) > MAX_GROUPS):
+            if not in_order:  # bounded open files: sort in memory instead (documented)
+                rows = [(k, n, c) for k, n, c in _group_rows(source.name, *body, -1, max_line)]
+                rows.sort(key=lambda r: (r[0], r[1]))
+                ordered = ((lineno, cells) for _, lineno, cells in rows)
+            else:
+                whole = _group_rows(source.name, *body, -1, max_line)
+                ordered = ((lineno, cells) for _, lineno, cells in whole)
+        elif seekable:
             ordered = _merge_groups(source.name, groups, max_line)
         else:
             rows.sort(key=lambda r: (r[0], r[1]))
@@ -236,10 +259,18 @@ class _Steps:
 
 
 def _order(cells: list[str]) -> tuple[str, int]:
-    """Sort key of a row: its date and entry clock time (malformed rows sort first)."""
+    """Sort key of a row: its date and entry clock time. A row whose date or time does not
+    read sorts first, wherever it stands: it becomes a counted problem at once and cannot hold
+    back the rows after it (a bad key sorting last stalled its whole group until the end, and
+    everything of the group then came late)."""
     try:
+        text = cells[5]
+        if len(text) != 6 or not text.isdigit():
+            raise ValueError(text)
+        date(2000 + int(text[:2]) if int(text[:2]) < 69 else 1900 + int(text[:2]),
+             int(text[2:4]), int(text[4:6]))  # fmt: skip
         clock = _clock(cells[6])
-        return cells[5], clock.hour * 3600 + clock.minute * 60 + clock.second
+        return text, clock.hour * 3600 + clock.minute * 60 + clock.second
     except (ValueError, IndexError):
         return "", -1
 

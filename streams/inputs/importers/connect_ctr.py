@@ -57,6 +57,33 @@ def _ts(value: Any, field: str) -> datetime:
     return dt
 
 
+MAX_HOLD_SECONDS = 7 * 86400.0
+
+
+def _object(ctr: dict[str, Any], key: str) -> dict[str, Any]:
+    """A nested object of a record ({} when absent); anything else is a malformed record."""
+    value = ctr.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} is {type(value).__name__}, not an object")
+    return value
+
+
+def _hold(value: Any, stats: ImportStats) -> float:
+    """Hold seconds of a record; a value that is not a duration is counted as a warning (the
+    contact keeps its other events) instead of passing silently as no hold."""
+    if value is None or value == 0:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        stats.warn("hold_not_a_number")
+        return 0.0
+    if not 0 <= value <= MAX_HOLD_SECONDS:
+        stats.warn("hold_out_of_range")
+        return 0.0
+    return float(value)
+
+
 class ConnectCtr:
     name = "connect-ctr"
 
@@ -119,9 +146,11 @@ class ConnectCtr:
             stats.skip(str(ctr.get("Channel")).lower() if channel is None else "not_a_contact")
             return []
         contact: str = ctr["ContactId"]
-        queue_info = ctr.get("Queue") or {}
-        agent_info = ctr.get("Agent") or {}
+        queue_info = _object(ctr, "Queue")
+        agent_info = _object(ctr, "Agent")
         queue = queue_info.get("Name")
+        if queue is not None and not isinstance(queue, str):
+            raise ValueError(f"Queue.Name is {type(queue).__name__}, not text")
         base: dict[str, Any] = {
             "channel": channel,
             "contact_id": contact,
@@ -148,8 +177,8 @@ class ConnectCtr:
             emit(connected, "agent.connected", agent_id=agent)
             if channel == "chat":
                 emit(connected, "agent.message", agent_id=agent, sender="human")
-            hold = agent_info.get("CustomerHoldDuration") or 0
-            if isinstance(hold, int | float) and hold > 0:
+            hold = _hold(agent_info.get("CustomerHoldDuration"), stats)
+            if hold > 0:
                 emit(connected, "hold.started", agent_id=agent)
                 emit(connected + timedelta(seconds=hold), "hold.ended", agent_id=agent)
         elif queue and reason == "CUSTOMER_DISCONNECT":

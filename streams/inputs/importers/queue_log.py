@@ -118,9 +118,9 @@ class QueueLogConverter:
         data = cells[5:]
         try:
             epoch = float(epoch_text)
-        except ValueError:
+            ts = datetime.fromtimestamp(epoch, UTC).isoformat()
+        except (ValueError, OverflowError, OSError):  # inf, nan, 1e400, out of a date's range
             raise ValueError(f"not an epoch time: {epoch_text!r}") from None
-        ts = datetime.fromtimestamp(epoch, UTC).isoformat()
         agent_id = agent if agent not in NO_AGENT else None
         out: list[dict[str, Any]] = []
 
