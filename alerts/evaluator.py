@@ -78,6 +78,15 @@ class _Format(dict[str, Any]):
         return "-"
 
 
+def _summary(template: str, labels: dict[str, str], value: float) -> str:
+    """The alert text. Templates are checked when rules load (alerts.rules); this never
+    raises all the same: an alert must not be lost to its wording."""
+    try:
+        return template.format_map(_Format(labels, value=value))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return template
+
+
 class AlertLogic:
     def __init__(
         self, config: RulesConfig, sink: AlertSink, queue_view: QueueView | None = None
@@ -332,7 +341,7 @@ class AlertLogic:
             fingerprint=fingerprint(labels),
             labels=labels,
             severity=rule.severity,
-            summary=rule.summary.format_map(_Format(labels, value=value)),
+            summary=_summary(rule.summary, labels, value),
             runbook_url=f"{self.config.runbook_url}#{name.replace('_', '-')}",
             starts_at=at,
             value=value,

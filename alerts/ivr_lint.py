@@ -133,10 +133,52 @@ def lint(flow: Flow, config: LintConfig, today: date) -> list[Finding]:
     return out
 
 
+MAX_FLOW_BYTES = 1 << 20
+MAX_NESTING = 64  # menus inside menus (KS S 1006 allows 3 levels; 64 is far past any flow)
+
+
 def parse(text: str, name: str) -> Flow:
-    """A flow from YAML or JSON text (JSON is YAML, but is read as JSON for exact messages)."""
+    """A flow from YAML or JSON text (JSON is YAML, but is read as JSON for exact messages).
+
+    Raises ValueError, whatever the text: YAML anchors and aliases are refused (an alias bomb
+    of a few hundred bytes expands to gigabytes), so are tags that build objects, text over
+    1 MiB and nesting deeper than :data:`MAX_NESTING`."""
     import orjson
     import yaml
 
-    data: Any = orjson.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+    if len(text) > MAX_FLOW_BYTES:
+        raise ValueError(f"a flow is at most {MAX_FLOW_BYTES} bytes")
+    try:
+        data: Any = orjson.loads(text) if name.endswith(".json") else _load_yaml(text)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not a plain YAML document: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_NESTING} levels") from None
+    _depth(data, 0)
     return Flow.model_validate(data)
+
+
+def _load_yaml(text: str) -> Any:
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):  # type: ignore[misc]
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.events.AliasEvent) or getattr(event, "anchor", None):
+                raise yaml.YAMLError(f"anchors and aliases are not allowed ({event.start_mark})")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliases)
+
+
+def _depth(data: Any, level: int) -> None:
+    if level > MAX_NESTING:
+        raise ValueError(f"nested deeper than {MAX_NESTING} levels")
+    if isinstance(data, dict):
+        for v in data.values():
+            _depth(v, level + 1)
+    elif isinstance(data, list):
+        for v in data:
+            _depth(v, level + 1)

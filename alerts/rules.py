@@ -7,6 +7,8 @@ Every rule has a runbook section in docs/runbooks.md.
 
 from __future__ import annotations
 
+import re
+import string
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,10 +18,52 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from kpis.catalogue import require
 
 Severity = Literal["info", "warning", "critical"]
+MAX_FILE = 1 << 20
+
+
+MAX_SUMMARY = 500
+# A summary names fields only ({value}, {tenant}, ...), optionally with a short numeric
+# format: no attribute or index access, no conversion, no width (a template must not reach
+# Python internals nor allocate without bound).
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
+_SPEC = re.compile(r"(,?(\.\d)?[fg%]?)")
+
+
+def _safe_template(text: str) -> str:
+    if len(text) > MAX_SUMMARY:
+        raise ValueError(f"a summary is at most {MAX_SUMMARY} characters")
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"not a template: {exc} (write {{{{ and }}}} for braces)") from None
+    for _, field_name, spec, conversion in parts:
+        if field_name is None:
+            continue
+        if not _FIELD.fullmatch(field_name):
+            raise ValueError(f"{{{field_name}}}: only named fields, such as {{value}}")
+        if conversion is not None:
+            raise ValueError(f"{{{field_name}!{conversion}}}: no conversions")
+        if spec and field_name != "value":
+            raise ValueError(f"{{{field_name}:{spec}}}: only {{value}} takes a format")
+        if spec and not _SPEC.fullmatch(spec):
+            raise ValueError(f"{{{field_name}:{spec}}}: formats are like .1f, .0%, ,.2f")
+    try:
+        text.format_map(_Sample())
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"the summary does not format: {exc}") from None
+    return text
+
+
+class _Sample(dict[str, Any]):
+    """Values a summary is tried with: every field a number (labels format as text, which
+    every allowed spec of a number also refuses, so a spec is checked on ``value``)."""
+
+    def __missing__(self, key: str) -> Any:
+        return 1.5
 
 
 class _Rule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = True
     severity: Severity = "warning"
@@ -34,6 +78,8 @@ class _Rule(BaseModel):
         None, description="Only these channels (rules whose groups have a channel); all if unset."
     )
     summary: str = Field(description="Text of the alert; {labels} and {value} are filled in.")
+
+    _summary_safe = field_validator("summary")(_safe_template)
 
 
 def _declared(names: Any) -> Any:
@@ -178,10 +224,14 @@ DEFAULT_RULES: dict[str, Rule] = {
 
 
 class RulesConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     evaluation_interval_seconds: float = Field(
-        60.0, gt=0, description="Rules are evaluated at each multiple of this, in event time."
+        60.0,
+        ge=1,
+        le=86400,
+        description="Rules are evaluated at each multiple of this, in event time (1 s to a "
+        "day: evaluation costs one pass over the rules per interval).",
     )
     runbook_url: str = Field(
         "docs/runbooks.md", description="Base of the runbook links; '#<rule>' is appended."
@@ -215,8 +265,21 @@ class RulesConfig(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> RulesConfig:
+        """Raises OSError, ValueError (not UTF-8, not TOML, nested too deep) or
+        ValidationError."""
         with open(path, "rb") as f:
-            return cls.model_validate(tomllib.load(f))
+            raw = f.read(MAX_FILE + 1)
+        if len(raw) > MAX_FILE:
+            raise ValueError(f"a rules file is at most {MAX_FILE} bytes")
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"not UTF-8 at byte {exc.start}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"not TOML: {exc}") from None
+        except RecursionError:
+            raise ValueError("nested deeper than a rules file can be") from None
+        return cls.model_validate(data)
 
 
 def check(path: Path) -> list[str]:
@@ -225,8 +288,6 @@ def check(path: Path) -> list[str]:
         RulesConfig.load(path)
     except OSError as exc:
         return [f"{path}: {exc.strerror or exc}"]
-    except tomllib.TOMLDecodeError as exc:
-        return [f"{path}: not TOML: {exc}"]
     except ValidationError as exc:
         out = []
         for err in exc.errors(include_url=False):
@@ -234,4 +295,6 @@ def check(path: Path) -> list[str]:
                              "oldest_wait", "component_down"))  # fmt: skip
             out.append(f"{path}: {where or 'file'}: {err['msg']}")
         return out
+    except ValueError as exc:
+        return [f"{path}: {exc}"]
     return []

@@ -1,0 +1,82 @@
+"""Configuration files that pass their check must run: what a run cannot do is refused by the
+check, as one readable line, and no file can exhaust memory or stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alerts.evaluator import AlertLogic
+from alerts.ivr_lint import parse
+from alerts.rules import RulesConfig, check
+
+BOMB = "\n".join(
+    [f'{c}: &{c} ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'
+     if c == "a" else f"{c}: &{c} [" + ", ".join([f"*{chr(ord(c) - 1)}"] * 9) + "]"
+     for c in "abcdefghi"]
+)  # fmt: skip
+
+
+def _nested_menus(levels: int) -> str:
+    out = ["flow: deep", "greeting_seconds: 5", "menu:"]
+    for i in range(levels):
+        pad = "  " * (2 * i + 1)
+        out += [f"{pad}id: m{i}", f"{pad}options:", f"{pad}- key: '1'", f"{pad}  menu:"]
+    pad = "  " * (2 * levels + 1)
+    out += [f"{pad}id: leaf", f"{pad}options:", f"{pad}- key: '1'", f"{pad}  action: agent"]
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        (BOMB, "anchors and aliases are not allowed"),
+        (_nested_menus(300), "nested deeper"),
+        ("!!python/object/apply:os.system ['echo no']\n", "not a plain YAML document"),
+        ("a: " + "[" * 20000, "nested deeper"),
+    ],
+)
+def test_hostile_ivr_flows_are_refused(text: str, why: str) -> None:
+    assert len(text) < 2_000_000
+    with pytest.raises(ValueError, match=why):
+        parse(text, "flow.yaml")
+
+
+def test_a_flow_with_its_menus_still_parses() -> None:
+    assert parse(_nested_menus(3), "flow.yaml").flow == "deep"
+
+
+@pytest.mark.parametrize(
+    ("toml", "why"),
+    [
+        ('[rules.abandonment_high]\nsummary = "{value:d}"\n', "formats are like"),
+        ('[rules.abandonment_high]\nsummary = "{0} {"\n', "not a template"),
+        ('[rules.abandonment_high]\nsummary = "{value:>500000000}"\n', "formats are like"),
+        ('[rules.abandonment_high]\nsummary = "{value.__class__.__mro__}"\n', "named fields"),
+        ('[rules.abandonment_high]\nsummary = "{queue:.1f}"\n', "only {value} takes"),
+        ("[rules.callbacks_breaching]\nthreshold = 1e309\n", "finite"),
+        ("evaluation_interval_seconds = 0.01\n", "greater than or equal to 1"),
+        ("a = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested deeper"),
+    ],
+)
+def test_rules_check_refuses_what_a_run_cannot_do(tmp_path: Path, toml: str, why: str) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(toml)
+    problems = check(path)
+    assert len(problems) == 1 and why in problems[0], problems
+
+
+def test_rules_files_that_are_no_text_and_good_templates(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_bytes(b"evaluation_interval_seconds = '\xff'\n")
+    assert check(path) == [f"{path}: not UTF-8 at byte 31"]
+    path.write_text('[rules.abandonment_high]\nsummary = "Abandonment {value:.1%} in {queue}"\n')
+    assert check(path) == []
+    rules = RulesConfig.load(path)
+    assert AlertLogic(rules, _Sink()).series  # loads and builds
+
+
+class _Sink:
+    def alert(self, event: object) -> None:
+        return None
