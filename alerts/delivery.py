@@ -10,6 +10,10 @@ with ``endsAt``.
 
 Invariants: an outbox entry is removed only once every receiver accepted it; entries go out in
 order per receiver; re-sending a firing alert is idempotent (same labels, same ``startsAt``).
+Alertmanager keeps state, not history, so its queue holds the latest state of each alert
+(a resend or a newer transition replaces the one waiting); a webhook's queue of transitions is
+bounded (``max_pending``, the oldest dropped and counted) and goes out in batches of ``batch``, so an
+outage of any length costs bounded memory and no giant request on recovery.
 """
 
 from __future__ import annotations
@@ -145,6 +149,9 @@ class Dispatcher:
         resend_seconds: float = 60.0,
         backoff: tuple[float, float] = (0.5, 30.0),
         clock: Callable[[], float] = time.monotonic,
+        *,
+        max_pending: int = 10_000,
+        batch: int = 500,
     ) -> None:
         self.receivers = {r.name: r for r in receivers}
         self.box = Outbox(outbox)
@@ -157,14 +164,38 @@ class Dispatcher:
         self._retry_at: dict[str, float] = {}
         self._delay: dict[str, float] = {}
         self._last_resend = clock()
+        self.max_pending = max_pending
+        self.batch = batch
         self.delivered: dict[str, int] = {name: 0 for name in self.receivers}
         self.failures: dict[str, int] = {name: 0 for name in self.receivers}
+        self.dropped: dict[str, int] = {name: 0 for name in self.receivers}
+
+    def _enqueue(self, name: str, entry: dict[str, Any]) -> None:
+        """Queue ``entry`` for receiver ``name`` (the lock held)."""
+        items = self.box.pending.setdefault(name, [])
+        if name == "alertmanager":
+            # state, not history: the latest state of each alert, so this queue is bounded by
+            # the alerts there are (firing ones are resent anyway), not by the outage's length
+            # (a newer state takes the waiting one's place: in order, and resends cannot starve
+            # the back of the queue)
+            fp = entry["alert"]["fingerprint"]
+            for n, waiting in enumerate(items):
+                if waiting["alert"]["fingerprint"] == fp:
+                    items[n] = entry
+                    return
+            items.append(entry)
+            return
+        items.append(entry)
+        over = len(items) - self.max_pending
+        if over > 0:
+            del items[:over]
+            self.dropped[name] += over
 
     def alert(self, event: AlertEvent) -> None:
         entry: dict[str, Any] = {"status": event.status, "alert": event.alert.to_dict()}
         with self._lock:
             for name in self.receivers:
-                self.box.pending.setdefault(name, []).append(entry)
+                self._enqueue(name, entry)
             if event.status == "firing":
                 self.box.firing[event.alert.fingerprint] = entry["alert"]
             else:
@@ -203,13 +234,12 @@ class Dispatcher:
                 now = self.clock()
                 if now - self._last_resend >= self.resend_seconds and self.box.firing:
                     self._last_resend = now
-                    for name in self.receivers:
-                        if name == "alertmanager":  # keeps firing alerts alive there
-                            for a in self.box.firing.values():
-                                entry: dict[str, Any] = {"status": "firing", "alert": a}
-                                self.box.pending.setdefault(name, []).append(entry)
+                    if "alertmanager" in self.receivers:  # keeps firing alerts alive there
+                        for a in self.box.firing.values():
+                            self._enqueue("alertmanager", {"status": "firing", "alert": a})
+                        self.box.save()
                 work = {
-                    name: list(items)
+                    name: items[: self.batch]
                     for name, items in self.box.pending.items()
                     if items and self._retry_at.get(name, 0.0) <= now
                 }
@@ -224,7 +254,11 @@ class Dispatcher:
                     self._retry_at[name] = self.clock() + delay
                     continue
                 with self._lock:
-                    del self.box.pending[name][: len(items)]  # only what was sent; more may wait
+                    # only what was sent (the queue may have changed meanwhile: newer states
+                    # replace older ones), by identity
+                    sent = {id(i) for i in items}
+                    queue = self.box.pending[name]
+                    queue[:] = [i for i in queue if id(i) not in sent]
                     self.box.save()
                     self.delivered[name] += len(items)
                     self._delay.pop(name, None)

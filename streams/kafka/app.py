@@ -81,6 +81,13 @@ class AlertDeliverySettings(BaseModel):
     webhook_url: str | None = Field(None, description="Generic webhook, HMAC-SHA256 signed.")
     webhook_secret: SecretStr | None = Field(None, description="The webhook's signing key.")
     resend_seconds: float = Field(60.0, gt=0, description="Firing alerts resent this often.")
+    max_pending: int = Field(
+        10_000,
+        ge=100,
+        description="Notifications held per receiver while it is away; past this the oldest "
+        "are dropped and counted (Alertmanager holds one per alert, its latest state).",
+    )
+    batch: int = Field(500, ge=1, description="Notifications per request to a receiver.")
     lease_seconds: float = Field(
         10.0, gt=0, description="Evaluation lease in Redis: another worker takes over after it."
     )
@@ -94,7 +101,13 @@ class AlertDeliverySettings(BaseModel):
             receivers.append(WebhookReceiver(self.webhook_url, secret))
         if not receivers:
             return None
-        return Dispatcher(receivers, outbox, resend_seconds=self.resend_seconds)
+        return Dispatcher(
+            receivers,
+            outbox,
+            resend_seconds=self.resend_seconds,
+            max_pending=self.max_pending,
+            batch=self.batch,
+        )
 
 
 class ArchiveSettings(BaseModel):
