@@ -12,8 +12,8 @@ Invariants: an outbox entry is removed only once every receiver accepted it; ent
 order per receiver; re-sending a firing alert is idempotent (same labels, same ``startsAt``).
 Alertmanager keeps state, not history, so its queue holds the latest state of each alert
 (a resend or a newer transition replaces the one waiting); a webhook's queue of transitions is
-bounded (``max_pending``, the oldest dropped and counted) and goes out in batches of ``batch``, so an
-outage of any length costs bounded memory and no giant request on recovery.
+bounded (``max_pending``, the oldest dropped and counted); both go out in batches of
+``batch``. An outage of any length costs bounded memory and no giant request on recovery.
 """
 
 from __future__ import annotations
