@@ -56,13 +56,17 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _importer(args: argparse.Namespace, settings: Settings) -> Importer | None:
+def _importer(
+    args: argparse.Namespace, settings: Settings, pseudonymize: Pseudonymizer | None = None
+) -> Importer | None:
     fmt = getattr(args, "format", "jsonl")
+    if fmt == "jsonl":
+        return None
     zone = getattr(args, "source_timezone", None)
     source_tz = ZoneInfo(zone) if zone else None
     return make_importer(
         fmt,
-        Pseudonymizer(settings.pseudonym_key.get_secret_value()),
+        pseudonymize if pseudonymize is not None else settings.pseudonymizer(live=False),
         source_tz,
         getattr(args, "mapping", None),
     )
@@ -133,9 +137,14 @@ def _print_produced(stats: ProduceStats) -> None:
 def cmd_produce(args: argparse.Namespace) -> int:
     """Publish event logs (or another format, through an importer) to the input topics."""
     settings = _settings(args)
+    pseudonymize = settings.pseudonymizer(live=True)
     stats = asyncio.run(
         produce_paths(
-            args.paths, _kafka(args, settings), _importer(args, settings), settings.max_line_bytes
+            args.paths,
+            _kafka(args, settings),
+            _importer(args, settings, pseudonymize),
+            settings.max_line_bytes,
+            pseudonymize,
         )
     )
     _print_produced(stats)
@@ -184,8 +193,9 @@ def cmd_feed(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         n = 0
+        pseudonymize = settings.pseudonymizer(live=True)
         while not stop.is_set():
-            n += await play(_kafka(args, settings), cfg, args.speed, stop)
+            n += await play(_kafka(args, settings), cfg, args.speed, stop, pseudonymize)
             if not args.repeat:
                 break
         return n
@@ -204,7 +214,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         return await tail_queue_log(Path(args.file), _kafka(args, settings), stop,
-                                    from_start=args.from_beginning)  # fmt: skip
+                                    from_start=args.from_beginning,
+                                    pseudonymize=settings.pseudonymizer(live=True))  # fmt: skip
 
     _print_produced(asyncio.run(run()))
     return 0

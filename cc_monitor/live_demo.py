@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -26,6 +27,7 @@ from pathlib import Path
 import orjson
 
 from cc_monitor.simulator import SimConfig, simulate
+from streams.inputs.privacy import Pseudonymizer
 from streams.kafka.producer import EventProducer
 from streams.kafka.settings import KafkaSettings
 
@@ -57,15 +59,20 @@ def wait_port(
 @contextmanager
 def _process(args: list[str], what: str, port: int, log: Path, timeout: float = 60,
              env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
+    # Its own session: a Ctrl-C in the terminal reaches the demo alone, which then stops its
+    # processes in order (the feeder, the worker, Redis, then the broker), each once the ones
+    # that use it are gone, instead of all at once (a broker gone first left the worker and
+    # the producer retrying connections for tens of seconds).
     with open(log, "ab") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)  # fmt: skip
     try:
         wait_port(port, what, timeout, proc)
         yield proc
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -92,9 +99,15 @@ def retimed(cfg: SimConfig, start: datetime, from_hour: int = 7) -> Iterator[tup
         yield (new - start).total_seconds(), orjson.dumps(ev)
 
 
-async def play(kafka: KafkaSettings, cfg: SimConfig, speed: float, stop: asyncio.Event) -> int:
+async def play(
+    kafka: KafkaSettings,
+    cfg: SimConfig,
+    speed: float,
+    stop: asyncio.Event,
+    pseudonymize: Pseudonymizer | None = None,
+) -> int:
     """Send the simulated day, each event when its time comes (``speed`` x real time)."""
-    producer = EventProducer(kafka)
+    producer = EventProducer(kafka, pseudonymize=pseudonymize)
     await producer.start()
     start_wall = time.monotonic()
     n = 0
@@ -178,7 +191,8 @@ def run(speed: float, contacts_per_day: int, port: int, seed: int, duration: flo
                 loop.add_signal_handler(sig, stop.set)
             if duration is not None:
                 loop.call_later(duration, stop.set)
-            n = await play(kafka, cfg, speed, stop)
+            # a key for this run only: the demo's topics live as long as it does
+            n = await play(kafka, cfg, speed, stop, Pseudonymizer(secrets.token_hex(32)))
             print(f"sent {n:,} events", flush=True)
             if not stop.is_set():
                 print("the day is over; the worker keeps serving until Ctrl-C", flush=True)

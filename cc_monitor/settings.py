@@ -6,6 +6,9 @@ Nested values use ``__`` in environment names, e.g.
 
 from __future__ import annotations
 
+import os
+import secrets
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from pydantic_settings import (
 
 from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
+from streams.inputs.privacy import Pseudonymizer
 from streams.kafka.app import WorkerSettings
 from streams.kafka.settings import KafkaSettings
 
@@ -57,6 +61,30 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {v!r}") from exc
         return v
+
+    def pseudonymizer(self, *, live: bool) -> Pseudonymizer:
+        """The keyed hash of customer and agent ids. Without a configured key: the key kept in
+        ``worker.data_dir/pseudonym.key``; live commands (produce, tail, feed, the demo) make one
+        there, random, if there is none (a pseudonym under an empty key is a plain hash that
+        anyone can recompute); a replay warns and uses the empty key."""
+        key = self.pseudonym_key.get_secret_value()
+        if key:
+            return Pseudonymizer(key)
+        path = self.worker.data_dir / "pseudonym.key"
+        if path.exists():
+            return Pseudonymizer(path.read_text().strip())
+        if live:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32) + "\n")
+            print(f"cc-monitor: no pseudonym_key set: made a random one in {path} (keep it: "
+                  "the same key gives the same pseudonyms)", file=sys.stderr)  # fmt: skip
+            return Pseudonymizer(path.read_text().strip())
+        print("cc-monitor: warning: no pseudonym_key set: customer ids are hashed without a "
+              "key, which anyone can recompute (set CC_MONITOR_PSEUDONYM_KEY)",
+              file=sys.stderr)  # fmt: skip
+        return Pseudonymizer("")
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)

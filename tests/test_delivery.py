@@ -230,6 +230,12 @@ def test_webhook_is_signed(hook: Hook) -> None:
     assert verify(secret, body, signature)
     assert not verify(b"wrong", body, signature)
     assert not verify(secret, body.replace(b"trunk", b"trunc"), signature)
+    # a captured request does not verify once older than the tolerance; no header: False
+    stamp = int(signature.split(",")[0][2:])
+    assert not verify(secret, body, signature, now=stamp + 301)
+    assert not verify(secret, body, None)
+    forged = signature.replace(f"t={stamp}", f"t={stamp + 100}")
+    assert not verify(secret, body, forged, now=stamp + 100)
     doc = json.loads(body)
     assert doc["events"][0]["status"] == "firing"
     assert doc["events"][0]["alert"]["labels"]["component"] == "trunk"

@@ -67,3 +67,29 @@ def test_an_outage_costs_bounded_memory_and_recovery_comes_in_batches(tmp_path: 
         assert len(d.box.pending.get("alertmanager", [])) <= 39
     finally:
         d.stop(drain_seconds=0)
+
+
+def test_webhook_signatures_cover_a_time_and_expire() -> None:
+    from alerts.delivery import sign, verify
+
+    body = b'{"version": 1}'
+    header = sign(b"k", body, 1_000_000)
+    assert header.startswith("t=1000000,sha256=")
+    assert verify(b"k", body, header, now=1_000_100)
+    assert not verify(b"k", body, header, now=1_000_301)  # replayed too late
+    assert not verify(b"k", body + b" ", header, now=1_000_100)
+    assert not verify(b"", body, header, now=1_000_100)
+    assert not verify(b"k", body, None) and not verify(b"k", body, "garbage")
+    assert not verify(b"k", body, header.replace("t=1000000", "t=1000200"), now=1_000_200)
+
+
+def test_a_webhook_without_a_secret_is_refused() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from streams.kafka.app import AlertDeliverySettings
+
+    with pytest.raises(ValidationError, match="webhook_secret is required"):
+        AlertDeliverySettings(webhook_url="http://127.0.0.1:9/hook")
+    ok = AlertDeliverySettings(webhook_url="http://127.0.0.1:9/hook", webhook_secret="s")
+    assert ok.webhook_secret is not None

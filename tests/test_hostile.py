@@ -246,3 +246,39 @@ def test_a_truncated_gzip_and_a_byte_order_mark(tmp_path: Path) -> None:
     bom.write_bytes(b"\xef\xbb\xbf" + b"".join(x + b"\n" for x in DAY[:50]))
     rep = Replay(EngineConfig(), __import__("zoneinfo").ZoneInfo("UTC")).run([Source(str(bom))])
     assert rep["events"]["accepted"] == 50
+
+
+def test_produce_pseudonymizes_customer_and_agent_ids_once() -> None:
+    from streams.inputs.privacy import Pseudonymizer
+    from streams.kafka.producer import pseudonymized
+
+    p = Pseudonymizer("k")
+    raw = orjson.dumps({**orjson.loads(VALID), "customer_id": "cu123", "agent_id": "ann"})
+    rec, _ = Decoder().decode(raw)
+    out = orjson.loads(pseudonymized(raw, rec, p))
+    assert out["customer_id"] == p("cu123") and out["agent_id"] == p("ann")
+    assert out["contact_id"] == "c1"  # contact ids stay (they are what audits trace)
+    again = orjson.dumps(out)
+    assert pseudonymized(again, Decoder().decode(again)[0], p) == again
+    assert pseudonymized(VALID, Decoder().decode(VALID)[0], p) == VALID
+
+
+def test_live_commands_never_hash_with_an_empty_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cc_monitor.settings import load_settings
+    from streams.inputs.privacy import Pseudonymizer
+
+    settings = load_settings()
+    settings = settings.model_copy(
+        update={"worker": settings.worker.model_copy(update={"data_dir": tmp_path})}
+    )
+    replayed = settings.pseudonymizer(live=False)
+    assert "warning" in capsys.readouterr().err
+    assert replayed("x") == Pseudonymizer("")("x")
+    live = settings.pseudonymizer(live=True)
+    key = (tmp_path / "pseudonym.key").read_text().strip()
+    assert len(key) == 64 and live("x") == Pseudonymizer(key)("x") != replayed("x")
+    assert (tmp_path / "pseudonym.key").stat().st_mode & 0o077 == 0
+    # the kept key is used from then on, by replays too
+    assert settings.pseudonymizer(live=False)("x") == live("x")

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from alerts.delivery import AlertmanagerReceiver, Dispatcher, Receiver, WebhookReceiver
 from alerts.evaluator import AlertEvent
@@ -91,6 +91,15 @@ class AlertDeliverySettings(BaseModel):
     lease_seconds: float = Field(
         10.0, gt=0, description="Evaluation lease in Redis: another worker takes over after it."
     )
+
+    @model_validator(mode="after")
+    def _webhook_signed(self) -> AlertDeliverySettings:
+        # an empty key makes a signature anyone can compute
+        if self.webhook_url and not (
+            self.webhook_secret and self.webhook_secret.get_secret_value()
+        ):
+            raise ValueError("worker.alerts.webhook_secret is required with a webhook_url")
+        return self
 
     def dispatcher(self, outbox: Path) -> Dispatcher | None:
         receivers: list[Receiver] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -19,9 +20,10 @@ from typing import Any
 import orjson
 
 from kpis.decode import Decoder, Rejection
-from kpis.wire import TYPE_OF
+from kpis.wire import TYPE_OF, Rec
 from streams.inputs.files import ImportStats, Source, SourceStats, iter_lines
 from streams.inputs.importers.base import Importer, RowProblem
+from streams.inputs.privacy import Pseudonymizer
 from streams.kafka.settings import KafkaSettings, ensure_topics, topic_for
 
 
@@ -33,9 +35,34 @@ class ProduceStats:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
+_PSEUDONYM = re.compile(rb"p-[0-9a-f]{20}")
+PSEUDONYMIZED_FIELDS = ("customer_id", "agent_id")
+
+
+def pseudonymized(raw: bytes, rec: Rec, pseudonymize: Pseudonymizer) -> bytes:
+    """``raw`` with its customer and agent ids replaced by their pseudonyms (ids that are
+    pseudonyms already are kept, so producing a produced log again changes nothing)."""
+    ids = {f: getattr(rec, f) for f in PSEUDONYMIZED_FIELDS}
+    if not any(v and not _PSEUDONYM.fullmatch(v.encode()) for v in ids.values()):
+        return raw
+    doc = orjson.loads(raw)
+    for field_name, value in ids.items():
+        if value and not _PSEUDONYM.fullmatch(value.encode()):
+            doc[field_name] = pseudonymize(value)
+    return orjson.dumps(doc)
+
+
 class EventProducer:
-    def __init__(self, settings: KafkaSettings, max_line_bytes: int = 65_536) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        max_line_bytes: int = 65_536,
+        pseudonymize: Pseudonymizer | None = None,
+    ) -> None:
+        """``pseudonymize``: every event's customer and agent ids are replaced by their
+        pseudonyms before they reach a topic (ids that are pseudonyms already are kept)."""
         self.settings = settings
+        self.pseudonymize = pseudonymize
         self.decoder = Decoder(max_line_bytes)
         self.stats = ProduceStats()
         self._producer: Any = None
@@ -54,13 +81,16 @@ class EventProducer:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def send(self, raw: bytes, source: str, line: int) -> bool:
-        """Validate and publish one event; False if it went to the dead-letter topic."""
+    async def send(self, raw: bytes, source: str, line: int, *, pseudonymous: bool = False) -> bool:
+        """Validate and publish one event; False if it went to the dead-letter topic.
+        ``pseudonymous``: its ids are pseudonyms already (an importer made it)."""
         try:
             rec, _ = self.decoder.decode(raw)
         except Rejection as rej:
             await self.dead_letter(raw, rej.reason, rej.detail, source, line)
             return False
+        if self.pseudonymize is not None:
+            raw = pseudonymized(raw, rec, self.pseudonymize)
         etype = TYPE_OF[rec.__class__]
         topic = topic_for(etype, rec.channel, self.settings.topics)
         key = (rec.case_id or rec.contact_id).encode()
@@ -88,9 +118,10 @@ async def produce_paths(
     settings: KafkaSettings,
     importer: Importer | None = None,
     max_line_bytes: int = 65_536,
+    pseudonymize: Pseudonymizer | None = None,
 ) -> ProduceStats:
     """Publish event logs (JSON Lines, gzip, stdin, or an import format) to the topics."""
-    producer = EventProducer(settings, max_line_bytes)
+    producer = EventProducer(settings, max_line_bytes, pseudonymize)
     await producer.start()
     try:
         for path in paths:
@@ -174,11 +205,12 @@ async def tail_queue_log(
     stop: asyncio.Event,
     from_start: bool = False,
     poll: float = 0.2,
+    pseudonymize: Pseudonymizer | None = None,
 ) -> ProduceStats:
     """Convert a live Asterisk queue_log into events and publish them as lines arrive."""
     from streams.inputs.importers.queue_log import QueueLog
 
-    producer = EventProducer(settings)
+    producer = EventProducer(settings, pseudonymize=pseudonymize)
     await producer.start()
     convert = QueueLog().converter()
     stats = ImportStats("queue_log")
