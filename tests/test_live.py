@@ -543,3 +543,49 @@ def test_a_store_failure_mid_evaluation_loses_no_alert() -> None:
     assert store.failures == 0  # the failures happened
     keys = [(e.alert.fingerprint, e.alert.starts_at, e.status) for e in sent.events]
     assert len(keys) == len(set(keys)) == expected
+
+
+def test_a_log_that_lost_records_is_detected_said_and_continued() -> None:
+    """The broker lost the end of a partition and the lost part is produced again: the worker
+    notices the log ends before its checkpoint, continues from the log's end (it would
+    otherwise skip the new records as processed), and /health and a metric say so."""
+    data = records_by_tp(day(), 1)
+    store, committed = MemoryCheckpoints(), {}
+    rt = runtime(store, 1)
+    consumer = Consumer(data, committed)
+    consumer.run(rt, {0}, random.Random(3))
+    consumer.quiesce(rt)
+    rt.broker_answered(3)
+    assert rt.health()["status"] == "ok" and rt.health()["problems"] == []
+    topic = INPUTS[0]
+    done = rt.owned[0].pe.offsets[topic]
+    assert done > 10
+    rt.report_lag(topic, 0, 10)  # the broker came back with only 10 records of this log
+    health = rt.health()
+    assert health["status"] == "degraded"
+    assert f"the log ends at offset 10, the checkpoint covers up to {done}" in str(health)
+    assert rt.owned[0].pe.offsets[topic] == 10
+    assert (
+        rt.registry.get_sample_value("cc_input_log_lost_total", {"topic": topic, "partition": "0"})
+        == 1
+    )
+    # a record written at offset 10 after the loss is processed, not skipped as seen
+    fresh = orjson.loads(data[(topic, 0)][-1])
+    fresh["event_id"] = "after-the-loss"
+    out = rt.on_record(topic, 0, 10, orjson.dumps(fresh), lambda: None)
+    assert out.status in ("accepted", "rejected") and out.status != "skipped"
+
+
+def test_health_says_when_the_broker_or_the_assignment_is_missing() -> None:
+    rt = runtime(MemoryCheckpoints(), 1)
+    assert rt.health()["status"] == "ok"  # driven without a broker: nothing to say of it
+    rt.broker_answered(0)  # the app asked: no input partition assigned
+    rt.clock.t += 61  # type: ignore[attr-defined]
+    assert any("no input partition" in p for p in rt.health()["problems"])  # type: ignore[attr-defined]
+    rt.partition(0)
+    rt.broker_failed("KafkaConnectionError: unreachable")
+    rt.clock.t += 21  # type: ignore[attr-defined]
+    problems = rt.health()["problems"]
+    assert any("broker not answering" in p and "unreachable" in p for p in problems)  # type: ignore[attr-defined]
+    rt.broker_answered(3)
+    assert rt.health()["status"] == "ok"

@@ -515,8 +515,10 @@ def create_app(
         # wrongly taken for caught up would move its watermark past records still unread.
         try:
             ends = await app.consumer.highwaters(*tps) if tps else {}
+            runtime.broker_answered(len(tps))
         except Exception as exc:  # the broker will answer next time; nothing is caught up
             log.debug("end offsets unavailable: %s", exc)
+            runtime.broker_failed(f"{type(exc).__name__}: {exc}")
             ends = {}
         caught_up: dict[int, dict[str, bool]] = {}
         for tp in tps:

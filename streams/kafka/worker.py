@@ -136,6 +136,11 @@ class Owned:
 Notify = Callable[[AlertEvent], Awaitable[None]]
 
 
+BROKER_STALE_SECONDS = 20.0
+NO_PARTITION_GRACE_SECONDS = 60.0
+LOG_LOST_HOLD_SECONDS = 3600.0
+
+
 @dataclass
 class PipelineMetrics:
     """Metrics updated now and then; the per-record ones are :class:`RecordStats`."""
@@ -151,6 +156,8 @@ class PipelineMetrics:
     checkpoint_seconds: Histogram
     alerts_firing: Gauge
     notifications: Counter
+    log_lost: Counter
+    broker_up: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -187,6 +194,12 @@ class PipelineMetrics:
             notifications=Counter("cc_alert_notifications", "Alert transitions notified "
                                   "(alerts topic and receivers), once across workers.",
                                   ["status"], registry=registry),
+            log_lost=Counter("cc_input_log_lost", "A partition's log found ending before the "
+                             "offsets its checkpoint covers (records lost by the broker, a "
+                             "topic recreated); it continues from the log's end.",
+                             ["topic", "partition"], registry=registry),
+            broker_up=Gauge("cc_broker_up", "1 while the broker answers the worker's end-offset "
+                            "requests.", registry=registry),
         )  # fmt: skip
 
 
@@ -258,6 +271,13 @@ class LiveRuntime:
         self._archive_expired_at = -math.inf
         self._busy: dict[tuple[str, int], int] = {}
         self._archive_retry_at = -math.inf
+        # What /health reports of the broker and the assignment: known once the app's tick
+        # has asked (a runtime driven without a broker, in tests, reports neither).
+        self.started_at = clock()
+        self.broker_ok_at: float | None = None
+        self.broker_error = ""
+        self.assignment_known = False
+        self.log_lost: dict[tuple[str, int], tuple[float, str]] = {}
 
     # --- partitions ---------------------------------------------------------------------------
 
@@ -633,10 +653,10 @@ class LiveRuntime:
         return view
 
     def health(self) -> dict[str, object]:
+        problems = self.problems()
         return {
-            "status": "ok"
-            if self.read_model_ok is not False and not self.archive_error
-            else "degraded",
+            "status": "degraded" if problems else "ok",
+            "problems": problems,
             "worker": self.worker_id,
             "partitions": sorted(self.owned),
             "read_model": {
@@ -649,9 +669,60 @@ class LiveRuntime:
         }
 
     def report_lag(self, topic: str, partition: int, highwater: int) -> None:
+        """The broker's end offset of a topic-partition. One below the offsets the checkpoint
+        covers means the log lost records (broker storage lost, an unclean leader election, a
+        topic deleted and created again): records written there from now on would otherwise
+        be skipped as "already processed". Policy (docs/live.md): continue from the log's end,
+        keep the state (what was processed was processed), count it, and say so on /health
+        for LOG_LOST_HOLD_SECONDS."""
         owned = self.owned.get(partition)
         done = owned.pe.offsets.get(topic, 0) if owned is not None else 0
+        if owned is not None and done > highwater:
+            why = (f"{topic}/{partition}: the log ends at offset {highwater}, the checkpoint "
+                   f"covers up to {done}: records were lost by the broker; continuing from "
+                   f"offset {highwater}")  # fmt: skip
+            log.warning("%s", why)
+            owned.pe.offsets[topic] = highwater
+            owned.dirty = True
+            self.log_lost[(topic, partition)] = (self.clock(), why)
+            self.metrics.log_lost.labels(topic, str(partition)).inc()
+            done = highwater
         self.metrics.consumer_lag.labels(topic, str(partition)).set(max(0, highwater - done))
+
+    def broker_answered(self, assigned: int) -> None:
+        """The app's tick asked (``assigned``: input partitions held; with none, nothing was
+        asked of the broker and only the assignment is known)."""
+        self.assignment_known = True
+        if assigned:
+            self.broker_ok_at = self.clock()
+            self.broker_error = ""
+            self.metrics.broker_up.set(1)
+
+    def broker_failed(self, error: str) -> None:
+        self.broker_error = error[:300]
+        self.assignment_known = True
+        self.metrics.broker_up.set(0)
+
+    def problems(self) -> list[str]:
+        """Why this worker is degraded (none: it is ok)."""
+        now = self.clock()
+        out: list[str] = []
+        if self.read_model_ok is False:
+            out.append(f"read model unreachable: {self.read_model_error}")
+        if self.archive_error:
+            out.append(f"archive: {self.archive_error}")
+        if self.assignment_known:
+            since = self.broker_ok_at if self.broker_ok_at is not None else self.started_at
+            if self.owned and now - since > BROKER_STALE_SECONDS:
+                error = f": {self.broker_error}" if self.broker_error else ""
+                out.append(f"broker not answering for {now - since:.0f} s{error}")
+            elif not self.owned and now - self.started_at > NO_PARTITION_GRACE_SECONDS:
+                out.append("no input partition assigned (is the broker reachable? "
+                           f"{self.broker_error or 'no error seen'})")  # fmt: skip
+        for when, why in self.log_lost.values():
+            if now - when < LOG_LOST_HOLD_SECONDS:
+                out.append(why)
+        return out
 
 
 def _doc_max(raw: bytes) -> float | None:
