@@ -47,11 +47,12 @@ def alertmanager_payload(alert: Alert, generator_url: str = "") -> dict[str, Any
         "annotations": {
             "summary": alert.summary,
             "runbook_url": alert.runbook_url,
-            "evidence": ", ".join(alert.evidence),
             "value": f"{alert.value:g}",
         },
         "startsAt": _iso(alert.starts_at),
     }
+    if alert.evidence:
+        doc["annotations"]["evidence"] = ", ".join(alert.evidence)
     if alert.ends_at is not None:
         doc["endsAt"] = _iso(alert.ends_at)
     if generator_url:
@@ -185,7 +186,11 @@ class Dispatcher:
         *,
         max_pending: int = 10_000,
         batch: int = 500,
+        include_evidence: bool = False,
     ) -> None:
+        """``include_evidence``: send alerts' example contact ids to the receivers (they leave
+        the centre's systems with them); off by default, the report and the alerts topic keep
+        them for audits."""
         self.receivers = {r.name: r for r in receivers}
         self.box = Outbox(outbox)
         self.resend_seconds = resend_seconds
@@ -199,6 +204,7 @@ class Dispatcher:
         self._last_resend = clock()
         self.max_pending = max_pending
         self.batch = batch
+        self.include_evidence = include_evidence
         self.delivered: dict[str, int] = {name: 0 for name in self.receivers}
         self.failures: dict[str, int] = {name: 0 for name in self.receivers}
         self.dropped: dict[str, int] = {name: 0 for name in self.receivers}
@@ -225,7 +231,10 @@ class Dispatcher:
             self.dropped[name] += over
 
     def alert(self, event: AlertEvent) -> None:
-        entry: dict[str, Any] = {"status": event.status, "alert": event.alert.to_dict()}
+        doc = event.alert.to_dict()
+        if not self.include_evidence:
+            doc["evidence"] = []
+        entry: dict[str, Any] = {"status": event.status, "alert": doc}
         with self._lock:
             for name in self.receivers:
                 self._enqueue(name, entry)

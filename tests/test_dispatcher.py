@@ -93,3 +93,19 @@ def test_a_webhook_without_a_secret_is_refused() -> None:
         AlertDeliverySettings(webhook_url="http://127.0.0.1:9/hook")
     ok = AlertDeliverySettings(webhook_url="http://127.0.0.1:9/hook", webhook_secret="s")
     assert ok.webhook_secret is not None
+
+
+def test_contact_ids_leave_only_when_asked() -> None:
+    from dataclasses import replace
+
+    with_ids = AlertEvent("firing", replace(_alert(1), evidence=["c1", "c2"]))
+    for include, expected in ((False, []), (True, ["c1", "c2"])):
+        hook = Flaky("webhook")
+        hook.down = False
+        d = Dispatcher([hook], None, include_evidence=include).start()
+        try:
+            d.alert(with_ids)
+            _wait(lambda: hook.got)  # noqa: B023
+        finally:
+            d.stop(drain_seconds=0)
+        assert hook.got[0].alert.evidence == expected

@@ -88,6 +88,11 @@ class AlertDeliverySettings(BaseModel):
         "are dropped and counted (Alertmanager holds one per alert, its latest state).",
     )
     batch: int = Field(500, ge=1, description="Notifications per request to a receiver.")
+    include_evidence: bool = Field(
+        False,
+        description="Send alerts' example contact ids to Alertmanager and the webhook (the "
+        "report and the alerts topic keep them for audits either way).",
+    )
     lease_seconds: float = Field(
         10.0, gt=0, description="Evaluation lease in Redis: another worker takes over after it."
     )
@@ -116,6 +121,7 @@ class AlertDeliverySettings(BaseModel):
             resend_seconds=self.resend_seconds,
             max_pending=self.max_pending,
             batch=self.batch,
+            include_evidence=self.include_evidence,
         )
 
 
