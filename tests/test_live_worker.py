@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import lru_cache
@@ -233,6 +234,10 @@ def test_a_simulated_day_live_equals_its_replay(broker: str, redis: Redis, tmp_p
         assert sorted(h["cc-reason"] for h in dead) == [b"malformed_json", b"schema"]
         health = worker.json("/health")
         assert health["status"] == "ok" and health["partitions"] == [0, 1, 2]
+        for faust_view in ("/router/", "/table/", "/graph/", "/stats/"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                worker.get(faust_view)
+            assert err.value.code == 404, faust_view
 
         # every record acknowledged once a checkpoint covered it: the group commits to the end
         def all_committed() -> bool:

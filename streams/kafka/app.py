@@ -209,6 +209,12 @@ def _faust_options(kafka: KafkaSettings, worker: WorkerSettings) -> dict[str, An
         # records stay unacknowledged until a checkpoint covers them: do not wait for them
         "stream_wait_empty": False,
         "autodiscover": False,
+        # Faust's own views (router, tables, graph, stats) show topology and table contents
+        # without authentication: only the worker's endpoints are served
+        "web_router_enabled": False,
+        "web_tables_enabled": False,
+        "web_graph_enabled": False,
+        "web_stats_enabled": False,
     }
     if worker.group_timeout_seconds is not None:
         t = worker.group_timeout_seconds
