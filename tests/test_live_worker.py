@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -478,7 +479,7 @@ def test_the_live_demo_serves_kpis_from_a_fed_worker(tmp_path: Path) -> None:
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cc_monitor.cli", "live", "--duration", "45", "--speed", "300",
+        [sys.executable, "-m", "cc_monitor.cli", "live", "--speed", "300",
          "--contacts-per-day", "3000", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -499,10 +500,34 @@ def test_the_live_demo_serves_kpis_from_a_fed_worker(tmp_path: Path) -> None:
         metrics = worker.get("/metrics").decode()
         assert "cc_answered_total{" in metrics and "cc_events_consumed_total{" in metrics
         assert worker.json("/health")["status"] == "ok"
+        # Ctrl-C reaches the demo alone (its processes have their own sessions); it stops them
+        # in order and leaves none behind
+        children = _children(proc.pid)
+        assert len(children) >= 2  # the broker and the worker (and redis-server, if any)
+        proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     text = out.decode()
     assert proc.returncode == 0, text
+    assert not [
+        pid
+        for pid in children
+        if Path(f"/proc/{pid}").exists()
+        and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    ]
     assert f"http://127.0.0.1:{port}/api/kpis" in text and "sent " in text
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
