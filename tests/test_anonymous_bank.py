@@ -255,9 +255,12 @@ def test_timestamps_carry_their_own_minutes_offset_across_summer_time() -> None:
         offsets = set()
         for s in range(0, 5 * 3600, 7):
             local = start + timedelta(seconds=s)
-            expected = local.replace(tzinfo=ZONE).isoformat()
-            assert importer._iso(local) == expected
-            offsets.add(expected[19:])
+            expected = local.replace(tzinfo=ZONE)
+            got = importer._aware(local)
+            assert got.timestamp() == expected.timestamp()  # (== is never true in a gap, PEP 495)
+            assert got.utcoffset() == expected.utcoffset()
+            assert got.isoformat() == expected.isoformat()
+            offsets.add(expected.isoformat()[19:])
         assert offsets == {"+02:00", "+03:00"}
 
 

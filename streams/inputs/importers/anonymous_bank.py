@@ -26,7 +26,8 @@ from __future__ import annotations
 import heapq
 import sys
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from streams.inputs.files import CHUNK, ImportStats, Source, SourceStats, scan_lines
@@ -69,7 +70,7 @@ class AnonymousBank:
         # offset changes only at whole local minutes, so an offset found for one second of a
         # minute holds for all of it. Bounded: cleared when full.
         self._days: dict[str, date] = {}
-        self._offsets: dict[str, str] = {}
+        self._offsets: dict[tuple[int, ...], tzinfo] = {}
 
     def events(
         self, source: Source, sstats: SourceStats, stats: ImportStats, max_line: int
@@ -190,7 +191,7 @@ class AnonymousBank:
             base["customer_id"] = self.pseudonymize(customer)
         priority = row["priority"]
         attributes = {"priority": int(priority)} if priority.isdigit() else {}
-        timeline = Timeline(contact, base, self._iso)
+        timeline = Timeline(contact, base, self._aware)
         emit = timeline.emit
         out = timeline.events
 
@@ -225,16 +226,18 @@ class AnonymousBank:
         emit(ended, "wrapup.ended", agent_id=server)
         return out
 
-    def _iso(self, local: datetime) -> str:
-        naive = local.isoformat()
-        minute = naive[:16]  # YYYY-MM-DDTHH:MM
-        suffix = self._offsets.get(minute)
-        if suffix is None:
+    def _aware(self, local: datetime) -> datetime:
+        """A local clock time with its zone's offset, as a fixed-offset aware datetime: the
+        event's ``ts`` handed to the decoder as it is (no text made here to be parsed there)."""
+        minute = (local.year, local.month, local.day, local.hour, local.minute)
+        tz = self._offsets.get(minute)
+        if tz is None:
             if len(self._offsets) >= _CACHE_LIMIT:
                 self._offsets.clear()
-            suffix = local.replace(tzinfo=self.tz).isoformat()[len(naive) :]
-            self._offsets[minute] = suffix
-        return naive + suffix
+            offset = local.replace(tzinfo=self.tz).utcoffset()
+            assert offset is not None  # an IANA zone always has one
+            tz = self._offsets[minute] = timezone(offset)
+        return local.replace(tzinfo=tz)
 
 
 class _Steps:
@@ -265,14 +268,22 @@ def _order(cells: list[str]) -> tuple[str, int]:
     everything of the group then came late)."""
     try:
         text = cells[5]
-        if len(text) != 6 or not text.isdigit():
-            raise ValueError(text)
-        date(2000 + int(text[:2]) if int(text[:2]) < 69 else 1900 + int(text[:2]),
-             int(text[2:4]), int(text[4:6]))  # fmt: skip
+        if not _day_ok(text):
+            return "", -1
         clock = _clock(cells[6])
         return text, clock.hour * 3600 + clock.minute * 60 + clock.second
     except (ValueError, IndexError):
         return "", -1
+
+
+@lru_cache(maxsize=4096)
+def _day_ok(text: str) -> bool:
+    """Whether a YYMMDD date reads (a month has few distinct ones: cached)."""
+    try:
+        datetime.strptime(text, "%y%m%d")  # noqa: DTZ007 - only whether it reads
+    except ValueError:
+        return False
+    return len(text) == 6
 
 
 def _merge_groups(

@@ -41,8 +41,10 @@ class Timeline:
 
     def __init__(
         self, contact: str, base: dict[str, Any],
-        iso: Callable[[datetime], str] = datetime.isoformat,
+        iso: Callable[[datetime], str | datetime] = datetime.isoformat,
     ) -> None:  # fmt: skip
+        """``iso``: the event time as it goes into the event: RFC 3339 text, or an aware
+        datetime (the decoder takes either; orjson writes a datetime as RFC 3339)."""
         self.contact = contact
         self.base = base
         self.iso = iso
