@@ -116,7 +116,7 @@ NOT_FAST = (msgspec.ValidationError, msgspec.DecodeError)
 
 
 class Decoder:
-    """Decodes raw event lines. Stateless apart from a timestamp cache; safe to share."""
+    """Decodes raw event lines and importers' event dicts. Stateless; safe to share."""
 
     def __init__(self, max_line_bytes: int = 65_536) -> None:
         self.max_line_bytes = max_line_bytes

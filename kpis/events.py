@@ -2,9 +2,10 @@
 
 These pydantic v2 models are the single authority on what a valid event is: the JSON Schema that
 ``cc-monitor schema`` prints is generated from them, and every input the fast decoder
-(:mod:`kpis.decode`) cannot prove valid on its own is validated here. The engine consumes the
-normalized dictionaries these models dump to (see :class:`EventRecord`), because constructing a
-model per event costs several times the whole per-event budget of a replay.
+(:mod:`kpis.decode`) cannot prove valid on its own is validated here. The engine consumes
+msgspec records (:mod:`kpis.wire`) that mirror these models, because constructing a model per
+event costs several times the whole per-event budget of a replay; a property test keeps the two
+in agreement.
 """
 
 from __future__ import annotations

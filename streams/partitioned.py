@@ -325,10 +325,6 @@ def partition_doc(pe: PartitionEngine) -> dict[str, Any]:
 CHUNK_BYTES = 512 * 1024
 
 
-def chunk_keys(partition: int, generation: str, n: int) -> list[str]:
-    return [f"{partition}/{generation}/{i}" for i in range(n)]
-
-
 def split(blob: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
     return [blob[i : i + size] for i in range(0, len(blob), size)] or [b""]
 
@@ -355,6 +351,11 @@ class Head:
 
 def head_key(partition: int) -> str:
     return f"{partition}/head"
+
+
+def chunk_key(partition: int, generation: str, i: int) -> str:
+    """The key of chunk ``i`` of a checkpoint generation (its head names the generation)."""
+    return f"{partition}/{generation}/{i}"
 
 
 # --- replay with the live system's partitioning -----------------------------------------------

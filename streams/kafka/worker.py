@@ -46,6 +46,7 @@ from streams.partitioned import (
     Head,
     Outcome,
     PartitionEngine,
+    chunk_key,
     head_key,
     partition_doc,
     split,
@@ -98,7 +99,7 @@ def save_checkpoint(store: CheckpointStore, pe: PartitionEngine, generation: str
     chunks = split(blob, CHUNK_BYTES)
     p = pe.partition
     old = store.get(head_key(p))
-    writes = [store.put(p, f"{p}/{generation}/{i}", chunk) for i, chunk in enumerate(chunks)]
+    writes = [store.put(p, chunk_key(p, generation, i), chunk) for i, chunk in enumerate(chunks)]
     head = Head(p, generation, len(chunks), dict(pe.offsets))
     writes.append(store.put(p, head_key(p), head.to_bytes()))
     prev = Head.from_bytes(old) if old is not None else None
@@ -108,7 +109,7 @@ def save_checkpoint(store: CheckpointStore, pe: PartitionEngine, generation: str
 
 def drop_generation(store: CheckpointStore, head: Head) -> None:
     for i in range(head.chunks):
-        store.delete(head.partition, f"{head.partition}/{head.generation}/{i}")
+        store.delete(head.partition, chunk_key(head.partition, head.generation, i))
 
 
 def load_checkpoint(store: CheckpointStore, partition: int) -> bytes | None:
@@ -116,7 +117,7 @@ def load_checkpoint(store: CheckpointStore, partition: int) -> bytes | None:
     if raw is None:
         return None
     head = Head.from_bytes(raw)
-    parts = [store.get(f"{partition}/{head.generation}/{i}") for i in range(head.chunks)]
+    parts = [store.get(chunk_key(partition, head.generation, i)) for i in range(head.chunks)]
     if any(c is None for c in parts):
         raise RuntimeError(f"checkpoint of partition {partition} is missing chunks")
     return b"".join(c for c in parts if c is not None)
