@@ -91,10 +91,13 @@ class EventCore:
         self.max_ts = -_INF
         self.watermark = -_INF
         self._lateness = policy.lateness
+        # Accepted event times are in [_earliest, _bound): the policy's range, and with a lead
+        # bound, no further than that ahead of the latest event time (before the first event
+        # any time in range is fine).
         self._earliest = policy.earliest
         self._latest = policy.latest
-        # before the first event, max_ts is -inf and any lead is fine (TimePolicy decides)
-        self._max_lead = policy.max_lead if policy.max_lead is not None else _INF
+        self._lead = policy.max_lead
+        self._bound = policy.latest
         self.auto_watermark = auto_watermark
         # Reorder buffer: (ts, rank, event_id, record). In-order arrivals (the usual case) go to a
         # deque, which stays sorted by construction; out-of-order ones to a heap.
@@ -156,7 +159,7 @@ class EventCore:
         eid = rec.event_id
         if eid in self._seen or eid in self._seen_old:
             raise Rejection("duplicate", "event_id seen before")
-        if ts < self._earliest or ts >= self._latest or ts - self.max_ts > self._max_lead:
+        if not self._earliest <= ts < self._bound:
             why = self.policy.out_of_range(ts, self.max_ts)
             if why is not None:
                 raise Rejection("out_of_range", why)
@@ -176,6 +179,9 @@ class EventCore:
             heapq.heappush(self._heap, item)
         if ts > self.max_ts:
             self.max_ts = ts
+            if self._lead is not None:
+                # events past max_ts + lead are out of range; TimePolicy decides at the edge
+                self._bound = min(self._latest, ts + self._lead)
             wm = ts - self._lateness  # TimePolicy.watermark, inlined on the hot path
             if wm > self.watermark and self.auto_watermark:
                 self.watermark = wm
@@ -294,6 +300,8 @@ class EventCore:
         # JSON has no infinities: a watermark not yet set (-inf) comes back as null
         self.watermark = _num(snap["watermark"])
         self.max_ts = _num(snap["max_ts"])
+        if self._lead is not None and self.max_ts > -_INF:
+            self._bound = min(self._latest, self.max_ts + self._lead)
         heapq.heapify(timers)
         self._timers = timers
         self._rotate_at = _num(snap["rotate_at"])

@@ -12,7 +12,6 @@ import hashlib
 import os
 import sys
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -166,33 +165,20 @@ class Replay:
         stats = SourceStats(source.name)
         self.result.sources.append(stats)
         stream, size = source.open()
-        decode_line = self.decoder.decode_line
-        ingest = self.engine.ingest
         res = self.result
         name = source.name
-        accepted = blank = 0
-        lineno = 0
+
+        def reject(line: int, reason: str, detail: str) -> None:
+            self._reject(name, line, reason, detail)
+
+        def report(line: int) -> None:
+            if progress is not None:
+                progress.update(name, res.read + line, stats.bytes, size)
+
         try:
-            for lineno, raw in enumerate(iter_lines(stream, stats, self.max_line_bytes), 1):
-                if raw is None:
-                    self._reject(name, lineno, "oversized", f"over {self.max_line_bytes} bytes")
-                    continue
-                try:
-                    got = decode_line(raw)
-                    if got is None:
-                        blank += 1
-                        continue
-                    ingest(*got)
-                    accepted += 1
-                except Rejection as rej:
-                    self._reject(name, lineno, rej.reason, rej.detail)
-                if progress is not None and not lineno & 0xFFFF:
-                    progress.update(name, res.read + lineno, stats.bytes, size)
-        except (EOFError, OSError, zlib.error) as exc:
-            # a truncated or corrupt gzip, a read error: what was read counts, the rest is
-            # named (the report still comes out)
-            lineno += 1
-            self._reject(name, lineno, "unreadable", f"input unreadable from here: {exc}"[:300])
+            lineno, accepted, blank = self.decoder.feed_lines(
+                iter_lines(stream, stats, self.max_line_bytes), self.engine.ingest, reject, report
+            )
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
