@@ -100,6 +100,7 @@ class Simulator:
         self.pending: list[_Pending] = []
         self.seq = 0
         self.contact_seq = 0
+        self._reopens: dict[str, int] = {}  # reopens per case, for unique note ids
         self.pools = self._staff()
         self.incident: tuple[float, float] | None = None
         if cfg.incident:
@@ -439,8 +440,10 @@ class Simulator:
         if case is not None and case.get("reopen"):
             # The customer reopens a resolved case, then contacts the centre about it.
             case_id, customer = case["ids"]
-            note = {"contact_id": f"{case_id}-reopen", "case_id": case_id, "channel": channel,
-                    "customer_id": customer, "n": 0}  # fmt: skip
+            # each reopen of a case is its own note, with ids of its own
+            k = self._reopens[case_id] = self._reopens.get(case_id, 0) + 1
+            note = {"contact_id": f"{case_id}-reopen{k}", "case_id": case_id,
+                    "channel": channel, "customer_id": customer, "n": 0}  # fmt: skip
             self._emit(t, "case.reopened", note)
             t += 60
         if channel == "voice":

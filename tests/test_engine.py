@@ -279,3 +279,32 @@ def test_advance_moves_time_without_events() -> None:
     with pytest.raises(Rejection) as err:
         eng.ingest(*records(late)[0])
     assert err.value.reason == "late"
+
+
+def test_an_id_is_remembered_for_one_to_two_horizons() -> None:
+    """docs/kpis.md: at least one dedupe horizon of watermark progress, at most two."""
+    horizon, lateness = 3600.0, 60.0
+
+    def run(repeat_at: float, same_time: bool) -> str:
+        log = Log()
+        log.add(0, "contact.started", "c1")
+        log.add(repeat_at, "contact.started", "clock")  # moves the watermark
+        eng, _ = engine(allowed_lateness_seconds=lateness, dedupe_horizon_seconds=horizon)
+        first, clock = records(log)
+        eng.ingest(*first)
+        eng.ingest(*clock)
+        again = Log()
+        again.add(0 if same_time else repeat_at, "contact.started", "c1")
+        rec, ts = records(again)[0]
+        try:
+            eng.ingest(rec, ts)
+        except Rejection as rej:
+            return rej.reason
+        return "accepted"
+
+    # within one horizon: always remembered
+    assert run(horizon - 1, same_time=True) == "duplicate"
+    assert run(horizon - 1, same_time=False) == "duplicate"
+    # past two horizons: forgotten; an exact repeat is late, a reused id with a new time new
+    assert run(2 * horizon + lateness + 1, same_time=True) == "late"
+    assert run(2 * horizon + lateness + 1, same_time=False) == "accepted"
