@@ -180,6 +180,25 @@ def test_reopen_after_seven_days_keeps_one_touch_and_opens_a_new_episode(tmp_pat
     assert row(rep, "voice", period="day", bucket="2026-11-02")["resolved_one_touch"] == 1
 
 
+def test_a_late_reopen_on_another_channel_counts_where_the_case_belongs(tmp_path: Path) -> None:
+    """Opened on social (queue messaging), resolved; reopened on chat after the window: the new
+    episode and the late reopen count under social / messaging, not chat / -."""
+    log = Log()
+    log.add(0, "contact.started", "s1", channel="social", case_id="K")
+    log.add(5, "queue.entered", "s1", channel="social", case_id="K", queue="messaging")
+    log.add(60, "agent.message", "s1", channel="social", case_id="K", queue="messaging",
+            agent_id="a", sender="human")  # fmt: skip
+    log.add(600, "case.resolved", "s1", channel="social", case_id="K")
+    reopen = 8 * DAY
+    log.add(reopen, "case.reopened", "x9", channel="chat", case_id="K")
+    log.add(reopen + 900, "case.resolved", "x9", channel="chat", case_id="K")
+    rep = replay_log(log, tmp_path)
+    m = row(rep, "social", "messaging")
+    assert m["cases_reopened_late"] == 1 and m["resolved"] == 2
+    assert m["resolution_seconds"]["mean"] == pytest.approx((600 + 900) / 2)
+    assert not [r for r in rep["kpis"] if r["channel"] == "chat"]  # nothing under chat
+
+
 def test_reopen_exactly_at_the_window_edge_counts_as_within(tmp_path: Path) -> None:
     log = Log()
     voice_call(log, "c1", 0, queue_at=20, answer_at=30, end_at=300, wrap_at=330, case="K")

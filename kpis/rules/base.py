@@ -21,6 +21,7 @@ from kpis.interfaces import KpiSink
 TIMER_CALLBACK = 0
 TIMER_CONTACT = 1
 TIMER_CASE = 2
+TIMER_CASE_CLOSED = 3
 
 Schedule = Callable[[float, int, str], None]
 

@@ -3,7 +3,10 @@
 A case is what a customer came about (``case_id``, else the contact's id). Its KPIs belong to
 the channel of the contact that opened it and the first queue it entered. Resolution is final
 only when the reopen window passes without a reopen (a late reopen starts a new episode);
-until then it is *provisional* (:func:`provisional`).
+until then it is *provisional* (:func:`provisional`). A closed case's labels are kept for
+``case_idle_timeout_seconds`` after it closed (one small entry a case; the bound is that
+setting), so that a late reopen, on whatever channel it arrives, counts its new episode where
+the case belongs.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 from kpis import wire as w
 from kpis.core import Handler, Timer, TimerHandler
 from kpis.interfaces import Labels
-from kpis.rules.base import TIMER_CASE, Rule, RuleContext
+from kpis.rules.base import TIMER_CASE, TIMER_CASE_CLOSED, Rule, RuleContext
 from kpis.state import NO_LABEL, CaseState, ContactState
 from kpis.wire import Rec
 
@@ -50,6 +53,8 @@ class CaseRules(Rule):
     def __init__(self, ctx: RuleContext) -> None:
         super().__init__(ctx)
         self.cases: dict[str, CaseState] = {}
+        # closed cases: labels and when they closed, for a late reopen's new episode
+        self.closed: dict[str, tuple[tuple[str, str, str], float]] = {}
 
     def handlers(self) -> Mapping[str, Handler]:
         return {
@@ -58,7 +63,7 @@ class CaseRules(Rule):
         }
 
     def timers(self) -> Mapping[int, TimerHandler]:
-        return {TIMER_CASE: self._case_due}
+        return {TIMER_CASE: self._case_due, TIMER_CASE_CLOSED: self._closed_due}
 
     # --- used by the contact rules -----------------------------------------------------------
 
@@ -117,8 +122,10 @@ class CaseRules(Rule):
         k = self.cases.get(case_id)
         if k is None:
             # Reopened after its reopen window closed (or never seen): a new episode, measured
-            # from this reopen; it was already counted as resolved once.
-            labels = record_labels(rec)
+            # from this reopen, counted where the case belongs (where it was opened) if it is
+            # still known; it was already counted as resolved once.
+            known = self.closed.pop(case_id, None)
+            labels = known[0] if known is not None else record_labels(rec)
             k = CaseState(case_id, labels, ts, ts, False, responded=True, evidence=case_id)
             self.sink.count("cases_reopened_late", labels, ts, rec.contact_id)
             self.schedule(ts + self.config.case_idle_timeout_seconds, TIMER_CASE, case_id)
@@ -136,6 +143,7 @@ class CaseRules(Rule):
         if k.resolved_at is not None:
             if when >= k.resolved_at + self.config.reopen_window_seconds:
                 self._finalize(k)
+                self._keep_closed(k, when)
             return
         deadline = k.last + self.config.case_idle_timeout_seconds
         if when < deadline:
@@ -143,6 +151,16 @@ class CaseRules(Rule):
             return
         self.sink.count("cases_unresolved", k.labels, when, k.evidence)
         del self.cases[case_id]
+        self._keep_closed(k, when)
+
+    def _keep_closed(self, k: CaseState, when: float) -> None:
+        self.closed[k.case_id] = (k.labels, when)
+        self.schedule(when + self.config.case_idle_timeout_seconds, TIMER_CASE_CLOSED, k.case_id)
+
+    def _closed_due(self, case_id: str, when: float) -> None:
+        entry = self.closed.get(case_id)
+        if entry is not None and when >= entry[1] + self.config.case_idle_timeout_seconds:
+            del self.closed[case_id]
 
     def _finalize(self, k: CaseState) -> None:
         resolved = k.resolved_at
@@ -173,13 +191,20 @@ class CaseRules(Rule):
                 yield (k.resolved_at + cfg.reopen_window_seconds, TIMER_CASE, case_id)
             else:
                 yield (k.last + cfg.case_idle_timeout_seconds, TIMER_CASE, case_id)
+        for case_id, (_, closed) in self.closed.items():
+            yield (closed + cfg.case_idle_timeout_seconds, TIMER_CASE_CLOSED, case_id)
 
     def snapshot(self, objects: bool) -> dict[str, Any]:
+        closed = {k: [list(lb), t] for k, (lb, t) in self.closed.items()}
         if objects:
-            return {"cases": dict(self.cases)}
-        return {"cases": {k: v.to_dict() for k, v in self.cases.items()}}
+            return {"cases": dict(self.cases), "closed_cases": closed}
+        return {"cases": {k: v.to_dict() for k, v in self.cases.items()}, "closed_cases": closed}
 
     def restore(self, snap: Mapping[str, Any]) -> None:
         if "cases" in snap:
             self.cases.clear()  # in place: the contact rules hold this mapping
             self.cases.update({k: CaseState.from_dict(v) for k, v in snap["cases"].items()})
+        self.closed = {
+            k: ((str(lb[0]), str(lb[1]), str(lb[2])), float(t))
+            for k, (lb, t) in snap.get("closed_cases", {}).items()
+        }
