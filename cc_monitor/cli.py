@@ -226,7 +226,7 @@ def cmd_audit_archive(args: argparse.Namespace) -> int:
     from streams.audit.archive import ArchiveWriter
     from streams.inputs.files import Source, SourceStats, iter_lines
 
-    writer = ArchiveWriter(Path(args.into))
+    writer = ArchiveWriter(Path(args.into), key=_settings(args).worker.archive.key_bytes())
     n = skipped = 0
     for p in args.paths:
         stream, _ = Source(p).open()
@@ -247,7 +247,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Check an archive's hash chain and segments: exit 1 naming what is wrong."""
     from streams.audit.archive import read_manifest, verify
 
-    problems = verify(Path(args.archive))
+    problems = verify(Path(args.archive), _settings(args).worker.archive.key_bytes())
     for p in problems:
         print(p, file=sys.stderr)
     if not problems:

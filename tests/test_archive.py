@@ -341,3 +341,38 @@ def test_an_archive_write_failure_sends_the_partition_back_to_its_checkpoint(
     engines = replay_partitioned(lines, 3, EngineConfig())
     want = kpi_view([partition_doc(pe) for pe in engines.values()], 3)
     assert kpi_view([partition_doc(o.pe) for o in rt.owned.values()], 3) == want
+
+
+def test_a_recomputed_chain_passes_alone_and_fails_the_key(tmp_path: Path) -> None:
+    """Someone who can rewrite the archive edits a segment and recomputes the chain: the
+    unkeyed check cannot tell (what docs/audit.md says it proves), the archive key can."""
+    import gzip
+    import hashlib
+
+    from streams.audit.archive import _entry_hash
+
+    key = b"archive-key"
+    root = tmp_path / "a"
+    w = ArchiveWriter(root, key=key)
+    for line in day():
+        w.append(line)
+    w.close()
+    assert verify(root) == [] and verify(root, key) == []
+    assert verify(root, b"another key") != []
+    # the forgery: one event dropped from a segment, its entry and every later hash recomputed
+    manifest = read_manifest(root)
+    first = next(e for e in manifest if "segment" in e)
+    seg = root / "segments" / first["segment"]
+    lines = gzip.decompress(seg.read_bytes()).split(b"\n")
+    packed = gzip.compress(b"\n".join(lines[1:]), mtime=0)
+    seg.write_bytes(packed)
+    first["sha256"] = hashlib.sha256(packed).hexdigest()
+    first["events"] -= 1
+    prev = "0" * 64
+    for entry in manifest:
+        entry["prev"] = prev
+        entry["hash"] = prev = _entry_hash(entry)
+    (root / "manifest.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in manifest))
+    assert verify(root) == []  # self-consistent again
+    sealed = [str(p) for p in verify(root, key)]
+    assert sealed and all("not sealed with the archive key" in p for p in sealed)

@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import gzip
 import hashlib
+import hmac
 import json
 import os
 from collections import deque
@@ -43,8 +44,20 @@ GENESIS = "0" * 64
 
 
 def _entry_hash(entry: dict[str, Any]) -> str:
-    body = {k: v for k, v in entry.items() if k != "hash"}
+    body = {k: v for k, v in entry.items() if k not in ("hash", "mac")}
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _mac(key: bytes, entry_hash: str) -> str:
+    """The seal of a manifest entry: HMAC-SHA256 of its hash with the archive key. Whoever can
+    rewrite the archive but has not the key can recompute the chain, not the seals."""
+    return hmac.new(key, entry_hash.encode(), hashlib.sha256).hexdigest()
+
+
+def _close_entry(entry: dict[str, Any], key: bytes | None) -> None:
+    entry["hash"] = _entry_hash(entry)
+    if key:
+        entry["mac"] = _mac(key, entry["hash"])
 
 
 def _hour(ts: float) -> str:
@@ -76,9 +89,19 @@ class ArchiveWriter:
     Otherwise a repeated ``event_id`` within the dedupe horizon is left out.
     """
 
-    def __init__(self, root: Path, dedupe: int = 100_000, *, by_offset: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        dedupe: int = 100_000,
+        *,
+        by_offset: bool = False,
+        key: bytes | None = None,
+    ) -> None:
+        """``key``: seal every manifest entry with it (``worker.archive.key``), so that a
+        chain recomputed without it is detected by :func:`verify` given the key."""
         self.root = root
         self.by_offset = by_offset
+        self.key = key
         (root / "segments").mkdir(parents=True, exist_ok=True)
         self.manifest = read_manifest(root)
         self._recent: deque[str] = deque(maxlen=dedupe)
@@ -210,7 +233,7 @@ class ArchiveWriter:
         if self.by_offset:
             entry["offsets"] = self._runs
         entry["prev"] = self.manifest[-1]["hash"] if self.manifest else GENESIS
-        entry["hash"] = _entry_hash(entry)
+        _close_entry(entry, self.key)
         self._append_manifest(entry)
         self._runs = []
         self._first = self._last = None
@@ -236,7 +259,7 @@ class ArchiveWriter:
             return []
         entry: dict[str, Any] = {"expired": victims, "before_ts": before_ts,
                                  "prev": self.manifest[-1]["hash"]}  # fmt: skip
-        entry["hash"] = _entry_hash(entry)
+        _close_entry(entry, self.key)
         self._append_manifest(entry)
         for name in victims:
             (self.root / "segments" / name).unlink(missing_ok=True)
@@ -281,11 +304,13 @@ class Problem:
         return f"{self.segment}: {self.problem}"
 
 
-def verify(root: Path) -> list[Problem]:
+def verify(root: Path, key: bytes | None = None) -> list[Problem]:
     """Every problem with an archive: broken chain, missing, altered or unlisted segments; in
-    a live archive also topic-partitions missing or unlisted, and offsets not archived."""
+    a live archive also topic-partitions missing or unlisted, and offsets not archived. With
+    ``key``, every manifest entry must also carry its seal (a chain recomputed by someone
+    without the key fails here; without the key, verify proves only self-consistency)."""
     if not (root / TOPICS).is_dir():
-        return _verify_one(root, "")
+        return _verify_one(root, "", key)
     problems: list[Problem] = []
     listed = _index(root)
     present = _sub_dirs(root)
@@ -296,11 +321,11 @@ def verify(root: Path) -> list[Problem]:
         elif (topic, partition) not in listed:
             problems.append(Problem(where, "not in index.jsonl"))
         else:
-            problems += _verify_one(root / TOPICS / topic / str(partition), where + "/")
+            problems += _verify_one(root / TOPICS / topic / str(partition), where + "/", key)
     return problems
 
 
-def _verify_one(root: Path, where: str) -> list[Problem]:
+def _verify_one(root: Path, where: str, key: bytes | None = None) -> list[Problem]:
     problems: list[Problem] = []
     manifest_path = root / "manifest.jsonl"
     if not manifest_path.exists():
@@ -324,6 +349,13 @@ def _verify_one(root: Path, where: str) -> list[Problem]:
             problems.append(Problem(name, why))
         if _entry_hash(entry) != entry.get("hash"):
             problems.append(Problem(name, "manifest entry altered (its hash does not match)"))
+        if key:
+            mac = entry.get("mac")
+            if not isinstance(mac, str) or not hmac.compare_digest(
+                mac, _mac(key, str(entry.get("hash", "")))
+            ):
+                why = "not sealed with the archive key (the chain was recomputed, or written "
+                problems.append(Problem(name, why + "without or with another key)"))
         prev = entry.get("hash", "")
         if "expired" in entry:
             continue
@@ -453,8 +485,9 @@ class LiveArchive:
     directory must be shared by the workers (partitions move between them).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, key: bytes | None = None) -> None:
         self.root = root
+        self.key = key
         (root / TOPICS).mkdir(parents=True, exist_ok=True)
         self.writers: dict[tuple[str, int], ArchiveWriter] = {}
         self._locks: dict[tuple[str, int], int] = {}
@@ -478,7 +511,7 @@ class LiveArchive:
                 with open(self.root / INDEX, "ab") as f:  # O_APPEND: one small write, atomic
                     f.write(orjson.dumps({"topic": topic, "partition": partition}) + b"\n")
                 self._listed.add(key)
-            self.writers[key] = ArchiveWriter(path, by_offset=True)
+            self.writers[key] = ArchiveWriter(path, by_offset=True, key=self.key)
         except OSError:  # storage failing: let go, so that a later attempt can take it again
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)

@@ -135,10 +135,19 @@ class ArchiveSettings(BaseModel):
         description="Archive every consumed record here, valid or not. Shared by all workers "
         "(partitions move between them). Off when unset.",
     )
+    key: SecretStr | None = Field(
+        None,
+        description="Seals every manifest entry (HMAC-SHA256) so that `audit verify` with the "
+        "key detects a chain recomputed by someone who could rewrite the archive. Keep it out "
+        "of the archive's storage (CC_MONITOR_WORKER__ARCHIVE__KEY).",
+    )
     retention_days: float | None = Field(
         None, gt=0, description="Segments whose events are all older are deleted (recorded in "
         "the hash chain); kept forever when unset.",
     )  # fmt: skip
+
+    def key_bytes(self) -> bytes | None:
+        return self.key.get_secret_value().encode() if self.key is not None else None
 
 
 class WorkerSettings(BaseModel):
@@ -460,7 +469,11 @@ def create_app(
         rules=rules if rules is not None else RulesConfig(),
         notify=notify,
         lease_seconds=worker.alerts.lease_seconds,
-        archive=LiveArchive(worker.archive.dir) if worker.archive.dir is not None else None,
+        archive=(
+            LiveArchive(worker.archive.dir, worker.archive.key_bytes())
+            if worker.archive.dir is not None
+            else None
+        ),
         archive_retention_seconds=(
             worker.archive.retention_days * 86400 if worker.archive.retention_days else None
         ),
