@@ -19,6 +19,8 @@ Invariants:
 * **Ticks** at every multiple ``B`` of the tick interval fire after every event and timer at or
   before ``B`` and before anything later, so what listens to them (alert rules) does not depend
   on arrival order, batching or how the watermark moved.
+* **Range**: an event time outside the policy's range (:class:`kpis.clock.TimePolicy`) is
+  rejected as ``out_of_range`` and moves nothing.
 * **Idempotency**: an ``event_id`` seen before (still buffered, or processed less than the dedupe
   horizon behind the watermark) is rejected as ``duplicate`` and changes nothing. Older repeats
   are necessarily behind the watermark and rejected as ``late``.
@@ -155,7 +157,7 @@ class EventCore:
 
     def ingest(self, rec: Rec, ts: float) -> None:
         """Accept one record with its event time (epoch seconds), or raise :class:`Rejection`
-        (``duplicate`` or ``late``)."""
+        (``duplicate``, ``out_of_range`` or ``late``; see :class:`kpis.clock.TimePolicy`)."""
         eid = rec.event_id
         if eid in self._seen or eid in self._seen_old:
             raise Rejection("duplicate", "event_id seen before")
@@ -251,11 +253,14 @@ class EventCore:
                     # every tick before the next event, timer or limit has nothing between it
                     # and the next: one call for the run (multiples, not sums: no float drift)
                     bound = min(ev_ts, due, timer_limit)
-                    last = (math.ceil(bound / every) - 1) * every
-                    while last >= bound:
-                        last -= every
-                    if last < tick or not self.jump:
+                    if bound == _INF or not self.jump:
                         last = tick
+                    else:
+                        last = (math.ceil(bound / every) - 1) * every
+                        while last >= bound:
+                            last -= every
+                        if last < tick:
+                            last = tick
                     self._next_tick = last + every
                     self._tick_listener(tick, last)
                     continue
