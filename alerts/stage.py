@@ -74,7 +74,7 @@ class Interval:
     @classmethod
     def from_list(cls, data: list[Any]) -> Interval:
         at, partition, counts, evidence, status, waiting = data[:6]
-        quiet = cls(
+        interval = cls(
             float(at),
             int(partition),
             {(str(s), tuple(lb)): float(n) for s, lb, n in counts},
@@ -82,10 +82,10 @@ class Interval:
             [(float(ts), tuple(lb), float(v)) for ts, lb, v in status],
             {tuple(lb): (int(n), float(age)) for lb, n, age in waiting},
         )
-        if len(data) > 6:
-            quiet.quiet_after = float(data[6])
-            quiet.entered = {tuple(lb): (int(n), float(e)) for lb, n, e in data[7]}
-        return quiet
+        if len(data) > 6:  # a quiet run
+            interval.quiet_after = float(data[6])
+            interval.entered = {tuple(lb): (int(n), float(e)) for lb, n, e in data[7]}
+        return interval
 
     def view_at(self, at: float) -> dict[Labels, tuple[int, float]]:
         """A quiet run's queue view at one of its ticks: as the engine's
