@@ -112,17 +112,17 @@ class Ratio:
     help: str
 
 
-def _count(name: str, family: Family, help: str, **kw: object) -> Series:
-    return Series(name, "count", family, help, **kw)  # type: ignore[arg-type]
+def _count(name: str, family: Family, help: str, *, live: bool = False) -> Series:
+    return Series(name, "count", family, help, live=live)
 
 
-def _duration(name: str, family: Family, help: str, **kw: object) -> Series:
-    return Series(name, "duration", family, help, "seconds", **kw)  # type: ignore[arg-type]
+def _duration(name: str, family: Family, help: str, *, live: bool = False) -> Series:
+    return Series(name, "duration", family, help, "seconds", live=live)
 
 
 def _breach(name: str, rule: str, help: str) -> Series:
-    return _count(
-        name, IVR, help, metric="ivr_rule_breaches", const_labels=(("rule", rule),),
+    return Series(
+        name, "count", IVR, help, metric="ivr_rule_breaches", const_labels=(("rule", rule),),
         metric_help="KS S 1006 IVR rule breaches, by rule.",
     )  # fmt: skip
 

@@ -21,24 +21,18 @@ from kpis.catalogue import (
     ALL,
     DQ_PREFIX,
     FAMILIES,
-    IVR,
     KPI,
     SERIES,
-    SYSTEM,
     Family,
     names,
     ratio_values,
 )
 from kpis.interfaces import Labels
 
-# The report's columns, from the series catalogue (kpis/catalogue.py).
+# The KPI rows' count and duration columns, from the series catalogue (kpis/catalogue.py);
+# every section's columns are read from it where its rows are built (_Section.rows).
 COUNTS = names(KPI, "count")
 DURATIONS = names(KPI, "duration")
-GAUGE_PEAKS = names(KPI, "gauge")
-IVR_COUNTS = names(IVR, "count")
-IVR_DURATIONS = names(IVR, "duration")
-SYSTEM_COUNTS = names(SYSTEM, "count")
-SYSTEM_DURATIONS = names(SYSTEM, "duration")
 
 
 class ReportSink:
