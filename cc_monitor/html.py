@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from cc_monitor.render import fmt_duration, fmt_ratio
+from cc_monitor.render import KPI_NOTE, fmt_duration, fmt_ratio
 from kpis.catalogue import ALL
 
 PALETTE = ("#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0a7a8a")
@@ -209,16 +209,18 @@ def render_html(report: dict[str, Any]) -> str:
         rows.append([
             _esc("all" if r["channel"] == ALL else r["channel"]),
             _esc("" if r["queue"] == ALL else r["queue"]),
-            f"{m['queued']:,}", fmt_ratio(m["service_level"]),
-            fmt_duration(m["answer_seconds"]["mean"]), fmt_ratio(m["abandonment_rate"]),
-            fmt_duration(m["first_response_seconds"]["p50"]),
+            f"{m['queued']:,}", fmt_ratio(m["service_level"]), fmt_ratio(m["abandonment_rate"]),
+            f"{m['queue_callback_requests']:,}", fmt_duration(m["answer_seconds"]["mean"]),
+            fmt_duration(m["first_response_direct_seconds"]["mean"]),
+            fmt_duration(m["first_response_seconds"]["mean"]),
             fmt_duration(m["resolution_seconds"]["p50"]), fmt_ratio(m["one_touch_rate"]),
             fmt_duration(m["handle_seconds"]["mean"]), fmt_ratio(m["callback_compliance"]),
         ])  # fmt: skip
     out.append("<h2>KPIs per channel and queue</h2>")
-    out.append(_table(["channel", "queue", "queued", "service level", "ASA", "abandoned",
-                       "FRT p50", "resolution p50", "one-touch", "AHT", "callbacks ≤24 h"],
-                      rows, left=2))  # fmt: skip
+    out.append(_table(["channel", "queue", "queued", "service level", "abandoned",
+                       "callback req.", "ASA", "FRT direct", "FRT", "resolution p50",
+                       "one-touch", "AHT", "callbacks ≤24 h"], rows, left=2))  # fmt: skip
+    out.append(f'<p class="muted">{_esc(KPI_NOTE)}</p>')
     # IVR
     breaches = []
     for r in report["ivr"]:

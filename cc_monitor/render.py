@@ -34,9 +34,11 @@ def _kpi_row(m: dict[str, Any]) -> list[str]:
         f"{m['contacts']:,}",
         f"{m['queued']:,}",
         fmt_ratio(m["service_level"]),
-        fmt_duration(m["answer_seconds"]["mean"]),
         fmt_ratio(m["abandonment_rate"]),
-        fmt_duration(m["first_response_seconds"]["p50"]),
+        f"{m['queue_callback_requests']:,}",
+        fmt_duration(m["answer_seconds"]["mean"]),
+        fmt_duration(m["first_response_direct_seconds"]["mean"]),
+        fmt_duration(m["first_response_seconds"]["mean"]),
         fmt_duration(m["first_response_seconds"]["p90"]),
         fmt_duration(m["resolution_seconds"]["p50"]),
         fmt_ratio(m["one_touch_rate"]),
@@ -50,9 +52,11 @@ KPI_HEADER = [
     "contacts",
     "queued",
     "service level",
-    "ASA",
     "abandoned",
-    "FRT p50",
+    "callback req.",
+    "ASA",
+    "FRT direct",
+    "FRT",
     "FRT p90",
     "resolution p50",
     "one-touch",
@@ -60,6 +64,13 @@ KPI_HEADER = [
     "transfers",
     "callbacks ≤24 h",
 ]
+
+
+KPI_NOTE = (
+    "ASA, FRT direct and FRT are means. FRT counts a callback's answer as its case's first "
+    'response; FRT direct leaves those cases out. "callback req.": queued contacts that '
+    "left the queue by requesting a callback, not counted as abandoned (docs/kpis.md)."
+)
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -88,6 +99,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             cells[0] = ""  # contacts are counted where they start, before any queue
         rows.append([label, queue, *cells])
     lines += _table(["channel", "queue", *KPI_HEADER], rows)
+    lines += ["", KPI_NOTE]
     for period in ("day", "week", "month"):
         prows = [
             [r["bucket"], *_kpi_row(r["metrics"])]

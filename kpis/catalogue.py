@@ -148,6 +148,13 @@ SERIES: tuple[Series, ...] = (
         live=True,
     ),
     _count(
+        "queue_callback_requests",
+        KPI,
+        "Queued contacts that left the queue by requesting a callback (their own outcome; "
+        "also counted as abandoned only with engine.callback_request_abandons).",
+        live=True,
+    ),
+    _count(
         "dropped",
         KPI,
         "Queued contacts ended by the system or an agent before an answer.",
@@ -196,6 +203,13 @@ SERIES: tuple[Series, ...] = (
         "first_response_seconds",
         KPI,
         "First response time per case (from the first request for a human).",
+        live=True,
+    ),
+    _duration(
+        "first_response_direct_seconds",
+        KPI,
+        "First response time of the cases whose first response was not a callback (answered "
+        "or written to on the customer's own contact).",
         live=True,
     ),
     _duration("resolution_seconds", KPI, "Total resolution time per case.", live=True),

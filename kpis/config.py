@@ -80,6 +80,13 @@ class EngineConfig(BaseModel):
         description="An abandonment within this many seconds of queue entry is also counted as "
         "short (a misdial or a customer who changed their mind, not a wait that was too long).",
     )
+    callback_request_abandons: bool = Field(
+        False,
+        description="A queued customer who accepts a callback offer leaves the queue as "
+        "queue_callback_requests, its own outcome, outside service level and abandonment (the "
+        "ACD and WFM reading). True counts it as abandoned as well (the reading of centres "
+        "that treat every queue exit before an answer as lost).",
+    )
     ivr_max_depth: int = Field(3, ge=1, description="KS S 1006 6.4.1: menus at most 3 levels.")
     greeting_target_seconds: float = Field(15.0, gt=0, description="Longest acceptable greeting.")
     callback_deadline_seconds: float = Field(DAY, gt=0, description="Callback within 24 h.")

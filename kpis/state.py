@@ -41,6 +41,7 @@ class ContactState:
     last: float
     labels: tuple[str, str, str]
     inbound: bool = True
+    callback: bool = False  # an outbound contact serving a callback request
     flow: str | None = None
     menu: str | None = None
     ivr_entered: float | None = None

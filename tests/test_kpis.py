@@ -238,6 +238,74 @@ def test_callback_unreserved_within_24h_and_cancelled(tmp_path: Path) -> None:
     assert m["callback_delay_seconds"]["mean"] == pytest.approx(5000)
 
 
+def queue_with_callback_offer(log: Log) -> None:
+    """Four queued calls on one case each: one answered in 10 s, one abandoned after 50 s, one
+    that accepts a callback offer after 120 s and is called back an hour later, one dropped."""
+    voice_call(log, "a", 0, queue_at=5, answer_at=15, end_at=100, wrap_at=120)
+    log.add(0, "contact.started", "b")
+    log.add(5, "queue.entered", "b", queue="billing")
+    log.add(55, "queue.abandoned", "b", queue="billing")
+    log.add(56, "contact.ended", "b", queue="billing", ended_by="customer")
+    log.add(0, "contact.started", "c")
+    log.add(5, "queue.entered", "c", queue="billing")
+    log.add(125, "callback.requested", "c", queue="billing", callback_id="cb-c")
+    log.add(127, "contact.ended", "c", queue="billing", ended_by="customer")
+    log.add(3600, "contact.started", "o", queue="billing", case_id="c", direction="outbound",
+            initiation="callback", callback_id="cb-c")  # fmt: skip
+    log.add(3620, "callback.attempted", "o", case_id="c", callback_id="cb-c", outcome="reached")
+    log.add(3620, "agent.connected", "o", case_id="c", queue="billing", agent_id="a2")
+    log.add(0, "contact.started", "d")
+    log.add(5, "queue.entered", "d", queue="billing")
+    log.add(30, "contact.ended", "d", queue="billing", ended_by="system")
+
+
+def test_a_callback_request_in_queue_is_its_own_outcome_not_an_abandonment(
+    tmp_path: Path,
+) -> None:
+    log = Log()
+    queue_with_callback_offer(log)
+    m = row(replay_log(log, tmp_path), "voice", "billing")
+    assert m["queued"] == 4
+    assert (m["answered"], m["abandoned"], m["queue_callback_requests"], m["dropped"]) == (
+        1, 1, 1, 1,
+    )  # fmt: skip
+    assert m["callbacks_requested"] == 1 and m["callbacks_compliant"] == 1
+    assert m["abandonment_rate"] == pytest.approx(1 / 2)
+    assert m["service_level"] == pytest.approx(1 / 2)
+    assert m["abandon_wait_seconds"]["count"] == 1
+    # the callback's answer is the case's first response (3,620 - 5 s); the direct figure
+    # leaves it out and sits beside ASA
+    assert m["first_response_seconds"]["count"] == 2
+    assert m["first_response_seconds"]["mean"] == pytest.approx((10 + 3615) / 2)
+    assert m["first_response_direct_seconds"]["count"] == 1
+    assert m["first_response_direct_seconds"]["mean"] == pytest.approx(10)
+    assert m["answer_seconds"]["mean"] == pytest.approx(10)
+
+
+def test_callback_request_abandons_restores_the_other_reading(tmp_path: Path) -> None:
+    log = Log()
+    queue_with_callback_offer(log)
+    config = EngineConfig(callback_request_abandons=True)
+    m = row(replay_log(log, tmp_path, config), "voice", "billing")
+    assert (m["answered"], m["abandoned"], m["queue_callback_requests"], m["dropped"]) == (
+        1, 2, 1, 1,
+    )  # fmt: skip
+    assert m["abandonment_rate"] == pytest.approx(2 / 3, abs=1e-6)
+    assert m["abandon_wait_seconds"]["count"] == 2  # the callback request waited 120 s
+    assert m["abandon_wait_seconds"]["mean"] == pytest.approx((50 + 120) / 2)
+
+
+def test_a_callback_request_outside_a_queue_leaves_queue_counts_alone(tmp_path: Path) -> None:
+    log = Log()
+    log.add(0, "contact.started", "c")
+    log.add(1, "ivr.entered", "c", flow="main")
+    log.add(20, "callback.requested", "c", callback_id="cb-c")  # offered by the IVR
+    log.add(22, "contact.ended", "c", ended_by="customer")
+    m = row(replay_log(log, tmp_path), "voice")
+    assert m["callbacks_requested"] == 1
+    assert m["queue_callback_requests"] == 0 and m["abandoned"] == 0 and m["queued"] == 0
+
+
 def test_contact_crossing_midnight_is_counted_on_the_days_things_happen(tmp_path: Path) -> None:
     log = Log()
     start = 15 * 3600 - 30  # 23:59:30 (T0 is 09:00)

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, date, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from cc_monitor.simulator import SimConfig, lines, simulate
+from kpis.catalogue import ALL
+from kpis.config import EngineConfig
 from kpis.decode import Decoder
+from tests.helpers import replay_lines
 
 
 @lru_cache(maxsize=1)
@@ -101,3 +105,28 @@ def test_event_ids_are_unique_across_days() -> None:
                                                               contacts_per_day=2000)))  # fmt: skip
     assert [i for i, n in ids.items() if n > 1] == []
     assert any("-reopen2-" in i for i in ids)  # the case the check is about occurs
+
+
+def test_queue_outcomes_add_up_and_the_abandon_reading_moves_only_abandonment(
+    tmp_path: Path,
+) -> None:
+    """On a simulated day every queued contact ends in exactly one outcome (the simulator
+    never leaves one waiting), and ``callback_request_abandons`` moves the callback requests
+    into ``abandoned`` and changes nothing but abandonment and service level."""
+    lines = [orjson.dumps(ev) for ev in simulate(SimConfig(contacts_per_day=2000, seed=5))]
+    own = replay_lines(lines, tmp_path)
+    lost = replay_lines(lines, tmp_path, EngineConfig(callback_request_abandons=True))
+    requests = 0
+    changed = {"abandoned", "abandon_wait_seconds", "abandonment_rate", "service_level"}
+    for a, b in zip(own["kpis"], lost["kpis"], strict=True):
+        m, n = a["metrics"], b["metrics"]
+        if a["period"] == "total":  # a day's row may count the entry and the outcome apart
+            outcomes = m["answered"] + m["abandoned"] + m["queue_callback_requests"] + m["dropped"]
+            assert outcomes <= m["queued"] <= outcomes + m["contacts_open_at_end"], a
+        assert n["abandoned"] == m["abandoned"] + m["queue_callback_requests"]
+        assert {k: v for k, v in m.items() if k not in changed} == {
+            k: v for k, v in n.items() if k not in changed
+        }
+        if (a["period"], a["tenant"], a["channel"], a["queue"]) == ("total", ALL, ALL, ALL):
+            requests = m["queue_callback_requests"]
+    assert requests > 0

@@ -100,6 +100,8 @@ class CaseRules(Rule):
             if k.inbound:
                 since = k.first_asked if k.first_asked is not None else k.started
                 self.sink.observe("first_response_seconds", k.labels, ts, ts - since)
+                if not c.callback:
+                    self.sink.observe("first_response_direct_seconds", k.labels, ts, ts - since)
             self.cases[c.case_id] = k
 
     def resolve(self, k: CaseState, ts: float) -> None:

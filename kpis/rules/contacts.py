@@ -63,6 +63,7 @@ class ContactRules(Rule):
             "hold.started": self._on_hold_started,
             "hold.ended": self._on_hold_ended,
             "wrapup.ended": self._on_wrapup_ended,
+            "callback.requested": self._on_callback_requested,
         }
 
     def timers(self) -> Mapping[int, TimerHandler]:
@@ -110,7 +111,7 @@ class ContactRules(Rule):
             c.last = ts
             return
         inbound = rec.direction == "inbound" and rec.initiation in ("inbound", "transfer")
-        self._new_contact(rec, ts, inbound)
+        self._new_contact(rec, ts, inbound).callback = rec.initiation == "callback"
 
     def _on_activity(self, rec: Rec, ts: float) -> None:
         self.contact(rec, ts)
@@ -183,6 +184,23 @@ class ContactRules(Rule):
             self.sink.count("abandoned_short", c.labels, ts)
         self.sink.observe("abandon_wait_seconds", c.labels, ts, ts - entered)
         self._leave_queue(c, ts)
+
+    def _on_callback_requested(self, rec: Rec, ts: float) -> None:
+        """A queued customer who accepts a callback offer leaves the queue with that outcome.
+
+        Runs after the callback rules (which counted the request on the queue's labels). Not an
+        abandonment unless ``callback_request_abandons``. Invariant per queue: queued = answered
+        + abandoned + queue_callback_requests + dropped + moved on + still waiting or timed out
+        (with the setting on, queue_callback_requests is inside abandoned instead).
+        """
+        c = self.contacts.get(rec.contact_id)
+        if c is None or c.queue_entered is None:
+            return  # not waiting (an IVR or web request): the request is counted, no queue exit
+        self.sink.count("queue_callback_requests", c.labels, ts)
+        if self.config.callback_request_abandons:
+            self._abandon(c, ts)
+        else:
+            self._leave_queue(c, ts)
 
     def _answer(self, c: ContactState, ts: float) -> None:
         """Hand-off to a human: ends the wait in queue, if any."""
