@@ -307,6 +307,77 @@ def test_kill_9_mid_stream_then_restart(broker: str, redis: Redis, tmp_path: Pat
         worker.stop()
 
 
+def sample(worker: Worker, name: str) -> float:
+    """A worker metric summed over its labels."""
+    return sum(
+        s.value
+        for fam in text_string_to_metric_families(worker.get("/metrics").decode())
+        for s in fam.samples
+        if s.name == name
+    )
+
+
+def problems(worker: Worker) -> list[str]:
+    health = worker.json("/health")
+    assert (health["status"] == "ok") == (health["problems"] == []), health
+    return list(health["problems"])
+
+
+def test_a_broker_that_lost_its_log_is_detected_and_the_kpis_stay_right(
+    redis: Redis, tmp_path: Path
+) -> None:
+    """Issue 17, item 3. A broker with memory storage killed -9 after the worker processed the
+    first half of the day: /health says degraded while it is down; started again empty, the
+    worker finds its partitions' logs ending before what its checkpoints cover, counts it and
+    says so; the lost half produced again and the rest of the day then give exactly the
+    replay's KPIs (what was processed stays processed; the repeats are rejected, not counted
+    twice), and nothing is skipped as "already processed"."""
+    from streams.kafka.settings import ensure_topics
+
+    from .services import Tansu
+
+    broker = Tansu()
+    broker.start()
+    kafka = kafka_settings(broker.address, "lost", PARTITIONS)
+    first, second = halves(tmp_path)
+    worker = Worker(kafka, "lost", tmp_path, redis.url, "w1")
+    try:
+        half = produce(kafka, first)
+        worker.start()
+        eventually(lambda: worker.consumed() >= half, 120, "the first half")
+        eventually(lambda: problems(worker) == [], 30, "a healthy worker")
+
+        def committed_to_the_end() -> bool:
+            committed, ends = asyncio.run(_committed_and_ends(kafka, "lost"))
+            return committed == ends
+
+        eventually(committed_to_the_end, 60, "checkpoints covering the first half")
+        assert sample(worker, "cc_broker_up") == 1
+        broker.kill()  # memory storage: every record and committed offset is gone
+        eventually(lambda: any("broker not answering" in p for p in problems(worker)), 60,
+                   "/health to say the broker is not answering")  # fmt: skip
+        assert sample(worker, "cc_broker_up") == 0
+        broker.start()  # same address, empty
+        asyncio.run(ensure_topics(kafka))
+
+        def lost_said() -> bool:
+            return any("records were lost by the broker" in p for p in problems(worker))
+
+        eventually(lost_said, 90, "/health to name the lost log")
+        assert sample(worker, "cc_input_log_lost_total") >= 1
+        # the lost part produced again, then the rest of the day
+        assert produce(kafka, first) == half
+        produce(kafka, second)
+        wait_equal(worker, 180)
+        assert lost_said()  # said for an hour, though processing goes on
+        dead = asyncio.run(_read_all(kafka, kafka.topics.dead_letter, half))
+        reasons = {h["cc-reason"] for h in dead}
+        assert reasons <= {b"late", b"duplicate"} and len(dead) == half  # the repeats, named
+    finally:
+        worker.stop()
+        broker.stop()
+
+
 def archived_count(root: Path) -> int:
     return sum(1 for t, p, _ in sub_archives(root) for _ in archived_records(root, t, p))
 

@@ -40,6 +40,8 @@ CHECKPOINT_TABLE = "checkpoints"
 #: records processed between two yields to the event loop
 YIELD_EVERY = 500
 #: record outcomes that need a seek or a dead letter
+END_OFFSETS_TIMEOUT_SECONDS = 10.0
+"""How long a tick waits for the broker's end offsets before it counts as not answering."""
 FOLLOW_UP = frozenset({"gap", "rejected"})
 
 
@@ -539,11 +541,17 @@ def create_app(
         # stale while Faust pauses a partition whose stream buffer is full, and a partition
         # wrongly taken for caught up would move its watermark past records still unread.
         try:
-            ends = await app.consumer.highwaters(*tps) if tps else {}
+            # bounded: a request to a broker that is gone can hang for the client's whole
+            # request timeout, and this tick also drives checkpoints and the alert stage
+            ends = {}
+            if tps:
+                ask = app.consumer.highwaters(*tps)
+                ends = await asyncio.wait_for(ask, END_OFFSETS_TIMEOUT_SECONDS)
             runtime.broker_answered(len(tps))
         except Exception as exc:  # the broker will answer next time; nothing is caught up
             log.debug("end offsets unavailable: %s", exc)
-            runtime.broker_failed(f"{type(exc).__name__}: {exc}")
+            runtime.broker_failed(f"{type(exc).__name__}: {exc}" if str(exc) else
+                                  f"no answer in {END_OFFSETS_TIMEOUT_SECONDS:.0f} s")  # fmt: skip
             ends = {}
         caught_up: dict[int, dict[str, bool]] = {}
         for tp in tps:

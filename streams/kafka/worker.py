@@ -199,8 +199,8 @@ class PipelineMetrics:
                              "offsets its checkpoint covers (records lost by the broker, a "
                              "topic recreated); it continues from the log's end.",
                              ["topic", "partition"], registry=registry),
-            broker_up=Gauge("cc_broker_up", "1 while the broker answers the worker's end-offset "
-                            "requests.", registry=registry),
+            broker_up=Gauge("cc_broker_up", "0 once the broker has failed the worker's end-offset "
+                            "request, or not answered it for 20 s; else 1.", registry=registry),
         )  # fmt: skip
 
 
@@ -279,6 +279,8 @@ class LiveRuntime:
         self.broker_error = ""
         self.assignment_known = False
         self.log_lost: dict[tuple[str, int], tuple[float, str]] = {}
+        # read at each scrape: a request to a broker that is gone may hang rather than fail
+        self.metrics.broker_up.set_function(lambda: 0.0 if self.broker_down() else 1.0)
 
     # --- partitions ---------------------------------------------------------------------------
 
@@ -697,12 +699,23 @@ class LiveRuntime:
         if assigned:
             self.broker_ok_at = self.clock()
             self.broker_error = ""
-            self.metrics.broker_up.set(1)
 
     def broker_failed(self, error: str) -> None:
         self.broker_error = error[:300]
         self.assignment_known = True
-        self.metrics.broker_up.set(0)
+
+    def _broker_silent_for(self) -> float:
+        since = self.broker_ok_at if self.broker_ok_at is not None else self.started_at
+        return self.clock() - since
+
+    def broker_down(self) -> bool:
+        """The last end-offset request failed, or none was answered for BROKER_STALE_SECONDS
+        while partitions are held (without partitions nothing is asked)."""
+        if not self.assignment_known:
+            return False
+        return bool(self.broker_error) or (
+            bool(self.owned) and self._broker_silent_for() > BROKER_STALE_SECONDS
+        )
 
     def problems(self) -> list[str]:
         """Why this worker is degraded (none: it is ok)."""
@@ -713,10 +726,10 @@ class LiveRuntime:
         if self.archive_error:
             out.append(f"archive: {self.archive_error}")
         if self.assignment_known:
-            since = self.broker_ok_at if self.broker_ok_at is not None else self.started_at
-            if self.owned and now - since > BROKER_STALE_SECONDS:
+            silent = self._broker_silent_for()
+            if self.owned and silent > BROKER_STALE_SECONDS:
                 error = f": {self.broker_error}" if self.broker_error else ""
-                out.append(f"broker not answering for {now - since:.0f} s{error}")
+                out.append(f"broker not answering for {silent:.0f} s{error}")
             elif not self.owned and now - self.started_at > NO_PARTITION_GRACE_SECONDS:
                 out.append("no input partition assigned (is the broker reachable? "
                            f"{self.broker_error or 'no error seen'})")  # fmt: skip
