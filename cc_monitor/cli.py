@@ -19,7 +19,7 @@ import orjson
 from pydantic import ValidationError
 
 from cc_monitor.render import render_markdown
-from cc_monitor.settings import Settings, load_settings
+from cc_monitor.settings import Settings, SettingsError, load_settings
 from cc_monitor.simulator import SimConfig, lines
 from kpis.events import json_schema
 from streams.inputs.importers import (
@@ -578,6 +578,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
+    except SettingsError as err:
+        for line in str(err).splitlines():
+            print(f"cc-monitor: {line}", file=sys.stderr)
+        return 2
     except ValidationError as err:
         print(f"cc-monitor: invalid settings or mapping:\n{err}", file=sys.stderr)
         return 2

@@ -6,15 +6,17 @@ Nested values use ``__`` in environment names, e.g.
 
 from __future__ import annotations
 
+import difflib
 import os
 import secrets
 import sys
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -105,15 +107,70 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
+class SettingsError(ValueError):
+    """A settings file or environment the program cannot run with: one line per problem,
+    naming the setting, what is wrong and (for an unknown key) the valid names."""
+
+
+def _model_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The settings model that the path ``loc`` ends in (None: not a model)."""
+    model: type[BaseModel] = root
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        nested = [field.annotation, *typing.get_args(field.annotation)]
+        found = [t for t in nested if isinstance(t, type) and issubclass(t, BaseModel)]
+        if not found:
+            return None
+        model = found[0]
+    return model
+
+
+def describe(err: ValidationError, root: type[BaseModel] = BaseModel) -> str:
+    """One line per problem of a settings validation error."""
+    lines = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        where = ".".join(str(p) for p in loc) or "settings"
+        if e["type"] == "extra_forbidden":
+            model = _model_at(root, loc[:-1]) if root is not BaseModel else None
+            valid = sorted(model.model_fields) if model is not None else []
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            names = f" (valid: {', '.join(valid)})" if valid else ""
+            lines.append(f"unknown setting {where!r}{hint}{names}")
+        else:
+            got = repr(e.get("input"))
+            got = got if len(got) <= 60 else got[:57] + "..."
+            lines.append(f"setting {where!r}: {e['msg']} (got {got})")
+    return "\n".join(lines)
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Settings from defaults, an optional TOML file, the environment, then command-line flags
-    (``overrides``: only top-level scalars such as ``timezone``; None means not given)."""
+    (``overrides``: only top-level scalars such as ``timezone``; None means not given).
+
+    Tables merge onto the defaults key by key at every level (a file that sets one channel's
+    service level changes that channel only); unknown keys are refused. Raises
+    :class:`SettingsError` with one line per problem."""
     values: dict[str, Any] = {}
     if path is not None:
-        with open(path, "rb") as f:
-            values = tomllib.load(f)
-    settings = Settings(**values)
+        try:
+            with open(path, "rb") as f:
+                values = tomllib.load(f)
+        except OSError as exc:
+            raise SettingsError(f"config file {str(path)!r}: {exc.strerror or exc}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise SettingsError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    try:
+        settings = Settings(**values)
+    except ValidationError as err:
+        raise SettingsError(describe(err, Settings)) from None
     update = {k: v for k, v in overrides.items() if v is not None}
     if "timezone" in update:
-        Settings._known_zone(update["timezone"])
+        try:
+            Settings._known_zone(update["timezone"])
+        except ValueError as exc:
+            raise SettingsError(f"--timezone: {exc}") from None
     return settings.model_copy(update=update) if update else settings

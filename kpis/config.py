@@ -9,27 +9,37 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 DAY = 86_400.0
 
 
-def _default_idle() -> dict[str, float]:
-    # A call that has said nothing for 4 h is gone; an e-mail thread may rest for days.
-    return {
-        "voice": 4 * 3600.0,
-        "video": 4 * 3600.0,
-        "chat": DAY,
-        "sms": DAY,
-        "social": DAY,
-        "email": 7 * DAY,
-    }
+class PerChannel(BaseModel):
+    """One value per channel. A file or the environment that names one channel changes that
+    channel only (the others keep their defaults); an unknown channel is refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def get(self, channel: str, default: float) -> float:
+        value = getattr(self, channel, None)
+        return default if value is None else float(value)
 
 
-def _default_service_level() -> dict[str, float]:
-    return {
-        "voice": 20.0,
-        "video": 20.0,
-        "chat": 20.0,
-        "sms": 3600.0,
-        "social": 3600.0,
-        "email": DAY,
-    }
+class ServiceLevelSeconds(PerChannel):
+    """20 s for real-time channels (SPEC); deferred channels use a published target."""
+
+    voice: float = Field(20.0, gt=0)
+    video: float = Field(20.0, gt=0)
+    chat: float = Field(20.0, gt=0)
+    sms: float = Field(3600.0, gt=0)
+    social: float = Field(3600.0, gt=0)
+    email: float = Field(DAY, gt=0)
+
+
+class IdleTimeoutSeconds(PerChannel):
+    """A call that has said nothing for 4 h is gone; an e-mail thread may rest for days."""
+
+    voice: float = Field(4 * 3600.0, gt=0)
+    video: float = Field(4 * 3600.0, gt=0)
+    chat: float = Field(DAY, gt=0)
+    sms: float = Field(DAY, gt=0)
+    social: float = Field(DAY, gt=0)
+    email: float = Field(7 * DAY, gt=0)
 
 
 class EngineConfig(BaseModel):
@@ -69,8 +79,8 @@ class EngineConfig(BaseModel):
         description="How long behind the watermark a processed event_id is remembered, so that a "
         "repeat is reported as 'duplicate' rather than 'late'.",
     )
-    service_level_seconds: dict[str, float] = Field(
-        default_factory=_default_service_level,
+    service_level_seconds: ServiceLevelSeconds = Field(
+        default_factory=ServiceLevelSeconds,
         description="Per channel: answered within this many seconds counts as within service "
         "level. 20 s for real-time channels (SPEC); deferred channels use a published target.",
     )
@@ -96,8 +106,8 @@ class EngineConfig(BaseModel):
     reopen_window_seconds: float = Field(
         7 * DAY, ge=0, description="A reopen within this turns one-touch into multi-touch."
     )
-    contact_idle_timeout_seconds: dict[str, float] = Field(
-        default_factory=_default_idle,
+    contact_idle_timeout_seconds: IdleTimeoutSeconds = Field(
+        default_factory=IdleTimeoutSeconds,
         description="Per channel: a contact with no event for this long is closed as orphaned.",
     )
     wrapup_timeout_seconds: float = Field(

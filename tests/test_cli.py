@@ -73,6 +73,83 @@ def test_settings_from_file_and_environment(tmp_path: Path, monkeypatch: pytest.
     assert depth[0]["metrics"]["ivr_depth_exceeded"] == 0  # four levels are allowed now
 
 
+def _sl(report: dict[str, object]) -> dict[str, float]:
+    return {
+        r["channel"]: r["metrics"]["service_level"]  # type: ignore[index]
+        for r in report["kpis"]  # type: ignore[attr-defined]
+        if (r["period"], r["tenant"], r["queue"]) == ("total", "*", "*")
+    }
+
+
+@pytest.mark.parametrize("form", ["file", "environment"])
+def test_one_channel_set_changes_that_channel_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    form: str,
+) -> None:  # fmt: skip
+    log = tmp_path / "d.jsonl"
+    assert main(["simulate", "--contacts-per-day", "600", "-o", str(log)]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(log), "--json", "-", "--quiet"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    args = ["replay", str(log), "--json", "-", "--quiet"]
+    if form == "file":
+        cfg = tmp_path / "cc.toml"
+        cfg.write_text("[engine.service_level_seconds]\nvoice = 30\n"
+                       "[engine.contact_idle_timeout_seconds]\nchat = 172800\n")  # fmt: skip
+        args = ["--config", str(cfg), *args]
+    else:
+        monkeypatch.setenv("CC_MONITOR_ENGINE__SERVICE_LEVEL_SECONDS__VOICE", "30")
+        monkeypatch.setenv("CC_MONITOR_ENGINE__CONTACT_IDLE_TIMEOUT_SECONDS__CHAT", "172800")
+    assert main(args) == 0
+    changed = json.loads(capsys.readouterr().out)
+    engine, before = changed["config"]["engine"], default["config"]["engine"]
+    assert engine["service_level_seconds"] == before["service_level_seconds"] | {"voice": 30.0}
+    assert engine["contact_idle_timeout_seconds"] == (
+        before["contact_idle_timeout_seconds"] | {"chat": 172800.0}
+    )
+    old, new = _sl(default), _sl(changed)
+    assert new["voice"] > old["voice"]
+    assert {k: v for k, v in new.items() if k not in ("voice", "*")} == {
+        k: v for k, v in old.items() if k not in ("voice", "*")
+    }
+    assert min(new.values()) > 0.3  # e-mail, SMS and social keep their targets
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "said"),
+    [
+        ("[engine.service_level_seconds]\nvoic = 30\n", {},
+         "unknown setting 'engine.service_level_seconds.voic'; did you mean 'voice'? (valid: "
+         "chat, email, sms, social, video, voice)"),
+        ("", {"CC_MONITOR_ENGINE__SERVICE_LEVEL_SECONDS__VOIC": "30"},
+         "unknown setting 'engine.service_level_seconds.voic'; did you mean 'voice'?"),
+        ("[engine]\nalowed_lateness_seconds = 3\n", {},
+         "unknown setting 'engine.alowed_lateness_seconds'; did you mean "
+         "'allowed_lateness_seconds'?"),
+        ("[kafkaa]\n", {}, "unknown setting 'kafkaa'; did you mean 'kafka'?"),
+        ("[engine.service_level_seconds]\nvoice = -1\n", {},
+         "setting 'engine.service_level_seconds.voice': Input should be greater than 0 (got -1)"),
+        ("[engine\n", {}, "is not valid TOML"),
+        (None, {}, "No such file or directory"),
+    ],
+)  # fmt: skip
+def test_settings_errors_are_one_line_each_with_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    toml: str | None, env: dict[str, str], said: str,
+) -> None:  # fmt: skip
+    cfg = tmp_path / "cc.toml"
+    if toml is not None:
+        cfg.write_text(toml)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    log = tmp_path / "d.jsonl"
+    log.write_text("")
+    assert main(["--config", str(cfg), "replay", str(log), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert said in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_bad_settings_and_missing_files_exit_2(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text('timezone = "Mars/Olympus"\n')
