@@ -81,13 +81,17 @@ def _report_zone(args: argparse.Namespace, settings: Settings) -> ZoneInfo:
     return ZoneInfo(getattr(args, "source_timezone", None) or DEFAULT_SOURCE_ZONES[fmt])
 
 
-def _replay(paths: Sequence[str], args: argparse.Namespace, settings: Settings) -> int:
+def _replay(
+    paths: Sequence[str], args: argparse.Namespace, settings: Settings, *, ranged: bool = True
+) -> int:
+    """``ranged``: the command's --from / --to are an event-time range (the demo's --start is
+    the simulated first day instead)."""
     report = replay_paths(
         paths,
         settings.engine,
         _report_zone(args, settings),
-        start=getattr(args, "start", None),
-        end=getattr(args, "end", None),
+        start=getattr(args, "start", None) if ranged else None,
+        end=getattr(args, "end", None) if ranged else None,
         kafka=_kafka(args, settings) if "kafka:" in paths else None,
         importer=_importer(args, settings),
         show_progress=not args.no_progress,
@@ -353,7 +357,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "replaying…",
             file=sys.stderr,
         )
-        return _replay([path], args, settings)
+        return _replay([path], args, settings, ranged=False)
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
@@ -457,8 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON Lines files, .gz, - (stdin), an event archive directory, or kafka: (the "
         "input topics, read-only)",
     )  # fmt: skip
-    p.add_argument("--from", dest="start", type=_instant, help="archive, kafka: from (RFC 3339)")
-    p.add_argument("--to", dest="end", type=_instant, help="archive, kafka: up to, excluded")
+    p.add_argument("--from", dest="start", type=_instant,
+                   help="only events from this event time (RFC 3339), any source")  # fmt: skip
+    p.add_argument("--to", dest="end", type=_instant,
+                   help="only events before this event time (RFC 3339), any source")  # fmt: skip
     p.add_argument("--bootstrap", help="for kafka:, the bootstrap servers (else the settings')")
     format_options(p)
     replay_options(p)

@@ -244,6 +244,9 @@ SERIES: tuple[Series, ...] = (
     _count("ivr_hang_up", IVR, "IVR sessions the customer hung up."),
     _count("ivr_errors", IVR, "IVR sessions that ended in an error."),
     _count("ivr_menu_visits", IVR, "IVR menu visits."),
+    _count("ivr_inputs", IVR, "Information the IVR asked for (ivr.input)."),
+    _count("ivr_agent_requests", IVR, "IVR sessions in which the customer asked for an agent."),
+    _count("ivr_greetings", IVR, "IVR greetings whose length the source reported."),
     _breach(
         "ivr_depth_exceeded",
         "depth_exceeded",
@@ -271,6 +274,7 @@ SERIES: tuple[Series, ...] = (
     ),
     _duration("ivr_time_seconds", IVR, "Time in the IVR per flow."),
     # --- platform (kpis.rules.platform) ---
+    _count("system_reports", SYSTEM, "Status reports received from a component."),
     _count("system_down", SYSTEM, "Components reported down."),
     _duration("system_downtime_seconds", SYSTEM, "Downtime of a component, per outage."),
     Series(

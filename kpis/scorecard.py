@@ -59,27 +59,31 @@ def scorecard(report: dict[str, Any], targets: ScorecardTargets) -> list[dict[st
     items: list[dict[str, Any]] = []
 
     entries = ivr.get("ivr_entries", 0)
-    measured = entries > 0
 
-    def ivr_item(name: str, counter: str, ks: str, measure: str) -> None:
+    def ivr_item(name: str, counter: str, evidence: str, ks: str, measure: str) -> None:
+        """Measured only when the log has what the item is about (menus, inputs, requests for
+        an agent, greetings): a source without them does not pass by silence."""
         n = ivr.get(counter, 0)
-        items.append(_item(name, ks, (n == 0) if measured else None,
-                           {"breaches": n, "ivr_entries": entries}, ex.get(counter, []),
-                           measure))  # fmt: skip
+        seen = ivr.get(evidence, 0)
+        items.append(_item(name, ks, (n == 0) if seen else None,
+                           {"breaches": n, "ivr_entries": entries, evidence: seen},
+                           ex.get(counter, []), measure))  # fmt: skip
 
-    ivr_item("IVR menus at most 3 levels deep", "ivr_depth_exceeded", "6.4.1 2)",
-             "callers who reached a menu deeper than the limit: none")  # fmt: skip
-    ivr_item("Same information not asked twice", "ivr_repeated_input", "6.4.1 4)",
+    ivr_item("IVR menus at most 3 levels deep", "ivr_depth_exceeded", "ivr_menu_visits",
+             "6.4.1 2)", "callers who reached a menu deeper than the limit: none")  # fmt: skip
+    ivr_item("Same information not asked twice", "ivr_repeated_input", "ivr_inputs", "6.4.1 4)",
              "callers asked again for what they had entered: none")  # fmt: skip
-    ivr_item("Agent reachable on request", "ivr_agent_request_not_routed", "6.4.1 6)",
-             "requests for an agent the IVR did not route: none")  # fmt: skip
+    ivr_item("Agent reachable on request", "ivr_agent_request_not_routed", "ivr_agent_requests",
+             "6.4.1 6)", "requests for an agent the IVR did not route: none")  # fmt: skip
     ivr_item("No machine disconnection before the agent", "ivr_disconnected_before_handoff",
-             "6.4.1 7)", "callers the system cut off before an agent answered: none")  # fmt: skip
-    ivr_item("Short initial greeting", "ivr_greeting_too_long", "6.4.1 2)",
+             "ivr_entries", "6.4.1 7)",
+             "callers the system cut off before an agent answered: none")  # fmt: skip
+    ivr_item("Short initial greeting", "ivr_greeting_too_long", "ivr_greetings", "6.4.1 2)",
              "calls whose greeting was longer than its target: none")  # fmt: skip
 
     downtime = 0.0
     outages = 0
+    reports = 0
     for r in report["system"]:
         if (
             r["period"] == "total"
@@ -89,9 +93,10 @@ def scorecard(report: dict[str, Any], targets: ScorecardTargets) -> list[dict[st
             stats = r["metrics"]["system_downtime_seconds"]
             downtime += (stats["mean"] or 0) * stats["count"]
             outages += r["metrics"]["system_down"]
+            reports += r["metrics"]["system_reports"]
     items.append(_item(
-        "IVR available 24/7", "6.4.1 1)", outages == 0 if measured else None,
-        {"outages": outages, "downtime_seconds": round(downtime, 3),
+        "IVR available 24/7", "6.4.1 1)", outages == 0 if reports else None,
+        {"outages": outages, "downtime_seconds": round(downtime, 3), "status_reports": reports,
          "components": list(targets.ivr_components)},
         [], "no outage of the components the IVR depends on",
     ))  # fmt: skip
@@ -123,7 +128,8 @@ def scorecard(report: dict[str, Any], targets: ScorecardTargets) -> list[dict[st
     opened = total.get("cases_opened", 0)
     items.append(_item(
         "Unresolved contacts tracked and followed up", "나.(4) 1)-2)",
-        (unresolved == 0) if opened else None,
+        # a source that never marks a case resolved cannot show one left unresolved
+        (unresolved == 0) if opened and total.get("resolved", 0) else None,
         {"cases": opened, "resolved": total.get("resolved", 0),
          "left_unresolved": unresolved, "open_at_end": total.get("cases_open_at_end", 0)},
         ex.get("cases_unresolved", []),

@@ -9,10 +9,11 @@ timeline) differ.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
@@ -28,6 +29,7 @@ from kpis.events import SCHEMA_VERSION
 from kpis.interfaces import Tee
 from kpis.report import ReportSink, build_sections
 from kpis.scorecard import ScorecardTargets, benchmark, scorecard
+from kpis.wire import Rec
 from streams.audit.archive import archive_lines
 from streams.inputs.files import ImportStats, SourceStats, iter_lines
 from streams.inputs.files import Source as FileSource
@@ -78,6 +80,7 @@ class ReplayResult:
     accepted: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     rejected: list[RejectedLine] = field(default_factory=list)
+    outside_range: int = 0  # valid events outside --from/--to (not rejected, not processed)
 
     @property
     def rejected_total(self) -> int:
@@ -131,8 +134,14 @@ class Replay:
         evidence_limit: int = 5,
         rules: RulesConfig | None = None,
         targets: ScorecardTargets | None = None,
+        start: float | None = None,
+        end: float | None = None,
     ) -> None:
+        """``start`` / ``end``: only events in ``[start, end)`` of event time are processed,
+        whatever the source (archives and ``kafka:`` are also read for that range only)."""
         self.config = config
+        self.start = start
+        self.end = end
         self.tz = tz
         self.sink = ReportSink(tz, evidence_limit)
         self.rules = rules if rules is not None else RulesConfig()
@@ -161,6 +170,24 @@ class Replay:
         if len(res.rejected) < self.rejected_listing_limit:
             res.rejected.append(RejectedLine(source, line, reason, detail))
 
+    def _ingest(self) -> Callable[[Rec, float], None]:
+        """The engine's intake, behind the event-time range if there is one: an event outside
+        it is counted (``outside_range``) and goes no further."""
+        ingest = self.engine.ingest
+        if self.start is None and self.end is None:
+            return ingest
+        lo = -math.inf if self.start is None else self.start
+        hi = math.inf if self.end is None else self.end
+        res = self.result
+
+        def ranged(rec: Rec, ts: float) -> None:
+            if lo <= ts < hi:
+                ingest(rec, ts)
+            else:
+                res.outside_range += 1
+
+        return ranged
+
     def feed(self, source: FileSource, progress: Progress | None = None) -> None:
         stats = SourceStats(source.name)
         self.result.sources.append(stats)
@@ -175,9 +202,10 @@ class Replay:
             if progress is not None:
                 progress.update(name, res.read + line, stats.bytes, size)
 
+        outside = res.outside_range
         try:
             lineno, accepted, blank = self.decoder.feed_lines(
-                iter_lines(stream, stats, self.max_line_bytes), self.engine.ingest, reject, report
+                iter_lines(stream, stats, self.max_line_bytes), self._ingest(), reject, report
             )
         finally:
             if stream is not sys.stdin.buffer:
@@ -185,7 +213,7 @@ class Replay:
         stats.lines = lineno
         res.read += lineno
         res.blank += blank
-        res.accepted += accepted
+        res.accepted += accepted - (res.outside_range - outside)
 
     def feed_import(
         self, source: FileSource, importer: Importer, progress: Progress | None = None
@@ -195,9 +223,10 @@ class Replay:
         stats = SourceStats(source.name, imported=imported)
         self.result.sources.append(stats)
         decode = self.decoder.decode_mapping  # no JSON round trip
-        ingest = self.engine.ingest
+        ingest = self._ingest()
         name = source.name
         accepted = 0
+        outside = self.result.outside_range
         lineno = 0
         try:
             for n, (lineno, item) in enumerate(
@@ -218,7 +247,20 @@ class Replay:
             self._reject(name, lineno + 1, "unreadable", why)
             stats.lines = max(stats.lines, lineno + 1)
         self.result.read += stats.lines
-        self.result.accepted += accepted
+        self.result.accepted += accepted - (self.result.outside_range - outside)
+
+    def _range_doc(self) -> dict[str, Any]:
+        """With --from/--to: the range and the events left out (absent without a range, so a
+        report of the whole log keeps its shape)."""
+        if self.start is None and self.end is None:
+            return {}
+        return {
+            "range": {
+                "from": None if self.start is None else iso(self.start, self.tz),
+                "to": None if self.end is None else iso(self.end, self.tz),
+            },
+            "outside_range": self.result.outside_range,
+        }
 
     def run(
         self,
@@ -282,6 +324,7 @@ class Replay:
                 "accepted": res.accepted,
                 "rejected": res.rejected_total,
                 "last_event_time": iso(engine.max_ts, self.tz) if res.accepted else None,
+                **self._range_doc(),
             },
             "queues_at_end": [
                 {
@@ -332,4 +375,4 @@ def replay_paths(
     """Replay files (``-`` = stdin; a directory is an archive and ``kafka:`` the input topics,
     read for ``[start, end)``; an external format through ``importer``) and report."""
     sources = [Source(p, start, end, kafka) for p in paths]
-    return Replay(config, tz, **kwargs).run(sources, show_progress, importer)
+    return Replay(config, tz, start=start, end=end, **kwargs).run(sources, show_progress, importer)

@@ -155,3 +155,32 @@ def test_bad_settings_and_missing_files_exit_2(tmp_path: Path) -> None:
     cfg.write_text('timezone = "Mars/Olympus"\n')
     assert main(["--config", str(cfg), "replay", str(cfg)]) == 2
     assert main(["replay", str(tmp_path / "nope.jsonl")]) == 2
+
+
+def test_from_and_to_apply_to_event_time_on_plain_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A range on a plain file gives the report of the events in it (the same as a file
+    holding only those), and says how many were left out; it was silently ignored."""
+    log = tmp_path / "week.jsonl"
+    assert main(["simulate", "--contacts-per-day", "300", "--days", "3", "-o", str(log)]) == 0
+    lines = log.read_bytes().splitlines()
+    start, end = "2026-11-03T00:00:00+00:00", "2026-11-04T00:00:00+00:00"
+    from datetime import datetime
+
+    lo, hi = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    inside = [ln for ln in lines if lo <= datetime.fromisoformat(json.loads(ln)["ts"]) < hi]
+    assert 0 < len(inside) < len(lines)
+    only = tmp_path / "day.jsonl"
+    only.write_bytes(b"".join(ln + b"\n" for ln in inside))
+    capsys.readouterr()
+    assert main(["replay", str(log), "--from", start, "--to", end, "--json", "-", "--quiet"]) == 0
+    ranged = json.loads(capsys.readouterr().out)
+    assert main(["replay", str(only), "--json", "-", "--quiet"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert ranged["events"]["accepted"] == len(inside) == alone["events"]["accepted"]
+    assert ranged["events"]["outside_range"] == len(lines) - len(inside)
+    assert ranged["events"]["range"] == {"from": start, "to": end}
+    for key in ("kpis", "ivr", "system", "alerts", "scorecard", "queues_at_end"):
+        assert ranged[key] == alone[key], key
+    assert "range" not in alone["events"] and "outside_range" not in alone["events"]

@@ -37,7 +37,7 @@ def test_scorecard_on_the_simulated_day_flags_what_the_simulator_breaks(tmp_path
     depth = next(i for i in rep["scorecard"] if i["ks"] == "6.4.1 2)")
     assert depth["counts"]["breaches"] > 0 and len(depth["examples"]) == 5
     outage = next(i for i in rep["scorecard"] if i["ks"] == "6.4.1 1)")
-    assert outage["counts"] == {"outages": 1, "downtime_seconds": 1800.0,
+    assert outage["counts"] == {"outages": 1, "downtime_seconds": 1800.0, "status_reports": 2,
                                 "components": ["ivr", "trunk"]}  # fmt: skip
 
 
@@ -56,6 +56,29 @@ def test_a_clean_log_passes_and_unmeasured_items_say_so(tmp_path: Path) -> None:
     assert status["6.4.1 2)"] == "pass" and status["6.4.1 7)"] == "pass"
     assert status["가.(1) 6)"] == "not measured"  # no callbacks in the log
     assert status["가.(1) 5)"] == "not measured"  # no e-mail
+
+
+def test_a_log_without_the_evidence_is_not_measured_never_passed(tmp_path: Path) -> None:
+    """Like the real Anonymous Bank month: IVR sessions without menus, inputs, requests for an
+    agent or greetings; no component status; cases never marked resolved."""
+    log = Log()
+    for i in range(3):
+        c = f"c{i}"
+        log.add(i * 100, "contact.started", c)
+        log.add(i * 100 + 1, "ivr.entered", c, flow="vru")
+        log.add(i * 100 + 9, "ivr.exited", c, flow="vru", outcome="queue")
+        log.add(i * 100 + 9, "queue.entered", c, queue="q")
+        log.add(i * 100 + 20, "agent.connected", c, queue="q", agent_id="a")
+        log.add(i * 100 + 80, "contact.ended", c, queue="q", agent_id="a", ended_by="customer")
+    rep = replay_log(log, tmp_path)
+    status = {i["item"]: i["status"] for i in rep["scorecard"]}
+    for item in ("IVR menus at most 3 levels deep", "Same information not asked twice",
+                 "Agent reachable on request", "Short initial greeting", "IVR available 24/7",
+                 "Unresolved contacts tracked and followed up"):  # fmt: skip
+        assert status[item] == "not measured", item
+    assert status["No machine disconnection before the agent"] == "pass"  # IVR sessions seen
+    depth = next(i for i in rep["scorecard"] if i["ks"] == "6.4.1 2)" and "menus" in i["item"])
+    assert depth["counts"] == {"breaches": 0, "ivr_entries": 3, "ivr_menu_visits": 0}
 
 
 def test_benchmark_levels() -> None:

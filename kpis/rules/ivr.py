@@ -58,8 +58,10 @@ class IvrRules(Rule):
         labels = ivr_labels(c, None)
         self.sink.count("ivr_entries", labels, ts)
         greeting = rec.greeting_seconds
-        if greeting is not None and greeting > self.config.greeting_target_seconds:
-            self.sink.count("ivr_greeting_too_long", labels, ts, c.contact_id)
+        if greeting is not None:
+            self.sink.count("ivr_greetings", labels, ts)
+            if greeting > self.config.greeting_target_seconds:
+                self.sink.count("ivr_greeting_too_long", labels, ts, c.contact_id)
 
     def _on_ivr_menu(self, rec: w.IvrMenu, ts: float) -> None:
         c = self.contact(rec, ts)
@@ -78,6 +80,7 @@ class IvrRules(Rule):
     def _on_ivr_input(self, rec: w.IvrInput, ts: float) -> None:
         c = self.contact(rec, ts)
         c.flow = rec.flow
+        self.sink.count("ivr_inputs", ivr_labels(c, rec.menu or c.menu), ts)
         asked = rec.requested
         if c.asked is None:
             c.asked = [asked]
@@ -101,5 +104,7 @@ class IvrRules(Rule):
             self.sink.count("left_in_ivr", c.labels, ts)
         elif outcome == "error":
             self.sink.count("ivr_errors", labels, ts, c.contact_id)
-        if rec.agent_requested and outcome != "queue":
-            self.sink.count("ivr_agent_request_not_routed", labels, ts, c.contact_id)
+        if rec.agent_requested:
+            self.sink.count("ivr_agent_requests", labels, ts)
+            if outcome != "queue":
+                self.sink.count("ivr_agent_request_not_routed", labels, ts, c.contact_id)

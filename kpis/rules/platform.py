@@ -31,6 +31,7 @@ class PlatformRules(Rule):
         key = tenant + "\x1f" + component
         labels = (tenant, component)
         previous = self.components.get(key)
+        self.sink.count("system_reports", labels, ts)
         if previous is not None and previous[0] == status:
             return
         if status == "down":
