@@ -35,6 +35,7 @@ from alerts.rules import (
 )
 from kpis.catalogue import label_names
 from kpis.interfaces import Labels
+from kpis.targets import Targets
 
 QueueView = Callable[[float], dict[Labels, tuple[int, float]]]
 QUEUE_LABELS = ("tenant", "channel", "queue")
@@ -89,11 +90,18 @@ def _summary(template: str, labels: dict[str, str], value: float) -> str:
 
 class AlertLogic:
     def __init__(
-        self, config: RulesConfig, sink: AlertSink, queue_view: QueueView | None = None
+        self,
+        config: RulesConfig,
+        sink: AlertSink,
+        queue_view: QueueView | None = None,
+        targets: Targets | None = None,
     ) -> None:
+        """``targets``: the engine's queue targets, for rules whose threshold is the queue's
+        own (``threshold_target``); without them those rules use their ``threshold``."""
         self.config = config
         self.sink = sink
         self.queue_view = queue_view
+        self.targets = targets
         interval = config.evaluation_interval_seconds
         self._rules = [(n, r) for n, r in config.rules.items() if r.enabled]
         # engine series -> (rule, group getter, slot: 0 numerator or count, 1 denominator)
@@ -295,7 +303,10 @@ class AlertLogic:
             elif isinstance(rule, RatioRule):
                 if s1 >= rule.min_volume:
                     r = s0 / s1
-                    cond = r >= rule.threshold if rule.direction == "above" else r < rule.threshold
+                    limit = rule.threshold
+                    if rule.threshold_target is not None and self.targets is not None:
+                        limit = self._target_threshold(rule, group, limit)
+                    cond = r >= limit if rule.direction == "above" else r < limit
                     out[group] = (cond, r, by)
             elif len(hist) == length:
                 baseline = (s0 - w.recent) / rule.baseline_windows
@@ -306,6 +317,15 @@ class AlertLogic:
             if (name, group) not in self._since:
                 del windows[group]
         return out
+
+    def _target_threshold(self, rule: RatioRule, group: Labels, default: float) -> float:
+        assert self.targets is not None
+        by = rule.by
+        t = self.targets.of(
+            group[by.index("tenant")], group[by.index("channel")], group[by.index("queue")]
+        )
+        goal = t.service_level_goal
+        return default if goal is None else goal
 
     def _lifecycle(
         self, name: str, rule: Any, group: Labels, names: tuple[str, ...], cond: bool,

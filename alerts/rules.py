@@ -115,6 +115,17 @@ class RatioRule(_Rule):
     threshold: float = Field(ge=0, le=1)
     direction: Literal["above", "below"]
     min_volume: float = Field(1, ge=1)
+    threshold_target: Literal["service_level_goal"] | None = Field(
+        None,
+        description="Take the threshold from the group's queue target (engine.targets) where "
+        "one sets it; ``threshold`` elsewhere. Needs by = tenant, channel, queue.",
+    )
+
+    @model_validator(mode="after")
+    def _target_needs_the_queue(self) -> RatioRule:
+        if self.threshold_target is not None and not {"tenant", "channel", "queue"} <= set(self.by):
+            raise ValueError("threshold_target needs by to include tenant, channel and queue")
+        return self
 
 
 class OldestWaitRule(_Rule):
@@ -198,7 +209,7 @@ DEFAULT_RULES: dict[str, Rule] = {
         numerator=("answered_in_sl",), denominator=("answered", "abandoned"),
         by=("tenant", "channel", "queue"), window_seconds=30 * M, threshold=0.6,
         direction="below", min_volume=20, for_seconds=10 * M, keep_firing_seconds=15 * M,
-        channels=REAL_TIME,
+        channels=REAL_TIME, threshold_target="service_level_goal",
         summary="Service level {value:.0%} in queue {queue} ({channel}) over 30 min, under target",
     ),
     "oldest_wait_high": OldestWaitRule(

@@ -30,6 +30,7 @@ from typing import Any
 from alerts.evaluator import AlertLogic, AlertSink, QueueView
 from alerts.rules import RulesConfig
 from kpis.interfaces import Labels
+from kpis.targets import Targets
 
 
 @dataclass
@@ -193,12 +194,16 @@ class AlertStage:
     have passed it (see module doc). ``partitions``: every partition of the input topics."""
 
     def __init__(
-        self, config: RulesConfig, sink: AlertSink, partitions: Iterable[int] = (0,)
+        self,
+        config: RulesConfig,
+        sink: AlertSink,
+        partitions: Iterable[int] = (0,),
+        targets: Targets | None = None,
     ) -> None:
         self.config = config
         self.every = config.evaluation_interval_seconds
         self.partitions = frozenset(partitions)
-        self.logic = AlertLogic(config, sink, self._view)
+        self.logic = AlertLogic(config, sink, self._view, targets)
         self.series = self.logic.series
         self.evaluated_to: float | None = None
         self.jump = True  # over a quiet stretch once steady (False: evaluate every tick)

@@ -109,6 +109,22 @@ def render_markdown(report: dict[str, Any]) -> str:
         if len(prows) > 1 or period == "day":
             lines += ["", f"## All channels per {period}", ""]
             lines += _table([period, *KPI_HEADER], prows)
+    if report.get("targets"):
+        lines += ["", "## Targets per queue", ""]
+        trows = [
+            [
+                t["tenant"], t["channel"], t["queue"],
+                fmt_duration(t["service_level_seconds"]),
+                fmt_ratio(t["service_level_goal"]), fmt_ratio(t["service_level"]),
+                fmt_duration(t["first_response_seconds"]), fmt_ratio(t["first_response_sla"]),
+                fmt_duration(t["resolution_seconds"]), fmt_ratio(t["resolution_sla"]),
+                t["calendar"] or "wall clock",
+            ]
+            for t in report["targets"]
+        ]  # fmt: skip
+        lines += _table(["tenant", "channel", "queue", "SL within", "SL goal", "SL",
+                         "FRT target", "FRT met", "resolution target", "resolution met",
+                         "hours"], trows)  # fmt: skip
     lines += ["", "## IVR (KS S 1006 6.4.1)", ""]
     irows = []
     for r in report["ivr"]:

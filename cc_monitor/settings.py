@@ -113,18 +113,28 @@ class SettingsError(ValueError):
 
 
 def _model_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The settings model that the path ``loc`` ends in (None: not a model)."""
+    """The settings model that the path ``loc`` ends in (None: not a model). A field holding
+    models in a list or a table (``targets``, ``calendars``) takes one more part, the index or
+    the name."""
     model: type[BaseModel] = root
+    skip = False
     for part in loc:
+        if skip:
+            skip = False
+            continue
         field = model.model_fields.get(str(part))
         if field is None:
             return None
-        nested = [field.annotation, *typing.get_args(field.annotation)]
-        found = [t for t in nested if isinstance(t, type) and issubclass(t, BaseModel)]
-        if not found:
+        args = typing.get_args(field.annotation)
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            model = field.annotation
+            continue
+        inner = [t for t in args if isinstance(t, type) and issubclass(t, BaseModel)]
+        if not inner:
             return None
-        model = found[0]
-    return model
+        model = inner[0]
+        skip = typing.get_origin(field.annotation) in (tuple, list, dict)
+    return None if skip else model
 
 
 def describe(err: ValidationError, root: type[BaseModel] = BaseModel) -> str:

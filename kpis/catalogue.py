@@ -186,6 +186,16 @@ SERIES: tuple[Series, ...] = (
         "Agent parts of a contact that never got their wrap-up.",
         live=True,
     ),
+    # --- targets (kpis.targets; counted only where a target rule sets one) ---
+    _count(
+        "first_response_targeted",
+        KPI,
+        "Cases with a first-response target (their first response was measured against it).",
+        live=True,
+    ),
+    _count("first_response_met", KPI, "Cases whose first response met its target.", live=True),
+    _count("resolution_targeted", KPI, "Resolved cases with a resolution target.", live=True),
+    _count("resolution_met", KPI, "Resolved cases that met their resolution target.", live=True),
     # --- callbacks (kpis.rules.callbacks) ---
     _count("callbacks_requested", KPI, "Callback requests.", live=True),
     _count(
@@ -213,6 +223,18 @@ SERIES: tuple[Series, ...] = (
         live=True,
     ),
     _duration("resolution_seconds", KPI, "Total resolution time per case.", live=True),
+    _duration(
+        "first_response_business_seconds",
+        KPI,
+        "First response time in business hours (cases whose target names a calendar).",
+        live=True,
+    ),
+    _duration(
+        "resolution_business_seconds",
+        KPI,
+        "Resolution time in business hours (cases whose target names a calendar).",
+        live=True,
+    ),
     _duration(
         "handle_seconds",
         KPI,
@@ -300,6 +322,20 @@ RATIOS: tuple[Ratio, ...] = (
         ("answered", "abandoned"),
         KPI,
         "Abandoned over answered plus abandoned.",
+    ),
+    Ratio(
+        "first_response_sla",
+        ("first_response_met",),
+        ("first_response_targeted",),
+        KPI,
+        "Share of cases whose first response met its target.",
+    ),
+    Ratio(
+        "resolution_sla",
+        ("resolution_met",),
+        ("resolution_targeted",),
+        KPI,
+        "Share of resolved cases that met their resolution target.",
     ),
     Ratio("one_touch_rate", ("resolved_one_touch",), ("resolved",), KPI, "One-touch resolution."),
     Ratio(

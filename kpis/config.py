@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from datetime import UTC, datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from kpis.targets import Calendar, TargetRule
 
 DAY = 86_400.0
 
@@ -116,6 +119,33 @@ class EngineConfig(BaseModel):
     case_idle_timeout_seconds: float = Field(
         30 * DAY, gt=0, description="An unresolved case with no contact for this long is closed."
     )
+
+    targets: tuple[TargetRule, ...] = Field(
+        (),
+        description="Ordered target rules per tenant / channel / queue / priority (most specific "
+        "wins, then the earlier one): service-level threshold and goal, first-response and "
+        "resolution targets, calendar. See docs/configuration.md.",
+    )
+    calendars: dict[str, Calendar] = Field(
+        default_factory=dict, description="Business-hours calendars, by name."
+    )
+    callback_calendar: str | None = Field(
+        None,
+        description="KS S 1006's callback within 24 h is on the wall clock; naming a calendar "
+        "here counts the 24 h (callback_deadline_seconds) in its business hours instead.",
+    )
+
+    @model_validator(mode="after")
+    def _calendars_named_exist(self) -> EngineConfig:
+        named = [(f"targets[{i}].calendar", t.calendar) for i, t in enumerate(self.targets)]
+        named.append(("callback_calendar", self.callback_calendar))
+        for where, name in named:
+            if name is not None and name not in self.calendars:
+                close = difflib.get_close_matches(name, list(self.calendars), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                known = ", ".join(sorted(self.calendars)) or "none defined"
+                raise ValueError(f"{where}: no calendar {name!r}{hint} (calendars: {known})")
+        return self
 
     def idle_timeout(self, channel: str) -> float:
         return self.contact_idle_timeout_seconds.get(channel, DAY)

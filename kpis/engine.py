@@ -27,6 +27,7 @@ from kpis.rules.cases import CaseRules, provisional
 from kpis.rules.contacts import ContactRules
 from kpis.rules.ivr import IvrRules
 from kpis.rules.platform import PlatformRules
+from kpis.targets import Targets
 
 __all__ = ["SNAPSHOT_VERSION", "Engine"]
 
@@ -47,7 +48,8 @@ class Engine:
         self.sink = sink
         self.policy = TimePolicy.of(config)
         self.core = core = EventCore(self.policy, batch=batch, auto_watermark=auto_watermark)
-        ctx = RuleContext(config, sink, core.schedule)
+        self.targets = Targets(config)
+        ctx = RuleContext(config, sink, core.schedule, self.targets)
         self.cases = CaseRules(ctx)
         self.ivr = IvrRules(ctx)
         self.contacts = ContactRules(ctx, self.cases, self.ivr)

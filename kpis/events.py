@@ -24,6 +24,7 @@ TEXT_CHANNELS = frozenset({"chat", "email", "sms", "social"})
 
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Label = Annotated[str, Field(min_length=1, max_length=100)]
+Priority = Annotated[int, Field(ge=0, le=9)]
 
 
 class EventBase(BaseModel):
@@ -64,6 +65,9 @@ class ContactStarted(EventBase):
     initiation: Literal["inbound", "outbound", "callback", "transfer"] = "inbound"
     callback_id: Id | None = Field(
         default=None, description="For initiation=callback: the callback request this serves."
+    )
+    priority: Priority | None = Field(
+        default=None, description="The contact's priority, 0 (lowest) to 9; picks targets."
     )
 
 
@@ -120,6 +124,9 @@ class IvrExited(EventBase):
 class QueueEntered(EventBase):
     type: Literal["queue.entered"]
     queue: Label
+    priority: Priority | None = Field(
+        default=None, description="Priority in this queue, 0 (lowest) to 9; picks targets."
+    )
 
 
 class QueueAbandoned(EventBase):

@@ -42,6 +42,7 @@ class ContactState:
     labels: tuple[str, str, str]
     inbound: bool = True
     callback: bool = False  # an outbound contact serving a callback request
+    priority: int | None = None  # picks targets (kpis.targets)
     flow: str | None = None
     menu: str | None = None
     ivr_entered: float | None = None
@@ -80,6 +81,7 @@ class CaseState:
     reopened: bool = False
     resolved_at: float | None = None
     evidence: str = ""
+    priority: int | None = None  # of the contact that opened it, at its first queue
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self, _CASE_FIELDS)

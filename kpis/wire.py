@@ -20,6 +20,7 @@ import msgspec
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Reason = Annotated[str, msgspec.Meta(max_length=200)]
+Priority = Annotated[int, msgspec.Meta(ge=0, le=9)]
 Channel = Literal["voice", "chat", "email", "sms", "social", "video"]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 """RFC 3339 with an offset; digits beyond the microsecond are rounded to the nearest one."""
@@ -43,6 +44,7 @@ class ContactStarted(Rec, tag="contact.started"):
     direction: Literal["inbound", "outbound"] = "inbound"
     initiation: Literal["inbound", "outbound", "callback", "transfer"] = "inbound"
     callback_id: Id | None = None
+    priority: Priority | None = None
 
 
 class ContactTransferred(Rec, tag="contact.transferred"):
@@ -81,6 +83,7 @@ class IvrExited(Rec, tag="ivr.exited"):
 
 class QueueEntered(Rec, tag="queue.entered"):
     queue: Label
+    priority: Priority | None = None
 
 
 class QueueAbandoned(Rec, tag="queue.abandoned"):

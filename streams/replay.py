@@ -22,6 +22,7 @@ from typing import IO, Any
 from alerts.evaluator import Alert, AlertTimeline
 from alerts.rules import RulesConfig
 from alerts.stage import AlertStage
+from kpis.catalogue import ALL
 from kpis.config import EngineConfig
 from kpis.decode import REJECT_REASONS, Decoder, Rejection, iso
 from kpis.engine import Engine
@@ -29,6 +30,7 @@ from kpis.events import SCHEMA_VERSION
 from kpis.interfaces import Tee
 from kpis.report import ReportSink, build_sections
 from kpis.scorecard import ScorecardTargets, benchmark, scorecard
+from kpis.targets import Targets
 from kpis.wire import Rec
 from streams.audit.archive import archive_lines
 from streams.inputs.files import ImportStats, SourceStats, iter_lines
@@ -148,7 +150,8 @@ class Replay:
         self.targets = targets if targets is not None else ScorecardTargets()
         self.timeline = AlertTimeline()
         # the same two halves as the live workers (alerts.stage), with one engine
-        self.stage = AlertStage(self.rules, self.timeline)
+        self.queue_targets = Targets(config)
+        self.stage = AlertStage(self.rules, self.timeline, targets=self.queue_targets)
         self.recorder = self.stage.recorder(0)
         self.engine = Engine(config, Tee(self.sink, self.recorder, self.stage.series))
         self.recorder.queue_view = self.engine.waiting_now
@@ -249,6 +252,33 @@ class Replay:
         self.result.read += stats.lines
         self.result.accepted += accepted - (self.result.outside_range - outside)
 
+    def _targets_doc(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Per tenant and queue of the whole log, the targets that applied (priority-less) and
+        the share that met each. Events without a tenant are the tenant-wide row's remainder;
+        with none at all, the tenant-wide rows stand for tenant ``-``."""
+        total = [r for r in rows if r["period"] == "total" and ALL not in (r["channel"], r["queue"])
+                 and r["queue"] != "-"]  # fmt: skip
+        tenanted = {(r["channel"], r["queue"]) for r in total if r["tenant"] != ALL}
+        out = []
+        for r in total:
+            if r["tenant"] == ALL and (r["channel"], r["queue"]) in tenanted:
+                continue
+            tenant = "-" if r["tenant"] == ALL else r["tenant"]
+            t = self.queue_targets.of(tenant, r["channel"], r["queue"])
+            m = r["metrics"]
+            out.append({
+                "tenant": tenant, "channel": r["channel"], "queue": r["queue"],
+                "service_level_seconds": t.service_level_seconds,
+                "service_level_goal": t.service_level_goal,
+                "service_level": m["service_level"],
+                "first_response_seconds": t.first_response_seconds,
+                "first_response_sla": m["first_response_sla"],
+                "resolution_seconds": t.resolution_seconds,
+                "resolution_sla": m["resolution_sla"],
+                "calendar": t.calendar_name,
+            })  # fmt: skip
+        return out
+
     def _range_doc(self) -> dict[str, Any]:
         """With --from/--to: the range and the events left out (absent without a range, so a
         report of the whole log keeps its shape)."""
@@ -339,6 +369,8 @@ class Replay:
         }
         doc.update(build_sections(self.sink))
         doc["alerts"] = [self._alert_doc(a) for a in self.timeline.alerts()]
+        if self.queue_targets.active:
+            doc["targets"] = self._targets_doc(doc["kpis"])
         doc["scorecard"] = scorecard(doc, self.targets)
         doc["benchmark"] = benchmark(doc)
         doc["rejected"] = {

@@ -16,6 +16,7 @@ from typing import Any
 from kpis.config import EngineConfig
 from kpis.core import Handler, Timer, TimerHandler
 from kpis.interfaces import KpiSink
+from kpis.targets import Targets
 
 # Timer kinds, one owner each; the number also orders timers due at the same instant.
 TIMER_CALLBACK = 0
@@ -33,6 +34,7 @@ class RuleContext:
     config: EngineConfig
     sink: KpiSink
     schedule: Schedule
+    targets: Targets
 
 
 class Rule:
@@ -44,6 +46,7 @@ class Rule:
         self.config = ctx.config
         self.sink = ctx.sink
         self.schedule = ctx.schedule
+        self.targets = ctx.targets
 
     def handlers(self) -> Mapping[str, Handler]:
         """Event type -> handler ``(record, event_time)``."""

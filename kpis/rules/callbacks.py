@@ -49,10 +49,20 @@ class CallbackRules(Rule):
             tol = self.config.callback_reserved_tolerance_seconds
             start, deadline = reserved - tol, reserved + tol
         else:
-            start, deadline = ts, ts + self.config.callback_deadline_seconds
+            start, deadline = ts, self._deadline(ts)
         self.callbacks[cb_id] = CallbackState(cb_id, labels, ts, start, deadline, rec.contact_id)
         self.sink.count("callbacks_requested", labels, ts)
         self.schedule(deadline, TIMER_CALLBACK, cb_id)
+
+    def _deadline(self, ts: float) -> float:
+        """24 h on the wall clock (KS S 1006), or of business hours with ``callback_calendar``."""
+        within = self.config.callback_deadline_seconds
+        name = self.config.callback_calendar
+        if name is not None:
+            deadline = self.targets.clocks[name].add(ts, within)
+            if deadline != float("inf"):
+                return deadline
+        return ts + within
 
     def _on_attempted(self, rec: w.CallbackAttempted, ts: float) -> None:
         cb = self.callbacks.get(rec.callback_id or "")

@@ -73,6 +73,7 @@ class CaseRules(Rule):
         k = self.cases.get(c.case_id)
         if k is None:
             k = CaseState(c.case_id, c.labels, ts, ts, c.inbound, evidence=c.contact_id)
+            k.priority = c.priority
             self.sink.count("cases_opened", c.labels, ts)
             self.schedule(ts + self.config.case_idle_timeout_seconds, TIMER_CASE, c.case_id)
             self.cases[c.case_id] = k
@@ -102,7 +103,24 @@ class CaseRules(Rule):
                 self.sink.observe("first_response_seconds", k.labels, ts, ts - since)
                 if not c.callback:
                     self.sink.observe("first_response_direct_seconds", k.labels, ts, ts - since)
+                self._against_target(k, "first_response", since, ts)
             self.cases[c.case_id] = k
+
+    def _against_target(self, k: CaseState, what: str, since: float, ts: float) -> None:
+        """A case's first response or resolution against its target (kpis.targets): in
+        business time, also observed as such, when the target names a calendar."""
+        labels = k.labels
+        target = self.targets.of(labels[0], labels[1], labels[2], k.priority)
+        took = ts - since
+        if target.calendar is not None:
+            took = target.calendar.seconds(since, ts)
+            self.sink.observe(what + "_business_seconds", labels, ts, took)
+        limit = target.first_response_seconds if what == "first_response" else (
+            target.resolution_seconds)  # fmt: skip
+        if limit is not None:
+            self.sink.count(what + "_targeted", labels, ts)
+            if took <= limit:
+                self.sink.count(what + "_met", labels, ts)
 
     def resolve(self, k: CaseState, ts: float) -> None:
         if k.resolved_at is None or ts > k.resolved_at:
@@ -170,6 +188,7 @@ class CaseRules(Rule):
         labels = k.labels
         self.sink.count("resolved", labels, resolved)
         self.sink.observe("resolution_seconds", labels, resolved, resolved - k.started)
+        self._against_target(k, "resolution", k.started, resolved)
         if is_one_touch(k):
             self.sink.count("resolved_one_touch", labels, resolved)
         del self.cases[k.case_id]

@@ -99,6 +99,7 @@ class ContactRules(Rule):
         labels = (tenant, channel, queue)
         case_id = rec.case_id or cid
         c = ContactState(cid, case_id, tenant, channel, queue, ts, ts, labels, inbound)
+        c.priority = getattr(rec, "priority", None)
         self.contacts[cid] = c
         self.sink.count("contacts", labels, ts)
         self.schedule(ts + self.config.idle_timeout(channel), TIMER_CONTACT, cid)
@@ -155,6 +156,8 @@ class ContactRules(Rule):
             self._leave_queue(c, ts)  # moved to another queue before an answer
         queue = rec.queue or NO_LABEL
         c.queue = queue
+        if rec.priority is not None:
+            c.priority = rec.priority
         c.labels = labels = (c.tenant, c.channel, queue)
         c.queue_entered = ts
         self.sink.count("queued", labels, ts)
@@ -168,6 +171,7 @@ class ContactRules(Rule):
             k.first_asked = ts
         if k.labels[2] == NO_LABEL:
             k.labels = (k.labels[0], k.labels[1], queue)
+            k.priority = c.priority
         self._case_map[c.case_id] = k
 
     def _on_queue_abandoned(self, rec: Rec, ts: float) -> None:
@@ -214,7 +218,7 @@ class ContactRules(Rule):
         labels = c.labels
         self.sink.count("answered", labels, ts)
         self.sink.observe("answer_seconds", labels, ts, wait)
-        if wait <= self.config.service_level(c.channel):
+        if wait <= self.targets.of(c.tenant, c.channel, c.queue, c.priority).service_level_seconds:
             self.sink.count("answered_in_sl", labels, ts)
         self._leave_queue(c, ts)
 

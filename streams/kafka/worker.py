@@ -40,6 +40,7 @@ from alerts.stage import AlertStage
 from kpis.clock import TimePolicy
 from kpis.config import EngineConfig
 from kpis.decode import REJECT_REASONS
+from kpis.targets import Targets
 from streams.audit.archive import LiveArchive
 from streams.partitioned import (
     CHUNK_BYTES,
@@ -584,7 +585,7 @@ class LiveRuntime:
         assert self.rules is not None
         store = self.read_model
         if self.stage is None:
-            stage = AlertStage(self.rules, self, range(self.partitions))
+            stage = AlertStage(self.rules, self, range(self.partitions), Targets(self.config))
             blob = await store.load_stage()
             if blob is not None:
                 stage.restore(orjson.loads(blob))
