@@ -14,7 +14,7 @@ import tomllib
 import typing
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
+from kpis.targets import known_zone
 from streams.inputs.privacy import Pseudonymizer
 from streams.kafka.app import WorkerSettings
 from streams.kafka.settings import KafkaSettings
@@ -55,14 +56,7 @@ class Settings(BaseSettings):
         "production (CC_MONITOR_PSEUDONYM_KEY); the same key gives the same pseudonyms.",
     )
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}") from exc
-        return v
+    _known_zone = field_validator("timezone")(known_zone)
 
     def pseudonymizer(self, *, live: bool) -> Pseudonymizer:
         """The keyed hash of customer and agent ids. Without a configured key: the key kept in
@@ -180,7 +174,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     update = {k: v for k, v in overrides.items() if v is not None}
     if "timezone" in update:
         try:
-            Settings._known_zone(update["timezone"])
+            known_zone(update["timezone"])
         except ValueError as exc:
             raise SettingsError(f"--timezone: {exc}") from None
     return settings.model_copy(update=update) if update else settings

@@ -67,7 +67,9 @@ class ContactStarted(EventBase):
         default=None, description="For initiation=callback: the callback request this serves."
     )
     priority: Priority | None = Field(
-        default=None, description="The contact's priority, 0 (lowest) to 9; picks targets."
+        default=None,
+        description="The source's priority class, 0-9, as the source numbers it (target rules "
+        "match the number; whether 1 or 9 goes first is the source's).",
     )
 
 
@@ -125,7 +127,7 @@ class QueueEntered(EventBase):
     type: Literal["queue.entered"]
     queue: Label
     priority: Priority | None = Field(
-        default=None, description="Priority in this queue, 0 (lowest) to 9; picks targets."
+        default=None, description="Priority in this queue, 0-9 as the source numbers it."
     )
 
 

@@ -36,6 +36,15 @@ Priority = Annotated[int, Field(ge=0, le=9)]
 Spans = tuple[tuple[float, float], ...]
 
 
+def known_zone(v: str) -> str:
+    """An IANA zone name that this machine knows."""
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {v!r}") from exc
+    return v
+
+
 def _spans(v: Sequence[str]) -> tuple[str, ...]:
     """``"HH:MM-HH:MM"`` intervals of one weekday, in order and not overlapping."""
     out: list[tuple[int, int]] = []
@@ -70,14 +79,7 @@ class Calendar(BaseModel):
 
     _check_spans = field_validator(*WEEKDAYS)(_spans)
 
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}") from exc
-        return v
+    _zone = field_validator("timezone")(known_zone)
 
     @model_validator(mode="after")
     def _open_sometime(self) -> Calendar:

@@ -69,6 +69,14 @@ def test_alertmanager_config_and_routes() -> None:
         assert out.stdout.decode().strip() == receiver, labels
 
 
+# Targets on some queues, so that the dashboards' target panels have data (docs/configuration.md)
+TARGETED = EngineConfig(targets=[
+    {"channel": "voice", "first_response_seconds": 60, "resolution_seconds": 3600},
+    {"channel": "email", "first_response_seconds": 4 * 3600, "resolution_seconds": 86400},
+])  # fmt: skip
+TARGETS_ENV = orjson.dumps([t.model_dump(exclude_none=True) for t in TARGETED.targets]).decode()
+
+
 @lru_cache(maxsize=1)
 def metrics() -> tuple[MetricsSink, Engine]:
     """A simulated day through the engine into live metrics, and an engine stopped at 11:00 so
@@ -76,7 +84,7 @@ def metrics() -> tuple[MetricsSink, Engine]:
     dec = Decoder()
     recs = [dec.decode(orjson.dumps(e)) for e in simulate(SimConfig())]
     sink = MetricsSink()
-    whole = Engine(EngineConfig(), sink)
+    whole = Engine(TARGETED, sink)
     for r in recs:
         whole.ingest(*r)
     whole.finish()
@@ -108,7 +116,7 @@ def worker_registry() -> CollectorRegistry:
     from .test_live import INPUTS, Consumer, records_by_tp, runtime
 
     data = records_by_tp(tuple(orjson.dumps(e) for e in simulate(SimConfig())), 3)
-    rt = runtime(MemoryCheckpoints(), 3, rules=RulesConfig())
+    rt = runtime(MemoryCheckpoints(), 3, rules=RulesConfig(), config=TARGETED)
     consumer = Consumer(data, {})
     consumer.run(rt, {0, 1, 2}, random.Random(3))
     consumer.quiesce(rt)
@@ -253,7 +261,9 @@ def test_every_panel_query_against_a_live_worker_fed_by_the_simulator(tmp_path: 
     with tansu() as broker:
         kafka = kafka_settings(broker, "panels", 3)
         stats = asyncio.run(produce_paths([str(log)], kafka, None, 65_536))
-        worker = Worker(kafka, "panels", tmp_path, None, "w").start()
+        worker = Worker(kafka, "panels", tmp_path, None, "w")
+        worker.env["CC_MONITOR_ENGINE__TARGETS"] = TARGETS_ENV
+        worker.start()
         proc = prometheus_scraping(tmp_path, [f"127.0.0.1:{worker.port}"], prom_port)
         base = f"http://127.0.0.1:{prom_port}"
         try:

@@ -144,9 +144,9 @@ class Clock:
 
 def runtime(
     store: MemoryCheckpoints, partitions: int, read_model: Any = None,
-    rules: RulesConfig | None = None,
+    rules: RulesConfig | None = None, config: EngineConfig | None = None,
 ) -> LiveRuntime:  # fmt: skip
-    return LiveRuntime(EngineConfig(), partitions, store, inputs=INPUTS,
+    return LiveRuntime(config or EngineConfig(), partitions, store, inputs=INPUTS,
                        registry=CollectorRegistry(), read_model=read_model or MemoryReadModel(),
                        checkpoint_interval=0.05, idle_flush_seconds=5, clock=Clock(),
                        rules=rules)  # fmt: skip

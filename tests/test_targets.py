@@ -219,3 +219,105 @@ def test_service_level_low_fires_under_the_queues_own_goal() -> None:
     assert fired(goal) == ["billing", "cards"]
     lax = Targets(EngineConfig(targets=[{"queue": "cards", "service_level_goal": 0.0001}]))
     assert fired(lax) == ["cards"]  # 0 % is still under any goal above 0
+
+
+# --- importers map the source's priority -------------------------------------------------------
+
+PRIORITY_2_WITHIN_60 = EngineConfig(targets=[{"priority": 2, "service_level_seconds": 60}])
+
+
+def test_anonymous_bank_priority_picks_the_target(tmp_path: Path) -> None:
+    from streams.inputs.importers import make_importer
+    from streams.inputs.privacy import Pseudonymizer
+    from streams.replay import Replay, Source
+    from tests.test_anonymous_bank import ZONE, line, tsv
+
+    # queued 30 s (rows carry priority 2), answered at 10:00:40
+    path = tsv(tmp_path, line(1, "AGENT", "10:00:00", "10:00:10", "10:00:10", "10:00:40",
+                              "10:00:40", "10:03:00"))  # fmt: skip
+
+    def answered_in_sl(config: EngineConfig) -> int:
+        importer = make_importer("anonymous-bank", Pseudonymizer("k"), ZONE)
+        rep = Replay(config, ZONE).run([Source(str(path))], importer=importer)
+        return int(row(rep, "voice")["answered_in_sl"])
+
+    assert answered_in_sl(EngineConfig()) == 0  # 30 s over the voice default of 20 s
+    assert answered_in_sl(PRIORITY_2_WITHIN_60) == 1
+
+
+def test_connect_queue_priority_and_cdr_priority_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.inputs.importers import make_importer
+    from streams.inputs.privacy import Pseudonymizer
+    from streams.replay import Replay, Source
+    from tests.test_connect_ctr import BYE, at, ctr
+
+    records = [
+        ctr("c1", at(20), InitiationTimestamp=at(0), DisconnectTimestamp=at(5),
+            DisconnectReason=BYE, QueuePriority=2,
+            Queue={"Name": "billing", "EnqueueTimestamp": at(0), "DequeueTimestamp": at(0, 30)},
+            Agent={"Username": "kim", "ConnectedToAgentTimestamp": at(0, 30)}),
+        ctr("c2", at(20), InitiationTimestamp=at(1), DisconnectTimestamp=at(5),
+            DisconnectReason=BYE, QueuePriority=50,
+            Queue={"Name": "billing", "EnqueueTimestamp": at(1), "DequeueTimestamp": at(1, 30)},
+            Agent={"Username": "lee", "ConnectedToAgentTimestamp": at(1, 30)}),
+    ]  # fmt: skip
+    path = tmp_path / "ctr.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    importer = make_importer("connect-ctr", Pseudonymizer("k"))
+    rep = Replay(PRIORITY_2_WITHIN_60, ZoneInfo("UTC")).run([Source(str(path))], importer=importer)
+    assert row(rep, "voice", "billing")["answered_in_sl"] == 1  # c1 only: c2's 50 is left out
+    assert rep["input"]["sources"][0]["import"]["warnings"] == {"queue_priority_not_0_to_9": 1}
+
+    from cc_monitor.cli import main
+
+    mapping = ('time_format = "iso"\n[columns]\ncontact_id = "id"\nstarted = "start"\n'
+               'queued = "queued"\nanswered = "answer"\nended = "end"\nagent_id = "agent"\n'
+               'priority = "prio"\nqueue = "queue"\n')  # fmt: skip
+    (tmp_path / "map.toml").write_text(mapping)
+    (tmp_path / "calls.csv").write_text(
+        "id,start,queued,answer,end,agent,prio,queue\n"
+        "a1,2026-11-02T09:00:00Z,2026-11-02T09:00:00Z,2026-11-02T09:00:30Z,"
+        "2026-11-02T09:05:00Z,kim,2,cards\n"
+        "a2,2026-11-02T09:01:00Z,2026-11-02T09:01:00Z,2026-11-02T09:01:30Z,"
+        "2026-11-02T09:05:00Z,lee,high,cards\n"
+    )
+    cfg = tmp_path / "cc.toml"
+    cfg.write_text("[[engine.targets]]\npriority = 2\nservice_level_seconds = 60\n")
+    capsys.readouterr()
+    args = ["replay", str(tmp_path / "calls.csv"), "--format", "cdr", "--mapping",
+            str(tmp_path / "map.toml"), "--json", "-", "--quiet"]  # fmt: skip
+    assert main(["--config", str(cfg), *args]) == 0
+    rep = orjson.loads(capsys.readouterr().out)
+    assert row(rep, "voice", "cards")["answered_in_sl"] == 1
+    assert rep["input"]["sources"][0]["import"]["warnings"] == {"priority_not_0_to_9": 1}
+
+
+def test_the_documented_example_file_runs_and_does_what_the_docs_say(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cc_monitor.cli import main
+
+    doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text()
+    part = doc[doc.index("## Targets per queue and priority") :]
+    example = part[part.index("```toml") + len("```toml") : part.index("```\n", 10)]
+    cfg = tmp_path / "cc.toml"
+    cfg.write_text(example)
+    log = tmp_path / "day.jsonl"
+    assert main(["simulate", "--contacts-per-day", "800", "-o", str(log)]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "replay", str(log), "--json", "-", "--quiet"]) == 0
+    rep = orjson.loads(capsys.readouterr().out)
+    targets = {(t["channel"], t["queue"]): t for t in rep["targets"]}
+    billing, loans, email = targets["voice", "billing"], targets["voice", "loans"], targets[
+        "email", "email"]  # fmt: skip
+    assert (billing["service_level_seconds"], billing["service_level_goal"]) == (30, 0.9)
+    assert (loans["service_level_seconds"], loans["service_level_goal"]) == (20, 0.8)
+    assert loans["calendar"] == "office" and loans["first_response_sla"] is not None
+    assert email["calendar"] == "office" and email["resolution_sla"] is not None
+    t = Targets(EngineConfig.model_validate(rep["config"]["engine"]))
+    high = t.of("bank", "voice", "billing", 2)
+    assert (high.service_level_seconds, high.first_response_seconds) == (30, 60)
+    assert high.resolution_seconds == 86400
+    assert row(rep, "email", "email")["first_response_business_seconds"]["count"] > 0

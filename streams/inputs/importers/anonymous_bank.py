@@ -189,14 +189,15 @@ class AnonymousBank:
         customer = row["customer_id"]
         if customer and customer != "0":
             base["customer_id"] = self.pseudonymize(customer)
-        priority = row["priority"]
-        attributes = {"priority": int(priority)} if priority.isdigit() else {}
+        # the source's priority (0 unidentified, 1 regular, 2 high) picks targets
+        prio = row["priority"]
+        priority = int(prio) if prio.isdigit() and int(prio) <= 9 else None
         timeline = Timeline(contact, base, self._aware)
         emit = timeline.emit
         out = timeline.events
 
         emit(entered, "contact.started", direction="inbound", initiation="inbound",
-             attributes=attributes)  # fmt: skip
+             priority=priority)  # fmt: skip
         emit(entered, "ivr.entered", flow=FLOW)
         if outcome == "HANG" and not queued:
             emit(left_ivr, "ivr.exited", flow=FLOW, outcome="hang_up")
@@ -204,7 +205,7 @@ class AnonymousBank:
             return out
         emit(left_ivr, "ivr.exited", flow=FLOW, outcome="queue")
         in_queue = steps.at(row["q_start"]) if queued else left_ivr
-        emit(in_queue, "queue.entered")
+        emit(in_queue, "queue.entered", priority=priority)
         if outcome == "HANG":
             gone = steps.at(row["q_exit"])
             emit(gone, "queue.abandoned")

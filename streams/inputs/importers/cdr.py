@@ -46,6 +46,9 @@ class Columns(BaseModel):
     answered: str | None = Field(None, description="Time an agent answered.")
     wrapup_ended: str | None = Field(None, description="Time after-contact work ended.")
     hold_seconds: str | None = Field(None, description="Total hold, in seconds.")
+    priority: str | None = Field(
+        None, description="The source's priority, a whole number 0-9 (target rules match it)."
+    )
     outcome: str | None = None
 
 
@@ -226,10 +229,15 @@ class Cdr:
                 return floor
             return t
 
-        emit(started, "contact.started", direction="inbound", initiation="inbound")
+        prio = self._value(row, col.priority)
+        priority = int(prio) if prio is not None and prio.isdigit() and int(prio) <= 9 else None
+        if prio is not None and priority is None:
+            stats.warn("priority_not_0_to_9")
+        emit(started, "contact.started", direction="inbound", initiation="inbound",
+             priority=priority)  # fmt: skip
         queued = after(queued, started)
         if queued is not None:
-            emit(queued, "queue.entered")
+            emit(queued, "queue.entered", priority=priority)
         last = queued or started
         if outcome == "answered":
             if agent is None:

@@ -84,6 +84,17 @@ def _hold(value: Any, stats: ImportStats) -> float:
     return float(value)
 
 
+def _priority(value: Any, stats: ImportStats) -> int | None:
+    """Connect's routing priority (``QueuePriority``, 1 routed first, default 5) where the record
+    has it; outside 0-9 it is counted as a warning and left out."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
+        return value
+    stats.warn("queue_priority_not_0_to_9")
+    return None
+
+
 class ConnectCtr:
     name = "connect-ctr"
 
@@ -165,10 +176,13 @@ class ConnectCtr:
         started = _ts(ctr.get("InitiationTimestamp"), "InitiationTimestamp")
         ended = _ts(ctr.get("DisconnectTimestamp"), "DisconnectTimestamp")
         direction, initiation = method
-        emit(started, "contact.started", direction=direction, initiation=initiation)
+        priority = _priority(ctr.get("QueuePriority"), stats)
+        emit(started, "contact.started", direction=direction, initiation=initiation,
+             priority=priority)  # fmt: skip
         if queue and queue_info.get("EnqueueTimestamp"):
             base["queue"] = queue
-            emit(_ts(queue_info["EnqueueTimestamp"], "Queue.EnqueueTimestamp"), "queue.entered")
+            emit(_ts(queue_info["EnqueueTimestamp"], "Queue.EnqueueTimestamp"), "queue.entered",
+                 priority=priority)  # fmt: skip
         agent = agent_info.get("Username") or (agent_info.get("ARN") or "").rsplit("/", 1)[-1]
         reason = ctr.get("DisconnectReason") or "OTHER"
         connected_at = agent_info.get("ConnectedToAgentTimestamp")
