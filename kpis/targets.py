@@ -231,6 +231,9 @@ class Targets:
         # most specific first; stable, so the file's order breaks ties
         self.rules = sorted(config.targets, key=lambda r: -r.specificity)
         self.clocks = {name: BusinessClock(cal) for name, cal in config.calendars.items()}
+        self.active = bool(self.rules)
+        """Whether any target rule is configured (without: channel defaults, no targets, no
+        business time, and the report has no targets section)."""
         self._cache: dict[tuple[str, str, str, int | None], Target] = {}
 
     def of(self, tenant: str, channel: str, queue: str, priority: int | None = None) -> Target:
@@ -266,10 +269,6 @@ class Targets:
             calendar_name=cal if isinstance(cal, str) else None,
         )
 
-    @property
-    def active(self) -> bool:
-        """Whether any target rule is configured (without, the report has no targets section)."""
-        return bool(self.rules)
 
 
 def _float(v: object) -> float | None:

@@ -109,6 +109,8 @@ class CaseRules(Rule):
     def _against_target(self, k: CaseState, what: str, since: float, ts: float) -> None:
         """A case's first response or resolution against its target (kpis.targets): in
         business time, also observed as such, when the target names a calendar."""
+        if not self.targets.active:
+            return  # no target rule: no target and no calendar anywhere
         labels = k.labels
         target = self.targets.of(labels[0], labels[1], labels[2], k.priority)
         took = ts - since

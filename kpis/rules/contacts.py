@@ -218,7 +218,11 @@ class ContactRules(Rule):
         labels = c.labels
         self.sink.count("answered", labels, ts)
         self.sink.observe("answer_seconds", labels, ts, wait)
-        if wait <= self.targets.of(c.tenant, c.channel, c.queue, c.priority).service_level_seconds:
+        if self.targets.active:
+            limit = self.targets.of(c.tenant, c.channel, c.queue, c.priority).service_level_seconds
+        else:
+            limit = self.config.service_level(c.channel)
+        if wait <= limit:
             self.sink.count("answered_in_sl", labels, ts)
         self._leave_queue(c, ts)
 
