@@ -270,6 +270,5 @@ class Targets:
         )
 
 
-
 def _float(v: object) -> float | None:
     return float(v) if isinstance(v, float | int) else None
