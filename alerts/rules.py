@@ -226,6 +226,12 @@ DEFAULT_RULES: dict[str, Rule] = {
         summary="No {channel} contacts for 10 min; the hour before averaged {value:.0f} per "
         "10 min",
     ),
+    "csat_low": RatioRule(
+        numerator=("survey_csat_satisfied",), denominator=("survey_csat_answers",),
+        by=("tenant", "channel", "queue"), window_seconds=240 * M, threshold=0.7,
+        direction="below", min_volume=20, for_seconds=30 * M, keep_firing_seconds=60 * M,
+        summary="CSAT {value:.0%} in queue {queue} ({channel}) over the answers of 4 h",
+    ),
     "callbacks_breaching": CountRule(
         series="callbacks_breached", by=("tenant",), window_seconds=60 * M, threshold=3,
         keep_firing_seconds=60 * M,

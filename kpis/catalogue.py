@@ -61,6 +61,14 @@ def system_scopes(labels: Labels) -> Iterator[Labels]:
         yield (tenant, component)
 
 
+def agent_scopes(labels: Labels) -> Iterator[Labels]:
+    """Rollups of (tenant, agent): per agent, and per tenant and agent."""
+    tenant, agent = labels
+    yield (ALL, agent)
+    if tenant != NO_LABEL:
+        yield (tenant, agent)
+
+
 @dataclass(frozen=True, slots=True)
 class Family:
     """Series with the same labels, report section and rollups."""
@@ -69,12 +77,15 @@ class Family:
     labels: tuple[str, ...]
     section: str  # the replay report's key for this family's rows
     scopes: Callable[[Labels], Iterator[Labels]] = field(compare=False)
+    exported: bool = True  # False: report only, never a Prometheus label (agent ids)
 
 
 KPI = Family("kpi", ("tenant", "channel", "queue"), "kpis", kpi_scopes)
 IVR = Family("ivr", ("tenant", "channel", "flow", "menu"), "ivr", ivr_scopes)
 SYSTEM = Family("system", ("tenant", "component"), "system", system_scopes)
-FAMILIES = (KPI, IVR, SYSTEM)
+AGENT = Family("agent", ("tenant", "agent"), "agents", agent_scopes, exported=False)
+"""Per pseudonymous agent: in the report for supervisors and auditors, never in /metrics."""
+FAMILIES = (KPI, IVR, SYSTEM, AGENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +121,7 @@ class Ratio:
     denominator: tuple[str, ...]
     family: Family
     help: str
+    minus: tuple[str, ...] = ()  # subtracted from the numerator (NPS: promoters - detractors)
 
 
 def _count(name: str, family: Family, help: str, *, live: bool = False) -> Series:
@@ -208,6 +220,48 @@ SERIES: tuple[Series, ...] = (
     _count("callbacks_cancelled", KPI, "Callback requests cancelled.", live=True),
     _count("callbacks_pending", KPI, "Callback requests open at the end of a replay.", live=True),
     _count("callback_attempts", KPI, "Callback attempts.", live=True),
+    # --- customer surveys (kpis.rules.surveys), on the contact's labels and day ---
+    _count(
+        "surveys_answered",
+        KPI,
+        "Contacts with at least one survey answer (response rate = surveys_answered / handled).",
+        live=True,
+    ),
+    _count("survey_csat_answers", KPI, "CSAT answers.", live=True),
+    _count(
+        "survey_csat_satisfied", KPI, "CSAT answers in the top two boxes of the scale.", live=True
+    ),
+    _count(
+        "survey_csat_one_touch_answers", KPI, "CSAT answers about one-touch contacts.", live=True
+    ),
+    _count(
+        "survey_csat_one_touch_satisfied",
+        KPI,
+        "CSAT answers about one-touch contacts in the top two boxes.",
+        live=True,
+    ),
+    _count(
+        "survey_csat_multi_touch_answers",
+        KPI,
+        "CSAT answers about multi-touch contacts.",
+        live=True,
+    ),
+    _count(
+        "survey_csat_multi_touch_satisfied",
+        KPI,
+        "CSAT answers about multi-touch contacts in the top two boxes.",
+        live=True,
+    ),
+    _count("survey_ces_answers", KPI, "CES answers.", live=True),
+    _count(
+        "survey_ces_easy",
+        KPI,
+        "CES answers agreeing that the company made it easy (above the scale's midpoint).",
+        live=True,
+    ),
+    _count("survey_nps_answers", KPI, "NPS answers.", live=True),
+    _count("survey_nps_promoters", KPI, "NPS answers of 9 or 10.", live=True),
+    _count("survey_nps_detractors", KPI, "NPS answers of 0 to 6.", live=True),
     # --- durations of the KPI family ---
     _duration(
         "first_response_seconds",
@@ -254,6 +308,13 @@ SERIES: tuple[Series, ...] = (
     ),
     _duration("ivr_seconds", KPI, "Time in the IVR, per channel and queue.", live=True),
     Series(
+        "survey_ces_score",
+        "duration",
+        KPI,
+        "CES scores (a distribution of points, not seconds: mean effort = sum / count).",
+        live=True,
+    ),
+    Series(
         "waiting",
         "gauge",
         KPI,
@@ -295,6 +356,14 @@ SERIES: tuple[Series, ...] = (
         "KS S 1006 breaches: a greeting longer than the target.",
     ),
     _duration("ivr_time_seconds", IVR, "Time in the IVR per flow."),
+    # --- per agent (report only; kpis.rules.surveys) ---
+    _count("agent_csat_answers", AGENT, "CSAT answers about the agent's contacts."),
+    _count("agent_csat_satisfied", AGENT, "CSAT answers in the top two boxes, per agent."),
+    _count("agent_ces_answers", AGENT, "CES answers about the agent's contacts."),
+    _count("agent_ces_easy", AGENT, "CES answers agreeing it was easy, per agent."),
+    _count("agent_nps_answers", AGENT, "NPS answers about the agent's contacts."),
+    _count("agent_nps_promoters", AGENT, "NPS answers of 9 or 10, per agent."),
+    _count("agent_nps_detractors", AGENT, "NPS answers of 0 to 6, per agent."),
     # --- platform (kpis.rules.platform) ---
     _count("system_reports", SYSTEM, "Status reports received from a component."),
     _count("system_down", SYSTEM, "Components reported down."),
@@ -346,6 +415,59 @@ RATIOS: tuple[Ratio, ...] = (
         "Callbacks met over callbacks due.",
     ),
     Ratio("transfer_rate", ("transferred",), ("handled",), KPI, "Transfers per handled contact."),
+    Ratio(
+        "csat",
+        ("survey_csat_satisfied",),
+        ("survey_csat_answers",),
+        KPI,
+        "CSAT: share of answers in the top two boxes.",
+    ),
+    Ratio(
+        "csat_one_touch",
+        ("survey_csat_one_touch_satisfied",),
+        ("survey_csat_one_touch_answers",),
+        KPI,
+        "CSAT of one-touch contacts.",
+    ),
+    Ratio(
+        "csat_multi_touch",
+        ("survey_csat_multi_touch_satisfied",),
+        ("survey_csat_multi_touch_answers",),
+        KPI,
+        "CSAT of multi-touch contacts.",
+    ),
+    Ratio(
+        "ces_easy",
+        ("survey_ces_easy",),
+        ("survey_ces_answers",),
+        KPI,
+        "CES: share of customers who agree the company made it easy (the CX report's row).",
+    ),
+    Ratio(
+        "nps",
+        ("survey_nps_promoters",),
+        ("survey_nps_answers",),
+        KPI,
+        "NPS as a fraction: (promoters - detractors) / answers (x100 for points).",
+        minus=("survey_nps_detractors",),
+    ),
+    Ratio(
+        "survey_response_rate",
+        ("surveys_answered",),
+        ("handled",),
+        KPI,
+        "Contacts with a survey answer per contact that reached an agent.",
+    ),
+    Ratio("agent_csat", ("agent_csat_satisfied",), ("agent_csat_answers",), AGENT, "CSAT."),
+    Ratio("agent_ces_easy", ("agent_ces_easy",), ("agent_ces_answers",), AGENT, "CES easy."),
+    Ratio(
+        "agent_nps",
+        ("agent_nps_promoters",),
+        ("agent_nps_answers",),
+        AGENT,
+        "NPS as a fraction.",
+        minus=("agent_nps_detractors",),
+    ),
     Ratio("containment", ("ivr_self_served",), ("ivr_entries",), IVR, "IVR self-service."),
 )
 
@@ -410,7 +532,7 @@ def ratio_values(family: Family, counts: Mapping[str, float]) -> dict[str, float
     out: dict[str, float | None] = {}
     for r in ratios(family):
         out[r.name] = ratio_value(
-            sum(counts.get(n, 0) for n in r.numerator),
+            sum(counts.get(n, 0) for n in r.numerator) - sum(counts.get(n, 0) for n in r.minus),
             sum(counts.get(n, 0) for n in r.denominator),
         )
     return out
@@ -423,10 +545,10 @@ def _check() -> None:
         if s.name in seen:
             raise AssertionError(f"series {s.name} declared twice")
         seen.add(s.name)
-        if s.kind == "duration" and not s.name.endswith("_seconds"):
-            raise AssertionError(f"duration {s.name} must end in _seconds")
+        if s.kind == "duration" and not s.name.endswith(("_seconds", "_score")):
+            raise AssertionError(f"distribution {s.name} must end in _seconds or _score")
     for r in RATIOS:
-        for n in (*r.numerator, *r.denominator):
+        for n in (*r.numerator, *r.denominator, *r.minus):
             part = BY_NAME.get(n)
             if part is None or part.kind != "count" or part.family is not r.family:
                 raise AssertionError(f"ratio {r.name}: {n} is not a count of {r.family.name}")

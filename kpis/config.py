@@ -120,6 +120,13 @@ class EngineConfig(BaseModel):
         30 * DAY, gt=0, description="An unresolved case with no contact for this long is closed."
     )
 
+    survey_window_seconds: float = Field(
+        14 * DAY,
+        ge=0,
+        description="How long after a handled contact ends a survey answer about it is still "
+        "counted where the contact belongs (one small entry per contact is kept that long; "
+        "0: answers are counted on their own labels and day).",
+    )
     targets: tuple[TargetRule, ...] = Field(
         (),
         description="Ordered target rules per tenant / channel / queue / priority (most specific "

@@ -27,6 +27,7 @@ from kpis.rules.cases import CaseRules, provisional
 from kpis.rules.contacts import ContactRules
 from kpis.rules.ivr import IvrRules
 from kpis.rules.platform import PlatformRules
+from kpis.rules.surveys import SurveyRules
 from kpis.targets import Targets
 
 __all__ = ["SNAPSHOT_VERSION", "Engine"]
@@ -54,12 +55,14 @@ class Engine:
         self.ivr = IvrRules(ctx)
         self.contacts = ContactRules(ctx, self.cases, self.ivr)
         self.callbacks = CallbackRules(ctx, self.contacts.contacts)
+        self.surveys = SurveyRules(ctx, self.contacts.contacts, self.cases)
         self.platform = PlatformRules(ctx)
         # The order in which a replay's end settles the domains and a checkpoint lists them;
         # handlers of one event type registered by several rules run in this order too.
         self.rules: tuple[Rule, ...] = (
             self.cases,
             self.callbacks,
+            self.surveys,  # before the contact rules: it reads a contact as it ends
             self.contacts,
             self.ivr,
             self.platform,

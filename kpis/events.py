@@ -218,6 +218,26 @@ class AgentState(EventBase):
     state: Literal["available", "busy", "after_work", "away", "offline"]
 
 
+# --- customer surveys ---
+
+
+class SurveyAnswered(EventBase):
+    """A post-contact survey answer about ``contact_id`` (and its case). Counted where the
+    contact belongs (channel, queue, agent, the contact's day), however late it arrives."""
+
+    type: Literal["survey.answered"]
+    survey: Literal["csat", "ces", "nps"] = Field(
+        description="csat: satisfaction, 1..scale, higher is better; ces: 'the company made it "
+        "easy to handle my issue', 1..scale, higher is easier; nps: 0..10 likelihood to "
+        "recommend (scale 10)."
+    )
+    score: Annotated[int, Field(ge=0, le=10)]
+    scale: Literal[5, 7, 10] = Field(description="The highest score of the survey's scale.")
+    verbatim: Annotated[str, Field(max_length=2000)] | None = Field(
+        default=None, description="Free text; never logged, labelled or kept by the engine."
+    )
+
+
 Event = Annotated[
     ContactStarted
     | ContactTransferred
@@ -241,7 +261,8 @@ Event = Annotated[
     | CallbackAttempted
     | CallbackCancelled
     | SystemStatus
-    | AgentState,
+    | AgentState
+    | SurveyAnswered,
     Field(discriminator="type"),
 ]
 
@@ -289,6 +310,7 @@ TYPE_RANK: dict[str, int] = {
             "wrapup.ended",
             "case.resolved",
             "case.reopened",
+            "survey.answered",
         )
     )
 }

@@ -150,6 +150,13 @@ class AgentState(Rec, tag="agent.state"):
     state: Literal["available", "busy", "after_work", "away", "offline"]
 
 
+class SurveyAnswered(Rec, tag="survey.answered"):
+    survey: Literal["csat", "ces", "nps"]
+    score: Annotated[int, msgspec.Meta(ge=0, le=10)]
+    scale: Literal[5, 7, 10]
+    verbatim: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
 AnyRec = (
     ContactStarted
     | ContactTransferred
@@ -174,6 +181,7 @@ AnyRec = (
     | CallbackCancelled
     | SystemStatus
     | AgentState
+    | SurveyAnswered
 )
 
 RECORD_TYPES: tuple[type[Rec], ...] = get_args(AnyRec)

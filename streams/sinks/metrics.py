@@ -37,6 +37,12 @@ BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 
 
+def _exported(name: str) -> bool:
+    """False for report-only families (per agent: an agent id is never a Prometheus label)."""
+    s = lookup(name)
+    return s is None or s.family.exported
+
+
 def _family(name: str) -> tuple[str, tuple[str, ...], dict[str, str], str]:
     """Exported metric name, label names, constant labels and help text of an engine series,
     from its declaration in the series catalogue."""
@@ -130,6 +136,8 @@ class MetricsCollector(Collector):
         for const, sink, waiting_now in parts:
             cn, cv = list(const), list(const.values())
             for (name, labels), value in sorted(sink.counters.items()):
+                if not _exported(name):
+                    continue
                 metric, label_names, extra, text = _family(name)
                 fam = counters.get(metric)
                 if fam is None:
