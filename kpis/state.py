@@ -93,8 +93,20 @@ class CaseState:
         return cls(**d)
 
 
+class _Labelled:
+    """State restored from plain data whose ``labels`` come back as a list."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Any:
+        d = dict(d)
+        d["labels"] = tuple(d["labels"])
+        return cls(**d)
+
+
 @dataclass(slots=True)
-class CallbackState:
+class CallbackState(_Labelled):
     callback_id: str
     labels: tuple[str, str, str]
     requested: float
@@ -105,14 +117,25 @@ class CallbackState:
     def to_dict(self) -> dict[str, Any]:
         return _plain(self, _CALLBACK_FIELDS)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CallbackState:
-        d = dict(d)
-        d["labels"] = tuple(d["labels"])
-        return cls(**d)
+
+@dataclass(slots=True)
+class SurveyRef(_Labelled):
+    """What a survey answer about a closed contact needs: where it is counted."""
+
+    labels: tuple[str, str, str]
+    agent: str | None
+    started: float  # the contact's day
+    case_id: str
+    one_touch: bool  # the case's state when the contact ended
+    until: float
+    answered: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self, _SURVEY_FIELDS)
 
 
 _SEGMENT_FIELDS = tuple(f.name for f in fields(Segment))
 _CONTACT_FIELDS = tuple(f.name for f in fields(ContactState))
 _CASE_FIELDS = tuple(f.name for f in fields(CaseState))
 _CALLBACK_FIELDS = tuple(f.name for f in fields(CallbackState))
+_SURVEY_FIELDS = tuple(f.name for f in fields(SurveyRef))

@@ -20,39 +20,13 @@ and no reopen.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
 from typing import Any
 
 from kpis import wire as w
 from kpis.core import Handler, Timer, TimerHandler
 from kpis.rules.base import TIMER_SURVEY, Rule, RuleContext
 from kpis.rules.cases import CaseRules, is_one_touch, record_labels
-from kpis.state import NO_LABEL, ContactState
-
-
-@dataclass(slots=True)
-class SurveyRef:
-    """What an answer about a closed contact needs: where it is counted."""
-
-    labels: tuple[str, str, str]
-    agent: str | None
-    started: float  # the contact's day
-    case_id: str
-    one_touch: bool  # the case's state when the contact ended
-    until: float
-    answered: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in _REF_FIELDS}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SurveyRef:
-        d = dict(d)
-        d["labels"] = tuple(d["labels"])
-        return cls(**d)
-
-
-_REF_FIELDS = tuple(f.name for f in fields(SurveyRef))
+from kpis.state import NO_LABEL, ContactState, SurveyRef
 
 
 class SurveyRules(Rule):
