@@ -70,6 +70,18 @@ class SimConfig:
     bad_lines_per_day: int = 0  # sprinkle malformed / invalid / duplicate lines (for demos)
 
 
+# Score weights of the simulated surveys: [smooth contact, rough contact (transfer or repeat)].
+SURVEY_CSAT = {False: (0.04, 0.05, 0.11, 0.3, 0.5), True: (0.12, 0.15, 0.2, 0.3, 0.23)}
+SURVEY_CES = {  # 1..7, higher is easier; above 4 agrees it was easy
+    False: (0.02, 0.02, 0.04, 0.06, 0.16, 0.3, 0.4),
+    True: (0.08, 0.1, 0.12, 0.16, 0.2, 0.19, 0.15),
+}
+SURVEY_NPS = {  # 0..10
+    False: (0.01, 0.01, 0.01, 0.01, 0.02, 0.03, 0.05, 0.1, 0.16, 0.25, 0.35),
+    True: (0.04, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.14, 0.16, 0.15, 0.15),
+}
+
+
 @dataclass(order=True)
 class _Pending:
     ts: float
@@ -97,6 +109,11 @@ class Simulator:
     def __init__(self, cfg: SimConfig) -> None:
         self.cfg = cfg
         self.rng = random.Random(cfg.seed)
+        # surveys draw from their own generator: the rest of a seed's log stays what it was
+        self.survey_rng = random.Random(cfg.seed * 7919 + 13)
+        # answers after the simulated days are not in (yet): the log ends where it would
+        last = cfg.start + timedelta(days=cfg.days)
+        self.survey_until = datetime.combine(last, time(0), cfg.tz).timestamp()
         self.pending: list[_Pending] = []
         self.seq = 0
         self.contact_seq = 0
@@ -314,6 +331,7 @@ class Simulator:
             self._emit(answer + rng.uniform(20, 60), "customer.message", c)
         if rng.random() < 0.08 and queue != "general":  # transfer to the general queue
             self._emit(end, "contact.transferred", c, to_queue="general")
+            c["transferred"] = True
             self._emit(end + acw, "wrapup.ended", c, resolved=False)
             c2_talk = rng.lognormvariate(math.log(250), 0.4)
             c["queue"] = "general"
@@ -351,6 +369,33 @@ class Simulator:
             early = rng.random() < 0.7
             gap = rng.uniform(3600, 6 * 86400) if early else rng.uniform(8 * 86400, 10 * 86400)
             self._schedule_contact(t + gap, c["channel"], {"ids": ids, "attempt": 9, "reopen": 1})
+        self._survey(c, t, bool(c.get("transferred")) or attempt > 0)
+
+    def _survey(self, c: dict[str, Any], t: float, rough: bool) -> None:
+        """A fifth of handled customers answer the post-contact survey, most within the hour,
+        some days later: CSAT always, CES and NPS on some; worse after a transfer or when the
+        customer had to come back (a repeat contact)."""
+        rng = self.survey_rng
+        if rng.random() >= 0.2:
+            return
+        r = rng.random()
+        at = t + (
+            rng.uniform(300, 3600)
+            if r < 0.7
+            else rng.uniform(3600, 86400)
+            if r < 0.95
+            else rng.uniform(86400, 4 * 86400)
+        )
+        if at + 2 >= self.survey_until:
+            return
+        self._emit(at, "survey.answered", c, survey="csat", scale=5,
+                   score=rng.choices((1, 2, 3, 4, 5), SURVEY_CSAT[rough])[0])  # fmt: skip
+        if rng.random() < 0.6:
+            self._emit(at + 1, "survey.answered", c, survey="ces", scale=7,
+                       score=rng.choices(range(1, 8), SURVEY_CES[rough])[0])  # fmt: skip
+        if rng.random() < 0.3:
+            self._emit(at + 2, "survey.answered", c, survey="nps", scale=10,
+                       score=rng.choices(range(11), SURVEY_NPS[rough])[0])  # fmt: skip
 
     def _schedule_contact(self, t: float, channel: str, case: dict[str, Any]) -> None:
         self.seq += 1

@@ -157,3 +157,22 @@ def test_surveys_survive_a_checkpoint(tmp_path: Path) -> None:
     b.finish()
     assert second.c.get("survey_csat_satisfied") == 1
     assert "dq_survey_contact_unknown" not in second.c
+
+
+def test_the_simulated_week_fills_the_benchmarks_effort_row(tmp_path: Path) -> None:
+    import orjson
+
+    from cc_monitor.simulator import SimConfig, simulate
+    from tests.helpers import replay_lines
+
+    lines = [orjson.dumps(e) for e in simulate(SimConfig(days=7, contacts_per_day=800))]
+    rep = replay_lines(lines, tmp_path)
+    easy = next(b for b in rep["benchmark"] if b["kpi"] == "customers_who_say_service_is_easy")
+    assert 0.72 < easy["centre"] < 0.9 and easy["level"] == "between"
+    total = row(rep)
+    assert total["csat_multi_touch"] < total["csat_one_touch"]  # transfers and repeats hurt
+    assert 0.1 < total["survey_response_rate"] < 0.3
+    assert rep["data_quality"].get("survey_contact_unknown", 0) == 0
+    assert {r["agent"] for r in rep["agents"]} and not any(
+        "agent" in r for r in rep["kpis"]
+    )  # per agent in its own section only
