@@ -109,6 +109,29 @@ def render_markdown(report: dict[str, Any]) -> str:
         if len(prows) > 1 or period == "day":
             lines += ["", f"## All channels per {period}", ""]
             lines += _table([period, *KPI_HEADER], prows)
+    voice_rows = [
+        r for r in report["kpis"]
+        if r["period"] == "total" and r["tenant"] == ALL and r["queue"] == ALL
+        and r["metrics"]["surveys_answered"]
+    ]  # fmt: skip
+    if voice_rows:
+        lines += ["", "## The customer's voice (surveys, on the contacts they rate)", ""]
+        vrows = []
+        for r in voice_rows:
+            m = r["metrics"]
+            nps = m["nps"]
+            vrows.append([
+                "**all**" if r["channel"] == ALL else r["channel"],
+                f"{m['surveys_answered']:,}", fmt_ratio(m["survey_response_rate"]),
+                fmt_ratio(m["csat"]), fmt_ratio(m["csat_one_touch"]),
+                fmt_ratio(m["csat_multi_touch"]), fmt_ratio(m["ces_easy"]),
+                "–" if m["survey_ces_score"]["mean"] is None
+                else f"{m['survey_ces_score']['mean']:.2f}",
+                "–" if nps is None else f"{nps * 100:+.0f}",
+            ])  # fmt: skip
+        lines += _table(["channel", "answered", "response rate", "CSAT", "CSAT one-touch",
+                         "CSAT multi-touch", "service is easy (CES)", "mean effort", "NPS"],
+                        vrows)  # fmt: skip
     if report.get("targets"):
         lines += ["", "## Targets per queue", ""]
         trows = [

@@ -176,3 +176,37 @@ def test_the_simulated_week_fills_the_benchmarks_effort_row(tmp_path: Path) -> N
     assert {r["agent"] for r in rep["agents"]} and not any(
         "agent" in r for r in rep["kpis"]
     )  # per agent in its own section only
+
+
+def test_a_cdr_score_column_becomes_survey_answers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import orjson
+
+    from cc_monitor.cli import main
+
+    (tmp_path / "map.toml").write_text(
+        'time_format = "iso"\nsurvey = "ces"\nsurvey_scale = 7\n[columns]\ncontact_id = "id"\n'
+        'started = "start"\nqueued = "queued"\nanswered = "answer"\nended = "end"\n'
+        'agent_id = "agent"\nqueue = "queue"\nsurvey_score = "effort"\n'
+    )
+    (tmp_path / "calls.csv").write_text(
+        "id,start,queued,answer,end,agent,queue,effort\n"
+        "a1,2026-11-02T09:00:00Z,2026-11-02T09:00:00Z,2026-11-02T09:00:30Z,"
+        "2026-11-02T09:05:00Z,kim,cards,6\n"
+        "a2,2026-11-02T09:01:00Z,2026-11-02T09:01:00Z,2026-11-02T09:01:30Z,"
+        "2026-11-02T09:05:00Z,lee,cards,2\n"
+        "a3,2026-11-02T09:02:00Z,2026-11-02T09:02:00Z,2026-11-02T09:02:30Z,"
+        "2026-11-02T09:05:00Z,lee,cards,\n"
+        "a4,2026-11-02T09:03:00Z,2026-11-02T09:03:00Z,2026-11-02T09:03:30Z,"
+        "2026-11-02T09:05:00Z,lee,cards,easy\n"
+    )
+    capsys.readouterr()
+    assert main(["replay", str(tmp_path / "calls.csv"), "--format", "cdr", "--mapping",
+                 str(tmp_path / "map.toml"), "--json", "-", "--quiet"]) == 0  # fmt: skip
+    rep = orjson.loads(capsys.readouterr().out)
+    m = row(rep, "voice", "cards")
+    assert (m["survey_ces_answers"], m["survey_ces_easy"], m["survey_response_rate"]) == (
+        2, 1, 0.5,
+    )  # fmt: skip
+    assert rep["input"]["sources"][0]["import"]["warnings"] == {"survey_score_not_0_to_10": 1}

@@ -50,6 +50,9 @@ class Columns(BaseModel):
         None, description="The source's priority, a whole number 0-9 (target rules match it)."
     )
     outcome: str | None = None
+    survey_score: str | None = Field(
+        None, description="A post-contact survey score (the mapping's survey kind and scale)."
+    )
 
 
 class CdrMapping(BaseModel):
@@ -79,6 +82,12 @@ class CdrMapping(BaseModel):
     )
     channels: dict[str, str] = Field(
         default_factory=dict, description="Source channel value -> canonical channel."
+    )
+    survey: Literal["csat", "ces", "nps"] = Field(
+        "csat", description="What columns.survey_score holds (docs/kpis.md)."
+    )
+    survey_scale: Literal[5, 7, 10] = Field(
+        5, description="Its highest score: CSAT / CES 1..5 or 1..7, NPS 0..10."
     )
 
     @field_validator("timezone")
@@ -250,7 +259,15 @@ class Cdr:
                 emit(answered + timedelta(seconds=float(hold)), "hold.ended", agent_id=agent)
             ended = after(ended, answered) or answered
             emit(ended, "contact.ended", agent_id=agent, ended_by="customer")
-            emit(after(wrapped, ended) or ended, "wrapup.ended", agent_id=agent)
+            done = after(wrapped, ended) or ended
+            emit(done, "wrapup.ended", agent_id=agent)
+            score = self._value(row, col.survey_score)
+            if score is not None:
+                if score.isdigit() and int(score) <= 10:
+                    emit(done, "survey.answered", agent_id=agent, survey=self.m.survey,
+                         score=int(score), scale=self.m.survey_scale)  # fmt: skip
+                else:
+                    stats.warn("survey_score_not_0_to_10")
             return out
         ended = after(ended, last) or last
         if outcome == "abandoned" and queued is not None:
