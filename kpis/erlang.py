@@ -1,0 +1,203 @@
+"""Erlang C and Erlang A: the agents a queue needs for its service-level goal (pure, no I/O).
+
+Erlang C (M/M/n): Poisson arrivals, exponential handle times, ``n`` agents, customers who
+never give up. Erlang A (M/M/n+M, Palm): the same with exponential patience, so abandonment
+relieves the queue; with a measured patience it is the better model where customers abandon
+(Garnett, Mandelbaum and Reiman 2002; Mandelbaum and Zeltyn 2007).
+
+Units: ``load`` in erlangs (arrival rate x mean handle time), ``aht`` and ``t`` (the
+service-level threshold) and ``patience`` in seconds. Service level is the share of arrivals
+answered within ``t``; under Erlang A an abandoned customer is not answered, which is the
+report's definition too (answered within the threshold over answered plus abandoned).
+
+Everything is computed with ratios and recursions that neither overflow nor lose precision for
+large loads (tens of thousands of erlangs); cost is O(n) for Erlang C and O(n + K * J) for
+Erlang A, K steps of uniformization and J queue positions (both bounded).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+MAX_AGENTS = 100_000
+"""The search for required agents stops here (a load that needs more is not a queue)."""
+
+
+def erlang_b(n: int, load: float) -> float:
+    """Blocking probability of ``n`` servers under ``load`` erlangs (the stable recursion
+    B(k) = a B(k-1) / (k + a B(k-1)))."""
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    b = 1.0
+    for k in range(1, n + 1):
+        b = load * b / (k + load * b)
+    return b
+
+
+def erlang_c(n: int, load: float) -> float:
+    """Probability that an arrival waits (Erlang C). 0 without load; 1 at or above capacity."""
+    if load <= 0:
+        return 0.0
+    if n <= load:
+        return 1.0
+    b = erlang_b(n, load)
+    return n * b / (n - load * (1.0 - b))
+
+
+def service_level_c(n: int, load: float, aht: float, t: float) -> float:
+    """Share answered within ``t`` seconds (Erlang C): 1 - C exp(-(n - a) t / aht)."""
+    if load <= 0:
+        return 1.0
+    if n <= load:
+        return 0.0
+    return 1.0 - erlang_c(n, load) * math.exp(-(n - load) * t / aht)
+
+
+def asa_c(n: int, load: float, aht: float) -> float:
+    """Mean wait over all arrivals (Erlang C): C aht / (n - a); inf at or above capacity."""
+    if load <= 0:
+        return 0.0
+    if n <= load:
+        return math.inf
+    return erlang_c(n, load) * aht / (n - load)
+
+
+def agents_c(load: float, aht: float, t: float, goal: float) -> int:
+    """The fewest agents whose Erlang C service level reaches ``goal`` (0 without load)."""
+    if load <= 0:
+        return 0
+    if not 0 < goal < 1:
+        raise ValueError("goal must be in (0, 1)")
+    n = max(1, math.floor(load) + 1)
+    while service_level_c(n, load, aht, t) < goal:
+        n += 1
+        if n > MAX_AGENTS:
+            raise ValueError(f"more than {MAX_AGENTS} agents needed")
+    return n
+
+
+@dataclass(frozen=True, slots=True)
+class ErlangA:
+    """Erlang A figures for ``n`` agents."""
+
+    wait: float  # P(an arrival waits)
+    abandon: float  # P(an arrival abandons)
+    service_level: float  # P(answered within t)
+
+
+MAX_STEPS = 2_000_000
+"""Uniformization steps at most (the threshold times the fastest rate, about)."""
+
+TAIL_EPS = 1e-16
+"""Queue positions are summed until a term adds less than this (relative) to the total."""
+
+
+def erlang_a(n: int, load: float, aht: float, patience: float, t: float) -> ErlangA:
+    """Erlang A (M/M/n+M) for ``n`` agents: arrival rate load/aht, service rate 1/aht, mean
+    patience ``patience`` (seconds, > 0), threshold ``t``.
+
+    The stationary law of the number in system is a birth-death chain: a^k/k! up to n, then
+    each further one multiplied by lambda / (n mu + i theta). An arrival that finds ``j``
+    waiting ahead of it is answered once j + 1 places ahead of it clear (each at rate
+    n mu + i theta, i ahead) before its own patience runs out (rate theta); the probability
+    that happens within ``t`` is found for every j at once by uniformizing that chain.
+    """
+    if patience <= 0 or aht <= 0 or n < 0:
+        raise ValueError("aht and patience must be > 0, n >= 0")
+    if load <= 0:
+        return ErlangA(0.0, 0.0, 1.0)
+    mu, theta = 1.0 / aht, 1.0 / patience
+    lam = load * mu
+    b = erlang_b(n, load)  # P(n busy) among states 0..n, normalized to 1
+    # w_j = prod_{i=1..j} lam / (n mu + i theta): the chain beyond n, relative to state n
+    weights = [1.0]
+    total = 1.0
+    j = 0
+    while True:
+        j += 1
+        w = weights[-1] * lam / (n * mu + j * theta)
+        weights.append(w)
+        total += w
+        if w < TAIL_EPS * total and n * mu + j * theta > lam:
+            break
+        if j > 10_000_000:  # pragma: no cover - the terms fall off factorially
+            raise ValueError("Erlang A tail did not converge")
+    tail = total - 1.0  # sum_{j>=1} w_j
+    norm = 1.0 + b * tail  # states 0..n weigh 1, states n+1.. weigh b * tail
+    # P(arrival finds j waiting) for j >= 0: state n + j
+    found = [b * w / norm for w in weights]
+    wait = sum(found)
+    queued = sum(i * p for i, p in enumerate(found))  # E[number waiting]
+    abandon = theta * queued / lam
+    served_in_t = _served_within(found, n * mu, theta, t)
+    return ErlangA(wait, abandon, (1.0 - b) / norm + served_in_t)
+
+
+def _served_within(found: list[float], nmu: float, theta: float, t: float) -> float:
+    """sum_j found[j] * P(answered within t | j ahead), by uniformization of the tagged
+    customer's chain: with i ahead it moves up at rate nmu + i theta, leaves at rate theta."""
+    if t <= 0:
+        return 0.0
+    top = len(found) - 1
+    rate = nmu + (top + 1) * theta  # the largest exit rate: the uniformization constant
+    x = rate * t
+    p = list(found)  # mass with i ahead (i = index)
+    served = 0.0
+    # Poisson(k; x) weights, in logs so that a large x neither overflows nor underflows
+    k_max = int(x + 12 * math.sqrt(x) + 40)
+    if k_max > MAX_STEPS:
+        raise ValueError("threshold too long for Erlang A (a deferred channel is not a queue)")
+    log_pk = -x
+    out = 0.0
+    cum_served = 0.0
+    for k in range(k_max + 1):
+        if k:
+            log_pk += math.log(x / k)
+            # one uniformized step: from i ahead, up one place with prob (nmu + i theta)/rate,
+            # abandon with theta/rate, stay otherwise; from 0 ahead "up" is being answered
+            new = [0.0] * len(p)
+            for i, m in enumerate(p):
+                if m == 0.0:
+                    continue
+                up = (nmu + i * theta) / rate
+                stay = 1.0 - up - theta / rate
+                new[i] += m * stay
+                if i == 0:
+                    served += m * up
+                else:
+                    new[i - 1] += m * up
+            p = new
+            cum_served = served
+        out += math.exp(log_pk) * cum_served
+    # the Poisson mass beyond k_max (< 1e-20) is counted with the last served mass
+    return out + (1.0 - _poisson_cdf(k_max, x)) * cum_served
+
+
+def _poisson_cdf(k: int, x: float) -> float:
+    total = 0.0
+    log_p = -x
+    for i in range(k + 1):
+        if i:
+            log_p += math.log(x / i)
+        total += math.exp(log_p)
+    return min(1.0, total)
+
+
+def agents_a(load: float, aht: float, patience: float, t: float, goal: float) -> int:
+    """The fewest agents whose Erlang A service level reaches ``goal`` (0 without load)."""
+    if load <= 0:
+        return 0
+    if not 0 < goal < 1:
+        raise ValueError("goal must be in (0, 1)")
+    n = 1
+    # Erlang A never needs more than Erlang C (abandonment only relieves the queue)
+    upper = agents_c(load, aht, t, goal)
+    lo, hi = 0, upper
+    while hi - lo > 1:  # the service level grows with n: bisect
+        n = (lo + hi) // 2
+        if erlang_a(n, load, aht, patience, t).service_level >= goal:
+            hi = n
+        else:
+            lo = n
+    return hi
