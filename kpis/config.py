@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from datetime import UTC, datetime
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -120,6 +121,9 @@ class EngineConfig(BaseModel):
         30 * DAY, gt=0, description="An unresolved case with no contact for this long is closed."
     )
 
+    interval_minutes: Literal[15, 30] = Field(
+        30, description="Length of the intraday intervals (report section 'intervals')."
+    )
     survey_window_seconds: float = Field(
         14 * DAY,
         ge=0,

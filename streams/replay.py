@@ -28,6 +28,7 @@ from kpis.decode import REJECT_REASONS, Decoder, Rejection, iso
 from kpis.engine import Engine
 from kpis.events import SCHEMA_VERSION
 from kpis.interfaces import Tee
+from kpis.intervals import INTERVAL_SERIES, IntervalSink, build_intervals
 from kpis.report import ReportSink, build_sections
 from kpis.scorecard import ScorecardTargets, benchmark, scorecard
 from kpis.targets import Targets
@@ -153,7 +154,9 @@ class Replay:
         self.queue_targets = Targets(config)
         self.stage = AlertStage(self.rules, self.timeline, targets=self.queue_targets)
         self.recorder = self.stage.recorder(0)
-        self.engine = Engine(config, Tee(self.sink, self.recorder, self.stage.series))
+        self.intervals = IntervalSink(tz, config.interval_minutes * 60.0)
+        report = Tee(self.sink, self.intervals, INTERVAL_SERIES)
+        self.engine = Engine(config, Tee(report, self.recorder, self.stage.series))
         self.recorder.queue_view = self.engine.waiting_now
         self.recorder.queue_entries = self.engine.waiting_entries
         self.engine.on_tick(self.rules.evaluation_interval_seconds, self._tick)
@@ -371,6 +374,7 @@ class Replay:
         doc["alerts"] = [self._alert_doc(a) for a in self.timeline.alerts()]
         if self.queue_targets.active:
             doc["targets"] = self._targets_doc(doc["kpis"])
+        doc["intervals"] = build_intervals(self.intervals, self.queue_targets)
         doc["scorecard"] = scorecard(doc, self.targets)
         doc["benchmark"] = benchmark(doc)
         doc["rejected"] = {

@@ -1,0 +1,167 @@
+"""The supervisor's day: per queue and 15- or 30-minute interval, the traffic, the speed, the
+agents busy, and the agents the interval needed (Erlang C, and Erlang A where customers
+abandon), beside a forecast made from the same weekday and interval of the weeks before.
+
+:class:`IntervalSink` is a :class:`kpis.interfaces.KpiSink` for the few series an interval
+needs (:data:`INTERVAL_SERIES`, passed through a :class:`kpis.interfaces.Tee`); it keys them by
+local day and interval. A contact's counts fall in the interval of their event (an answer in
+the interval it was answered); handle time is spread over the intervals it spans (from the
+agent's connect to the end of after-contact work), so ``busy_agents`` is the mean number of
+agents on the queue's contacts during the interval. Intervals start at local midnight; a
+daylight-saving day has 46 or 50 half hours. Cost follows work: only intervals with activity
+have an entry.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any
+
+from kpis.catalogue import ALL, NO_LABEL
+from kpis.erlang import agents_a, agents_c
+from kpis.interfaces import Labels
+from kpis.targets import Targets
+
+INTERVAL_SERIES = frozenset(
+    {"queued", "answered", "answered_in_sl", "abandoned", "answer_seconds", "abandon_wait_seconds",
+     "handle_seconds"}
+)  # fmt: skip
+DEFAULT_GOAL = 0.8
+"""The share to answer within the threshold, where no target sets ``service_level_goal``."""
+FORECAST_WEEKS = 4
+"""The forecast of an interval is the mean of the same weekday and interval of up to this many
+previous weeks that had the queue open."""
+
+Key = tuple[int, int]  # (local day ordinal, interval of the day)
+
+
+class IntervalSink:
+    def __init__(self, tz: tzinfo, interval_seconds: float) -> None:
+        self.tz = tz
+        self.width = interval_seconds
+        self.counts: dict[tuple[str, Labels, Key], int] = {}
+        self.sums: dict[tuple[str, Labels, Key], float] = {}
+        self.busy: dict[tuple[Labels, Key], float] = {}
+        self._day_start = 0.0
+        self._day_end = -1.0
+        self._day = 0
+
+    def _key(self, ts: float) -> Key:
+        if not self._day_start <= ts < self._day_end:
+            d = datetime.fromtimestamp(ts, self.tz).date()
+            self._day_start = datetime.combine(d, time(0), self.tz).timestamp()
+            self._day_end = datetime.combine(d + timedelta(days=1), time(0), self.tz).timestamp()
+            self._day = d.toordinal()
+        return (self._day, int((ts - self._day_start) // self.width))
+
+    def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
+        key = (name, labels, self._key(ts))
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:
+        key = (name, labels, self._key(ts))
+        self.sums[key] = self.sums.get(key, 0.0) + value
+        self.counts[key] = self.counts.get(key, 0) + 1  # observations (e.g. handled parts)
+        if name == "handle_seconds":
+            self._spread(labels, ts - value, ts)
+
+    def _spread(self, labels: Labels, start: float, end: float) -> None:
+        """Busy seconds of one agent part over the intervals it spans (cost: the intervals)."""
+        t = start
+        while t < end:
+            day, idx = self._key(t)
+            boundary = min(self._day_start + (idx + 1) * self.width, self._day_end)
+            stop = min(end, boundary)
+            key = (labels, (day, idx))
+            self.busy[key] = self.busy.get(key, 0.0) + (stop - t)
+            t = stop if stop > t else end  # a malformed span never loops
+
+    def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None:
+        pass
+
+
+def _scopes(labels: Labels) -> Iterator[Labels]:
+    tenant, channel, queue = labels
+    if queue == NO_LABEL:
+        return
+    yield (ALL, channel, queue)
+    if tenant != NO_LABEL:
+        yield labels
+
+
+def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]]:
+    """The report's ``intervals`` rows, per queue (tenant-wide, and per tenant) and interval."""
+    width = sink.width
+    acc: dict[tuple[Labels, Key], dict[str, float]] = {}
+    for (name, labels, key), n in sink.counts.items():
+        for scope in _scopes(labels):
+            d = acc.setdefault((scope, key), {})
+            d[name] = d.get(name, 0) + n
+    for (name, labels, key), total in sink.sums.items():
+        for scope in _scopes(labels):
+            d = acc.setdefault((scope, key), {})
+            d[name + ".sum"] = d.get(name + ".sum", 0.0) + total
+    for (labels, key), seconds in sink.busy.items():
+        for scope in _scopes(labels):
+            d = acc.setdefault((scope, key), {})
+            d["busy"] = d.get("busy", 0.0) + seconds
+    # offered per (scope, weekday, interval of the day), by week, for the forecast
+    history: dict[tuple[Labels, int, int], list[tuple[int, float, float]]] = {}
+    rows = []
+    for scope, (day, idx) in sorted(acc, key=lambda k: (k[1], k[0])):
+        d = acc[(scope, (day, idx))]
+        tenant, channel, queue = scope
+        target = targets.of(NO_LABEL if tenant == ALL else tenant, channel, queue)
+        goal = target.service_level_goal or DEFAULT_GOAL
+        threshold = target.service_level_seconds
+        offered = int(d.get("queued", 0))
+        answered = int(d.get("answered", 0))
+        abandoned = int(d.get("abandoned", 0))
+        handled = int(d.get("handle_seconds", 0))
+        aht = d.get("handle_seconds.sum", 0.0) / handled if handled else None
+        asa = d.get("answer_seconds.sum", 0.0) / answered if answered else None
+        waited = d.get("answer_seconds.sum", 0.0) + d.get("abandon_wait_seconds.sum", 0.0)
+        # exponential patience, censored by answers: mean = all waiting time / abandonments
+        patience = waited / abandoned if abandoned and waited > 0 else None
+        load = offered * aht / width if aht else None
+        weekday = date.fromordinal(day).weekday()
+        past = history.setdefault((scope, weekday, idx), [])
+        before = [p for p in past if p[0] < day][-FORECAST_WEEKS:]
+        forecast = sum(p[1] for p in before) / len(before) if before else None
+        f_aht = [p[2] for p in before if p[2] > 0]
+        f_load = forecast * (sum(f_aht) / len(f_aht)) / width if forecast and f_aht else None
+        past.append((day, float(offered), aht or 0.0))
+        # elapsed time from local midnight, not wall-clock arithmetic (a DST day)
+        midnight = datetime.combine(date.fromordinal(day), time(0), sink.tz).timestamp()
+        start = datetime.fromtimestamp(midnight + idx * width, sink.tz)
+        rows.append({
+            "interval": start.isoformat(),
+            "tenant": tenant, "channel": channel, "queue": queue,
+            "offered": offered, "answered": answered, "abandoned": abandoned,
+            "answered_in_sl": int(d.get("answered_in_sl", 0)),
+            "service_level": _ratio(d.get("answered_in_sl", 0), answered + abandoned),
+            "asa_seconds": _round(asa), "aht_seconds": _round(aht),
+            "busy_agents": round(d.get("busy", 0.0) / width, 3),
+            "staffed_agents": None,  # agent states: not measured by these sources yet
+            "service_level_seconds": threshold, "service_level_goal": goal,
+            "required_agents": agents_c(load, aht, threshold, goal) if load and aht else None,
+            "required_agents_erlang_a": (
+                agents_a(load, aht, patience, threshold, goal)
+                if load and aht and patience else None
+            ),
+            "forecast_offered": _round(forecast),
+            "forecast_required_agents": (
+                agents_c(f_load, sum(f_aht) / len(f_aht), threshold, goal) if f_load else None
+            ),
+        })  # fmt: skip
+    return rows
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return round(num / den, 6) if den else None
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None or math.isnan(v) else round(v, 3)
