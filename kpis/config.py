@@ -121,8 +121,10 @@ class EngineConfig(BaseModel):
         30 * DAY, gt=0, description="An unresolved case with no contact for this long is closed."
     )
 
-    interval_minutes: Literal[15, 30] = Field(
-        30, description="Length of the intraday intervals (report section 'intervals')."
+    interval_minutes: Literal[0, 15, 30] = Field(
+        30,
+        description="Length of the intraday intervals (report section 'intervals'); 0: the "
+        "section is left out (a replay of a year need not pay for it).",
     )
     survey_window_seconds: float = Field(
         14 * DAY,

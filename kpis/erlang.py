@@ -130,74 +130,66 @@ def erlang_a(n: int, load: float, aht: float, patience: float, t: float) -> Erla
     wait = sum(found)
     queued = sum(i * p for i, p in enumerate(found))  # E[number waiting]
     abandon = theta * queued / lam
-    served_in_t = _served_within(found, n * mu, theta, t)
+    # positions holding less than 1e-13 of the mass in all cannot move the result at 1e-6:
+    # they are left out of the (quadratic) uniformization
+    cut = len(found)
+    rest = 0.0
+    while cut > 1 and rest + found[cut - 1] < 1e-13:
+        cut -= 1
+        rest += found[cut]
+    served_in_t = _served_within(found[:cut], n * mu, theta, t)
     return ErlangA(wait, abandon, (1.0 - b) / norm + served_in_t)
 
 
 def _served_within(found: list[float], nmu: float, theta: float, t: float) -> float:
     """sum_j found[j] * P(answered within t | j ahead), by uniformization of the tagged
     customer's chain: with i ahead it moves up at rate nmu + i theta, leaves at rate theta."""
-    if t <= 0:
+    if t <= 0 or not found:
         return 0.0
     top = len(found) - 1
     rate = nmu + (top + 1) * theta  # the largest exit rate: the uniformization constant
     x = rate * t
-    p = list(found)  # mass with i ahead (i = index)
-    served = 0.0
-    # Poisson(k; x) weights, in logs so that a large x neither overflows nor underflows
     k_max = int(x + 12 * math.sqrt(x) + 40)
     if k_max > MAX_STEPS:
         raise ValueError("threshold too long for Erlang A (a deferred channel is not a queue)")
-    log_pk = -x
+    up = [(nmu + i * theta) / rate for i in range(top + 1)]
+    stay = [1.0 - u - theta / rate for u in up]
+    p = list(found)  # mass with i ahead (i = index); it only ever moves to lower indices
+    served = 0.0
     out = 0.0
-    cum_served = 0.0
+    log_pk = -x  # Poisson(k; x) in logs: a large x neither overflows nor underflows
+    poisson_seen = 0.0
     for k in range(k_max + 1):
         if k:
             log_pk += math.log(x / k)
-            # one uniformized step: from i ahead, up one place with prob (nmu + i theta)/rate,
-            # abandon with theta/rate, stay otherwise; from 0 ahead "up" is being answered
-            new = [0.0] * len(p)
-            for i, m in enumerate(p):
-                if m == 0.0:
-                    continue
-                up = (nmu + i * theta) / rate
-                stay = 1.0 - up - theta / rate
-                new[i] += m * stay
-                if i == 0:
-                    served += m * up
-                else:
-                    new[i - 1] += m * up
-            p = new
-            cum_served = served
-        out += math.exp(log_pk) * cum_served
-    # the Poisson mass beyond k_max (< 1e-20) is counted with the last served mass
-    return out + (1.0 - _poisson_cdf(k_max, x)) * cum_served
-
-
-def _poisson_cdf(k: int, x: float) -> float:
-    total = 0.0
-    log_p = -x
-    for i in range(k + 1):
-        if i:
-            log_p += math.log(x / i)
-        total += math.exp(log_p)
-    return min(1.0, total)
+            # one step, in place from the head: new[i] = p[i] stay[i] + p[i+1] up[i+1]
+            served += p[0] * up[0]
+            for i in range(top):
+                p[i] = p[i] * stay[i] + p[i + 1] * up[i + 1]
+            p[top] *= stay[top]
+        w = math.exp(log_pk)
+        poisson_seen += w
+        out += w * served
+        if k > x and sum(p) < 1e-13:  # nothing left to be answered: the rest adds served
+            break
+    # the Poisson mass not visited counts with the last served mass
+    return out + max(0.0, 1.0 - poisson_seen) * served
 
 
 def agents_a(load: float, aht: float, patience: float, t: float, goal: float) -> int:
-    """The fewest agents whose Erlang A service level reaches ``goal`` (0 without load)."""
+    """The fewest agents whose Erlang A service level reaches ``goal`` (0 without load).
+
+    At a queue's loads Erlang A needs as many agents as Erlang C or a few fewer (abandonment
+    relieves the queue): the search starts from Erlang C's answer (and would step up if not)."""
     if load <= 0:
         return 0
     if not 0 < goal < 1:
         raise ValueError("goal must be in (0, 1)")
-    n = 1
-    # Erlang A never needs more than Erlang C (abandonment only relieves the queue)
-    upper = agents_c(load, aht, t, goal)
-    lo, hi = 0, upper
-    while hi - lo > 1:  # the service level grows with n: bisect
-        n = (lo + hi) // 2
-        if erlang_a(n, load, aht, patience, t).service_level >= goal:
-            hi = n
-        else:
-            lo = n
-    return hi
+    n = agents_c(load, aht, t, goal)
+    while erlang_a(n, load, aht, patience, t).service_level < goal:  # not expected; safe
+        n += 1
+        if n > MAX_AGENTS:
+            raise ValueError(f"more than {MAX_AGENTS} agents needed")
+    while n > 1 and erlang_a(n - 1, load, aht, patience, t).service_level >= goal:
+        n -= 1
+    return n

@@ -31,30 +31,45 @@ class KpiSink(Protocol):
 
 class Tee:
     """Sends every observation to a primary sink, and to a secondary one only the series it
-    asked for (``wanted``; None for all): most series matter to a report, few to alert rules,
-    and this is called once per observation."""
+    asked for (``wanted``; None for all); optionally to a third one, for the series in
+    ``also_wanted`` (a replay's intervals). Most series matter to a report, few to alert rules
+    or intervals, and this is called once per observation."""
 
     def __init__(
-        self, primary: KpiSink, secondary: KpiSink, wanted: frozenset[str] | None = None
+        self,
+        primary: KpiSink,
+        secondary: KpiSink,
+        wanted: frozenset[str] | None = None,
+        *,
+        also: KpiSink | None = None,
+        also_wanted: frozenset[str] = frozenset(),
     ) -> None:
         self._p = primary
         self._s = secondary
         self._wanted = wanted
+        self._a = also
+        self._aw = also_wanted
 
     def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
         self._p.count(name, labels, ts, evidence)
         wanted = self._wanted
         if wanted is None or name in wanted:
             self._s.count(name, labels, ts, evidence)
+        if name in self._aw:
+            self._a.count(name, labels, ts, evidence)  # type: ignore[union-attr]
 
     def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:
         self._p.observe(name, labels, ts, value)
         wanted = self._wanted
         if wanted is None or name in wanted:
             self._s.observe(name, labels, ts, value)
+        if name in self._aw:
+            self._a.observe(name, labels, ts, value)  # type: ignore[union-attr]
 
     def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None:
         self._p.gauge(name, labels, ts, value)
         wanted = self._wanted
         if wanted is None or name in wanted:
             self._s.gauge(name, labels, ts, value)
+        if name in self._aw:
+            self._a.gauge(name, labels, ts, value)  # type: ignore[union-attr]

@@ -30,6 +30,8 @@ INTERVAL_SERIES = frozenset(
 )  # fmt: skip
 DEFAULT_GOAL = 0.8
 """The share to answer within the threshold, where no target sets ``service_level_goal``."""
+MIN_ABANDONED = 3
+"""Erlang A is computed for an interval with at least this many abandonments."""
 FORECAST_WEEKS = 4
 """The forecast of an interval is the mean of the same weekday and interval of up to this many
 previous weeks that had the queue open."""
@@ -47,13 +49,22 @@ class IntervalSink:
         self._day_start = 0.0
         self._day_end = -1.0
         self._day = 0
+        self._days: dict[int, tuple[float, float, int]] = {}
 
     def _key(self, ts: float) -> Key:
         if not self._day_start <= ts < self._day_end:
-            d = datetime.fromtimestamp(ts, self.tz).date()
-            self._day_start = datetime.combine(d, time(0), self.tz).timestamp()
-            self._day_end = datetime.combine(d + timedelta(days=1), time(0), self.tz).timestamp()
-            self._day = d.toordinal()
+            # counts arrive for several days at once (late outcomes, survey answers): the day
+            # of each quarter hour (every zone's offset is a multiple of 15 min) is kept
+            slot = int(ts // 900)
+            day = self._days.get(slot)
+            if day is None:
+                d = datetime.fromtimestamp(ts, self.tz).date()
+                start = datetime.combine(d, time(0), self.tz).timestamp()
+                end = datetime.combine(d + timedelta(days=1), time(0), self.tz).timestamp()
+                if len(self._days) > 100_000:
+                    self._days.clear()
+                day = self._days[slot] = (start, end, d.toordinal())
+            self._day_start, self._day_end, self._day = day
         return (self._day, int((ts - self._day_start) // self.width))
 
     def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
@@ -94,6 +105,18 @@ def _scopes(labels: Labels) -> Iterator[Labels]:
 def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]]:
     """The report's ``intervals`` rows, per queue (tenant-wide, and per tenant) and interval."""
     width = sink.width
+    staffing: dict[tuple[float, ...], int] = {}  # a tenant's row often repeats the queue's
+
+    def need(load: float, aht: float, threshold: float, goal: float, patience: float = 0) -> int:
+        key = (load, aht, threshold, goal, patience)
+        found = staffing.get(key)
+        if found is None:
+            found = staffing[key] = (
+                agents_a(load, aht, patience, threshold, goal) if patience
+                else agents_c(load, aht, threshold, goal)
+            )  # fmt: skip
+        return found
+
     acc: dict[tuple[Labels, Key], dict[str, float]] = {}
     for (name, labels, key), n in sink.counts.items():
         for scope in _scopes(labels):
@@ -124,7 +147,8 @@ def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]
         asa = d.get("answer_seconds.sum", 0.0) / answered if answered else None
         waited = d.get("answer_seconds.sum", 0.0) + d.get("abandon_wait_seconds.sum", 0.0)
         # exponential patience, censored by answers: mean = all waiting time / abandonments
-        patience = waited / abandoned if abandoned and waited > 0 else None
+        # (from fewer than MIN_ABANDONED the estimate is noise, and Erlang A is left out)
+        patience = waited / abandoned if abandoned >= MIN_ABANDONED and waited > 0 else None
         load = offered * aht / width if aht else None
         weekday = date.fromordinal(day).weekday()
         past = history.setdefault((scope, weekday, idx), [])
@@ -146,14 +170,13 @@ def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]
             "busy_agents": round(d.get("busy", 0.0) / width, 3),
             "staffed_agents": None,  # agent states: not measured by these sources yet
             "service_level_seconds": threshold, "service_level_goal": goal,
-            "required_agents": agents_c(load, aht, threshold, goal) if load and aht else None,
+            "required_agents": need(load, aht, threshold, goal) if load and aht else None,
             "required_agents_erlang_a": (
-                agents_a(load, aht, patience, threshold, goal)
-                if load and aht and patience else None
+                need(load, aht, threshold, goal, patience) if load and aht and patience else None
             ),
             "forecast_offered": _round(forecast),
             "forecast_required_agents": (
-                agents_c(f_load, sum(f_aht) / len(f_aht), threshold, goal) if f_load else None
+                need(f_load, sum(f_aht) / len(f_aht), threshold, goal) if f_load else None
             ),
         })  # fmt: skip
     return rows

@@ -154,9 +154,11 @@ class Replay:
         self.queue_targets = Targets(config)
         self.stage = AlertStage(self.rules, self.timeline, targets=self.queue_targets)
         self.recorder = self.stage.recorder(0)
-        self.intervals = IntervalSink(tz, config.interval_minutes * 60.0)
-        report = Tee(self.sink, self.intervals, INTERVAL_SERIES)
-        self.engine = Engine(config, Tee(report, self.recorder, self.stage.series))
+        minutes = config.interval_minutes
+        self.intervals = IntervalSink(tz, (minutes or 30) * 60.0)
+        tee = Tee(self.sink, self.recorder, self.stage.series, also=self.intervals,
+                  also_wanted=INTERVAL_SERIES if minutes else frozenset())  # fmt: skip
+        self.engine = Engine(config, tee)
         self.recorder.queue_view = self.engine.waiting_now
         self.recorder.queue_entries = self.engine.waiting_entries
         self.engine.on_tick(self.rules.evaluation_interval_seconds, self._tick)
@@ -374,7 +376,8 @@ class Replay:
         doc["alerts"] = [self._alert_doc(a) for a in self.timeline.alerts()]
         if self.queue_targets.active:
             doc["targets"] = self._targets_doc(doc["kpis"])
-        doc["intervals"] = build_intervals(self.intervals, self.queue_targets)
+        if self.config.interval_minutes:
+            doc["intervals"] = build_intervals(self.intervals, self.queue_targets)
         doc["scorecard"] = scorecard(doc, self.targets)
         doc["benchmark"] = benchmark(doc)
         doc["rejected"] = {

@@ -114,3 +114,10 @@ def test_15_minute_intervals_and_a_daylight_saving_day(tmp_path: Path) -> None:
     rep = replay_log(log, tmp_path, tz="Europe/Berlin")
     starts = [r["interval"] for r in rep["intervals"] if r["tenant"] == ALL]
     assert starts == ["2026-10-25T02:00:00+02:00", "2026-10-25T02:00:00+01:00"]
+
+
+def test_intervals_can_be_left_out(tmp_path: Path) -> None:
+    log = Log()
+    call(log, "c1", 0, 5, 60)
+    rep = replay_log(log, tmp_path, EngineConfig(interval_minutes=0))
+    assert "intervals" not in rep and row(rep, "voice", "billing")["answered"] == 1
