@@ -321,6 +321,32 @@ SERIES: tuple[Series, ...] = (
         "Contacts waiting in queue.",
         metric="contacts_waiting",
     ),
+    # --- agents per queue (kpis.rules.agents; an agent in every queue it serves) ---
+    Series(
+        "agent_staffed_seconds",
+        "duration",
+        KPI,
+        "Agents' available, busy and after-work time, for each queue they serve (replays only: "
+        "a live partition does not see all of an agent's contacts).",
+        "seconds",
+    ),
+    *(
+        Series(
+            "agents_" + state,
+            "gauge",
+            KPI,
+            f"Agents {text} now, per queue they serve.",
+            metric="agents",
+            const_labels=(("state", state),),
+            metric_help="Agents per queue they serve, by state.",
+        )
+        for state, text in (
+            ("available", "available"),
+            ("busy", "on a contact"),
+            ("after_work", "in after-contact work"),
+            ("away", "away"),
+        )
+    ),
     # --- IVR (kpis.rules.ivr) ---
     _count("ivr_entries", IVR, "Contacts that entered an IVR flow."),
     _count("ivr_self_served", IVR, "IVR sessions that ended self-served."),
@@ -356,7 +382,17 @@ SERIES: tuple[Series, ...] = (
         "KS S 1006 breaches: a greeting longer than the target.",
     ),
     _duration("ivr_time_seconds", IVR, "Time in the IVR per flow."),
-    # --- per agent (report only; kpis.rules.surveys) ---
+    # --- per agent (report only; kpis.rules.contacts, kpis.rules.surveys) ---
+    _count("agent_handled", AGENT, "Contacts the agent took (a part of a contact each)."),
+    _count("agent_transferred", AGENT, "Contacts the agent transferred."),
+    _duration("agent_handle_seconds", AGENT, "Handle time of the agent's parts."),
+    _duration("agent_talk_seconds", AGENT, "Talk time of the agent's parts."),
+    _duration("agent_hold_seconds", AGENT, "Hold time of the agent's parts."),
+    _duration("agent_acw_seconds", AGENT, "After-contact work of the agent's parts."),
+    _duration("agent_available_seconds", AGENT, "Time available (kpis.rules.agents)."),
+    _duration("agent_busy_seconds", AGENT, "Time on contacts."),
+    _duration("agent_after_work_seconds", AGENT, "Time in after-contact work."),
+    _duration("agent_away_seconds", AGENT, "Time away (paused, on a break)."),
     _count("agent_csat_answers", AGENT, "CSAT answers about the agent's contacts."),
     _count("agent_csat_satisfied", AGENT, "CSAT answers in the top two boxes, per agent."),
     _count("agent_ces_answers", AGENT, "CES answers about the agent's contacts."),
@@ -469,6 +505,35 @@ RATIOS: tuple[Ratio, ...] = (
         minus=("agent_nps_detractors",),
     ),
     Ratio("containment", ("ivr_self_served",), ("ivr_entries",), IVR, "IVR self-service."),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SumRatio:
+    """``sum(numerator durations) / sum(denominator durations)`` per report row (None if 0)."""
+
+    name: str
+    numerator: tuple[str, ...]
+    denominator: tuple[str, ...]
+    family: Family
+    help: str
+
+
+SUM_RATIOS: tuple[SumRatio, ...] = (
+    SumRatio(
+        "occupancy",
+        ("handle_seconds",),
+        ("agent_staffed_seconds",),
+        KPI,
+        "Handle time over staffed time (None where agent states are not measured).",
+    ),
+    SumRatio(
+        "agent_occupancy",
+        ("agent_busy_seconds", "agent_after_work_seconds"),
+        ("agent_available_seconds", "agent_busy_seconds", "agent_after_work_seconds"),
+        AGENT,
+        "Busy and after-contact work over staffed time.",
+    ),
 )
 
 DATA_QUALITY = Series(

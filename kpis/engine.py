@@ -21,6 +21,7 @@ from kpis.clock import TimePolicy
 from kpis.config import EngineConfig
 from kpis.core import SNAPSHOT_VERSION, EventCore, TickListener, Timer
 from kpis.interfaces import KpiSink, Labels
+from kpis.rules.agents import AgentRules
 from kpis.rules.base import Rule, RuleContext
 from kpis.rules.callbacks import CallbackRules
 from kpis.rules.cases import CaseRules, provisional
@@ -43,8 +44,13 @@ class Engine:
         *,
         batch: int = 256,
         auto_watermark: bool = True,
+        agent_states: bool = False,
     ) -> None:
-        """``batch`` and ``auto_watermark``: see :class:`kpis.core.EventCore`."""
+        """``batch`` and ``auto_watermark``: see :class:`kpis.core.EventCore`.
+
+        ``agent_states``: keep agents' states (:mod:`kpis.rules.agents`). Only an engine that
+        sees every contact of an agent can: a replay's single engine, not a live partition's
+        (partitions split contacts by case, and an agent works on all of them)."""
         self.config = config
         self.sink = sink
         self.policy = TimePolicy.of(config)
@@ -56,6 +62,7 @@ class Engine:
         self.contacts = ContactRules(ctx, self.cases, self.ivr)
         self.callbacks = CallbackRules(ctx, self.contacts.contacts)
         self.surveys = SurveyRules(ctx, self.contacts.contacts, self.cases)
+        self.agents = AgentRules(ctx, self.contacts.contacts)
         self.platform = PlatformRules(ctx)
         # The order in which a replay's end settles the domains and a checkpoint lists them;
         # handlers of one event type registered by several rules run in this order too.
@@ -63,6 +70,7 @@ class Engine:
             self.cases,
             self.callbacks,
             self.surveys,  # before the contact rules: it reads a contact as it ends
+            *((self.agents,) if agent_states else ()),  # likewise
             self.contacts,
             self.ivr,
             self.platform,

@@ -26,7 +26,7 @@ from kpis.targets import Targets
 
 INTERVAL_SERIES = frozenset(
     {"queued", "answered", "answered_in_sl", "abandoned", "answer_seconds", "abandon_wait_seconds",
-     "handle_seconds"}
+     "handle_seconds", "agent_staffed_seconds"}
 )  # fmt: skip
 DEFAULT_GOAL = 0.8
 """The share to answer within the threshold, where no target sets ``service_level_goal``."""
@@ -46,6 +46,7 @@ class IntervalSink:
         self.counts: dict[tuple[str, Labels, Key], int] = {}
         self.sums: dict[tuple[str, Labels, Key], float] = {}
         self.busy: dict[tuple[Labels, Key], float] = {}
+        self.staffed: dict[tuple[Labels, Key], float] = {}
         self._day_start = 0.0
         self._day_end = -1.0
         self._day = 0
@@ -76,17 +77,22 @@ class IntervalSink:
         self.sums[key] = self.sums.get(key, 0.0) + value
         self.counts[key] = self.counts.get(key, 0) + 1  # observations (e.g. handled parts)
         if name == "handle_seconds":
-            self._spread(labels, ts - value, ts)
+            self._spread(self.busy, labels, ts - value, ts)
+        elif name == "agent_staffed_seconds":
+            self._spread(self.staffed, labels, ts - value, ts)
 
-    def _spread(self, labels: Labels, start: float, end: float) -> None:
-        """Busy seconds of one agent part over the intervals it spans (cost: the intervals)."""
+    def _spread(
+        self, into: dict[tuple[Labels, Key], float], labels: Labels, start: float, end: float
+    ) -> None:
+        """Seconds of one span (an agent part, a staffed stretch) over the intervals it spans
+        (cost: the intervals)."""
         t = start
         while t < end:
             day, idx = self._key(t)
             boundary = min(self._day_start + (idx + 1) * self.width, self._day_end)
             stop = min(end, boundary)
             key = (labels, (day, idx))
-            self.busy[key] = self.busy.get(key, 0.0) + (stop - t)
+            into[key] = into.get(key, 0.0) + (stop - t)
             t = stop if stop > t else end  # a malformed span never loops
 
     def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None:
@@ -126,10 +132,12 @@ def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]
         for scope in _scopes(labels):
             d = acc.setdefault((scope, key), {})
             d[name + ".sum"] = d.get(name + ".sum", 0.0) + total
-    for (labels, key), seconds in sink.busy.items():
-        for scope in _scopes(labels):
-            d = acc.setdefault((scope, key), {})
-            d["busy"] = d.get("busy", 0.0) + seconds
+    for what, spans in (("busy", sink.busy), ("staffed", sink.staffed)):
+        for (labels, key), seconds in spans.items():
+            for scope in _scopes(labels):
+                d = acc.setdefault((scope, key), {})
+                d[what] = d.get(what, 0.0) + seconds
+    any_staffed = bool(sink.staffed)  # the source reports agent states at all
     # offered per (scope, weekday, interval of the day), by week, for the forecast
     history: dict[tuple[Labels, int, int], list[tuple[int, float, float]]] = {}
     rows = []
@@ -150,6 +158,7 @@ def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]
         # (from fewer than MIN_ABANDONED the estimate is noise, and Erlang A is left out)
         patience = waited / abandoned if abandoned >= MIN_ABANDONED and waited > 0 else None
         load = offered * aht / width if aht else None
+        staffed = any_staffed and d.get("staffed", 0.0) > 0
         weekday = date.fromordinal(day).weekday()
         past = history.setdefault((scope, weekday, idx), [])
         before = [p for p in past if p[0] < day][-FORECAST_WEEKS:]
@@ -168,11 +177,17 @@ def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]
             "service_level": _ratio(d.get("answered_in_sl", 0), answered + abandoned),
             "asa_seconds": _round(asa), "aht_seconds": _round(aht),
             "busy_agents": round(d.get("busy", 0.0) / width, 3),
-            "staffed_agents": None,  # agent states: not measured by these sources yet
+            # from agent states; None where the source has none (not measured)
+            "staffed_agents": round(d["staffed"] / width, 3) if staffed else None,
+            "occupancy": _ratio(d.get("busy", 0.0), d["staffed"]) if staffed else None,
             "service_level_seconds": threshold, "service_level_goal": goal,
             "required_agents": need(load, aht, threshold, goal) if load and aht else None,
             "required_agents_erlang_a": (
                 need(load, aht, threshold, goal, patience) if load and aht and patience else None
+            ),
+            "staffing_gap": (
+                round(need(load, aht, threshold, goal) - d["staffed"] / width, 3)
+                if staffed and load and aht else None
             ),
             "forecast_offered": _round(forecast),
             "forecast_required_agents": (

@@ -23,8 +23,10 @@ from kpis.catalogue import (
     FAMILIES,
     KPI,
     SERIES,
+    SUM_RATIOS,
     Family,
     names,
+    ratio_value,
     ratio_values,
 )
 from kpis.interfaces import Labels
@@ -167,6 +169,7 @@ class _Section:
         family = self.family
         counts = names(family, "count")
         durations = names(family, "duration")
+        sum_ratios = [r for r in SUM_RATIOS if r.family is family]
         peaks = names(family, "gauge")
         rows: list[dict[str, Any]] = []
         for key in self.row_keys():
@@ -184,6 +187,10 @@ class _Section:
                     for run in runs:
                         values.extend(run)
                     metrics[name] = duration_stats(values)
+            for r in sum_ratios:
+                num = sum(sum(run) for n in r.numerator for run in s.get(n, ()))
+                den = sum(sum(run) for n in r.denominator for run in s.get(n, ()))
+                metrics[r.name] = ratio_value(num, den)
             p = self.peaks.get(key, {})
             for name in peaks:
                 metrics[name + "_peak"] = p.get(name, 0)

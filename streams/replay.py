@@ -158,7 +158,7 @@ class Replay:
         self.intervals = IntervalSink(tz, (minutes or 30) * 60.0)
         tee = Tee(self.sink, self.recorder, self.stage.series, also=self.intervals,
                   also_wanted=INTERVAL_SERIES if minutes else frozenset())  # fmt: skip
-        self.engine = Engine(config, tee)
+        self.engine = Engine(config, tee, agent_states=True)
         self.recorder.queue_view = self.engine.waiting_now
         self.recorder.queue_entries = self.engine.waiting_entries
         self.engine.on_tick(self.rules.evaluation_interval_seconds, self._tick)

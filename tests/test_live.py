@@ -17,10 +17,11 @@ from prometheus_client import CollectorRegistry
 from alerts.evaluator import AlertEvent
 from alerts.rules import RulesConfig
 from cc_monitor.simulator import SimConfig, simulate
+from kpis.catalogue import KPI, names
 from kpis.config import EngineConfig
 from kpis.decode import Decoder
 from kpis.engine import Engine
-from kpis.report import COUNTS, DURATIONS
+from kpis.report import COUNTS
 from streams.kafka.settings import Topics, topic_for
 from streams.kafka.worker import LiveRuntime, MemoryCheckpoints, load_checkpoint
 from streams.partitioned import (
@@ -34,6 +35,8 @@ from streams.partitioned import (
 from streams.replay import Replay, Source
 from streams.sinks.metrics import MetricsSink
 from streams.sinks.readmodel import MemoryReadModel, kpi_view
+
+DURATIONS = names(KPI, "duration", live=True)  # replay-only ones (agent states) left out
 
 TOPICS = Topics()
 INPUTS = TOPICS.inputs()

@@ -242,6 +242,8 @@ class ContactRules(Rule):
             if not any(h.startswith(prefix) for h in k.handled):
                 self.sink.count("handled", c.labels, ts)  # first agent on this contact
             k.handled.append(pair)
+            if agent != NO_LABEL:
+                self.sink.count("agent_handled", (c.tenant, agent), ts)
         self._case_map[c.case_id] = k
 
     def _on_agent_connected(self, rec: w.AgentConnected, ts: float) -> None:
@@ -286,6 +288,8 @@ class ContactRules(Rule):
         seg = _open_segment(c)
         if seg is not None:
             _leave(seg, ts)
+            if seg.agent != NO_LABEL:
+                self.sink.count("agent_transferred", (c.tenant, seg.agent), ts)
         k = self._cases.case_of(c)
         k.transferred = True
         self._case_map[c.case_id] = k
@@ -343,6 +347,12 @@ class ContactRules(Rule):
         self.sink.observe("talk_seconds", labels, ts, max(0.0, left - seg.start - seg.hold))
         self.sink.observe("hold_seconds", labels, ts, seg.hold)
         self.sink.observe("acw_seconds", labels, ts, ts - left)
+        if seg.agent != NO_LABEL:  # the same, per agent (report only)
+            who = (c.tenant, seg.agent)
+            self.sink.observe("agent_handle_seconds", who, ts, ts - seg.start)
+            self.sink.observe("agent_talk_seconds", who, ts, max(0.0, left - seg.start - seg.hold))
+            self.sink.observe("agent_hold_seconds", who, ts, seg.hold)
+            self.sink.observe("agent_acw_seconds", who, ts, ts - left)
         c.segments.remove(seg)
         if rec.resolved:
             self._cases.resolve(self._cases.case_of(c), ts)

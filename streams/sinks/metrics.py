@@ -146,6 +146,8 @@ class MetricsCollector(Collector):
                     )
                 fam.add_metric([*labels, *extra.values(), *cv], value)
             for (name, labels), h in sorted(sink.histograms.items()):
+                if not _exported(name):
+                    continue
                 metric, label_names, _, text = _family(name)
                 fam_h = histograms.get(metric)
                 if fam_h is None:
@@ -161,8 +163,8 @@ class MetricsCollector(Collector):
                 buckets.append(("+Inf", total))
                 fam_h.add_metric([*labels, *cv], buckets, h[-1])
             for (name, labels), value in sorted(sink.gauges.items()):
-                if name == "waiting" and waiting_now is not None:
-                    continue  # exported from the live view below
+                if (name == "waiting" and waiting_now is not None) or not _exported(name):
+                    continue  # exported from the live view below; per agent: never
                 metric, label_names, _, text = _family(name)
                 fam_g = gauges.get(metric)
                 if fam_g is None:

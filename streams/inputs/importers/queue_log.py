@@ -144,6 +144,8 @@ class QueueLogConverter:
             if agent_id is None:
                 raise ValueError(f"{event} without an agent")
             who = _Call(f"agent:{agent_id}", 0)
+            # the queue of ADDMEMBER / REMOVEMEMBER / PAUSE (NONE for the agent as a whole)
+            who.queue = queue if queue and queue != "NONE" else None
             emit(who, "agent.state", agent_id=agent_id, state=AGENT_STATES[event])
             return out
         if event == "ENTERQUEUE":

@@ -1,0 +1,229 @@
+"""Agents: each agent's state (available, busy on a contact, after-contact work, away,
+offline), the queues the agent serves, time in each state, and agents per queue and state.
+
+State comes from ``agent.state`` (a login, a pause, a logout; the source's own view, e.g.
+Asterisk's AGENTLOGIN / PAUSE / ADDMEMBER), and from the contacts: ``agent.connected`` makes the
+agent busy, the end of the contact puts it in after-contact work, ``wrapup.ended`` makes it
+available again. An agent serves the queues of the contacts it takes and the queues a source
+adds it to (``agent.state`` with a queue: ADDMEMBER / REMOVEMEMBER); at most
+:data:`MAX_QUEUES` each. An agent never seen in ``agent.state`` (a source without states,
+such as the Anonymous Bank records) is left out of states, staffed time and occupancy: its
+time between contacts is not known ("staffed: not measured"); its contacts still count.
+
+What is measured: per agent (the report's ``agents`` rows, never a Prometheus label) the
+seconds in each state, counted when the state ends, so occupancy = (busy + after-contact
+work) / (available + busy + after-contact work); per (tenant, channel, queue) the agents in
+each state now (gauges ``agents_<state>``, an agent in every queue it serves) and the staffed
+seconds (``agent_staffed_seconds``: an agent's available, busy or after-work time, counted for
+each queue it serves; the report's intervals spread it into staffed agents per interval).
+Memory: one entry per agent seen (agents are a bounded population).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kpis import wire as w
+from kpis.core import Handler
+from kpis.interfaces import Labels
+from kpis.rules.base import Rule, RuleContext
+from kpis.state import NO_LABEL, ContactState
+
+STATES = ("available", "busy", "after_work", "away", "offline")
+STAFFED = frozenset({"available", "busy", "after_work"})
+MAX_QUEUES = 32
+
+
+@dataclass(slots=True)
+class Agent:
+    tenant: str
+    agent: str
+    state: str
+    since: float
+    queues: dict[str, str] = field(default_factory=dict)  # queue -> its channel
+    # True once the source reported a state: only then is the time between contacts known
+    # (staffed or not); an agent seen only on contacts is left out of states and occupancy
+    tracked: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tenant": self.tenant, "agent": self.agent, "state": self.state,
+                "since": self.since, "queues": dict(self.queues),
+                "tracked": self.tracked}  # fmt: skip
+
+
+class AgentRules(Rule):
+    name = "agents"
+
+    def __init__(self, ctx: RuleContext, contacts: dict[str, ContactState]) -> None:
+        super().__init__(ctx)
+        self.agents: dict[tuple[str, str], Agent] = {}
+        self.in_state: dict[tuple[Labels, str], int] = {}  # (queue labels, state) -> agents
+        self._contacts = contacts
+
+    def handlers(self) -> Mapping[str, Handler]:
+        # contact.ended before the contact rules: the contact's agent is still on it
+        return {
+            "agent.state": self._on_state,
+            "agent.connected": self._on_connected,
+            "contact.ended": self._on_contact_ended,
+            "wrapup.ended": self._on_wrapup_ended,
+        }
+
+    # --- the state machine ---------------------------------------------------------------------
+
+    def _agent(self, tenant: str, agent: str, ts: float, state: str) -> Agent:
+        a = self.agents.get((tenant, agent))
+        if a is None:
+            a = self.agents[(tenant, agent)] = Agent(tenant, agent, state, ts)
+        return a
+
+    def _labels(self, a: Agent, queue: str) -> Labels:
+        return (a.tenant, a.queues[queue], queue)
+
+    def _enter(self, a: Agent, state: str, ts: float) -> None:
+        if not a.tracked:
+            return
+        for queue in a.queues:
+            self._gauge(self._labels(a, queue), state, ts, +1)
+
+    def _gauge(self, labels: Labels, state: str, ts: float, delta: int) -> None:
+        key = (labels, state)
+        n = self.in_state[key] = self.in_state.get(key, 0) + delta
+        if state != "offline":
+            self.sink.gauge("agents_" + state, labels, ts, n)
+
+    def _move(self, a: Agent, state: str, ts: float) -> None:
+        old = a.state
+        if old == state:
+            return
+        if not a.tracked:
+            a.state, a.since = state, ts
+            return
+        spent = ts - a.since
+        if spent > 0 and old != "offline":
+            self.sink.observe(f"agent_{old}_seconds", (a.tenant, a.agent), ts, spent)
+            if old in STAFFED:
+                for queue in a.queues:
+                    self.sink.observe("agent_staffed_seconds", self._labels(a, queue), ts, spent)
+        for queue in a.queues:
+            labels = self._labels(a, queue)
+            self._gauge(labels, old, ts, -1)
+            self._gauge(labels, state, ts, +1)
+        a.state = state
+        a.since = ts
+
+    def _serve(self, a: Agent, queue: str | None, channel: str, ts: float) -> None:
+        """The agent serves ``queue`` (from now: its staffed time counts there)."""
+        if queue is None or queue == NO_LABEL or queue in a.queues:
+            return
+        if len(a.queues) >= MAX_QUEUES:
+            self.sink.count("dq_agent_queues_over_limit", (a.tenant, channel, queue), ts)
+            return
+        if not a.tracked:
+            a.queues[queue] = channel
+            return
+        if a.state in STAFFED and ts > a.since:  # close the span so far on the old queues
+            spent = ts - a.since
+            self.sink.observe(f"agent_{a.state}_seconds", (a.tenant, a.agent), ts, spent)
+            for q in a.queues:
+                self.sink.observe("agent_staffed_seconds", self._labels(a, q), ts, spent)
+            a.since = ts
+        a.queues[queue] = channel
+        self._gauge(self._labels(a, queue), a.state, ts, +1)
+
+    def _leave(self, a: Agent, queue: str, ts: float) -> None:
+        if queue not in a.queues or not a.tracked:
+            return
+        if a.state in STAFFED and ts > a.since:
+            spent = ts - a.since
+            self.sink.observe(f"agent_{a.state}_seconds", (a.tenant, a.agent), ts, spent)
+            for q in a.queues:
+                self.sink.observe("agent_staffed_seconds", self._labels(a, q), ts, spent)
+            a.since = ts
+        self._gauge(self._labels(a, queue), a.state, ts, -1)
+        del a.queues[queue]
+
+    # --- events --------------------------------------------------------------------------------
+
+    def _on_state(self, rec: w.AgentState, ts: float) -> None:
+        tenant = rec.tenant or NO_LABEL
+        a = self.agents.get((tenant, rec.agent_id))
+        if a is None:
+            a = self.agents[(tenant, rec.agent_id)] = Agent(tenant, rec.agent_id, rec.state, ts)
+        if not a.tracked:  # from now its time is known: it starts in the reported state
+            a.tracked = True
+            a.state, a.since = rec.state, ts
+            self._enter(a, a.state, ts)
+        queue = rec.queue
+        if queue is not None and rec.state == "offline" and a.queues.keys() - {queue}:
+            self._leave(a, queue, ts)  # removed from one queue, still in others
+            return
+        self._move(a, rec.state, ts)
+        if queue is not None and rec.state != "offline":
+            self._serve(a, queue, rec.channel, ts)
+
+    def _on_connected(self, rec: w.AgentConnected, ts: float) -> None:
+        c = self._contacts.get(rec.contact_id)
+        tenant = rec.tenant or (c.tenant if c is not None else NO_LABEL)
+        a = self._agent(tenant, rec.agent_id, ts, "available")
+        queue = rec.queue or (c.queue if c is not None else None)
+        self._serve(a, queue, rec.channel, ts)
+        self._move(a, "busy", ts)
+
+    def _contact_agent(self, rec: w.Rec) -> Agent | None:
+        agent = rec.agent_id
+        c = self._contacts.get(rec.contact_id)
+        if agent is None and c is not None and c.segments:
+            open_ = [seg.agent for seg in c.segments if seg.left is None]
+            agent = open_[0] if open_ else c.segments[0].agent  # as the contact rules match
+        if agent is None:
+            return None
+        tenant = rec.tenant or (c.tenant if c is not None else NO_LABEL)
+        return self.agents.get((tenant, agent))
+
+    def _on_contact_ended(self, rec: w.ContactEnded, ts: float) -> None:
+        a = self._contact_agent(rec)
+        if a is not None and a.state == "busy":
+            self._move(a, "after_work", ts)
+
+    def _on_wrapup_ended(self, rec: w.WrapupEnded, ts: float) -> None:
+        a = self._contact_agent(rec)
+        if a is not None and a.state in ("busy", "after_work"):
+            self._move(a, "available", ts)
+
+    # --- end and checkpoints -------------------------------------------------------------------
+
+    def finish(self, at: float) -> None:
+        """The time in the current state up to the end counts (a replay's last picture)."""
+        for key in sorted(self.agents):
+            a = self.agents[key]
+            state = a.state
+            if a.tracked and at > a.since and state != "offline":
+                self.sink.observe(f"agent_{state}_seconds", (a.tenant, a.agent), at, at - a.since)
+                if state in STAFFED:
+                    for queue in a.queues:
+                        spent = at - a.since
+                        self.sink.observe("agent_staffed_seconds", self._labels(a, queue), at,
+                                          spent)  # fmt: skip
+                a.since = at
+
+    def snapshot(self, objects: bool) -> dict[str, Any]:
+        return {"agents": [a.to_dict() for _, a in sorted(self.agents.items())]}
+
+    def restore(self, snap: Mapping[str, Any]) -> None:
+        if "agents" not in snap:
+            return
+        self.agents = {}
+        self.in_state = {}
+        for d in snap["agents"]:
+            a = Agent(d["tenant"], d["agent"], d["state"], float(d["since"]), dict(d["queues"]),
+                      bool(d.get("tracked", False)))  # fmt: skip
+            self.agents[(a.tenant, a.agent)] = a
+            for queue in a.queues if a.tracked else ():
+                key = (self._labels(a, queue), a.state)
+                self.in_state[key] = self.in_state.get(key, 0) + 1
+
+    def pending_timers(self) -> Iterable[Any]:
+        return ()
