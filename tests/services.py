@@ -113,12 +113,14 @@ def kafka_settings(broker: str, prefix: str, partitions: int = 3) -> KafkaSettin
                          producer_max_batch_size=16)  # fmt: skip
 
 
-class Worker:
+class Worker(Service):
     """A ``cc-monitor worker`` process with its own HTTP port."""
+
+    name = "worker web server"
 
     def __init__(self, kafka: KafkaSettings, app_id: str, workdir: Path, redis_url: str | None,
                  name: str) -> None:  # fmt: skip
-        self.port = free_port()
+        super().__init__()
         self.log = workdir / f"{name}.log"
         t = kafka.topics
         self.env = {
@@ -147,13 +149,6 @@ class Worker:
             )  # fmt: skip
         wait_port(self.port, "worker web server", 60, self.proc)
         return self
-
-    def kill(self) -> None:
-        """kill -9: no shutdown, no last commit, no last checkpoint."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -94,6 +94,17 @@ class AgentRules(Rule):
         if state != "offline":
             self.sink.gauge("agents_" + state, labels, ts, n)
 
+    def _close(self, a: Agent, ts: float) -> None:
+        """Count the time in the current state up to ``ts`` (per agent, and as staffed time on
+        each queue it serves), and start the next stretch there."""
+        spent = ts - a.since
+        if a.tracked and spent > 0 and a.state != "offline":
+            self.sink.observe(f"agent_{a.state}_seconds", (a.tenant, a.agent), ts, spent)
+            if a.state in STAFFED:
+                for queue in a.queues:
+                    self.sink.observe("agent_staffed_seconds", self._labels(a, queue), ts, spent)
+        a.since = ts
+
     def _move(self, a: Agent, state: str, ts: float) -> None:
         old = a.state
         if old == state:
@@ -101,18 +112,12 @@ class AgentRules(Rule):
         if not a.tracked:
             a.state, a.since = state, ts
             return
-        spent = ts - a.since
-        if spent > 0 and old != "offline":
-            self.sink.observe(f"agent_{old}_seconds", (a.tenant, a.agent), ts, spent)
-            if old in STAFFED:
-                for queue in a.queues:
-                    self.sink.observe("agent_staffed_seconds", self._labels(a, queue), ts, spent)
+        self._close(a, ts)
         for queue in a.queues:
             labels = self._labels(a, queue)
             self._gauge(labels, old, ts, -1)
             self._gauge(labels, state, ts, +1)
         a.state = state
-        a.since = ts
 
     def _serve(self, a: Agent, queue: str | None, channel: str, ts: float) -> None:
         """The agent serves ``queue`` (from now: its staffed time counts there)."""
@@ -124,24 +129,14 @@ class AgentRules(Rule):
         if not a.tracked:
             a.queues[queue] = channel
             return
-        if a.state in STAFFED and ts > a.since:  # close the span so far on the old queues
-            spent = ts - a.since
-            self.sink.observe(f"agent_{a.state}_seconds", (a.tenant, a.agent), ts, spent)
-            for q in a.queues:
-                self.sink.observe("agent_staffed_seconds", self._labels(a, q), ts, spent)
-            a.since = ts
+        self._close(a, ts)  # the stretch so far counts on the queues it had
         a.queues[queue] = channel
         self._gauge(self._labels(a, queue), a.state, ts, +1)
 
     def _leave(self, a: Agent, queue: str, ts: float) -> None:
         if queue not in a.queues or not a.tracked:
             return
-        if a.state in STAFFED and ts > a.since:
-            spent = ts - a.since
-            self.sink.observe(f"agent_{a.state}_seconds", (a.tenant, a.agent), ts, spent)
-            for q in a.queues:
-                self.sink.observe("agent_staffed_seconds", self._labels(a, q), ts, spent)
-            a.since = ts
+        self._close(a, ts)
         self._gauge(self._labels(a, queue), a.state, ts, -1)
         del a.queues[queue]
 
@@ -198,16 +193,7 @@ class AgentRules(Rule):
     def finish(self, at: float) -> None:
         """The time in the current state up to the end counts (a replay's last picture)."""
         for key in sorted(self.agents):
-            a = self.agents[key]
-            state = a.state
-            if a.tracked and at > a.since and state != "offline":
-                self.sink.observe(f"agent_{state}_seconds", (a.tenant, a.agent), at, at - a.since)
-                if state in STAFFED:
-                    for queue in a.queues:
-                        spent = at - a.since
-                        self.sink.observe("agent_staffed_seconds", self._labels(a, queue), at,
-                                          spent)  # fmt: skip
-                a.since = at
+            self._close(self.agents[key], at)
 
     def snapshot(self, objects: bool) -> dict[str, Any]:
         return {"agents": [a.to_dict() for _, a in sorted(self.agents.items())]}
