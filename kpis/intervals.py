@@ -26,7 +26,7 @@ from kpis.targets import Targets
 
 INTERVAL_SERIES = frozenset(
     {"queued", "answered", "answered_in_sl", "abandoned", "answer_seconds", "abandon_wait_seconds",
-     "handle_seconds", "agent_staffed_seconds"}
+     "handle_seconds", "agent_staffed_seconds", "survey_csat_answers", "survey_csat_satisfied"}
 )  # fmt: skip
 DEFAULT_GOAL = 0.8
 """The share to answer within the threshold, where no target sets ``service_level_goal``."""
@@ -189,6 +189,8 @@ def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]
                 round(need(load, aht, threshold, goal) - d["staffed"] / width, 3)
                 if staffed and load and aht else None
             ),
+            # survey answers about the interval's contacts (on the contact's start, however late)
+            "csat": _ratio(d.get("survey_csat_satisfied", 0), d.get("survey_csat_answers", 0)),
             "forecast_offered": _round(forecast),
             "forecast_required_agents": (
                 need(f_load, sum(f_aht) / len(f_aht), threshold, goal) if f_load else None

@@ -63,6 +63,8 @@ def test_a_late_answer_counts_on_the_contacts_day_queue_and_agent(tmp_path: Path
     rep = replay_log(log, tmp_path)
     monday = row(rep, "voice", "billing", "day", "2026-11-02")
     assert (monday["survey_csat_answers"], monday["csat"]) == (1, 0.0)
+    first = next(r for r in rep["intervals"] if r["queue"] == "billing" and r["tenant"] == ALL)
+    assert first["interval"] == "2026-11-02T09:00:00+00:00" and first["csat"] == 0.0
     tuesday = row(rep, "voice", "cards", "day", "2026-11-03")
     assert tuesday["csat"] == 1.0
     assert not any(r["metrics"]["survey_csat_answers"] for r in rep["kpis"]
