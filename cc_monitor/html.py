@@ -9,7 +9,14 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from cc_monitor.render import KPI_NOTE, fmt_duration, fmt_ratio
+from cc_monitor.render import (
+    AGENT_HEADER,
+    KPI_NOTE,
+    agent_rows,
+    fmt_duration,
+    fmt_ratio,
+    intraday_profiles,
+)
 from kpis.catalogue import ALL
 
 PALETTE = ("#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0a7a8a")
@@ -221,6 +228,22 @@ def render_html(report: dict[str, Any]) -> str:
                        "callback req.", "ASA", "FRT direct", "FRT", "resolution p50",
                        "one-touch", "AHT", "callbacks ≤24 h"], rows, left=2))  # fmt: skip
     out.append(f'<p class="muted">{_esc(KPI_NOTE)}</p>')
+    # the mean day per queue: traffic and agents (Erlang C's against busy and staffed)
+    profiles = intraday_profiles(report)
+    if profiles:
+        out.append('<h2>Intraday, per queue (the mean day)</h2><div class="charts">')
+        for name, q in profiles.items():
+            agents = {"busy": q["busy"], "required (Erlang C)": q["required"]}
+            if any(v is not None for v in q["staffed"]):
+                agents["staffed"] = q["staffed"]
+            out.append(line_chart(f"{name}: agents per interval", q["slots"], agents))
+            out.append(line_chart(f"{name}: offered per interval", q["slots"],
+                                  {"offered": q["offered"]}))  # fmt: skip
+        out.append("</div>")
+    rows_a, n_agents = agent_rows(report)
+    if rows_a:
+        out.append(f"<h2>Agents ({len(rows_a)} of {n_agents})</h2>")
+        out.append(_table(AGENT_HEADER, [[_esc(c) for c in r] for r in rows_a]))
     # IVR
     breaches = []
     for r in report["ivr"]:

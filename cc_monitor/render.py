@@ -73,6 +73,58 @@ KPI_NOTE = (
 )
 
 
+def intraday_profiles(report: dict[str, Any], top: int = 8) -> dict[str, dict[str, Any]]:
+    """Per queue (tenant-wide; the ``top`` busiest), the mean day: per interval of the day the
+    mean offered, busy, staffed and required agents over the days the queue had activity."""
+    rows = [r for r in report.get("intervals", []) if r["tenant"] == ALL]
+    per: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        name = f"{r['channel']} / {r['queue']}"
+        q = per.setdefault(name, {"days": set(), "slots": {}, "offered": 0})
+        q["days"].add(r["interval"][:10])
+        q["offered"] += r["offered"]
+        slot = q["slots"].setdefault(r["interval"][11:16], [0.0, 0.0, 0.0, 0.0, 0])
+        slot[0] += r["offered"]
+        slot[1] += r["busy_agents"]
+        slot[2] += r["staffed_agents"] or 0.0
+        slot[3] += r["required_agents"] or 0.0
+        slot[4] += 1 if r["staffed_agents"] is not None else 0
+    busiest = sorted(per, key=lambda n: -per[n]["offered"])[:top]
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(busiest):
+        q = per[name]
+        days = len(q["days"])
+        slots = sorted(q["slots"])
+        out[name] = {
+            "slots": slots,
+            "offered": [q["slots"][s][0] / days for s in slots],
+            "busy": [q["slots"][s][1] / days for s in slots],
+            "staffed": [q["slots"][s][2] / days if q["slots"][s][4] else None for s in slots],
+            "required": [q["slots"][s][3] / days for s in slots],
+        }
+    return out
+
+
+def agent_rows(report: dict[str, Any], limit: int = 50) -> tuple[list[list[str]], int]:
+    rows = [r for r in report.get("agents", []) if r["period"] == "total" and r["tenant"] == ALL]
+    rows.sort(key=lambda r: (-r["metrics"]["agent_handled"], r["agent"]))
+    out = []
+    for r in rows[:limit]:
+        m = r["metrics"]
+        out.append([
+            r["agent"], f"{m['agent_handled']:,}", fmt_duration(m["agent_handle_seconds"]["mean"]),
+            fmt_duration(m["agent_talk_seconds"]["mean"]),
+            fmt_duration(m["agent_hold_seconds"]["mean"]),
+            fmt_duration(m["agent_acw_seconds"]["mean"]), f"{m['agent_transferred']:,}",
+            fmt_ratio(m["agent_occupancy"]), fmt_ratio(m["agent_csat"]),
+        ])  # fmt: skip
+    return out, len(rows)
+
+
+AGENT_HEADER = ["agent", "handled", "AHT", "talk", "hold", "after-contact work", "transfers",
+                "occupancy", "CSAT"]  # fmt: skip
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     ev = report["events"]
     inp = report["input"]
@@ -132,6 +184,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += _table(["channel", "answered", "response rate", "CSAT", "CSAT one-touch",
                          "CSAT multi-touch", "service is easy (CES)", "mean effort", "NPS"],
                         vrows)  # fmt: skip
+    rows_a, n_agents = agent_rows(report)
+    if rows_a:
+        shown = "" if n_agents <= len(rows_a) else f" (the {len(rows_a)} busiest of "
+        shown += f"{n_agents})" if shown else ""
+        lines += ["", f"## Agents{shown}", ""]
+        lines += _table(AGENT_HEADER, rows_a)
+        lines += ["", "Occupancy is – where the source reports no agent states (not measured)."]
     if report.get("targets"):
         lines += ["", "## Targets per queue", ""]
         trows = [

@@ -93,3 +93,22 @@ def test_sources_without_states_say_staffed_is_not_measured(tmp_path: Path) -> N
     assert row(rep, "voice", "billing")["occupancy"] is None
     a = agent_row(rep, "a")
     assert a["agent_handled"] == 1 and a["agent_occupancy"] is None
+
+
+def test_the_summary_and_html_show_agents_and_the_mean_day(tmp_path: Path) -> None:
+    from cc_monitor.html import render_html
+    from cc_monitor.render import render_markdown
+
+    log_ = Log()
+    log_.add(0, "agent.state", "agent:a", agent_id="a", state="available", queue="billing")
+    log_.add(50, "contact.started", "c1")
+    log_.add(50, "queue.entered", "c1", queue="billing")
+    log_.add(100, "agent.connected", "c1", queue="billing", agent_id="a")
+    log_.add(400, "contact.ended", "c1", queue="billing", agent_id="a", ended_by="agent")
+    log_.add(460, "wrapup.ended", "c1", queue="billing", agent_id="a")
+    log_.add(1800, "agent.state", "agent:a", agent_id="a", state="offline")
+    rep = replay_log(log_, tmp_path)
+    md = render_markdown(rep)
+    assert "## Agents" in md and "| a | 1 | 6.0 min |" in md and "| 20.0% |" in md
+    html = render_html(rep)
+    assert "Intraday, per queue (the mean day)" in html and "voice / billing: agents" in html
