@@ -535,9 +535,25 @@ class Simulator:
                 ev.pop("customer_id", None)
             yield ev
 
+    def _shifts(self) -> None:
+        """Every pool's agents log in to their queue when the simulation starts and log out
+        when its days end: agent states for the demo (a pool serves around the clock, so
+        there is one shift; breaks are not modelled, as the pools would not know them)."""
+        start = datetime.combine(self.cfg.start, time(0), self.cfg.tz).timestamp()
+        end = self.survey_until
+        for queue, pool in self.pools.items():
+            channel = QUEUES[queue][0]
+            for idx in range(len(pool.free)):
+                agent = f"{queue}-a{idx:03d}"
+                who = {"contact_id": f"agent:{agent}", "case_id": f"agent:{agent}",
+                       "channel": channel, "customer_id": None, "n": 0, "queue": queue}  # fmt: skip
+                self._emit(start, "agent.state", who, agent_id=agent, state="available")
+                self._emit(end, "agent.state", who, agent_id=agent, state="offline")
+
     def events(self) -> Iterator[dict[str, Any]]:
         """All events, in event-time order."""
         self.later: list[tuple[float, int, str, dict[str, Any]]] = []
+        self._shifts()
         for d in range(self.cfg.days):
             day = self.cfg.start + timedelta(days=d)
             self._incident_events(day)

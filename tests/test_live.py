@@ -95,6 +95,7 @@ class Consumer:
         self.data = data
         self.committed = committed
         self.acked: dict[tuple[str, int], set[int]] = {tp: set() for tp in data}
+        self.owned: set[int] = set()
 
     def ack(self, tp: tuple[str, int], offset: int) -> Any:
         def done() -> None:
@@ -111,6 +112,7 @@ class Consumer:
     def run(
         self, rt: LiveRuntime, owned: set[int], rng: random.Random, stop_after: int | None = None
     ) -> int:
+        self.owned = owned
         pos = {tp: self.committed.get(tp, 0) for tp in self.data if tp[1] in owned}
         n = 0
         while True:
@@ -129,7 +131,11 @@ class Consumer:
                     return n
 
     def quiesce(self, rt: LiveRuntime) -> None:
-        """Everything read: each topic at its end, the input idle, a final tick."""
+        """Everything read: each topic at its end, the input idle, a final tick. As the app's
+        tick does, every assigned partition gets its engine, also one with nothing left to
+        read after a restart (restored from its checkpoint)."""
+        for p in sorted(self.owned):
+            rt.partition(p)
         for p in list(rt.owned):
             rt.set_caught_up(p, dict.fromkeys(INPUTS, True))
         rt.last_record = -1e9
