@@ -112,3 +112,19 @@ def test_the_summary_and_html_show_agents_and_the_mean_day(tmp_path: Path) -> No
     assert "## Agents" in md and "| a | 1 | 6.0 min |" in md and "| 20.0% |" in md
     html = render_html(rep)
     assert "Intraday, per queue (the mean day)" in html and "voice / billing: agents" in html
+
+
+def test_a_chat_agent_on_two_sessions_stays_busy_until_the_last_ends(tmp_path: Path) -> None:
+    log_ = Log()
+    log_.add(0, "agent.state", "agent:a", "chat", agent_id="a", state="available", queue="chat")
+    for c, start, end in (("k1", 100, 700), ("k2", 200, 400)):
+        log_.add(start - 10, "contact.started", c, "chat")
+        log_.add(start - 10, "queue.entered", c, "chat", queue="chat")
+        log_.add(start, "agent.connected", c, "chat", queue="chat", agent_id="a")
+        log_.add(end, "contact.ended", c, "chat", queue="chat", agent_id="a", ended_by="agent")
+        log_.add(end + 30, "wrapup.ended", c, "chat", queue="chat", agent_id="a")
+    log_.add(1000, "agent.state", "agent:a", "chat", agent_id="a", state="offline")
+    a = agent_row(replay_log(log_, tmp_path), "a")
+    assert a["agent_busy_seconds"]["count"] == 1 and a["agent_busy_seconds"]["mean"] == 600
+    assert a["agent_after_work_seconds"]["mean"] == 30
+    assert a["agent_available_seconds"]["mean"] == (100 + 270) / 2

@@ -46,11 +46,12 @@ class Agent:
     # True once the source reported a state: only then is the time between contacts known
     # (staffed or not); an agent seen only on contacts is left out of states and occupancy
     tracked: bool = False
+    on: int = 0  # contacts in progress (a chat agent may hold several): busy while > 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"tenant": self.tenant, "agent": self.agent, "state": self.state,
                 "since": self.since, "queues": dict(self.queues),
-                "tracked": self.tracked}  # fmt: skip
+                "tracked": self.tracked, "on": self.on}  # fmt: skip
 
 
 class AgentRules(Rule):
@@ -165,6 +166,7 @@ class AgentRules(Rule):
         a = self._agent(tenant, rec.agent_id, ts, "available")
         queue = rec.queue or (c.queue if c is not None else None)
         self._serve(a, queue, rec.channel, ts)
+        a.on = min(a.on + 1, 1000)
         self._move(a, "busy", ts)
 
     def _contact_agent(self, rec: w.Rec) -> Agent | None:
@@ -180,12 +182,14 @@ class AgentRules(Rule):
 
     def _on_contact_ended(self, rec: w.ContactEnded, ts: float) -> None:
         a = self._contact_agent(rec)
-        if a is not None and a.state == "busy":
-            self._move(a, "after_work", ts)
+        if a is not None:
+            a.on = max(0, a.on - 1)
+            if a.state == "busy" and not a.on:  # its last contact ended
+                self._move(a, "after_work", ts)
 
     def _on_wrapup_ended(self, rec: w.WrapupEnded, ts: float) -> None:
         a = self._contact_agent(rec)
-        if a is not None and a.state in ("busy", "after_work"):
+        if a is not None and not a.on and a.state in ("busy", "after_work"):
             self._move(a, "available", ts)
 
     # --- end and checkpoints -------------------------------------------------------------------
@@ -205,7 +209,7 @@ class AgentRules(Rule):
         self.in_state = {}
         for d in snap["agents"]:
             a = Agent(d["tenant"], d["agent"], d["state"], float(d["since"]), dict(d["queues"]),
-                      bool(d.get("tracked", False)))  # fmt: skip
+                      bool(d.get("tracked", False)), int(d.get("on", 0)))  # fmt: skip
             self.agents[(a.tenant, a.agent)] = a
             for queue in a.queues if a.tracked else ():
                 key = (self._labels(a, queue), a.state)
