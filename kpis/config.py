@@ -126,6 +126,13 @@ class EngineConfig(BaseModel):
         description="Length of the intraday intervals (report section 'intervals'); 0: the "
         "section is left out (a replay of a year need not pay for it).",
     )
+    agent_stretch_max_seconds: float = Field(
+        31 * DAY,
+        gt=0,
+        description="Longest time in one agent state that counts (replays' agent states); "
+        "beyond it a logout was never sent: the rest counts as offline, as data quality "
+        "agent_state_too_long (and the intervals it would spread over stay bounded).",
+    )
     survey_window_seconds: float = Field(
         14 * DAY,
         ge=0,

@@ -69,6 +69,8 @@ def agents_c(load: float, aht: float, t: float, goal: float) -> int:
         return 0
     if not 0 < goal < 1:
         raise ValueError("goal must be in (0, 1)")
+    if load >= MAX_AGENTS:  # refused before any work: a hostile count, not a queue
+        raise ValueError(f"more than {MAX_AGENTS} agents needed")
     n = max(1, math.floor(load) + 1)
     while service_level_c(n, load, aht, t) < goal:
         n += 1
@@ -88,6 +90,10 @@ class ErlangA:
 
 MAX_STEPS = 2_000_000
 """Uniformization steps at most (the threshold times the fastest rate, about)."""
+MAX_WAITING = 100_000
+"""Queue positions Erlang A follows at most; a load that queues more is not a queue."""
+MAX_WORK = 50_000_000
+"""Uniformization steps times queue positions at most: the cost of one service level."""
 
 TAIL_EPS = 1e-16
 """Queue positions are summed until a term adds less than this (relative) to the total."""
@@ -121,8 +127,8 @@ def erlang_a(n: int, load: float, aht: float, patience: float, t: float) -> Erla
         total += w
         if w < TAIL_EPS * total and n * mu + j * theta > lam:
             break
-        if j > 10_000_000:  # pragma: no cover - the terms fall off factorially
-            raise ValueError("Erlang A tail did not converge")
+        if j > MAX_WAITING:
+            raise ValueError(f"more than {MAX_WAITING} waiting: not a queue Erlang A can model")
     tail = total - 1.0  # sum_{j>=1} w_j
     norm = 1.0 + b * tail  # states 0..n weigh 1, states n+1.. weigh b * tail
     # P(arrival finds j waiting) for j >= 0: state n + j
@@ -150,7 +156,7 @@ def _served_within(found: list[float], nmu: float, theta: float, t: float) -> fl
     rate = nmu + (top + 1) * theta  # the largest exit rate: the uniformization constant
     x = rate * t
     k_max = int(x + 12 * math.sqrt(x) + 40)
-    if k_max > MAX_STEPS:
+    if k_max > MAX_STEPS or k_max * (top + 1) > MAX_WORK:
         raise ValueError("threshold too long for Erlang A (a deferred channel is not a queue)")
     up = [(nmu + i * theta) / rate for i in range(top + 1)]
     stay = [1.0 - u - theta / rate for u in up]
@@ -170,7 +176,7 @@ def _served_within(found: list[float], nmu: float, theta: float, t: float) -> fl
         w = math.exp(log_pk)
         poisson_seen += w
         out += w * served
-        if k > x and sum(p) < 1e-13:  # nothing left to be answered: the rest adds served
+        if sum(p) < 1e-13:  # nothing left to be answered: every later step adds `served`
             break
     # the Poisson mass not visited counts with the last served mass
     return out + max(0.0, 1.0 - poisson_seen) * served

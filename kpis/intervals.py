@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from kpis.catalogue import ALL, NO_LABEL
+from kpis.catalogue import ALL, KPI, NO_LABEL, ratio_value, ratio_values
 from kpis.erlang import agents_a, agents_c
 from kpis.interfaces import Labels
 from kpis.targets import Targets
@@ -111,17 +111,25 @@ def _scopes(labels: Labels) -> Iterator[Labels]:
 def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]]:
     """The report's ``intervals`` rows, per queue (tenant-wide, and per tenant) and interval."""
     width = sink.width
-    staffing: dict[tuple[float, ...], int] = {}  # a tenant's row often repeats the queue's
+    staffing: dict[tuple[float, ...], int | None] = {}  # a tenant's row repeats the queue's
 
-    def need(load: float, aht: float, threshold: float, goal: float, patience: float = 0) -> int:
+    def need(
+        load: float | None, aht: float | None, threshold: float, goal: float, patience: float = 0
+    ) -> int | None:
+        """Agents for the load (Erlang A with a patience, else C); None without a load, or
+        for one no queue has (kpis.erlang refuses it rather than compute without end)."""
+        if not load or not aht:
+            return None
         key = (load, aht, threshold, goal, patience)
-        found = staffing.get(key)
-        if found is None:
-            found = staffing[key] = (
-                agents_a(load, aht, patience, threshold, goal) if patience
-                else agents_c(load, aht, threshold, goal)
-            )  # fmt: skip
-        return found
+        if key not in staffing:
+            try:
+                staffing[key] = (
+                    agents_a(load, aht, patience, threshold, goal) if patience
+                    else agents_c(load, aht, threshold, goal)
+                )  # fmt: skip
+            except ValueError:
+                staffing[key] = None
+        return staffing[key]
 
     acc: dict[tuple[Labels, Key], dict[str, float]] = {}
     for (name, labels, key), n in sink.counts.items():
@@ -166,6 +174,8 @@ def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]
         f_aht = [p[2] for p in before if p[2] > 0]
         f_load = forecast * (sum(f_aht) / len(f_aht)) / width if forecast and f_aht else None
         past.append((day, float(offered), aht or 0.0))
+        required = need(load, aht, threshold, goal)
+        ratios = ratio_values(KPI, d)  # the catalogue's formulas, on the interval's counts
         # elapsed time from local midnight, not wall-clock arithmetic (a DST day)
         midnight = datetime.combine(date.fromordinal(day), time(0), sink.tz).timestamp()
         start = datetime.fromtimestamp(midnight + idx * width, sink.tz)
@@ -174,33 +184,28 @@ def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]
             "tenant": tenant, "channel": channel, "queue": queue,
             "offered": offered, "answered": answered, "abandoned": abandoned,
             "answered_in_sl": int(d.get("answered_in_sl", 0)),
-            "service_level": _ratio(d.get("answered_in_sl", 0), answered + abandoned),
+            "service_level": ratios["service_level"],
             "asa_seconds": _round(asa), "aht_seconds": _round(aht),
             "busy_agents": round(d.get("busy", 0.0) / width, 3),
             # from agent states; None where the source has none (not measured)
             "staffed_agents": round(d["staffed"] / width, 3) if staffed else None,
-            "occupancy": _ratio(d.get("busy", 0.0), d["staffed"]) if staffed else None,
+            "occupancy": ratio_value(d.get("busy", 0.0), d["staffed"]) if staffed else None,
             "service_level_seconds": threshold, "service_level_goal": goal,
-            "required_agents": need(load, aht, threshold, goal) if load and aht else None,
-            "required_agents_erlang_a": (
-                need(load, aht, threshold, goal, patience) if load and aht and patience else None
-            ),
+            "required_agents": required,
+            "required_agents_erlang_a": need(load, aht, threshold, goal, patience) if patience
+            else None,
             "staffing_gap": (
-                round(need(load, aht, threshold, goal) - d["staffed"] / width, 3)
-                if staffed and load and aht else None
+                round(required - d["staffed"] / width, 3)
+                if staffed and required is not None else None
             ),
             # survey answers about the interval's contacts (on the contact's start, however late)
-            "csat": _ratio(d.get("survey_csat_satisfied", 0), d.get("survey_csat_answers", 0)),
+            "csat": ratios["csat"],
             "forecast_offered": _round(forecast),
             "forecast_required_agents": (
-                need(f_load, sum(f_aht) / len(f_aht), threshold, goal) if f_load else None
+                need(f_load, sum(f_aht) / len(f_aht), threshold, goal) if f_aht else None
             ),
         })  # fmt: skip
     return rows
-
-
-def _ratio(num: float, den: float) -> float | None:
-    return round(num / den, 6) if den else None
 
 
 def _round(v: float | None) -> float | None:

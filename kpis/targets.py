@@ -18,16 +18,27 @@ The engine asks :meth:`Targets.of` per contact or case; answers are cached per k
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-if TYPE_CHECKING:
-    from kpis.config import EngineConfig
+
+class TargetSettings(Protocol):
+    """What :class:`Targets` reads of the engine's settings (:class:`kpis.config.EngineConfig`,
+    which imports this module's models: the settings are passed in, not imported)."""
+
+    @property
+    def targets(self) -> Sequence[TargetRule]: ...
+
+    @property
+    def calendars(self) -> Mapping[str, Calendar]: ...
+
+    def service_level(self, channel: str) -> float: ...
+
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _SPAN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
@@ -226,7 +237,7 @@ class Targets:
 
     MAX_CACHED = 4096
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: TargetSettings) -> None:
         self.config = config
         # most specific first; stable, so the file's order breaks ties
         self.rules = sorted(config.targets, key=lambda r: -r.specificity)

@@ -128,3 +128,17 @@ def test_a_chat_agent_on_two_sessions_stays_busy_until_the_last_ends(tmp_path: P
     assert a["agent_busy_seconds"]["count"] == 1 and a["agent_busy_seconds"]["mean"] == 600
     assert a["agent_after_work_seconds"]["mean"] == 30
     assert a["agent_available_seconds"]["mean"] == (100 + 270) / 2
+
+
+def test_a_login_decades_old_counts_a_bounded_stretch(tmp_path: Path) -> None:
+    """Hostile or lost logout: an agent logged in in 1995 and seen again in 2026. Its stretch
+    counts up to engine.agent_stretch_max_seconds (31 days), the rest as offline, as data
+    quality; the intervals it spreads over stay bounded (about 1,500, not half a million)."""
+    log_ = Log()
+    log_.add(-31 * 365 * 86400, "agent.state", "agent:a", agent_id="a", state="available",
+             queue="billing")  # fmt: skip
+    log_.add(0, "agent.state", "agent:a", agent_id="a", state="offline")
+    rep = replay_log(log_, tmp_path)
+    assert rep["data_quality"] == {"agent_state_too_long": 1}
+    assert agent_row(rep, "a")["agent_available_seconds"]["mean"] == 31 * 86400
+    assert 31 * 48 <= len([r for r in rep["intervals"] if r["tenant"] == ALL]) <= 31 * 48 + 1

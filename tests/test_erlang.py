@@ -138,3 +138,18 @@ def test_erlang_a_tends_to_erlang_c_and_needs_no_more_agents() -> None:
     assert 0.7 < over.abandon < 1.0 and 0.0 < over.service_level < 0.3
     assert erlang_a(5, 0.0, 180.0, 60.0, 20.0).service_level == 1.0
     assert agents_a(0.0, 180.0, 60.0, 20.0, 0.8) == 0
+
+
+def test_loads_no_queue_has_are_refused_at_once_not_computed() -> None:
+    """A hostile interval (a million offered contacts) ends as an answer or a ValueError in a
+    bounded time; the report then says None (kpis.intervals)."""
+    for call in (
+        lambda: agents_c(1e6, 300.0, 20.0, 0.8),
+        lambda: erlang_a(10, 1e6, 300.0, 1e6, 20.0),  # patient customers, a huge queue
+        lambda: agents_a(2e5, 300.0, 240.0, 20.0, 0.8),
+    ):
+        with pytest.raises(ValueError):
+            call()
+    # a month's threshold: everyone answered is answered within it (the early stop at work)
+    month = erlang_a(50, 45.0, 300.0, 240.0, 86_400.0 * 30)
+    assert month.service_level == pytest.approx(1.0 - month.abandon, abs=1e-6)

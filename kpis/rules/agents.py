@@ -100,10 +100,15 @@ class AgentRules(Rule):
         each queue it serves), and start the next stretch there."""
         spent = ts - a.since
         if a.tracked and spent > 0 and a.state != "offline":
-            self.sink.observe(f"agent_{a.state}_seconds", (a.tenant, a.agent), ts, spent)
+            end = ts
+            cap = self.config.agent_stretch_max_seconds
+            if spent > cap:  # a logout never sent: the rest counts as offline
+                self.sink.count("dq_agent_state_too_long", (a.tenant, NO_LABEL, NO_LABEL), ts)
+                spent, end = cap, a.since + cap
+            self.sink.observe(f"agent_{a.state}_seconds", (a.tenant, a.agent), end, spent)
             if a.state in STAFFED:
                 for queue in a.queues:
-                    self.sink.observe("agent_staffed_seconds", self._labels(a, queue), ts, spent)
+                    self.sink.observe("agent_staffed_seconds", self._labels(a, queue), end, spent)
         a.since = ts
 
     def _move(self, a: Agent, state: str, ts: float) -> None:
