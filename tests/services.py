@@ -168,10 +168,16 @@ class Worker(Service):
         return orjson.loads(self.get(path))
 
     def consumed(self) -> float:
+        """Records consumed so far; 0 while the worker is too busy with a backlog to answer a
+        scrape within the client's timeout (callers poll until a deadline)."""
         from prometheus_client.parser import text_string_to_metric_families
 
+        try:
+            text = self.get("/metrics").decode()
+        except TimeoutError:
+            return 0.0
         total = 0.0
-        for fam in text_string_to_metric_families(self.get("/metrics").decode()):
+        for fam in text_string_to_metric_families(text):
             for s in fam.samples:
                 if s.name == "cc_events_consumed_total":
                     total += s.value
