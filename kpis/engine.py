@@ -21,7 +21,7 @@ from kpis.clock import TimePolicy
 from kpis.config import EngineConfig
 from kpis.core import SNAPSHOT_VERSION, EventCore, TickListener, Timer
 from kpis.interfaces import KpiSink, Labels
-from kpis.rules.agents import AgentRules
+from kpis.rules.agents import FACT_TYPES, AgentFacts, AgentRules, FactSink
 from kpis.rules.base import Rule, RuleContext
 from kpis.rules.callbacks import CallbackRules
 from kpis.rules.cases import CaseRules, provisional
@@ -31,7 +31,7 @@ from kpis.rules.platform import PlatformRules
 from kpis.rules.surveys import SurveyRules
 from kpis.targets import Targets
 
-__all__ = ["SNAPSHOT_VERSION", "Engine"]
+__all__ = ["SNAPSHOT_VERSION", "AgentEngine", "Engine"]
 
 
 class Engine:
@@ -45,12 +45,16 @@ class Engine:
         batch: int = 256,
         auto_watermark: bool = True,
         agent_states: bool = False,
+        agent_facts: FactSink | None = None,
     ) -> None:
         """``batch`` and ``auto_watermark``: see :class:`kpis.core.EventCore`.
 
         ``agent_states``: keep agents' states (:mod:`kpis.rules.agents`). Only an engine that
         sees every contact of an agent can: a replay's single engine, not a live partition's
-        (partitions split contacts by case, and an agent works on all of them)."""
+        (partitions split contacts by case, and an agent works on all of them).
+        ``agent_facts``: a live partition's engine sends the agent facts of its contacts there
+        instead (:class:`kpis.rules.agents.AgentFacts`), for an :class:`AgentEngine` keyed by
+        agent."""
         self.config = config
         self.sink = sink
         self.policy = TimePolicy.of(config)
@@ -62,7 +66,9 @@ class Engine:
         self.contacts = ContactRules(ctx, self.cases, self.ivr)
         self.callbacks = CallbackRules(ctx, self.contacts.contacts)
         self.surveys = SurveyRules(ctx, self.contacts.contacts, self.cases)
-        self.agents = AgentRules(ctx, self.contacts.contacts)
+        self.agents = AgentRules(ctx)
+        out = self.agents.apply if agent_states else agent_facts
+        facts = (AgentFacts(ctx, self.contacts.contacts, out),) if out is not None else ()
         self.platform = PlatformRules(ctx)
         # The order in which a replay's end settles the domains and a checkpoint lists them;
         # handlers of one event type registered by several rules run in this order too.
@@ -70,12 +76,15 @@ class Engine:
             self.cases,
             self.callbacks,
             self.surveys,  # before the contact rules: it reads a contact as it ends
-            *((self.agents,) if agent_states else ()),  # likewise
+            *facts,  # likewise (its state machine keeps its own order)
             self.contacts,
             self.ivr,
             self.platform,
+            *((self.agents,) if agent_states else ()),  # its end and checkpoint
         )
         for rule in self.rules:
+            if rule is self.agents:
+                continue  # fed by AgentFacts
             for event_type, handler in rule.handlers().items():
                 core.on(event_type, handler)
             for kind, on_due in rule.timers().items():
@@ -149,3 +158,50 @@ class Engine:
             rule.restore(snap)
             timers.extend(rule.pending_timers())
         self.core.restore(snap, timers)
+
+
+class AgentEngine:
+    """The agents' state machine (:class:`kpis.rules.agents.AgentRules`) on its own event-time
+    core, for agent facts that come from several engines (a live worker's partitions, each
+    publishing the facts of its contacts keyed by agent).
+
+    Its driver moves the watermark (``auto_watermark`` off): to the slowest source's, so that
+    a fact is processed only once every source has passed its time, in the core's (time, type,
+    event id) order, which is the order a replay's single engine processes the same facts in.
+    A fact published twice (a source partition restored from a checkpoint) is a ``duplicate``.
+    """
+
+    def __init__(self, config: EngineConfig, sink: KpiSink) -> None:
+        self.config = config
+        self.sink = sink
+        self.policy = TimePolicy.of(config)
+        self.core = core = EventCore(self.policy, batch=1 << 30, auto_watermark=False)
+        ctx = RuleContext(config, sink, core.schedule, Targets(config))
+        self.agents = AgentRules(ctx)
+        for event_type in FACT_TYPES:
+            core.on(event_type, self.agents.handlers()[event_type])
+        self.ingest = core.ingest
+        self.advance = core.advance
+        self.flush = core.flush
+
+    @property
+    def watermark(self) -> float:
+        return self.core.watermark
+
+    def on_tick(self, every: float, listener: TickListener) -> None:
+        self.core.on_tick(every, listener)
+
+    def in_state(self) -> dict[tuple[Labels, str], int]:
+        """Agents per (queue labels, state) now."""
+        return self.agents.in_state
+
+    def snapshot(self, *, objects: bool = False) -> dict[str, Any]:
+        snap = self.core.snapshot(objects=objects)
+        snap.update(self.agents.snapshot(objects))
+        return snap
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        if snap.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"snapshot version {snap.get('version')!r} is not {SNAPSHOT_VERSION}")
+        self.agents.restore(snap)
+        self.core.restore(snap, [])

@@ -21,9 +21,11 @@ Memory: one entry per agent seen (agents are a bounded population).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from kpis import wire as w
 from kpis.core import Handler
@@ -54,23 +56,83 @@ class Agent:
                 "tracked": self.tracked, "on": self.on}  # fmt: skip
 
 
-class AgentRules(Rule):
-    name = "agents"
+FactSink = Callable[[w.Rec, float], None]
+"""Where :class:`AgentFacts` sends the agent facts it resolves (``fact(record, event_time)``)."""
+FACT_TYPES = ("agent.state", "agent.connected", "contact.ended", "wrapup.ended")
 
-    def __init__(self, ctx: RuleContext, contacts: dict[str, ContactState]) -> None:
+
+class AgentFacts(Rule):
+    """The contacts' side of agent states, in an engine that sees contacts: each event that
+    moves an agent's state, with the agent, tenant and queue it concerns filled in from the
+    contact (a ``contact.ended`` names no agent; the contact's open part does), as a *fact*.
+
+    A replay's engine hands the facts straight to its :class:`AgentRules`; a live partition
+    (whose engine sees only its own cases' contacts) publishes them keyed by agent, so one
+    agent engine sees all of an agent's facts (streams.agents). Either way the state machine
+    sees the same facts in the same order (the core's (time, type, event id) order), so live
+    and replay agree."""
+
+    name = "agent-facts"
+
+    def __init__(self, ctx: RuleContext, contacts: dict[str, ContactState], out: FactSink) -> None:
         super().__init__(ctx)
-        self.agents: dict[tuple[str, str], Agent] = {}
-        self.in_state: dict[tuple[Labels, str], int] = {}  # (queue labels, state) -> agents
         self._contacts = contacts
+        self._out = out
 
     def handlers(self) -> Mapping[str, Handler]:
         # contact.ended before the contact rules: the contact's agent is still on it
         return {
-            "agent.state": self._on_state,
+            "agent.state": self._out,
             "agent.connected": self._on_connected,
-            "contact.ended": self._on_contact_ended,
-            "wrapup.ended": self._on_wrapup_ended,
+            "contact.ended": self._on_contact,
+            "wrapup.ended": self._on_contact,
         }
+
+    def _on_connected(self, rec: w.AgentConnected, ts: float) -> None:
+        c = self._contacts.get(rec.contact_id)
+        if c is not None and (rec.tenant is None or rec.queue is None):
+            tenant = rec.tenant or (c.tenant if c.tenant != NO_LABEL else None)
+            queue = rec.queue or (c.queue if c.queue != NO_LABEL else None)
+            rec = msgspec.structs.replace(rec, tenant=tenant, queue=queue)
+        self._out(rec, ts)
+
+    def _on_contact(self, rec: w.ContactEnded | w.WrapupEnded, ts: float) -> None:
+        agent = rec.agent_id
+        c = self._contacts.get(rec.contact_id)
+        if agent is None and c is not None and c.segments:
+            open_ = [seg.agent for seg in c.segments if seg.left is None]
+            agent = open_[0] if open_ else c.segments[0].agent  # as the contact rules match
+        if agent is None:
+            return
+        tenant = rec.tenant or (c.tenant if c is not None and c.tenant != NO_LABEL else None)
+        if agent != rec.agent_id or tenant != rec.tenant:
+            rec = msgspec.structs.replace(rec, agent_id=agent, tenant=tenant)
+        self._out(rec, ts)
+
+
+class AgentRules(Rule):
+    """The agents' state machine, on agent facts (:class:`AgentFacts`): the contact's agent,
+    tenant and queue are filled in."""
+
+    name = "agents"
+
+    def __init__(self, ctx: RuleContext) -> None:
+        super().__init__(ctx)
+        self.agents: dict[tuple[str, str], Agent] = {}
+        self.in_state: dict[tuple[Labels, str], int] = {}  # (queue labels, state) -> agents
+        self._by_type: dict[type[w.Rec], Handler] = {
+            w.AgentState: self._on_state,
+            w.AgentConnected: self._on_connected,
+            w.ContactEnded: self._on_contact_ended,
+            w.WrapupEnded: self._on_wrapup_ended,
+        }
+
+    def handlers(self) -> Mapping[str, Handler]:
+        return {t: h for t, h in zip(FACT_TYPES, self._by_type.values(), strict=True)}
+
+    def apply(self, rec: w.Rec, ts: float) -> None:
+        """One fact, in processing order (a replay's :class:`AgentFacts` calls this)."""
+        self._by_type[rec.__class__](rec, ts)
 
     # --- the state machine ---------------------------------------------------------------------
 
@@ -166,24 +228,15 @@ class AgentRules(Rule):
             self._serve(a, queue, rec.channel, ts)
 
     def _on_connected(self, rec: w.AgentConnected, ts: float) -> None:
-        c = self._contacts.get(rec.contact_id)
-        tenant = rec.tenant or (c.tenant if c is not None else NO_LABEL)
-        a = self._agent(tenant, rec.agent_id, ts, "available")
-        queue = rec.queue or (c.queue if c is not None else None)
-        self._serve(a, queue, rec.channel, ts)
+        a = self._agent(rec.tenant or NO_LABEL, rec.agent_id, ts, "available")
+        self._serve(a, rec.queue, rec.channel, ts)
         a.on = min(a.on + 1, 1000)
         self._move(a, "busy", ts)
 
     def _contact_agent(self, rec: w.Rec) -> Agent | None:
-        agent = rec.agent_id
-        c = self._contacts.get(rec.contact_id)
-        if agent is None and c is not None and c.segments:
-            open_ = [seg.agent for seg in c.segments if seg.left is None]
-            agent = open_[0] if open_ else c.segments[0].agent  # as the contact rules match
-        if agent is None:
+        if rec.agent_id is None:
             return None
-        tenant = rec.tenant or (c.tenant if c is not None else NO_LABEL)
-        return self.agents.get((tenant, agent))
+        return self.agents.get((rec.tenant or NO_LABEL, rec.agent_id))
 
     def _on_contact_ended(self, rec: w.ContactEnded, ts: float) -> None:
         a = self._contact_agent(rec)
