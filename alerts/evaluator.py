@@ -28,16 +28,24 @@ import orjson
 from alerts.rules import (
     ComponentDownRule,
     CountRule,
+    NoAgentsRule,
     OldestWaitRule,
     RatioRule,
     RulesConfig,
     SilenceRule,
+    StaffingGapRule,
 )
 from kpis.catalogue import label_names
+from kpis.erlang import agents_c
 from kpis.interfaces import Labels
 from kpis.targets import Targets
 
 QueueView = Callable[[float], dict[Labels, tuple[int, float]]]
+StaffView = Callable[[], dict[tuple[Labels, str], int]]
+"""Agents per (queue labels, state) at the tick being evaluated."""
+STAFFED = ("available", "busy", "after_work")
+DEFAULT_GOAL = 0.8
+STAFFING_SERIES = ("queued", "handle_seconds", "handle_seconds:sum")
 QUEUE_LABELS = ("tenant", "channel", "queue")
 STATUS_LABELS = ("tenant", "component")
 
@@ -95,12 +103,14 @@ class AlertLogic:
         sink: AlertSink,
         queue_view: QueueView | None = None,
         targets: Targets | None = None,
+        staff_view: StaffView | None = None,
     ) -> None:
         """``targets``: the engine's queue targets, for rules whose threshold is the queue's
         own (``threshold_target``); without them those rules use their ``threshold``."""
         self.config = config
         self.sink = sink
         self.queue_view = queue_view
+        self.staff_view = staff_view
         self.targets = targets
         interval = config.evaluation_interval_seconds
         self._rules = [(n, r) for n, r in config.rules.items() if r.enabled]
@@ -125,7 +135,18 @@ class AlertLogic:
                 channel_at = rule.by.index("channel") if "channel" in rule.by else None
                 keep = rule.channels if channel_at is not None else None
                 self._plans[name] = _Plan(rule, length, per_window, channel_at, keep)
-        self.series = frozenset([*self._routes, "system_status"])
+        # staffing rules: per rule, the window's (queued, handled parts, handle seconds) per
+        # queue, one entry per interval (see _StaffWindow)
+        self._staffing = {
+            n: max(1, math.ceil(r.window_seconds / interval))
+            for n, r in self._rules
+            if isinstance(r, StaffingGapRule)
+        }
+        self._staff_windows: dict[str, dict[Labels, _StaffWindow]] = {n: {} for n in self._staffing}
+        self.required: dict[Labels, tuple[int | None, int]] = {}
+        """Per queue at the last tick, for staffing rules: (agents needed, agents staffed)."""
+        staffing = STAFFING_SERIES if self._staffing else ()
+        self.series = frozenset([*self._routes, "system_status", *staffing])
         """The engine series this logic reads (a :class:`kpis.interfaces.Tee` filters on it)."""
         self._windows: dict[str, dict[Labels, _Window]] = {n: {} for n, _ in self._rules}
         self._status: dict[Labels, float] = {}
@@ -158,6 +179,14 @@ class AlertLogic:
 
     def add(self, name: str, labels: Labels, n: float) -> None:
         """``n`` observations of series ``name`` in the interval being filled."""
+        if self._staffing and name in STAFFING_SERIES:
+            slot = STAFFING_SERIES.index(name)
+            for rule, length in self._staffing.items():
+                queues = self._staff_windows[rule]
+                sw = queues.get(labels)
+                if sw is None:
+                    sw = queues[labels] = _StaffWindow(length)
+                sw.cur[slot] += n
         routes = self._routes.get(name)
         if routes is None:
             return
@@ -180,7 +209,9 @@ class AlertLogic:
                 w.evidence.append(evidence)
 
     def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:
-        return None
+        if self._staffing and name == "handle_seconds":
+            self.add(name, labels, 1.0)
+            self.add("handle_seconds:sum", labels, value)
 
     def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None:
         if name == "system_status":
@@ -216,6 +247,10 @@ class AlertLogic:
                     for labels, (_, age) in view.items()
                     if rule.channels is None or labels[1] in rule.channels
                 }
+            elif isinstance(rule, NoAgentsRule):
+                results = self._no_agents(rule, at)
+            elif isinstance(rule, StaffingGapRule):
+                results = self._staffing_gap(name, rule, at)
             elif isinstance(rule, ComponentDownRule):
                 results = {
                     labels: (value == 0.0, value, STATUS_LABELS)
@@ -242,6 +277,9 @@ class AlertLogic:
         threshold (:meth:`wait_conditions`); the alert stage jumps over them."""
         if self._since or self._clear:
             return False
+        for windows in self._staff_windows.values():
+            if windows:  # a window that still holds contacts changes what is needed
+                return False
         plans = self._plans
         for name, groups in self._windows.items():
             if not groups:
@@ -318,6 +356,66 @@ class AlertLogic:
                 del windows[group]
         return out
 
+    def _staff(self) -> dict[Labels, dict[str, int]]:
+        """Agents per queue and state, for queues where agent states are reported."""
+        out: dict[Labels, dict[str, int]] = {}
+        if self.staff_view is not None:
+            for (labels, state), n in self.staff_view().items():
+                out.setdefault(labels, {})[state] = n
+        return out
+
+    def _no_agents(
+        self, rule: NoAgentsRule, at: float
+    ) -> dict[Labels, tuple[bool, float, tuple[str, ...]]]:
+        view = self.queue_view(at) if self.queue_view is not None else {}
+        staff = self._staff()
+        out: dict[Labels, tuple[bool, float, tuple[str, ...]]] = {}
+        for labels, (n, _) in view.items():
+            states = staff.get(labels)
+            if states is None or (rule.channels is not None and labels[1] not in rule.channels):
+                continue  # no agent states for this queue: not measured
+            serving = states.get("available", 0) + states.get("busy", 0)
+            out[labels] = (n > 0 and serving == 0, float(n), QUEUE_LABELS)
+        return out
+
+    def _staffing_gap(
+        self, name: str, rule: StaffingGapRule, at: float
+    ) -> dict[Labels, tuple[bool, float, tuple[str, ...]]]:
+        """Agents needed for the window's load (Erlang C) against agents staffed now."""
+        windows = self._staff_windows[name]
+        view = self.queue_view(at) if self.queue_view is not None else {}
+        staff = self._staff()
+        out: dict[Labels, tuple[bool, float, tuple[str, ...]]] = {}
+        quiet = []
+        for labels, sw in windows.items():
+            queued, parts, seconds = sw.push()
+            if not queued and not parts:
+                quiet.append(labels)
+            states = staff.get(labels)
+            if states is None or (rule.channels is not None and labels[1] not in rule.channels):
+                continue
+            staffed = sum(states.get(s, 0) for s in STAFFED)
+            needed: int | None = None
+            if queued and parts and seconds > 0:
+                aht = seconds / parts
+                tenant, channel, queue = labels
+                t = self.targets.of(tenant, channel, queue) if self.targets is not None else None
+                threshold = t.service_level_seconds if t is not None else 20.0
+                goal = (t.service_level_goal if t is not None else None) or DEFAULT_GOAL
+                try:
+                    needed = agents_c(queued * aht / rule.window_seconds, aht, threshold, goal)
+                except ValueError:  # a load no queue has (kpis.erlang refuses it)
+                    needed = None
+            self.required[labels] = (needed, staffed)
+            waiting = view.get(labels, (0, 0.0))[0]
+            gap = (needed - staffed) if needed is not None else 0
+            out[labels] = (waiting > 0 and gap >= rule.threshold, float(gap), QUEUE_LABELS)
+        for labels in quiet:  # nothing in the window and not alerting: forget it
+            if (name, labels) not in self._active and (name, labels) not in self._since:
+                del windows[labels]
+                self.required.pop(labels, None)
+        return out
+
     def _target_threshold(self, rule: RatioRule, group: Labels, default: float) -> float:
         assert self.targets is not None
         by = rule.by
@@ -389,6 +487,11 @@ class AlertLogic:
                 for name, groups in sorted(self._windows.items())
                 for group, w in sorted(groups.items())
             ],
+            "staffing": [
+                [name, list(group), w.to_list()]
+                for name, groups in sorted(self._staff_windows.items())
+                for group, w in sorted(groups.items())
+            ],
             "status": [[list(k), v] for k, v in sorted(self._status.items())],
             "active": [[*key(k), v.to_dict()] for k, v in sorted(self._active.items())],
             "since": [[*key(k), v] for k, v in sorted(self._since.items())],
@@ -402,10 +505,51 @@ class AlertLogic:
             self._windows[name][tuple(group)] = _Window.from_list(
                 data, plan.length, self.config.evidence_limit, plan.per_window
             )
+        self._staff_windows = {n: {} for n in self._staffing}
+        for name, group, data in snap.get("staffing", []):
+            if name in self._staffing:
+                self._staff_windows[name][tuple(group)] = _StaffWindow.from_list(
+                    data, self._staffing[name]
+                )
         self._status = {tuple(k): float(v) for k, v in snap["status"]}
         self._active = {(r, tuple(g)): Alert(**v) for r, g, v in snap["active"]}
         self._since = {(r, tuple(g)): float(v) for r, g, v in snap["since"]}
         self._clear = {(r, tuple(g)): float(v) for r, g, v in snap["clear"]}
+
+
+class _StaffWindow:
+    """A staffing rule's window for one queue: per interval (queued, handled parts, handle
+    seconds), with running sums."""
+
+    __slots__ = ("cur", "hist", "length")
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self.cur = [0.0, 0.0, 0.0]
+        self.hist: deque[tuple[float, float, float]] = deque()
+
+    def push(self) -> tuple[float, float, float]:
+        """Close the current interval into the window; the window's sums (summed afresh: a
+        window is tens of intervals, and an emptied one sums to exactly zero)."""
+        self.hist.append((self.cur[0], self.cur[1], self.cur[2]))
+        if len(self.hist) > self.length:
+            self.hist.popleft()
+        self.cur = [0.0, 0.0, 0.0]
+        return (
+            sum(h[0] for h in self.hist),
+            sum(h[1] for h in self.hist),
+            sum(h[2] for h in self.hist),
+        )
+
+    def to_list(self) -> list[Any]:
+        return [self.cur, [list(h) for h in self.hist]]
+
+    @classmethod
+    def from_list(cls, data: list[Any], length: int) -> _StaffWindow:
+        w = cls(length)
+        w.cur = [float(x) for x in data[0]]
+        w.hist = deque((float(a), float(b), float(c)) for a, b, c in data[1][-length:])
+        return w
 
 
 @dataclass(frozen=True)

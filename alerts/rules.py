@@ -155,8 +155,33 @@ class SilenceRule(_Rule):
     min_expected: float = Field(gt=0)
 
 
+class NoAgentsRule(_Rule):
+    """Contacts wait in a queue and none of the agents serving it is available or on a
+    contact (all away, in after-contact work or logged out). Only where the source reports
+    agent states (a queue without them is not measured)."""
+
+    kind: Literal["no_agents"] = "no_agents"
+
+
+class StaffingGapRule(_Rule):
+    """The agents staffed on a queue (available, busy, after-contact work) fall short of the
+    agents its recent load needs by at least ``threshold``, while contacts wait. Needed: Erlang
+    C for the window's offered contacts and handle time, to the queue's service-level target
+    (engine.targets; 80 % within its threshold where none is set)."""
+
+    kind: Literal["staffing_gap"] = "staffing_gap"
+    window_seconds: float = Field(gt=0)
+    threshold: float = Field(gt=0, description="Agents short.")
+
+
 Rule = Annotated[
-    CountRule | RatioRule | OldestWaitRule | ComponentDownRule | SilenceRule,
+    CountRule
+    | RatioRule
+    | OldestWaitRule
+    | ComponentDownRule
+    | SilenceRule
+    | NoAgentsRule
+    | StaffingGapRule,
     Field(discriminator="kind"),
 ]
 
@@ -231,6 +256,17 @@ DEFAULT_RULES: dict[str, Rule] = {
         by=("tenant", "channel", "queue"), window_seconds=240 * M, threshold=0.7,
         direction="below", min_volume=20, for_seconds=30 * M, keep_firing_seconds=60 * M,
         summary="CSAT {value:.0%} in queue {queue} ({channel}) over the answers of 4 h",
+    ),
+    "no_agents_available": NoAgentsRule(
+        for_seconds=2 * M, keep_firing_seconds=5 * M, severity="critical", channels=REAL_TIME,
+        summary="{value:g} contacts wait in queue {queue} ({channel}) and no agent serving it "
+        "is available or on a contact",
+    ),
+    "staffing_gap": StaffingGapRule(
+        window_seconds=30 * M, threshold=1, for_seconds=15 * M, keep_firing_seconds=10 * M,
+        channels=REAL_TIME,
+        summary="Queue {queue} ({channel}) is {value:g} agents short of what the last 30 min "
+        "of contacts need, and contacts wait",
     ),
     "callbacks_breaching": CountRule(
         series="callbacks_breached", by=("tenant",), window_seconds=60 * M, threshold=3,
@@ -309,7 +345,8 @@ def check(path: Path) -> list[str]:
         out = []
         for err in exc.errors(include_url=False):
             where = ".".join(str(p) for p in err["loc"] if p not in ("count", "ratio", "silence",
-                             "oldest_wait", "component_down"))  # fmt: skip
+                             "oldest_wait", "component_down", "no_agents",
+                             "staffing_gap"))  # fmt: skip
             out.append(f"{path}: {where or 'file'}: {err['msg']}")
         return out
     except ValueError as exc:

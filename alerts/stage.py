@@ -48,6 +48,8 @@ class Interval:
     # the oldest one's queue entry, per queue, so the view at any tick of the run is exact.
     quiet_after: float | None = None
     entered: dict[Labels, tuple[int, float]] = field(default_factory=dict)
+    # agents per queue and state at ``at`` (an agent engine's; the same through a quiet run)
+    staff: dict[tuple[Labels, str], int] = field(default_factory=dict)
     # the plain form of a closed interval, kept: live workers publish it every tick until the
     # centre has evaluated it (a closed interval never changes)
     _plain: list[Any] | None = field(default=None, compare=False, repr=False)
@@ -67,9 +69,11 @@ class Interval:
             [[ts, list(lb), v] for ts, lb, v in self.status],
             [[list(lb), n, age] for lb, (n, age) in sorted(self.waiting.items())],
         ]
-        if self.quiet_after is not None:
+        if self.quiet_after is not None or self.staff:
             plain.append(self.quiet_after)
             plain.append([[list(lb), n, e] for lb, (n, e) in sorted(self.entered.items())])
+        if self.staff:
+            plain.append([[list(lb), st, n] for (lb, st), n in sorted(self.staff.items())])
         return plain
 
     @classmethod
@@ -83,9 +87,11 @@ class Interval:
             [(float(ts), tuple(lb), float(v)) for ts, lb, v in status],
             {tuple(lb): (int(n), float(age)) for lb, n, age in waiting},
         )
-        if len(data) > 6:  # a quiet run
+        if len(data) > 6 and data[6] is not None:  # a quiet run
             interval.quiet_after = float(data[6])
             interval.entered = {tuple(lb): (int(n), float(e)) for lb, n, e in data[7]}
+        if len(data) > 8:
+            interval.staff = {(tuple(lb), str(st)): int(n) for lb, st, n in data[8]}
         return interval
 
     def view_at(self, at: float) -> dict[Labels, tuple[int, float]]:
@@ -106,6 +112,8 @@ class IntervalRecorder:
         # contacts waiting and the oldest entry per queue (kpis.engine.Engine.waiting_entries),
         # for quiet runs
         self.queue_entries: Callable[[], dict[Labels, tuple[int, float]]] | None = None
+        # agents per (queue, state) now (kpis.engine.AgentEngine.in_state), for staffing rules
+        self.staff_view: Callable[[], dict[tuple[Labels, str], int]] | None = None
         self.closed: list[Interval] = []
         self._cur = Interval(0.0, partition)
         self.last_tick: float | None = None
@@ -119,7 +127,12 @@ class IntervalRecorder:
             self._cur.evidence.append((ts, name, labels, evidence))
 
     def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:
-        return None
+        # durations a rule reads (staffing: handle time): how many, and their sum
+        counts = self._cur.counts
+        key = (name, labels)
+        counts[key] = counts.get(key, 0.0) + 1.0
+        key = (name + ":sum", labels)
+        counts[key] = counts.get(key, 0.0) + value
 
     def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None:
         if name == "system_status":
@@ -133,13 +146,22 @@ class IntervalRecorder:
         cur.at = at
         if self.queue_view is not None:
             cur.waiting = self.queue_view(at)
+        staff = self._staff()
+        cur.staff = staff
         self.closed.append(cur)
         self.last_tick = at
         self._cur = Interval(0.0, self.partition)
         if last is not None and last > at:
             entries = self.queue_entries() if self.queue_entries is not None else {}
-            self.closed.append(Interval(last, self.partition, quiet_after=at, entered=entries))
+            self.closed.append(
+                Interval(last, self.partition, quiet_after=at, entered=entries, staff=staff)
+            )
             self.last_tick = last
+
+    def _staff(self) -> dict[tuple[Labels, str], int]:
+        if self.staff_view is None:
+            return {}
+        return {k: n for k, n in self.staff_view().items() if n}
 
     def take(self) -> list[Interval]:
         """The intervals closed since the last call."""
@@ -181,6 +203,15 @@ def merged_waiting(intervals: Iterable[Interval]) -> dict[Labels, tuple[int, flo
     return waiting
 
 
+def merged_staff(intervals: Iterable[Interval]) -> dict[tuple[Labels, str], int]:
+    """The centre's agents per queue and state: each agent engine holds its own agents."""
+    staff: dict[tuple[Labels, str], int] = {}
+    for i in intervals:
+        for key, n in i.staff.items():
+            staff[key] = staff.get(key, 0) + n
+    return staff
+
+
 def passed(watermark: float, every: float) -> float:
     """The last tick an engine at ``watermark`` has closed (or would have, had it seen events):
     ticks fire once the watermark is beyond them, so every multiple of ``every`` below it."""
@@ -203,7 +234,7 @@ class AlertStage:
         self.config = config
         self.every = config.evaluation_interval_seconds
         self.partitions = frozenset(partitions)
-        self.logic = AlertLogic(config, sink, self._view, targets)
+        self.logic = AlertLogic(config, sink, self._view, targets, self._staff_view)
         self.series = self.logic.series
         self.evaluated_to: float | None = None
         self.jump = True  # over a quiet stretch once steady (False: evaluate every tick)
@@ -211,9 +242,13 @@ class AlertStage:
         # quiet runs per partition, by their last tick (see Interval.quiet_after)
         self._quiet: dict[int, dict[float, Interval]] = {}
         self._waiting: dict[Labels, tuple[int, float]] = {}
+        self._staff: dict[tuple[Labels, str], int] = {}
 
     def _view(self, at: float) -> dict[Labels, tuple[int, float]]:
         return self._waiting
+
+    def _staff_view(self) -> dict[tuple[Labels, str], int]:
+        return self._staff
 
     def recorder(self, partition: int, queue_view: QueueView | None = None) -> IntervalRecorder:
         return IntervalRecorder(self.series, partition, queue_view)
@@ -239,7 +274,7 @@ class AlertStage:
             at, partition = data[0], data[1]
             if done is not None and at <= done:
                 continue
-            if len(data) > 6:  # a quiet run
+            if len(data) > 6 and data[6] is not None:  # a quiet run
                 if at not in quiet.get(partition, ()):
                     quiet.setdefault(partition, {})[at] = Interval.from_list(data)
             elif partition not in pending.get(at, ()):
@@ -329,7 +364,9 @@ class AlertStage:
             for last, run in runs.items():
                 after = run.quiet_after
                 if after is not None and after < at <= last:
-                    out[partition] = Interval(at, partition, waiting=run.view_at(at))
+                    out[partition] = Interval(
+                        at, partition, waiting=run.view_at(at), staff=run.staff
+                    )
                     break
         return out
 
@@ -350,6 +387,7 @@ class AlertStage:
             evidence = one.evidence
             status = one.status
             self._waiting = one.waiting
+            self._staff = one.staff
         else:
             intervals = [parts[p] for p in sorted(parts)]
             counts = {}
@@ -360,6 +398,7 @@ class AlertStage:
             status = [s for i in intervals for s in i.status]
             waiting = merged_waiting(intervals)
             self._waiting = waiting
+            self._staff = merged_staff(intervals)
         if counts:
             for (name, labels), n in sorted(counts.items()):
                 logic.add(name, labels, n)

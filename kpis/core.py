@@ -218,6 +218,10 @@ class EventCore:
     def schedule(self, when: float, kind: int, key: str) -> None:
         heapq.heappush(self._timers, (when, kind, key))
 
+    def holding(self) -> int:
+        """How many accepted events wait in the reorder buffer."""
+        return len(self._tail) + len(self._heap)
+
     def buffered(self) -> list[tuple[Rec, float]]:
         """Accepted events the watermark has not reached yet, in processing order."""
         return [(item[3], item[0]) for item in sorted([*self._tail, *self._heap])]

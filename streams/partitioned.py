@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import orjson
-from aiokafka.partitioner import murmur2
 
 from alerts.rules import RulesConfig
 from alerts.stage import IntervalRecorder, passed, series_of
@@ -34,22 +33,14 @@ from kpis.decode import Decoder, Rejection
 from kpis.engine import Engine
 from kpis.interfaces import KpiSink, Labels, Tee
 from kpis.wire import TYPE_OF, Rec
+from streams.agents import AgentPartition, Outgoing, encode_fact, encode_mark
+from streams.routing import key_of, partition_of
 from streams.sinks.metrics import MetricsSink
 from streams.sinks.readmodel import DOC_VERSION, finite
 
 CHECKPOINT_VERSION = 1
 UNSEEN_TOPIC_GRACE = 10_000
 _INF = float("inf")
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (Java client and aiokafka alike) gives a key."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def key_of(rec: Rec) -> bytes:
-    """The message key of an event: its case, or its contact when it names no case."""
-    return (rec.case_id or rec.contact_id).encode()
 
 
 @dataclass(frozen=True)
@@ -113,6 +104,16 @@ class PartitionEngine:
     recorder: IntervalRecorder | None = field(init=False, default=None)
     # event time of the last record processed, if it decoded (the archive files it by time)
     last_ts: float | None = field(init=False, default=None)
+    # Live agent states (streams.agents): the agents topic, whose partition ``partition`` this
+    # engine also runs, and how many input partitions publish facts to it. None: no agents.
+    agents_topic: str | None = None
+    sources: int = 1
+    agents: AgentPartition | None = field(init=False, default=None)
+    # facts of this partition's contacts for the agents topic, not yet confirmed by the broker
+    # (in the checkpoint: sent again after a restore), and the last mark sent
+    outbox: list[Outgoing] = field(init=False, default_factory=list)
+    inflight: list[Outgoing] = field(init=False, default_factory=list)
+    marked: tuple[float, bool] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         # Results do not depend on the batch. Replay: batch=1, so the metrics follow each
@@ -122,13 +123,45 @@ class PartitionEngine:
             series = series_of(self.rules)
             self.recorder = IntervalRecorder(series, self.partition)
             sink = Tee(self.metrics, self.recorder, series)
+        if self.agents_topic is not None:
+            self.agents = AgentPartition(self.partition, self.sources, self.config, self.rules)
+        facts = self._fact if self.agents is not None else None
         self.engine = Engine(self.config, sink,
                              batch=1 if self.inputs is None else 1 << 30,
-                             auto_watermark=self.inputs is None)  # fmt: skip
+                             auto_watermark=self.inputs is None, agent_facts=facts)  # fmt: skip
         if self.recorder is not None and self.rules is not None:
             self.recorder.queue_view = self.engine.waiting_now
             self.recorder.queue_entries = self.engine.waiting_entries
             self.engine.on_tick(self.rules.evaluation_interval_seconds, self.recorder.on_tick)
+
+    def _fact(self, rec: Rec, ts: float) -> None:
+        self.outbox.append(encode_fact(self.partition, rec, ts, self.sources))
+
+    def take_outbox(self, mark: bool = True) -> list[Outgoing]:
+        """The facts to send now, then (``mark``) a mark to every agents partition if this
+        partition's time, or whether it holds anything back, changed since the last one. They
+        stay unconfirmed (in checkpoints) until :meth:`confirm`."""
+        out, self.outbox = self.outbox, []
+        self.inflight.extend(out)
+        state = (self.engine.watermark, self.engine.core.holding() == 0)
+        if mark and state[0] > -_INF and state != self.marked:
+            self.marked = state
+            value = encode_mark(self.partition, *state)
+            key = b"mark:%d" % self.partition
+            out = [*out, *((a, key, value) for a in range(self.sources))]
+        return out
+
+    def confirm(self, sent: list[Outgoing]) -> None:
+        """The broker has ``sent`` (as :meth:`take_outbox` gave them)."""
+        done = set(map(id, sent))
+        self.inflight = [f for f in self.inflight if id(f) not in done]
+
+    def unsent(self, sent: list[Outgoing]) -> None:
+        """Sending failed: ``sent`` goes out again, first (and the mark with it)."""
+        done = set(map(id, sent))
+        self.outbox[:0] = [f for f in self.inflight if id(f) in done]
+        self.inflight = [f for f in self.inflight if id(f) not in done]
+        self.marked = None
 
     def alert_progress(self) -> float:
         """The last evaluation tick this partition has passed (see alerts.stage.passed)."""
@@ -164,6 +197,11 @@ class PartitionEngine:
                 # ones between. The caller seeks back to ``expected``.
                 return Outcome("gap", expected=expected)
         self.offsets[topic] = offset + 1
+        if topic == self.agents_topic and self.agents is not None:
+            agent_out = self.agents.process(value)
+            self.last_ts = None
+            return Outcome(agent_out.status, agent_out.reason, agent_out.detail,
+                           agent_out.event_type)  # fmt: skip
         self.processed += 1
         if decoded is None:
             try:
@@ -259,6 +297,8 @@ class PartitionEngine:
             "engine": self.engine.snapshot(objects=True),
             "metrics": self.metrics.snapshot(),
             "alerts": self.recorder.snapshot() if self.recorder is not None else None,
+            "agents": self.agents.snapshot() if self.agents is not None else None,
+            "outbox": [[a, k.decode(), v.decode()] for a, k, v in [*self.inflight, *self.outbox]],
         }
         return zlib.compress(_ENCODE(doc), 1)
 
@@ -270,9 +310,12 @@ class PartitionEngine:
         blob: bytes | None,
         inputs: tuple[str, ...] | None = None,
         rules: RulesConfig | None = None,
+        agents_topic: str | None = None,
+        sources: int = 1,
     ) -> PartitionEngine:
         """A partition's engine restored from its latest checkpoint (fresh without one)."""
-        pe = cls(partition, config, inputs=inputs, rules=rules)
+        pe = cls(partition, config, inputs=inputs, rules=rules, agents_topic=agents_topic,
+                 sources=sources)  # fmt: skip
         if blob is None:
             return pe
         doc = orjson.loads(zlib.decompress(blob))
@@ -289,6 +332,10 @@ class PartitionEngine:
         pe.metrics.restore(doc["metrics"])
         if pe.recorder is not None and doc.get("alerts") is not None:
             pe.recorder.restore(doc["alerts"])
+        if pe.agents is not None and doc.get("agents") is not None:
+            pe.agents.restore(doc["agents"])
+        if pe.agents is not None:
+            pe.outbox = [(int(a), k.encode(), v.encode()) for a, k, v in doc.get("outbox", [])]
         return pe
 
 
@@ -317,6 +364,7 @@ def partition_doc(pe: PartitionEngine) -> dict[str, Any]:
             "passed": finite(pe.alert_progress()),
             "intervals": [i.frozen() for i in pe.recorder.closed],
         },
+        "agents": pe.agents.doc() if pe.agents is not None else None,
     }
 
 
@@ -361,12 +409,31 @@ def chunk_key(partition: int, generation: str, i: int) -> str:
 # --- replay with the live system's partitioning -----------------------------------------------
 
 
+AGENTS_TOPIC = "agents"
+
+
+def route_agents(engines: Mapping[int, PartitionEngine], topic: str = AGENTS_TOPIC) -> int:
+    """Deliver every partition's agent facts and marks to the agents partitions, as the agents
+    topic does (in order per source); returns how many records moved."""
+    n = 0
+    for pe in engines.values():
+        out = pe.take_outbox()
+        for a, _, value in out:
+            target = engines[a]
+            target.process(topic, target.offsets.get(topic, 0), value)
+        pe.confirm(out)
+        n += len(out)
+    return n
+
+
 def replay_partitioned(
     lines: Iterable[bytes],
     partitions: int,
     config: EngineConfig,
     topic: str = "log",
     rules: RulesConfig | None = None,
+    *,
+    agents: bool = False,
 ) -> dict[int, PartitionEngine]:
     """Run a log through per-partition engines as the live workers would, each flushed at the
     end of its input (as a live worker does when its input goes quiet).
@@ -389,9 +456,13 @@ def replay_partitioned(
             decoded, p = rej, 0
         engines[p].process(topic, offsets[p], raw, decoded)
         offsets[p] += 1
+        if agents:
+            route_agents(engines)
     latest = max(pe.max_ts for pe in engines.values())
     for pe in engines.values():
         pe.flush(latest)
+    if agents:
+        route_agents(engines)
     return engines
 
 

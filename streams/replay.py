@@ -161,6 +161,8 @@ class Replay:
         self.engine = Engine(config, tee, agent_states=True)
         self.recorder.queue_view = self.engine.waiting_now
         self.recorder.queue_entries = self.engine.waiting_entries
+        agents = self.engine.agents
+        self.recorder.staff_view = lambda: agents.in_state
         self.engine.on_tick(self.rules.evaluation_interval_seconds, self._tick)
         self.decoder = Decoder(max_line_bytes)
         self.max_line_bytes = max_line_bytes

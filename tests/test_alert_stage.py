@@ -16,7 +16,7 @@ from cc_monitor.simulator import SimConfig, simulate
 from kpis.config import EngineConfig
 from kpis.decode import Decoder, Rejection
 from streams.inputs.files import Source
-from streams.partitioned import PartitionEngine, key_of, partition_of
+from streams.partitioned import AGENTS_TOPIC, PartitionEngine, key_of, partition_of, route_agents
 from streams.replay import Replay
 
 
@@ -41,8 +41,10 @@ def run_partitioned(
     after it; ``stage_restart_at``: the stage is rebuilt from its snapshot after that chunk."""
     config, rules = EngineConfig(), RulesConfig()
     timeline = AlertTimeline()
-    stage = AlertStage(rules, timeline, range(partitions))
-    engines = {p: PartitionEngine(p, config, rules=rules) for p in range(partitions)}
+    # input partitions 0..n-1 and agents partitions n..2n-1 (streams.agents)
+    stage = AlertStage(rules, timeline, range(2 * partitions))
+    engines = {p: PartitionEngine(p, config, rules=rules, agents_topic=AGENTS_TOPIC,
+                                  sources=partitions) for p in range(partitions)}  # fmt: skip
     routed: dict[int, list[bytes]] = {p: [] for p in range(partitions)}
     decoder = Decoder()
     for raw in lines:
@@ -55,10 +57,16 @@ def run_partitioned(
     done = dict.fromkeys(range(partitions), 0)
 
     def tick() -> None:
-        for pe in engines.values():
-            assert pe.recorder is not None
+        route_agents(engines)
+        progress = {}
+        for p, pe in engines.items():
+            assert pe.recorder is not None and pe.agents is not None
+            assert pe.agents.recorder is not None
             stage.offer(pe.recorder.take())
-        stage.release({p: pe.alert_progress() for p, pe in engines.items()})
+            stage.offer(pe.agents.recorder.take())
+            progress[p] = pe.alert_progress()
+            progress[partitions + p] = pe.agents.alert_progress()
+        stage.release(progress)
 
     rounds = max(len(v) for v in routed.values()) // chunk + 1
     for n in range(rounds):
@@ -71,16 +79,19 @@ def run_partitioned(
         tick()
         if stage_restart_at == n:
             snap = orjson.loads(orjson.dumps(stage.snapshot()))
-            stage = AlertStage(rules, timeline, range(partitions))
+            stage = AlertStage(rules, timeline, range(2 * partitions))
             stage.restore(snap)
     if restart is not None:
         # the partition dies and comes back from its older checkpoint: its records since
         # are processed again and its intervals offered again
         p = restart[0]
-        pe = PartitionEngine.from_checkpoint(p, config, saved, rules=rules)
+        pe = PartitionEngine.from_checkpoint(
+            p, config, saved, rules=rules, agents_topic=AGENTS_TOPIC, sources=partitions
+        )
         engines[p] = pe
         for i, raw in enumerate(routed[p]):
             pe.process("log", i, raw)
+            done[p] = i + 1
         tick()
     latest = max(pe.max_ts for pe in engines.values())
     for pe in engines.values():

@@ -110,12 +110,16 @@ class Consumer:
         return done
 
     def run(
-        self, rt: LiveRuntime, owned: set[int], rng: random.Random, stop_after: int | None = None
-    ) -> int:
+        self, rt: LiveRuntime, owned: set[int], rng: random.Random, stop_after: int | None = None,
+        topics: tuple[str, ...] | None = None,
+    ) -> int:  # fmt: skip
         self.owned = owned
-        pos = {tp: self.committed.get(tp, 0) for tp in self.data if tp[1] in owned}
+        pos = {tp: self.committed.get(tp, 0) for tp in self.data
+               if tp[1] in owned and (topics is None or tp[0] in topics)}  # fmt: skip
         n = 0
         while True:
+            if rt.send is not None:  # what the batch released goes to the agents topic
+                asyncio.run(rt.publish_agents())
             live = [tp for tp, o in pos.items() if o < len(self.data[tp])]
             if not live:
                 return n
@@ -136,10 +140,27 @@ class Consumer:
         read after a restart (restored from its checkpoint)."""
         for p in sorted(self.owned):
             rt.partition(p)
-        for p in list(rt.owned):
-            rt.set_caught_up(p, dict.fromkeys(INPUTS, True))
-        rt.last_record = -1e9
-        asyncio.run(rt.tick())
+        for _ in range(3 if rt.send is not None else 1):
+            if rt.send is not None:  # the agent facts and marks the last tick sent
+                self.run(rt, self.owned, random.Random(0), topics=(TOPICS.agents,))
+            for p in list(rt.owned):
+                rt.set_caught_up(p, dict.fromkeys(INPUTS, True))
+            rt.last_record = -1e9
+            asyncio.run(rt.tick())
+
+
+class AgentsTopic:
+    """The agents topic (streams.agents) of a test: what workers send lands in ``data``, read
+    back like the inputs."""
+
+    def __init__(self, data: dict[tuple[str, int], list[bytes]], partitions: int) -> None:
+        self.data = data
+        for a in range(partitions):
+            data.setdefault((TOPICS.agents, a), [])
+
+    async def __call__(self, partition: int, key: bytes, value: bytes) -> Any:
+        self.data[(TOPICS.agents, partition)].append(value)
+        return asyncio.sleep(0)
 
 
 class Clock:
@@ -154,11 +175,13 @@ class Clock:
 def runtime(
     store: MemoryCheckpoints, partitions: int, read_model: Any = None,
     rules: RulesConfig | None = None, config: EngineConfig | None = None,
+    agents: AgentsTopic | None = None,
 ) -> LiveRuntime:  # fmt: skip
     return LiveRuntime(config or EngineConfig(), partitions, store, inputs=INPUTS,
                        registry=CollectorRegistry(), read_model=read_model or MemoryReadModel(),
                        checkpoint_interval=0.05, idle_flush_seconds=5, clock=Clock(),
-                       rules=rules)  # fmt: skip
+                       rules=rules, agents_topic=TOPICS.agents if agents else None,
+                       send=agents)  # fmt: skip
 
 
 def view_of(rt: LiveRuntime) -> dict[str, Any]:
@@ -443,16 +466,18 @@ def test_alerts_across_workers_equal_the_replay_and_page_once() -> None:
     expected = [a.to_dict() for a in replay.timeline.alerts()]
     assert {a["rule"] for a in expected} >= {"component_down", "system_disconnects_spike"}
 
+    assert "staffing_gap" in {a["rule"] for a in expected}  # from the agent engines
     rng = random.Random(5)
     data = records_by_tp(day(), 4)
     total = sum(len(v) for v in data.values())
+    agents = AgentsTopic(data, 4)
     store, committed, shared, sent = MemoryCheckpoints(), {}, MemoryReadModel(), Notified()
 
     def worker(name: str) -> LiveRuntime:
         return LiveRuntime(EngineConfig(), 4, store, inputs=INPUTS, registry=CollectorRegistry(),
                            read_model=shared, checkpoint_interval=0.05, idle_flush_seconds=5,
                            clock=Clock(), worker_id=name, rules=RulesConfig(),
-                           notify=sent)  # fmt: skip
+                           notify=sent, agents_topic=TOPICS.agents, send=agents)  # fmt: skip
 
     a, b = worker("a"), worker("b")
     ca, cb = Consumer(data, committed), Consumer(data, committed)
@@ -461,6 +486,8 @@ def test_alerts_across_workers_equal_the_replay_and_page_once() -> None:
         cb.run(b, {2, 3}, rng, stop_after=total // 48)
         asyncio.run(a.tick())
         asyncio.run(b.tick())
+        ca.run(a, {0, 1}, rng, topics=(TOPICS.agents,))  # facts and marks keep up
+        cb.run(b, {2, 3}, rng, topics=(TOPICS.agents,))
     assert a.stage is not None and b.stage is None  # a leads
     evaluated = a.evaluated_to
     assert evaluated is not None  # the centre's rules evaluated mid-stream
@@ -505,10 +532,12 @@ def test_two_evaluating_workers_still_page_once() -> None:
     expected = [a.to_dict() for a in replay.timeline.alerts()]
     rng = random.Random(6)
     data = records_by_tp(day(), 2)
+    agents = AgentsTopic(data, 2)
     store, committed, shared, sent = MemoryCheckpoints(), {}, SplitBrain(), Notified()
     a, b = (LiveRuntime(EngineConfig(), 2, store, inputs=INPUTS, registry=CollectorRegistry(),
                         read_model=shared, checkpoint_interval=0.05, idle_flush_seconds=5,
-                        clock=Clock(), worker_id=name, rules=RulesConfig(), notify=sent)
+                        clock=Clock(), worker_id=name, rules=RulesConfig(), notify=sent,
+                        agents_topic=TOPICS.agents, send=agents)
             for name in ("a", "b"))  # fmt: skip
     ca, cb = Consumer(data, committed), Consumer(data, committed)
     ca.run(a, {0}, rng)
@@ -544,7 +573,8 @@ def test_a_store_failure_mid_evaluation_loses_no_alert() -> None:
     rt = LiveRuntime(EngineConfig(), 2, MemoryCheckpoints(), inputs=INPUTS,
                      registry=CollectorRegistry(), read_model=store, checkpoint_interval=0.05,
                      idle_flush_seconds=5, clock=Clock(), rules=RulesConfig(),
-                     notify=sent)  # fmt: skip
+                     notify=sent, agents_topic=TOPICS.agents,
+                     send=AgentsTopic(data, 2))  # fmt: skip
     consumer = Consumer(data, {})
     consumer.run(rt, {0, 1}, random.Random(8))
     for _ in range(5):

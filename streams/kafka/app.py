@@ -7,7 +7,11 @@ Faust's assignor gives partition *p* of all three to the same worker) and hands 
 acknowledged, so their offsets committed, only once a checkpoint covers them. Rejected records
 go to the dead-letter topic with their reason in headers. A one-second timer publishes the read
 model, moves quiet partitions' time and checkpoints. The worker's web server serves
-``/metrics``, ``/api/kpis`` and ``/health``.
+``/metrics``, ``/api/kpis``, ``/api/alerts``, ``/api/agents`` and ``/health``.
+
+Live agent states (streams.agents): the agent also consumes the agents topic (same partition
+count, so partition *p* of it comes with partition *p* of the inputs); each partition publishes
+its contacts' agent facts there, keyed by agent.
 """
 
 from __future__ import annotations
@@ -194,6 +198,13 @@ class WorkerSettings(BaseModel):
         description="A rejected record larger than this goes to the dead-letter topic cut to "
         "this size, with its whole size and SHA-256 in headers (a broker refuses a message over "
         "its limit, 1 MB by default).",
+    )
+    agent_states: bool = Field(
+        True,
+        description="Live agent states (/api/agents, cc_agents, the staffing alerts): each "
+        "partition publishes its contacts' agent facts to the agents topic (about three small "
+        "records per contact, plus a mark per partition and second). Off: agent states are "
+        "replay-only.",
     )
     worker_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
@@ -424,8 +435,19 @@ def create_app(
     _install_batch_fetch()
     app: Any = faust.App(worker.app_id, **_faust_options(kafka, worker))
     t = kafka.topics
-    inputs = app.topic(*t.inputs(), key_type=bytes, value_type=bytes, key_serializer="raw",
+    consumed = (*t.inputs(), t.agents) if worker.agent_states else t.inputs()
+    inputs = app.topic(*consumed, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", partitions=kafka.partitions)  # fmt: skip
+    agents_out = app.topic(t.agents, key_type=bytes, value_type=bytes, key_serializer="raw",
+                           value_serializer="raw", partitions=kafka.partitions)  # fmt: skip
+
+    async def send_agent(partition: int, key: bytes, value: bytes) -> Awaitable[object]:
+        """To the agents topic, partition by agent (streams.agents); the result is done once
+        the broker has the record."""
+        sent: Awaitable[object] = await agents_out.send(key=key, value=value,
+                                                        partition=partition)  # fmt: skip
+        return sent
+
     dead_letter = app.topic(t.dead_letter, key_type=bytes, value_type=bytes,
                             key_serializer="raw", value_serializer="raw")  # fmt: skip
     alerts_topic = app.topic(t.alerts, key_type=bytes, value_type=bytes,
@@ -479,8 +501,10 @@ def create_app(
         archive_retention_seconds=(
             worker.archive.retention_days * 86400 if worker.archive.retention_days else None
         ),
+        agents_topic=t.agents if worker.agent_states else None,
+        send=send_agent if worker.agent_states else None,
     )
-    input_names = set(t.inputs())
+    input_names = set(consumed)
 
     # input partitions assigned now; refreshed on rebalance signals, read once per record
     current: dict[str, frozenset[Any]] = {"tps": frozenset()}
@@ -527,6 +551,7 @@ def create_app(
             if not i % YIELD_EVERY:
                 await asyncio.sleep(0)  # the web server and the tick timer get their turn
                 tps = assigned()
+        await runtime.publish_agents()  # the agent facts the batch released
 
     # Tables are complete only once Faust's recovery after a rebalance is done: partitions that
     # bring no new records are restored from their checkpoint only then.
@@ -591,6 +616,9 @@ def create_app(
     async def health(web: Any, request: Any) -> Any:
         return web.json(runtime.health())
 
+    async def agents(web: Any, request: Any) -> Any:
+        return web.json(runtime.agents())
+
     async def on_shutdown(sender: Any, **_: Any) -> None:
         runtime.close()
 
@@ -608,4 +636,5 @@ def create_app(
     app.page("/api/kpis")(kpis)
     app.page("/health")(health)
     app.page("/api/alerts")(alerts)
+    app.page("/api/agents")(agents)
     return app

@@ -22,6 +22,11 @@ class Topics(BaseModel):
     ivr: str = "cc.ivr"
     dead_letter: str = "cc.dead-letter"
     alerts: str = "cc.alerts"
+    agents: str = Field(
+        "cc.agents",
+        description="Internal: agent facts of every input partition, keyed by agent, for the "
+        "live agent states (same partition count as the inputs).",
+    )
 
     def inputs(self) -> tuple[str, str, str]:
         return (self.calls, self.chats, self.ivr)
@@ -84,7 +89,7 @@ async def ensure_topics(settings: KafkaSettings) -> None:
     try:
         existing = set(await admin.list_topics())
         t = settings.topics
-        wanted = [*t.inputs(), t.dead_letter, t.alerts]
+        wanted = [*t.inputs(), t.agents, t.dead_letter, t.alerts]
         new = [
             NewTopic(name, num_partitions=settings.partitions,
                      replication_factor=settings.replication_factor)

@@ -41,6 +41,7 @@ from kpis.clock import TimePolicy
 from kpis.config import EngineConfig
 from kpis.decode import REJECT_REASONS
 from kpis.targets import Targets
+from streams.agents import agents_view
 from streams.audit.archive import LiveArchive
 from streams.partitioned import (
     CHUNK_BYTES,
@@ -59,6 +60,9 @@ log = logging.getLogger("cc_monitor.worker")
 ARCHIVE_RETRY_SECONDS = 5.0  # after an archive write failure, before writing again
 
 Ack = Callable[[], object]
+Send = Callable[[int, bytes, bytes], Awaitable[Awaitable[object]]]
+"""``send(partition, key, value)`` to the agents topic: awaited, it has the record queued;
+the awaitable it returns is done once the broker has it."""
 
 
 class CheckpointStore(Protocol):
@@ -226,7 +230,12 @@ class LiveRuntime:
         lease_seconds: float = 10.0,
         archive: LiveArchive | None = None,
         archive_retention_seconds: float | None = None,
+        agents_topic: str | None = None,
+        send: Send | None = None,
     ) -> None:
+        """``agents_topic`` and ``send``: live agent states (streams.agents); each partition
+        also runs that topic's partition of the same number, and ``send`` publishes the
+        facts and marks of its contacts there."""
         self.config = config
         self.policy = TimePolicy.of(config)  # the engines' own: when the wall clock moves time
         self.partitions = partitions
@@ -244,6 +253,9 @@ class LiveRuntime:
         self.records = 0  # records handled since start, redeliveries included
         self.realtime = False
         self._inflight: set[asyncio.Task[None]] = set()
+        self.agents_topic = agents_topic if send is not None else None
+        self.send = send
+        self._send_lock = asyncio.Lock()
         self.metrics = PipelineMetrics.create(self.registry)
         for reason in REJECT_REASONS:  # every reason has a series from the start (0)
             self.metrics.rejected.labels(reason)
@@ -286,17 +298,20 @@ class LiveRuntime:
     # --- partitions ---------------------------------------------------------------------------
 
     def _parts(self) -> list[Part]:
-        return [
-            ({"partition": str(p)}, o.pe.metrics, o.pe.waiting_now)
-            for p, o in sorted(self.owned.items())
-        ]
+        parts: list[Part] = []
+        for p, o in sorted(self.owned.items()):
+            parts.append(({"partition": str(p)}, o.pe.metrics, o.pe.waiting_now))
+            if o.pe.agents is not None:  # its series are the agents': never the same names
+                parts.append(({"partition": str(p)}, o.pe.agents.metrics, None))
+        return parts
 
     def partition(self, p: int) -> Owned:
         """The engine of partition ``p``, restored from its checkpoint on first use."""
         owned = self.owned.get(p)
         if owned is None:
             blob = load_checkpoint(self.checkpoints, p)
-            pe = PartitionEngine.from_checkpoint(p, self.config, blob, self.inputs, self.rules)
+            pe = PartitionEngine.from_checkpoint(p, self.config, blob, self.inputs, self.rules,
+                                                 self.agents_topic, self.partitions)  # fmt: skip
             # partitions' checkpoints spread over the interval, not all in the same moment:
             # together they would hold up every partition's records for all their durations
             spread = self.checkpoint_interval * (p % self.partitions) / self.partitions
@@ -344,7 +359,7 @@ class LiveRuntime:
         if out.status == "gap":
             self.metrics.gaps.inc()
             return out  # not acknowledged: read again after the caller's seek
-        if archive is not None:
+        if archive is not None and topic != self.agents_topic:  # derived: not archived
             # each offset once (the archive knows its next offset), whatever the engine did
             if self._busy:
                 self._busy.pop((topic, partition), None)
@@ -358,7 +373,7 @@ class LiveRuntime:
             return out
         owned.pending.append(ack)
         owned.dirty = True
-        if out.status == "accepted":
+        if out.status == "accepted" and topic != self.agents_topic:
             # real-time input: records arrive within the allowed lateness of their event time
             self.realtime = self.policy.realtime(now, owned.pe.max_ts)
         elif out.status == "rejected":
@@ -451,6 +466,26 @@ class LiveRuntime:
         if saved.previous is not None:
             drop_generation(self.checkpoints, saved.previous)
 
+    async def publish_agents(self, marks: bool = False) -> None:
+        """Send every owned partition's agent facts (and with ``marks``, each tick, its mark)
+        to the agents topic, and wait for the broker to have them (they stay in checkpoints
+        until then). One sender at a time, so a partition's marks never overtake its facts."""
+        if self.send is None:
+            return
+        async with self._send_lock:
+            for o in list(self.owned.values()):
+                out = o.pe.take_outbox(marks)
+                if not out:
+                    continue
+                try:
+                    delivered = [await self.send(a, k, v) for a, k, v in out]
+                    await asyncio.gather(*delivered)
+                except Exception as exc:  # sent again next time; duplicates are rejected there
+                    log.warning("agent facts of partition %d not sent: %s", o.pe.partition, exc)
+                    o.pe.unsent(out)
+                    continue
+                o.pe.confirm(out)
+
     async def settle(self) -> None:
         """Wait for checkpoints being written (tests, shutdown)."""
         while self._inflight:
@@ -464,8 +499,10 @@ class LiveRuntime:
         if owned is not None:
             before = owned.pe.engine.watermark
             for topic, done in topics.items():
-                owned.pe.set_idle(topic, done)
+                if topic != self.agents_topic:
+                    owned.pe.set_idle(topic, done)
             owned.caught_up = all(topics.get(t, False) for t in self.inputs)
+            # (the agents topic's time is its sources' marks, not its own end)
             owned.dirty = owned.dirty or owned.pe.engine.watermark != before
 
     async def tick(self) -> None:
@@ -508,6 +545,7 @@ class LiveRuntime:
                 self.flushed_to = centre
                 log.info("input idle for %.0f s: flushed to the latest event time",
                          now - self.last_record)  # fmt: skip
+        await self.publish_agents(marks=True)  # what the time moved above released
         docs = {p: orjson.dumps(partition_doc(o.pe)) for p, o in self.owned.items()}
         try:
             await self.read_model.publish(docs)
@@ -577,15 +615,18 @@ class LiveRuntime:
         done = self.evaluated_to
         if done is not None:
             for o in self.owned.values():
-                rec = o.pe.recorder
-                if rec is not None and rec.closed and rec.closed[0].at <= done:
-                    rec.closed = [i for i in rec.closed if i.at > done]
+                for rec in (o.pe.recorder, o.pe.agents.recorder if o.pe.agents else None):
+                    if rec is not None and rec.closed and rec.closed[0].at <= done:
+                        rec.closed = [i for i in rec.closed if i.at > done]
 
     async def _evaluate(self) -> None:
         assert self.rules is not None
         store = self.read_model
+        n = self.partitions
         if self.stage is None:
-            stage = AlertStage(self.rules, self, range(self.partitions), Targets(self.config))
+            # input partitions 0..n-1, and with live agent states agents partitions n..2n-1
+            every = range(2 * n if self.agents_topic is not None else n)
+            stage = AlertStage(self.rules, self, every, Targets(self.config))
             blob = await store.load_stage()
             if blob is not None:
                 stage.restore(orjson.loads(blob))
@@ -597,14 +638,22 @@ class LiveRuntime:
             if o.pe.recorder is not None:
                 stage.offer(o.pe.recorder.closed)
                 progress[p] = o.pe.alert_progress()
+            agents = o.pe.agents
+            if agents is not None and agents.recorder is not None:
+                stage.offer(agents.recorder.closed)
+                progress[n + p] = agents.alert_progress()
         for p, raw in self.last_docs.items():
             if p in self.owned:
                 continue
-            alerts = orjson.loads(raw).get("alerts")
-            if alerts is None:
-                continue
-            stage.offer_plain(alerts["intervals"])
-            progress[p] = alerts["passed"] if alerts["passed"] is not None else -math.inf
+            doc = orjson.loads(raw)
+            parts = [(p, doc.get("alerts"))]
+            if doc.get("agents") is not None:
+                parts.append((n + p, doc["agents"].get("alerts")))
+            for q, alerts in parts:
+                if alerts is None:
+                    continue
+                stage.offer_plain(alerts["intervals"])
+                progress[q] = alerts["passed"] if alerts["passed"] is not None else -math.inf
         if not stage.release(progress):
             return
         events, self._alert_events = self._alert_events, []
@@ -654,6 +703,13 @@ class LiveRuntime:
         view = kpi_view(docs, self.partitions)
         view["read_model"] = "ok" if self.read_model_ok else (
             "unreachable" if self.read_model_ok is False else "starting")  # fmt: skip
+        return view
+
+    def agents(self) -> dict[str, object]:
+        """``/api/agents`` (streams.agents.agents_view), from the same documents as /api/kpis."""
+        docs = [orjson.loads(d) for _, d in sorted(self.last_docs.items())]
+        view = agents_view(docs, self.config.agent_stretch_max_seconds)
+        view["live"] = self.agents_topic is not None
         return view
 
     def health(self) -> dict[str, object]:

@@ -165,13 +165,13 @@ class MetricsCollector(Collector):
             for (name, labels), value in sorted(sink.gauges.items()):
                 if (name == "waiting" and waiting_now is not None) or not _exported(name):
                     continue  # exported from the live view below; per agent: never
-                metric, label_names, _, text = _family(name)
+                metric, label_names, extra, text = _family(name)
                 fam_g = gauges.get(metric)
                 if fam_g is None:
                     fam_g = gauges[metric] = GaugeMetricFamily(
-                        metric, text, labels=[*label_names, *cn]
+                        metric, text, labels=[*label_names, *extra, *cn]
                     )
-                fam_g.add_metric([*labels, *cv], value)
+                fam_g.add_metric([*labels, *extra.values(), *cv], value)
             if waiting_now is not None:
                 live.append((const, waiting_now, sink))
         yield from counters.values()

@@ -1,0 +1,18 @@
+"""Which partition a record goes to: the same answer for the producer, the live worker and a
+partitioned replay."""
+
+from __future__ import annotations
+
+from aiokafka.partitioner import murmur2
+
+from kpis.wire import Rec
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (Java client and aiokafka alike) gives a key."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def key_of(rec: Rec) -> bytes:
+    """The message key of an event: its case, or its contact when it names no case."""
+    return (rec.case_id or rec.contact_id).encode()
