@@ -41,8 +41,8 @@ from kpis.interfaces import Labels
 from kpis.targets import Targets
 
 QueueView = Callable[[float], dict[Labels, tuple[int, float]]]
-StaffView = Callable[[], dict[tuple[Labels, str], int]]
-"""Agents per (queue labels, state) at the tick being evaluated."""
+StaffView = Callable[[], dict[tuple[Labels, str], int] | None]
+"""Agents per (queue labels, state) at the tick being evaluated; None while not all known."""
 STAFFED = ("available", "busy", "after_work")
 DEFAULT_GOAL = 0.8
 STAFFING_SERIES = ("queued", "handle_seconds", "handle_seconds:sum")
@@ -247,10 +247,14 @@ class AlertLogic:
                     for labels, (_, age) in view.items()
                     if rule.channels is None or labels[1] in rule.channels
                 }
-            elif isinstance(rule, NoAgentsRule):
-                results = self._no_agents(rule, at)
-            elif isinstance(rule, StaffingGapRule):
-                results = self._staffing_gap(name, rule, at)
+            elif isinstance(rule, NoAgentsRule | StaffingGapRule):
+                judged = (
+                    self._no_agents(rule, at) if isinstance(rule, NoAgentsRule)
+                    else self._staffing_gap(name, rule, at)
+                )  # fmt: skip
+                if judged is None:
+                    continue  # the agents are not all known: nothing decided either way
+                results = judged
             elif isinstance(rule, ComponentDownRule):
                 results = {
                     labels: (value == 0.0, value, STATUS_LABELS)
@@ -356,19 +360,25 @@ class AlertLogic:
                 del windows[group]
         return out
 
-    def _staff(self) -> dict[Labels, dict[str, int]]:
-        """Agents per queue and state, for queues where agent states are reported."""
+    def _staff(self) -> dict[Labels, dict[str, int]] | None:
+        """Agents per queue and state, for queues where agent states are reported (None while
+        they are not all known)."""
         out: dict[Labels, dict[str, int]] = {}
         if self.staff_view is not None:
-            for (labels, state), n in self.staff_view().items():
+            view = self.staff_view()
+            if view is None:
+                return None
+            for (labels, state), n in view.items():
                 out.setdefault(labels, {})[state] = n
         return out
 
     def _no_agents(
         self, rule: NoAgentsRule, at: float
-    ) -> dict[Labels, tuple[bool, float, tuple[str, ...]]]:
+    ) -> dict[Labels, tuple[bool, float, tuple[str, ...]]] | None:
         view = self.queue_view(at) if self.queue_view is not None else {}
         staff = self._staff()
+        if staff is None:
+            return None
         out: dict[Labels, tuple[bool, float, tuple[str, ...]]] = {}
         for labels, (n, _) in view.items():
             states = staff.get(labels)
@@ -380,7 +390,7 @@ class AlertLogic:
 
     def _staffing_gap(
         self, name: str, rule: StaffingGapRule, at: float
-    ) -> dict[Labels, tuple[bool, float, tuple[str, ...]]]:
+    ) -> dict[Labels, tuple[bool, float, tuple[str, ...]]] | None:
         """Agents needed for the window's load (Erlang C) against agents staffed now."""
         windows = self._staff_windows[name]
         view = self.queue_view(at) if self.queue_view is not None else {}
@@ -391,6 +401,8 @@ class AlertLogic:
             queued, parts, seconds = sw.push()
             if not queued and not parts:
                 quiet.append(labels)
+            if staff is None:
+                continue
             states = staff.get(labels)
             if states is None or (rule.channels is not None and labels[1] not in rule.channels):
                 continue
@@ -414,7 +426,7 @@ class AlertLogic:
             if (name, labels) not in self._active and (name, labels) not in self._since:
                 del windows[labels]
                 self.required.pop(labels, None)
-        return out
+        return out if staff is not None else None
 
     def _target_threshold(self, rule: RatioRule, group: Labels, default: float) -> float:
         assert self.targets is not None

@@ -25,10 +25,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from typing import Any
 
 from alerts.evaluator import AlertLogic, AlertSink, QueueView
 from alerts.rules import RulesConfig
+from alerts.staffing import VIEW_SERIES, StaffingLogic
 from kpis.interfaces import Labels
 from kpis.targets import Targets
 
@@ -189,7 +191,7 @@ class _Nowhere:
 
 def series_of(config: RulesConfig) -> frozenset[str]:
     """The engine series the rules of ``config`` read (what a recorder keeps)."""
-    return AlertLogic(config, _Nowhere()).series
+    return AlertLogic(config, _Nowhere()).series | VIEW_SERIES
 
 
 def merged_waiting(intervals: Iterable[Interval]) -> dict[Labels, tuple[int, float]]:
@@ -203,11 +205,13 @@ def merged_waiting(intervals: Iterable[Interval]) -> dict[Labels, tuple[int, flo
     return waiting
 
 
-def merged_staff(intervals: Iterable[Interval]) -> dict[tuple[Labels, str], int]:
+def merged_staff(
+    parts: Iterable[Mapping[tuple[Labels, str], int]],
+) -> dict[tuple[Labels, str], int]:
     """The centre's agents per queue and state: each agent engine holds its own agents."""
     staff: dict[tuple[Labels, str], int] = {}
-    for i in intervals:
-        for key, n in i.staff.items():
+    for one in parts:
+        for key, n in one.items():
             staff[key] = staff.get(key, 0) + n
     return staff
 
@@ -230,12 +234,20 @@ class AlertStage:
         sink: AlertSink,
         partitions: Iterable[int] = (0,),
         targets: Targets | None = None,
+        tz: tzinfo = UTC,
+        interval_seconds: float = 1800.0,
+        staff_from: Iterable[int] | None = None,
     ) -> None:
+        """``tz`` and ``interval_seconds``: the zone and width of the staffing view's intervals
+        (alerts.staffing). ``staff_from``: the partitions whose engines keep agent states (all
+        by default); the staffing rules wait until each has reported its agents."""
         self.config = config
         self.every = config.evaluation_interval_seconds
         self.partitions = frozenset(partitions)
+        self.staff_from = frozenset(staff_from) if staff_from is not None else self.partitions
         self.logic = AlertLogic(config, sink, self._view, targets, self._staff_view)
-        self.series = self.logic.series
+        self.staffing = StaffingLogic(tz, interval_seconds, targets)
+        self.series = self.logic.series | VIEW_SERIES
         self.evaluated_to: float | None = None
         self.jump = True  # over a quiet stretch once steady (False: evaluate every tick)
         self._pending: dict[float, dict[int, Interval]] = {}
@@ -243,11 +255,18 @@ class AlertStage:
         self._quiet: dict[int, dict[float, Interval]] = {}
         self._waiting: dict[Labels, tuple[int, float]] = {}
         self._staff: dict[tuple[Labels, str], int] = {}
+        # each partition's agents at the last tick it had an interval for: agents are a state,
+        # so a partition without an interval at a tick still has the agents it had
+        self._staff_of: dict[int, dict[tuple[Labels, str], int]] = {}
 
     def _view(self, at: float) -> dict[Labels, tuple[int, float]]:
         return self._waiting
 
-    def _staff_view(self) -> dict[tuple[Labels, str], int]:
+    def _staff_view(self) -> dict[tuple[Labels, str], int] | None:
+        """None until every agent engine's agents are known (a stage that took over without
+        its predecessor's state): no staffing rule decides on part of the agents."""
+        if not self.staff_from <= self._staff_of.keys():
+            return None
         return self._staff
 
     def recorder(self, partition: int, queue_view: QueueView | None = None) -> IntervalRecorder:
@@ -387,7 +406,8 @@ class AlertStage:
             evidence = one.evidence
             status = one.status
             self._waiting = one.waiting
-            self._staff = one.staff
+            self._staff_of[one.partition] = one.staff
+            self._staff = merged_staff(self._staff_of.values())
         else:
             intervals = [parts[p] for p in sorted(parts)]
             counts = {}
@@ -398,7 +418,9 @@ class AlertStage:
             status = [s for i in intervals for s in i.status]
             waiting = merged_waiting(intervals)
             self._waiting = waiting
-            self._staff = merged_staff(intervals)
+            for i in intervals:
+                self._staff_of[i.partition] = i.staff
+            self._staff = merged_staff(self._staff_of.values())
         if counts:
             for (name, labels), n in sorted(counts.items()):
                 logic.add(name, labels, n)
@@ -409,9 +431,15 @@ class AlertStage:
             for ts, labels, value in sorted(status):
                 logic.gauge("system_status", labels, ts, value)
         logic.on_tick(at)
+        self.staffing.on_tick(at, self.every, counts, self._staff, self._waiting)
 
     def snapshot(self) -> dict[str, Any]:
         return {
+            "staff": [
+                [p, [[list(lb), st, n] for (lb, st), n in sorted(staff.items())]]
+                for p, staff in sorted(self._staff_of.items())
+            ],
+            "staffing": self.staffing.snapshot(),
             "logic": self.logic.snapshot(),
             "evaluated_to": self.evaluated_to,
             "pending": [i.to_list() for i in self.pending()],
@@ -425,6 +453,12 @@ class AlertStage:
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.logic.restore(snap["logic"])
+        if "staffing" in snap:
+            self.staffing.restore(snap["staffing"])
+        self._staff_of = {
+            int(p): {(tuple(lb), str(st)): int(n) for lb, st, n in staff}
+            for p, staff in snap.get("staff", [])
+        }
         self.evaluated_to = snap["evaluated_to"]
         self._pending = {}
         self._quiet = {}

@@ -170,7 +170,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
                                            (("web_port", args.port), ("web_bind", args.bind))
                                            if v is not None})  # fmt: skip
     asyncio.run(ensure_topics(kafka))
-    app = create_app(kafka, settings.engine, worker, rules=settings.rules())
+    app = create_app(kafka, settings.engine, worker, rules=settings.rules(), tz=settings.zone())
     print(f"cc-monitor worker {worker.worker_id}: metrics http://{worker.web_bind}:"
           f"{worker.web_port}/metrics, KPIs /api/kpis, health /health", flush=True)  # fmt: skip
     faust.Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()

@@ -67,6 +67,8 @@ class SimConfig:
     tenant: str = "bank"
     incident: bool = True
     staffing: float = 1.0  # scales every queue's agents
+    shifts: bool = True  # agents work shifts with breaks (False: every agent around the clock)
+    shortfall: bool = True  # day one: absences on billing at 10:00, a loans team meeting
     bad_lines_per_day: int = 0  # sprinkle malformed / invalid / duplicate lines (for demos)
 
 
@@ -89,16 +91,114 @@ class _Pending:
     event: dict[str, Any] = field(compare=False)
 
 
-class _Pool:
-    """Agents of one queue: a heap of (free at, agent index); FIFO service in arrival order."""
+# Shifts: nine hours, starting between 07:00 and 14:00 so that the agents on shift follow the
+# arrival curve (a greedy roster, below), plus a night shift from 23:00 on real-time queues;
+# every agent has two 15-minute breaks and a 30-minute lunch (staggered between neighbours)
+# and logs in and out (agent.state).
+SHIFT_HOURS = 9.0
+DAY_STARTS = (7, 8, 9, 10, 11, 12, 13, 14)
+NIGHT_START = 23
+BREAKS = ((2.0, 15), (4.0, 30), (6.5, 15))  # (hours into the shift, minutes)
+REAL_TIME_QUEUES = frozenset(q for q, (ch, _) in QUEUES.items() if ch in ("voice", "chat", "video"))
+HEADCOUNT = 2.4
+"""Agents employed per erlang of the peak hour's load: about 1.4 on shift at the peak (a
+service level near 80 % in 20 s) once shifts, breaks and the curve are allowed for."""
 
-    def __init__(self, name: str, size: int) -> None:
+
+def roster(headcount: int, real_time: bool) -> list[int]:
+    """Each agent's shift start hour: on real-time queues the last agent (two from six agents)
+    works nights; the others start where the arrival curve is least covered so far."""
+    nights = (2 if headcount >= 6 else 1) if real_time and headcount >= 3 else 0
+    day = headcount - nights
+    need = [w / max(HOURLY) * day * 0.85 for w in HOURLY]
+    cover = [0.0] * 24
+    starts = []
+    for _ in range(day):
+        best = max(DAY_STARTS, key=lambda h: sum(max(0.0, need[(h + k) % 24] - cover[(h + k) % 24])
+                                                 for k in range(int(SHIFT_HOURS))))  # fmt: skip
+        starts.append(best)
+        for k in range(int(SHIFT_HOURS)):
+            cover[(best + k) % 24] += 1
+    return sorted(starts) + [NIGHT_START] * nights
+
+
+class _Pool:
+    """Agents of one queue: a heap of (free at, agent index); FIFO service in arrival order.
+    An agent takes a contact only inside its shift and outside its breaks (and absences),
+    with the whole handle time before the break or shift end when it fits in one stretch."""
+
+    def __init__(self, name: str, size: int, sim: Simulator | None = None) -> None:
         self.name = name
         self.free: list[tuple[float, int]] = [(0.0, i) for i in range(size)]
         heapq.heapify(self.free)
+        self.sim = sim
+        self.size = size
+        self.roster = roster(size, name in REAL_TIME_QUEUES)
+        self._windows: dict[tuple[int, int], list[tuple[float, float]]] = {}
 
-    def next_free(self) -> float:
-        return self.free[0][0]
+    def windows(self, idx: int, day: int) -> list[tuple[float, float]]:
+        """Agent ``idx``'s working stretches of the shift that starts on local day ``day``."""
+        key = (idx, day)
+        found = self._windows.get(key)
+        if found is None:
+            found = self._windows[key] = (
+                self.sim.windows(self.name, idx, day)
+                if self.sim is not None
+                else [(-math.inf, math.inf)]
+            )
+        return found
+
+    def _fit(self, idx: int, start: float, handle: float) -> float:
+        if self.sim is None:
+            return start
+        day0 = self.sim.day_of(start)
+        for day in range(day0 - 1, day0 + 3):
+            for s, e in self.windows(idx, day):
+                if e <= start:
+                    continue
+                t = max(start, s)
+                if t + min(handle, e - s) <= e:
+                    return t
+        return math.inf
+
+    def next_free(self, t: float = 0.0, handle: float = 0.0) -> float:
+        """When the first agent can start a contact of ``handle`` seconds arriving at ``t``
+        (that agent is then at the top of the heap, for :meth:`take`)."""
+        while True:
+            free_at, idx = self.free[0]
+            if free_at == math.inf:
+                return math.inf
+            start = max(t, free_at)
+            fit = self._fit(idx, start, handle)
+            if fit == start:
+                return start
+            heapq.heapreplace(self.free, (fit, idx))
+
+    def on_shift_from(self, t: float) -> tuple[float, int]:
+        """The earliest time from ``t`` that an agent is working, and which agent (the one
+        whose stretch started first, then the lowest index)."""
+        if self.sim is None:
+            return t, 0
+        day0 = self.sim.day_of(t)
+        best: tuple[float, float, int] | None = None
+        for idx in range(self.size):
+            for day in range(day0 - 1, day0 + 3):
+                for s, e in self.windows(idx, day):
+                    if e > t:
+                        cand = (max(s, t), s, idx)
+                        if best is None or cand < best:
+                            best = cand
+                        break
+        return (best[0], best[2]) if best is not None else (t, 0)
+
+    def working(self, t: float) -> list[int]:
+        """The agents whose shift has them working at ``t`` (not on a break)."""
+        if self.sim is None:
+            return list(range(self.size))
+        day = self.sim.day_of(t)
+        days = (day - 1, day)
+        return [i for i in range(self.size)
+                if any(s <= t < e for d in days for s, e in self.windows(i, d))]  # fmt: skip
 
     def take(self, start: float, busy_until: float) -> str:
         _, idx = heapq.heapreplace(self.free, (busy_until, self.free[0][1]))
@@ -141,9 +241,67 @@ class Simulator:
             erlangs = peak_per_hour * aht / 3600.0
             if channel in ("email", "sms"):
                 erlangs *= 0.35  # worked as backlog, not in real time
-            size = max(1, math.ceil(erlangs * 0.92 * self.cfg.staffing))
-            pools[q] = _Pool(q, size)
+            if self.cfg.shifts:  # agents employed, so that about the peak's need is on shift
+                size = math.ceil(erlangs * HEADCOUNT * self.cfg.staffing)
+                size = max(4 if q in REAL_TIME_QUEUES else 2, size)
+            else:
+                size = max(1, math.ceil(erlangs * 0.92 * self.cfg.staffing))
+            pools[q] = _Pool(q, size, self if self.cfg.shifts else None)
         return pools
+
+    def day_of(self, ts: float) -> int:
+        return datetime.fromtimestamp(ts, self.cfg.tz).date().toordinal()
+
+    def _at(self, day: int, hours: float) -> float:
+        midnight = datetime.combine(date.fromordinal(day), time(0), self.cfg.tz).timestamp()
+        return midnight + hours * 3600.0
+
+    def shift(
+        self, queue: str, idx: int, day: int
+    ) -> tuple[float, float, list[tuple[float, float]]]:
+        """Agent ``idx`` of ``queue`` on local day ``day``: shift start, end, and its breaks
+        and absences (start, end), in order."""
+        hour = self.pools[queue].roster[idx]
+        start = self._at(day, hour)
+        end = start + SHIFT_HOURS * 3600.0
+        stagger = (idx % 4) * 35 * 60.0  # breaks of neighbours never overlap
+        off = [(start + h * 3600.0 + stagger, start + h * 3600.0 + stagger + m * 60.0)
+               for h, m in BREAKS]  # fmt: skip
+        off.extend(self._absences(queue, idx, day, start, end))
+        merged: list[tuple[float, float]] = []
+        for a, b in sorted(off):  # a break within an absence is part of it
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        return start, end, merged
+
+    def _absences(
+        self, queue: str, idx: int, day: int, start: float, end: float
+    ) -> list[tuple[float, float]]:
+        """The staffing-shortfall scenario, on the first day: half of billing's agents on
+        shift are called away 10:00-11:30 (a staffing gap while calls queue); every loans
+        agent is in a team meeting 16:00-16:20 (calls wait with no agent available)."""
+        if not self.cfg.shortfall or day != self.cfg.start.toordinal():
+            return []
+        out = []
+        if queue == "billing" and idx % 2 == 0:
+            out.append((self._at(day, 10.0), self._at(day, 11.5)))
+        if queue == "loans":
+            out.append((self._at(day, 16.0), self._at(day, 16 + 1 / 3)))
+        return [(a, b) for a, b in out if start < b and a < end]
+
+    def windows(self, queue: str, idx: int, day: int) -> list[tuple[float, float]]:
+        start, end, off = self.shift(queue, idx, day)
+        out = []
+        t = start
+        for a, b in off:
+            if a > t:
+                out.append((t, min(a, end)))
+            t = max(t, b)
+        if t < end:
+            out.append((t, end))
+        return out
 
     def _iso(self, ts: float) -> str:
         dt = datetime.fromtimestamp(ts, self.cfg.tz)
@@ -204,7 +362,7 @@ class Simulator:
     ) -> tuple[float, str] | None:
         """(answer time, agent) if the customer is answered before giving up, else None."""
         pool = self.pools[q]
-        start = max(entered, pool.next_free())
+        start = pool.next_free(entered, handle)
         if start - entered > patience:
             return None
         agent = pool.take(start, start + handle)
@@ -298,7 +456,7 @@ class Simulator:
         acw = rng.uniform(20, 90)
         patience = rng.expovariate(1 / (240.0 if channel == "voice" else 420.0))
         pool = self.pools[queue]
-        expected_wait = max(0.0, pool.next_free() - t)
+        expected_wait = max(0.0, pool.next_free(t) - t)
         if channel == "voice" and expected_wait > 180 and rng.random() < 0.25:
             self._callback_request(c, t + rng.uniform(20, 60))
             return
@@ -433,7 +591,11 @@ class Simulator:
         if not reached:
             self._emit(when + 21, "contact.ended", out, ended_by="system", reason="no_answer")
             return
-        out["agent"] = f"{c['queue']}-a{rng.randrange(len(self.pools[c['queue']].free)):03d}"
+        pool = self.pools[c["queue"]]
+        # an agent on shift makes the call (the pool's bookings are for contacts arriving now;
+        # a call planned for later is made besides them)
+        working = pool.working(when + 20) or list(range(pool.size))
+        out["agent"] = f"{c['queue']}-a{working[rng.randrange(len(working))]:03d}"
         self._emit(when + 20, "agent.connected", out)
         talk = rng.uniform(120, 400)
         self._emit(when + 20 + talk, "contact.ended", out, ended_by="agent")
@@ -466,7 +628,11 @@ class Simulator:
         median = 5 * 3600.0 if channel == "email" else 1800.0
         first = t + rng.lognormvariate(math.log(median), 0.8)
         handle = rng.lognormvariate(math.log(QUEUES[queue][1] * 0.8), 0.4)
-        agent = self.pools[queue].take(first, first + handle)
+        # a backlog is worked by whoever is on shift: the first agent working from then on
+        # (not the pool's queue of live contacts, which a reply hours ahead would block)
+        pool = self.pools[queue]
+        first, idx = pool.on_shift_from(first)
+        agent = f"{queue}-a{idx:03d}"
         c["agent"] = agent
         self._emit(first, "agent.connected", c)
         reply = first + handle * 0.8
@@ -536,19 +702,36 @@ class Simulator:
             yield ev
 
     def _shifts(self) -> None:
-        """Every pool's agents log in to their queue when the simulation starts and log out
-        when its days end: agent states for the demo (a pool serves around the clock, so
-        there is one shift; breaks are not modelled, as the pools would not know them)."""
-        start = datetime.combine(self.cfg.start, time(0), self.cfg.tz).timestamp()
-        end = self.survey_until
+        """Agent states for the simulated days: each agent logs in to its queue at its shift's
+        start, is away on its breaks and absences, and logs out at the end (without shifts,
+        every agent logs in when the simulation starts and out when its days end)."""
+        first = self.cfg.start.toordinal()
         for queue, pool in self.pools.items():
             channel = QUEUES[queue][0]
-            for idx in range(len(pool.free)):
+            for idx in range(pool.size):
                 agent = f"{queue}-a{idx:03d}"
                 who = {"contact_id": f"agent:{agent}", "case_id": f"agent:{agent}",
                        "channel": channel, "customer_id": None, "n": 0, "queue": queue}  # fmt: skip
-                self._emit(start, "agent.state", who, agent_id=agent, state="available")
-                self._emit(end, "agent.state", who, agent_id=agent, state="offline")
+                if not self.cfg.shifts:
+                    start = datetime.combine(self.cfg.start, time(0), self.cfg.tz).timestamp()
+                    self._emit(start, "agent.state", who, agent_id=agent, state="available")
+                    self._emit(self.survey_until, "agent.state", who, agent_id=agent,
+                               state="offline")  # fmt: skip
+                    continue
+                begin = datetime.combine(self.cfg.start, time(0), self.cfg.tz).timestamp()
+                for day in range(first - 1, first + self.cfg.days):
+                    start, end, off = self.shift(queue, idx, day)
+                    if start >= self.survey_until or end <= begin:
+                        continue
+                    start = max(start, begin)  # a night shift under way when the log starts
+                    self._emit(start, "agent.state", who, agent_id=agent, state="available")
+                    for a, b in off:
+                        if start <= a < end:
+                            self._emit(a, "agent.state", who, agent_id=agent, state="away")
+                            if b < end:
+                                self._emit(b, "agent.state", who, agent_id=agent,
+                                           state="available")  # fmt: skip
+                    self._emit(end, "agent.state", who, agent_id=agent, state="offline")
 
     def events(self) -> Iterator[dict[str, Any]]:
         """All events, in event-time order."""

@@ -152,7 +152,13 @@ class Replay:
         self.timeline = AlertTimeline()
         # the same two halves as the live workers (alerts.stage), with one engine
         self.queue_targets = Targets(config)
-        self.stage = AlertStage(self.rules, self.timeline, targets=self.queue_targets)
+        self.stage = AlertStage(
+            self.rules,
+            self.timeline,
+            targets=self.queue_targets,
+            tz=tz,
+            interval_seconds=(config.interval_minutes or 30) * 60.0,
+        )
         self.recorder = self.stage.recorder(0)
         minutes = config.interval_minutes
         self.intervals = IntervalSink(tz, (minutes or 30) * 60.0)

@@ -42,7 +42,9 @@ def run_partitioned(
     config, rules = EngineConfig(), RulesConfig()
     timeline = AlertTimeline()
     # input partitions 0..n-1 and agents partitions n..2n-1 (streams.agents)
-    stage = AlertStage(rules, timeline, range(2 * partitions))
+    stage = AlertStage(
+        rules, timeline, range(2 * partitions), staff_from=range(partitions, 2 * partitions)
+    )
     engines = {p: PartitionEngine(p, config, rules=rules, agents_topic=AGENTS_TOPIC,
                                   sources=partitions) for p in range(partitions)}  # fmt: skip
     routed: dict[int, list[bytes]] = {p: [] for p in range(partitions)}
@@ -79,7 +81,9 @@ def run_partitioned(
         tick()
         if stage_restart_at == n:
             snap = orjson.loads(orjson.dumps(stage.snapshot()))
-            stage = AlertStage(rules, timeline, range(2 * partitions))
+            stage = AlertStage(
+                rules, timeline, range(2 * partitions), staff_from=range(partitions, 2 * partitions)
+            )
             stage.restore(snap)
     if restart is not None:
         # the partition dies and comes back from its older checkpoint: its records since

@@ -207,7 +207,7 @@ def test_the_simulated_incident_raises_exactly_the_incident_alerts() -> None:
     assert got == [
         ("component_down", "trunk", "14:00", "14:30"),
         ("system_disconnects_spike", "voice", "14:01", "14:16"),
-        ("channel_silent", "voice", "14:11", "14:31"),
+        ("channel_silent", "voice", "14:10", "14:31"),  # no voice contact from 14:00
     ]
 
 

@@ -5,6 +5,7 @@ broker and worker: tests/test_live_worker.py.)"""
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -156,3 +157,102 @@ def test_hostile_agents_topic_records_are_rejected_with_a_reason() -> None:
     assert part.engine.watermark == 50.0
     part.process(encode_mark(1, 40.0, False))  # a mark never moves time back
     assert part.engine.watermark == 50.0
+
+
+def test_the_staffing_view_live_equals_the_replay(tmp_path: Path) -> None:
+    """The current interval, required agents and forecast come from the alert stage: the
+    evaluating worker's view equals a replay's, and cc_required_agents exports it."""
+    from alerts.rules import RulesConfig
+    from tests.test_live import Clock
+
+    lines = tuple(x for x in day() if orjson.loads(x)["ts"] < "2026-11-02T10:50")  # mid-morning
+    rep, _ = replay_of(lines, tmp_path)
+    want = rep.stage.staffing.view()
+    assert any(r["required_agents"] for r in want)
+    assert any(r["agents_staffed"] for r in want)
+    data = records_by_tp(lines, 3)
+    topic = AgentsTopic(data, 3)
+    from prometheus_client import CollectorRegistry
+
+    from streams.kafka.worker import LiveRuntime
+    from streams.sinks.readmodel import MemoryReadModel
+    from tests.test_live import INPUTS, TOPICS
+
+    rt = LiveRuntime(EngineConfig(), 3, MemoryCheckpoints(), inputs=INPUTS,
+                     registry=CollectorRegistry(), read_model=MemoryReadModel(),
+                     checkpoint_interval=0.05, idle_flush_seconds=5, clock=Clock(),
+                     rules=RulesConfig(), agents_topic=TOPICS.agents, send=topic)  # fmt: skip
+    consumer = Consumer(data, {})
+    consumer.run(rt, {0, 1, 2}, random.Random(3))
+    for _ in range(2):
+        consumer.quiesce(rt)
+    assert rt.staffing() == want
+    row = next(r for r in want if r["tenant"] != "*" and r["required_agents"])
+    got = rt.registry.get_sample_value("cc_required_agents", {
+        "tenant": row["tenant"], "channel": row["channel"], "queue": row["queue"],
+        "horizon": "now"})  # fmt: skip
+    assert got == row["required_agents"]
+    assert rt.kpis()["staffing"] == want
+
+
+def _shortfall(alerts: list[dict[str, Any]]) -> list[tuple[str, str, float, float]]:
+    return [(a["rule"], a["labels"]["queue"], a["starts_at"], a["ends_at"]) for a in alerts
+            if a["rule"] in ("staffing_gap", "no_agents_available")
+            and a["labels"]["queue"] in ("billing", "loans")]  # fmt: skip
+
+
+def test_the_simulated_staffing_shortfall_fires_and_resolves_in_replay_and_live(
+    tmp_path: Path,
+) -> None:
+    """The simulator's scenario: half of billing's agents on shift called away 10:00-11:30,
+    loans' team meeting 16:00-16:20. In a replay and on live workers alike, staffing_gap fires
+    on billing during the absence and resolves after it, no_agents_available on loans during
+    the meeting; the same alerts, with the same times."""
+    from datetime import datetime
+
+    from alerts.rules import RulesConfig
+    from cc_monitor.simulator import SimConfig, simulate
+    from tests.test_live import INPUTS, TOPICS, Clock, Notified
+
+    lines = tuple(orjson.dumps(e) for e in simulate(SimConfig())
+                  if e["ts"] < "2026-11-02T17:30")  # fmt: skip
+    rep, _ = replay_of(lines, tmp_path)
+    want = _shortfall([a.to_dict() for a in rep.timeline.alerts()])
+
+    def at(hh_mm: str) -> float:
+        return datetime.fromisoformat(f"2026-11-02T{hh_mm}:00+00:00").timestamp()
+
+    gap = [
+        a
+        for a in want
+        if a[0] == "staffing_gap"
+        and a[1] == "billing"
+        and a[2] <= at("11:00")
+        and (a[3] or math.inf) >= at("11:00")
+    ]  # firing mid-absence
+    assert gap and all(a[3] is not None and a[3] <= at("12:30") for a in gap)
+    none = [a for a in want if a[0] == "no_agents_available" and a[1] == "loans"]
+    assert [(a[2] >= at("16:00"), a[3] is not None and a[3] <= at("16:30")) for a in none] == [
+        (True, True)
+    ]
+    from prometheus_client import CollectorRegistry
+
+    from streams.kafka.worker import LiveRuntime
+    from streams.sinks.readmodel import MemoryReadModel
+
+    data = records_by_tp(lines, 3)
+    topic, sent = AgentsTopic(data, 3), Notified()
+    rt = LiveRuntime(EngineConfig(), 3, MemoryCheckpoints(), inputs=INPUTS,
+                     registry=CollectorRegistry(), read_model=MemoryReadModel(),
+                     checkpoint_interval=0.05, idle_flush_seconds=5, clock=Clock(),
+                     rules=RulesConfig(), notify=sent, agents_topic=TOPICS.agents,
+                     send=topic)  # fmt: skip
+    consumer = Consumer(data, {})
+    consumer.run(rt, {0, 1, 2}, random.Random(4))
+    for _ in range(2):
+        consumer.quiesce(rt)
+    live: dict[tuple[str, float], dict[str, Any]] = {}
+    for ev in sent.events:
+        live[(ev.alert.fingerprint, ev.alert.starts_at)] = ev.alert.to_dict()
+    assert _shortfall(sorted(live.values(), key=lambda a: (a["starts_at"], a["fingerprint"]))) \
+        == want  # fmt: skip

@@ -20,7 +20,7 @@ from streams.kafka.worker import LiveRuntime, MemoryCheckpoints
 from streams.reconcile import Reconciliation, compare_alerts, reconcile, transition_time
 from streams.sinks.readmodel import MemoryReadModel
 from tests.test_archive import day, kill
-from tests.test_live import INPUTS, Clock, Consumer, Notified, records_by_tp
+from tests.test_live import INPUTS, TOPICS, AgentsTopic, Clock, Consumer, Notified, records_by_tp
 
 PARTITIONS = 3
 
@@ -31,6 +31,7 @@ def _run(root: str) -> tuple[list[tuple[str, bytes]], dict[int, bytes]]:
     on the alerts topic, as ``(where, value)``, and its KPI snapshots."""
     rng = random.Random(3)
     data = records_by_tp(day(), PARTITIONS)
+    agents = AgentsTopic(data, PARTITIONS)  # live agent states, as a worker has by default
     store, committed, model, sent = MemoryCheckpoints(), {}, MemoryReadModel(), Notified()
 
     def runtime() -> LiveRuntime:
@@ -38,7 +39,8 @@ def _run(root: str) -> tuple[list[tuple[str, bytes]], dict[int, bytes]]:
                            registry=CollectorRegistry(), read_model=model,
                            checkpoint_interval=0.05, idle_flush_seconds=5, clock=Clock(),
                            rules=RulesConfig(), notify=sent,
-                           archive=LiveArchive(Path(root)))  # fmt: skip
+                           archive=LiveArchive(Path(root)), agents_topic=TOPICS.agents,
+                           send=agents)  # fmt: skip
 
     for _ in range(2):
         rt = runtime()
@@ -139,7 +141,8 @@ def test_a_period_compares_the_transitions_inside_it(published: Any) -> None:
     docs_alerts = [orjson.loads(v) for _, v in alerts]
     firing = sorted(d["alert"]["starts_at"] for d in docs_alerts if d["status"] == "firing")
     start, end = firing[0] - 1, firing[-1] + 1  # the day's alerts, nothing outside
-    result = check(root, alerts, docs, start=start, end=end, lookback=3600)
+    # agent states go back to the agents' logins: the lookback covers a shift
+    result = check(root, alerts, docs, start=start, end=end, lookback=12 * 3600)
     assert result.differences == []
     inside = [d for d in docs_alerts if start <= transition_time(d) < end]  # type: ignore[operator]
     assert result.alerts_published == result.alerts_replayed == len(inside) > 0

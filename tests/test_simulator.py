@@ -69,8 +69,9 @@ def test_four_level_branch_and_incident_window() -> None:
 
 
 def test_callbacks_some_reserved_some_never_called_back() -> None:
-    requests = [ev for ev in day() if ev["type"] == "callback.requested"]
-    attempts = {ev["callback_id"] for ev in day() if ev["type"] == "callback.attempted"}
+    week = list(simulate(SimConfig(contacts_per_day=2000, days=2, seed=3)))  # 5 never called
+    requests = [ev for ev in week if ev["type"] == "callback.requested"]
+    attempts = {ev["callback_id"] for ev in week if ev["type"] == "callback.attempted"}
     assert any("reserved_for" in ev for ev in requests)
     assert any(ev["callback_id"] not in attempts for ev in requests)
 
@@ -101,7 +102,7 @@ def test_bad_lines_are_mixed_in_on_request() -> None:
 def test_event_ids_are_unique_across_days() -> None:
     """A case reopened twice, days apart, gets two reopen notes with ids of their own (an
     archive, which leaves repeated ids out, then replays to the same events as the log)."""
-    ids = Counter(ev["event_id"] for ev in simulate(SimConfig(seed=21, days=10,
+    ids = Counter(ev["event_id"] for ev in simulate(SimConfig(seed=22, days=10,
                                                               contacts_per_day=2000)))  # fmt: skip
     assert [i for i, n in ids.items() if n > 1] == []
     assert any("-reopen2-" in i for i in ids)  # the case the check is about occurs
@@ -130,3 +131,38 @@ def test_queue_outcomes_add_up_and_the_abandon_reading_moves_only_abandonment(
         if (a["period"], a["tenant"], a["channel"], a["queue"]) == ("total", ALL, ALL, ALL):
             requests = m["queue_callback_requests"]
     assert requests > 0
+
+
+def test_agents_work_shifts_with_breaks_and_the_shortfall_scenario() -> None:
+    """Each agent logs in at its shift's start, takes two breaks and a lunch, logs out nine
+    hours later; contacts are taken only on shift; day one has the shortfall scenario."""
+    states: dict[str, list[tuple[str, str]]] = {}
+    connected: dict[str, list[str]] = {}
+    for ev in day():
+        if ev["type"] == "agent.state":
+            states.setdefault(ev["agent_id"], []).append((ev["ts"][11:16], ev["state"]))
+        elif ev["type"] == "agent.connected":
+            connected.setdefault(ev["agent_id"], []).append(ev["ts"])
+    early = states["billing-a000"]
+    assert [s for _, s in early] == ["available", "away", "available", "away", "available",
+                                     "away", "available", "offline"]  # fmt: skip
+    assert early[0][0] == "07:00" and early[-1][0] == "16:00"
+    assert any(s == "away" and t == "10:00" for t, s in states["billing-a002"])  # called away
+
+    def state_at(seq: list[tuple[str, str]], hh_mm: str) -> str:
+        return ([s for t, s in seq if t <= hh_mm] or ["offline"])[-1]
+
+    loans = [state_at(v, "16:10") for a, v in states.items() if a.startswith("loans-")]
+    assert "away" in loans and set(loans) <= {"away", "offline"}  # the team meeting
+    # every agent that takes contacts is one the log has logged in
+    assert set(connected) <= set(states)
+    nights = [a for a, v in states.items() if v[0] == ("00:00", "available")]
+    assert nights  # the night shift under way when the log starts
+
+
+def test_occupancy_and_service_look_like_a_contact_centre(tmp_path: Path) -> None:
+    rep = replay_lines([orjson.dumps(e) for e in day()], tmp_path)
+    voice = next(r["metrics"] for r in rep["kpis"] if r["period"] == "total"
+                 and (r["tenant"], r["channel"], r["queue"]) == (ALL, "voice", ALL))  # fmt: skip
+    assert 0.35 <= voice["occupancy"] <= 0.9
+    assert 0.5 <= voice["service_level"] <= 0.95

@@ -36,6 +36,7 @@ from kpis.state import NO_LABEL, ContactState
 STATES = ("available", "busy", "after_work", "away", "offline")
 STAFFED = frozenset({"available", "busy", "after_work"})
 MAX_QUEUES = 32
+MAX_ON = 1000
 
 
 @dataclass(slots=True)
@@ -48,17 +49,24 @@ class Agent:
     # True once the source reported a state: only then is the time between contacts known
     # (staffed or not); an agent seen only on contacts is left out of states and occupancy
     tracked: bool = False
-    on: int = 0  # contacts in progress (a chat agent may hold several): busy while > 0
+    # contacts in progress (a chat agent may hold several): busy while any; at most MAX_ON
+    on: set[str] = field(default_factory=set)
+    # the state before its contacts: after-contact work ends there if it was away or offline
+    # (a contact taken on a break, or by an agent the source had logged out), else available
+    before: str = "available"
 
     def to_dict(self) -> dict[str, Any]:
         return {"tenant": self.tenant, "agent": self.agent, "state": self.state,
                 "since": self.since, "queues": dict(self.queues),
-                "tracked": self.tracked, "on": self.on}  # fmt: skip
+                "tracked": self.tracked, "on": sorted(self.on),
+                "before": self.before}  # fmt: skip
 
 
 FactSink = Callable[[w.Rec, float], None]
 """Where :class:`AgentFacts` sends the agent facts it resolves (``fact(record, event_time)``)."""
-FACT_TYPES = ("agent.state", "agent.connected", "contact.ended", "wrapup.ended")
+FACT_TYPES = (
+    "agent.state", "agent.connected", "contact.transferred", "contact.ended", "wrapup.ended"
+)  # fmt: skip
 
 
 class AgentFacts(Rule):
@@ -84,6 +92,7 @@ class AgentFacts(Rule):
         return {
             "agent.state": self._out,
             "agent.connected": self._on_connected,
+            "contact.transferred": self._on_contact,  # the transferring agent's part ends
             "contact.ended": self._on_contact,
             "wrapup.ended": self._on_contact,
         }
@@ -96,7 +105,9 @@ class AgentFacts(Rule):
             rec = msgspec.structs.replace(rec, tenant=tenant, queue=queue)
         self._out(rec, ts)
 
-    def _on_contact(self, rec: w.ContactEnded | w.WrapupEnded, ts: float) -> None:
+    def _on_contact(
+        self, rec: w.ContactTransferred | w.ContactEnded | w.WrapupEnded, ts: float
+    ) -> None:
         agent = rec.agent_id
         c = self._contacts.get(rec.contact_id)
         if agent is None and c is not None and c.segments:
@@ -123,6 +134,7 @@ class AgentRules(Rule):
         self._by_type: dict[type[w.Rec], Handler] = {
             w.AgentState: self._on_state,
             w.AgentConnected: self._on_connected,
+            w.ContactTransferred: self._on_contact_ended,
             w.ContactEnded: self._on_contact_ended,
             w.WrapupEnded: self._on_wrapup_ended,
         }
@@ -230,7 +242,10 @@ class AgentRules(Rule):
     def _on_connected(self, rec: w.AgentConnected, ts: float) -> None:
         a = self._agent(rec.tenant or NO_LABEL, rec.agent_id, ts, "available")
         self._serve(a, rec.queue, rec.channel, ts)
-        a.on = min(a.on + 1, 1000)
+        if len(a.on) < MAX_ON:
+            a.on.add(rec.contact_id)
+        if a.state not in ("busy", "after_work"):
+            a.before = a.state
         self._move(a, "busy", ts)
 
     def _contact_agent(self, rec: w.Rec) -> Agent | None:
@@ -238,17 +253,17 @@ class AgentRules(Rule):
             return None
         return self.agents.get((rec.tenant or NO_LABEL, rec.agent_id))
 
-    def _on_contact_ended(self, rec: w.ContactEnded, ts: float) -> None:
+    def _on_contact_ended(self, rec: w.ContactEnded | w.ContactTransferred, ts: float) -> None:
         a = self._contact_agent(rec)
         if a is not None:
-            a.on = max(0, a.on - 1)
+            a.on.discard(rec.contact_id)  # an end after a transfer counts once
             if a.state == "busy" and not a.on:  # its last contact ended
                 self._move(a, "after_work", ts)
 
     def _on_wrapup_ended(self, rec: w.WrapupEnded, ts: float) -> None:
         a = self._contact_agent(rec)
         if a is not None and not a.on and a.state in ("busy", "after_work"):
-            self._move(a, "available", ts)
+            self._move(a, a.before if a.before in ("away", "offline") else "available", ts)
 
     # --- end and checkpoints -------------------------------------------------------------------
 
@@ -267,7 +282,9 @@ class AgentRules(Rule):
         self.in_state = {}
         for d in snap["agents"]:
             a = Agent(d["tenant"], d["agent"], d["state"], float(d["since"]), dict(d["queues"]),
-                      bool(d.get("tracked", False)), int(d.get("on", 0)))  # fmt: skip
+                      bool(d.get("tracked", False)),
+                      set(d["on"]) if isinstance(d.get("on"), list) else set(),
+                      str(d.get("before", "available")))  # fmt: skip
             self.agents[(a.tenant, a.agent)] = a
             for queue in a.queues if a.tracked else ():
                 key = (self._labels(a, queue), a.state)

@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -427,8 +428,10 @@ def create_app(
     registry: CollectorRegistry | None = None,
     read_model: ReadModelStore | None = None,
     rules: RulesConfig | None = None,
+    tz: tzinfo = UTC,
 ) -> Any:
-    """Build the worker's Faust app. Registries and stores can be injected (tests)."""
+    """Build the worker's Faust app. Registries and stores can be injected (tests). ``tz``:
+    the zone of the staffing view's intervals (the settings' ``timezone``)."""
     import faust
 
     _fetch_wait(worker.fetch_max_wait_ms, worker.fetch_min_bytes)
@@ -503,6 +506,7 @@ def create_app(
         ),
         agents_topic=t.agents if worker.agent_states else None,
         send=send_agent if worker.agent_states else None,
+        tz=tz,
     )
     input_names = set(consumed)
 

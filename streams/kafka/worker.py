@@ -27,12 +27,15 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from typing import Protocol
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from alerts.evaluator import Alert, AlertEvent
 from alerts.rules import RulesConfig
@@ -232,11 +235,13 @@ class LiveRuntime:
         archive_retention_seconds: float | None = None,
         agents_topic: str | None = None,
         send: Send | None = None,
+        tz: tzinfo = UTC,
     ) -> None:
         """``agents_topic`` and ``send``: live agent states (streams.agents); each partition
         also runs that topic's partition of the same number, and ``send`` publishes the
         facts and marks of its contacts there."""
         self.config = config
+        self.tz = tz  # of the staffing view's intervals (alerts.staffing)
         self.policy = TimePolicy.of(config)  # the engines' own: when the wall clock moves time
         self.partitions = partitions
         self.checkpoints = checkpoints
@@ -260,6 +265,7 @@ class LiveRuntime:
         for reason in REJECT_REASONS:  # every reason has a series from the start (0)
             self.metrics.rejected.labels(reason)
         self.registry.register(MetricsCollector(parts=self._parts))
+        self.registry.register(StaffingCollector(self))
         self.record_stats = RecordStats()
         self.registry.register(self.record_stats)
         self.last_record = clock()
@@ -626,7 +632,14 @@ class LiveRuntime:
         if self.stage is None:
             # input partitions 0..n-1, and with live agent states agents partitions n..2n-1
             every = range(2 * n if self.agents_topic is not None else n)
-            stage = AlertStage(self.rules, self, every, Targets(self.config))
+            stage = AlertStage(
+                self.rules,
+                self,
+                every,
+                Targets(self.config),
+                tz=self.tz,
+                interval_seconds=(self.config.interval_minutes or 30) * 60.0,
+            )
             blob = await store.load_stage()
             if blob is not None:
                 stage.restore(orjson.loads(blob))
@@ -701,9 +714,15 @@ class LiveRuntime:
     def kpis(self) -> dict[str, object]:
         docs = [orjson.loads(d) for _, d in sorted(self.last_docs.items())]
         view = kpi_view(docs, self.partitions)
+        view["staffing"] = self.staffing()
         view["read_model"] = "ok" if self.read_model_ok else (
             "unreachable" if self.read_model_ok is False else "starting")  # fmt: skip
         return view
+
+    def staffing(self) -> list[dict[str, object]] | None:
+        """The centre's staffing now and next interval (alerts.staffing), on the worker that
+        evaluates the alert rules (None elsewhere)."""
+        return self.stage.staffing.view() if self.stage is not None else None
 
     def agents(self) -> dict[str, object]:
         """``/api/agents`` (streams.agents.agents_view), from the same documents as /api/kpis."""
@@ -794,6 +813,41 @@ class LiveRuntime:
             if now - when < LOG_LOST_HOLD_SECONDS:
                 out.append(why)
         return out
+
+
+class StaffingCollector(Collector):
+    """``cc_required_agents`` and ``cc_forecast_offered`` per queue, from the staffing view of
+    the worker evaluating the rules (the others export none: a dashboard takes the max)."""
+
+    def __init__(self, runtime: LiveRuntime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["tenant", "channel", "queue", "horizon"]
+        required = GaugeMetricFamily(
+            "cc_required_agents",
+            "Agents a queue needs for its service-level target (Erlang C): for the current "
+            "interval's load so far (horizon=now) and the next interval's forecast (next).",
+            labels=labels,
+        )
+        forecast = GaugeMetricFamily(
+            "cc_forecast_offered",
+            "Contacts expected in the next interval (same weekday and interval of previous weeks).",
+            labels=labels[:3],
+        )
+        for row in self.runtime.staffing() or ():
+            if row["tenant"] == "*":
+                continue  # rollups belong to queries
+            lb = [str(row["tenant"]), str(row["channel"]), str(row["queue"])]
+            for key, horizon in (("required_agents", "now"), ("forecast_required_agents", "next")):
+                value = row[key]
+                if isinstance(value, int | float):
+                    required.add_metric([*lb, horizon], float(value))
+            offered = row["forecast_offered"]
+            if isinstance(offered, int | float):
+                forecast.add_metric(lb, float(offered))
+        yield required
+        yield forecast
 
 
 def _doc_max(raw: bytes) -> float | None:

@@ -1,0 +1,249 @@
+"""The centre's staffing now and for the next interval, live: per queue, the current 15- or
+30-minute interval so far (offered, answered, service level, ASA, AHT, agents staffed), the
+agents it needs (Erlang C for the load so far, to the queue's service-level target), and the
+next interval's expected offered load from the same weekday and interval of previous weeks (a
+seasonal baseline), with the agents that load will need and the gap to the agents staffed now.
+
+:class:`StaffingLogic` is fed by the alert stage (alerts.stage) at each evaluation tick with
+the centre's merged counts, agents per queue and state, and contacts waiting: a replay and any
+number of live workers feed it the same ticks, so its figures are the same. Its state (the
+current interval and the baseline: per queue, weekday and interval of the day, at most
+:data:`FORECAST_WEEKS` weeks) is part of the stage's snapshot, saved with the stage.
+
+The replay report's ``intervals`` section (kpis.intervals) is the exact after-the-fact view
+(staffed time from each agent's state changes); here staffed agents are sampled at each tick.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import date, datetime, time, tzinfo
+from typing import Any
+
+from kpis.catalogue import ALL, NO_LABEL
+from kpis.erlang import agents_c
+from kpis.interfaces import Labels
+from kpis.targets import Targets
+
+VIEW_SERIES = frozenset(
+    {"queued", "answered", "answered_in_sl", "abandoned", "answer_seconds", "handle_seconds"}
+)
+"""What the stage's intervals carry for this view (durations as a count and a ``:sum``)."""
+STAFFED = ("available", "busy", "after_work")
+DEFAULT_GOAL = 0.8
+FORECAST_WEEKS = 4
+MAX_QUEUES = 10_000
+"""Queues followed at most (labels are bounded by the sources; past this, new ones are not)."""
+_FIELDS = ("queued", "answered", "answered_in_sl", "abandoned", "answer_seconds",
+           "answer_seconds:sum", "handle_seconds", "handle_seconds:sum", "staffed")  # fmt: skip
+
+
+class StaffingLogic:
+    def __init__(self, tz: tzinfo, interval_seconds: float, targets: Targets | None) -> None:
+        self.tz = tz
+        self.width = interval_seconds
+        self.targets = targets
+        self.start: float | None = None  # the current interval's start
+        self.last: float | None = None  # the last tick seen
+        self.acc: dict[Labels, list[float]] = {}
+        self.staff: dict[Labels, int] = {}  # agents staffed per queue at the last tick
+        self.waiting: dict[Labels, int] = {}
+        # (queue, weekday, interval of the day) -> [(day ordinal, offered, handle n, handle s)]
+        self.history: dict[tuple[Labels, int, int], list[list[float]]] = {}
+
+    # --- time -----------------------------------------------------------------------------
+
+    def _interval(self, at: float) -> tuple[float, int, int]:
+        """(start, day ordinal, interval of the day) of the interval holding ``at``; intervals
+        start at local midnight (a daylight-saving day has 46 or 50 half hours)."""
+        d = datetime.fromtimestamp(at, self.tz).date()
+        midnight = datetime.combine(d, time(0), self.tz).timestamp()
+        idx = int((at - midnight) // self.width)
+        return midnight + idx * self.width, d.toordinal(), idx
+
+    def on_tick(
+        self,
+        at: float,
+        every: float,
+        counts: Mapping[tuple[str, Labels], float],
+        staff: Mapping[tuple[Labels, str], int],
+        waiting: Mapping[Labels, tuple[int, float]],
+    ) -> None:
+        """The evaluation interval ``(at - every, at]`` with the centre's ``counts``, and the
+        agents and contacts waiting at ``at``."""
+        start, _, _ = self._interval(at - every)
+        if self.start is not None and start != self.start:
+            self._close()
+        if self.start != start:
+            self.start = start
+        span = every if self.last is None else min(at - self.last, at - start)
+        self.last = at
+        # staffed agent-seconds: the agents at this tick, since the last one (a quiet stretch
+        # jumped over holds the same agents)
+        for labels, n in self.staff.items():
+            if n:
+                self._row(labels)[8] += n * max(0.0, span)
+        self.staff = {}
+        for (labels, state), n in staff.items():
+            if state in STAFFED and labels[2] != NO_LABEL:
+                self.staff[labels] = self.staff.get(labels, 0) + n
+        self.waiting = {lb: n for lb, (n, _) in waiting.items() if n}
+        for (name, labels), v in counts.items():
+            if name in _INDEX and len(labels) == 3 and labels[2] != NO_LABEL:
+                self._row(labels)[_INDEX[name]] += v
+
+    def _row(self, labels: Labels) -> list[float]:
+        row = self.acc.get(labels)
+        if row is None:
+            row = [0.0] * len(_FIELDS)
+            if len(self.acc) < MAX_QUEUES:
+                self.acc[labels] = row
+        return row
+
+    def _close(self) -> None:
+        """The interval ended: its offered load joins the baseline of its weekday and slot."""
+        assert self.start is not None
+        _, day, idx = self._interval(self.start)
+        weekday = date.fromordinal(day).weekday()
+        for labels, row in self.acc.items():
+            if not row[0]:
+                continue  # the queue had nothing offered: not a week it was open
+            past = self.history.setdefault((labels, weekday, idx), [])
+            past.append([day, row[0], row[6], row[7]])
+            del past[:-FORECAST_WEEKS]
+        self.acc = {}
+
+    # --- the view --------------------------------------------------------------------------
+
+    def _target(self, labels: Labels) -> tuple[float, float]:
+        tenant, channel, queue = labels
+        t = self.targets.of(tenant, channel, queue) if self.targets is not None else None
+        threshold = t.service_level_seconds if t is not None else 20.0
+        goal = (t.service_level_goal if t is not None else None) or DEFAULT_GOAL
+        return threshold, goal
+
+    def _need(self, labels: Labels, load: float, aht: float) -> int | None:
+        if load <= 0 or aht <= 0:
+            return None
+        threshold, goal = self._target(labels)
+        try:
+            return agents_c(load, aht, threshold, goal)
+        except ValueError:  # a load no queue has
+            return None
+
+    def forecast(self, labels: Labels) -> tuple[float | None, float | None]:
+        """Expected offered contacts and handle time of the next interval (same weekday and
+        interval of up to FORECAST_WEEKS previous weeks that had the queue open)."""
+        if self.start is None:
+            return None, None
+        _, day, idx = self._interval(self.start + self.width)
+        weekday = date.fromordinal(day).weekday()
+        past = [p for p in self.history.get((labels, weekday, idx), ()) if p[0] < day]
+        if not past:
+            return None, None
+        offered = sum(p[1] for p in past) / len(past)
+        n, s = sum(p[2] for p in past), sum(p[3] for p in past)
+        return offered, (s / n if n else None)
+
+    def view(self) -> list[dict[str, Any]]:
+        """Per queue (and over tenants, ``*``), the current interval and the next."""
+        rows: dict[Labels, list[float]] = {}
+        staff: dict[Labels, int] = {}
+        waiting: dict[Labels, int] = {}
+        for labels in set(self.acc) | set(self.staff) | set(self.waiting):
+            scopes: list[Labels] = [(ALL, labels[1], labels[2])]
+            if labels[0] != NO_LABEL:
+                scopes.append(labels)
+            for scope in scopes:
+                row = rows.setdefault(scope, [0.0] * len(_FIELDS))
+                for i, v in enumerate(self.acc.get(labels, ())):
+                    row[i] += v
+                staff[scope] = staff.get(scope, 0) + self.staff.get(labels, 0)
+                waiting[scope] = waiting.get(scope, 0) + self.waiting.get(labels, 0)
+        if self.start is None or self.last is None:
+            return []
+        elapsed = max(1.0, self.last - self.start)
+        out = []
+        for labels in sorted(rows):
+            row = rows[labels]
+            offered, answered, in_sl, abandoned = row[0], row[1], row[2], row[3]
+            aht = row[7] / row[6] if row[6] else None
+            need = self._need(labels, offered * aht / elapsed, aht) if aht else None
+            f_offered, f_aht = self.forecast(labels)
+            if f_offered is None and labels[0] == ALL:
+                f_offered, f_aht = self._sum_forecast(labels)
+            f_need = (
+                self._need(labels, f_offered * f_aht / self.width, f_aht)
+                if f_offered and f_aht else None
+            )  # fmt: skip
+            now = staff.get(labels, 0)
+            tracked = now > 0 or row[8] > 0
+            out.append({
+                "tenant": labels[0], "channel": labels[1], "queue": labels[2],
+                "interval": datetime.fromtimestamp(self.start, self.tz).isoformat(),
+                "offered": int(offered), "answered": int(answered), "abandoned": int(abandoned),
+                "service_level": _ratio(in_sl, answered + abandoned),
+                "asa_seconds": _round(row[5] / row[4]) if row[4] else None,
+                "aht_seconds": _round(aht),
+                "contacts_waiting": waiting.get(labels, 0),
+                "agents_staffed": now if tracked else None,
+                "staffed_agents_mean": _round(row[8] / elapsed) if tracked else None,
+                "required_agents": need,
+                "staffing_gap": (need - now) if need is not None and tracked else None,
+                "next_interval": datetime.fromtimestamp(self.start + self.width,
+                                                        self.tz).isoformat(),
+                "forecast_offered": _round(f_offered),
+                "forecast_required_agents": f_need,
+                "forecast_staffing_gap": (f_need - now) if f_need is not None and tracked
+                else None,
+            })  # fmt: skip
+        return out
+
+    def _sum_forecast(self, scope: Labels) -> tuple[float | None, float | None]:
+        """A queue over tenants: the tenants' forecasts added."""
+        offered, n, s = 0.0, 0.0, 0.0
+        found = False
+        for labels in {k[0] for k in self.history}:
+            if labels[1:] == scope[1:] and labels[0] != ALL:
+                o, a = self.forecast(labels)
+                if o is not None:
+                    found = True
+                    offered += o
+                    if a is not None:
+                        n, s = n + o, s + o * a
+        return (offered, s / n if n else None) if found else (None, None)
+
+    # --- checkpoints -----------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "last": self.last,
+            "acc": [[list(k), v] for k, v in sorted(self.acc.items())],
+            "staff": [[list(k), v] for k, v in sorted(self.staff.items())],
+            "waiting": [[list(k), v] for k, v in sorted(self.waiting.items())],
+            "history": [[list(k[0]), k[1], k[2], v] for k, v in sorted(self.history.items())],
+        }
+
+    def restore(self, snap: Mapping[str, Any]) -> None:
+        self.start = snap["start"]
+        self.last = snap["last"]
+        self.acc = {tuple(k): [float(x) for x in v] for k, v in snap["acc"]}
+        self.staff = {tuple(k): int(v) for k, v in snap["staff"]}
+        self.waiting = {tuple(k): int(v) for k, v in snap["waiting"]}
+        self.history = {
+            (tuple(lb), int(wd), int(idx)): [[float(x) for x in p] for p in v]
+            for lb, wd, idx, v in snap["history"]
+        }
+
+
+_INDEX = {name: i for i, name in enumerate(_FIELDS[:8])}
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return round(num / den, 6) if den else None
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None or math.isnan(v) else round(v, 3)
