@@ -143,8 +143,6 @@ class AlertLogic:
             if isinstance(r, StaffingGapRule)
         }
         self._staff_windows: dict[str, dict[Labels, _StaffWindow]] = {n: {} for n in self._staffing}
-        self.required: dict[Labels, tuple[int | None, int]] = {}
-        """Per queue at the last tick, for staffing rules: (agents needed, agents staffed)."""
         staffing = STAFFING_SERIES if self._staffing else ()
         self.series = frozenset([*self._routes, "system_status", *staffing])
         """The engine series this logic reads (a :class:`kpis.interfaces.Tee` filters on it)."""
@@ -408,7 +406,10 @@ class AlertLogic:
                 continue
             staffed = sum(states.get(s, 0) for s in STAFFED)
             needed: int | None = None
-            if queued and parts and seconds > 0:
+            waiting = view.get(labels, (0, 0.0))[0]
+            held = (name, labels) in self._active or (name, labels) in self._since
+            # agents needed only matter while contacts wait (or the alert is pending/firing)
+            if (waiting or held) and queued and parts and seconds > 0:
                 aht = seconds / parts
                 tenant, channel, queue = labels
                 t = self.targets.of(tenant, channel, queue) if self.targets is not None else None
@@ -418,14 +419,11 @@ class AlertLogic:
                     needed = agents_c(queued * aht / rule.window_seconds, aht, threshold, goal)
                 except ValueError:  # a load no queue has (kpis.erlang refuses it)
                     needed = None
-            self.required[labels] = (needed, staffed)
-            waiting = view.get(labels, (0, 0.0))[0]
             gap = (needed - staffed) if needed is not None else 0
             out[labels] = (waiting > 0 and gap >= rule.threshold, float(gap), QUEUE_LABELS)
         for labels in quiet:  # nothing in the window and not alerting: forget it
             if (name, labels) not in self._active and (name, labels) not in self._since:
                 del windows[labels]
-                self.required.pop(labels, None)
         return out if staff is not None else None
 
     def _target_threshold(self, rule: RatioRule, group: Labels, default: float) -> float:

@@ -49,6 +49,7 @@ class StaffingLogic:
         self.acc: dict[Labels, list[float]] = {}
         self.staff: dict[Labels, int] = {}  # agents staffed per queue at the last tick
         self.waiting: dict[Labels, int] = {}
+        self.known: set[Labels] = set()  # every queue seen: a wallboard lists them all
         # (queue, weekday, interval of the day) -> [(day ordinal, offered, handle n, handle s)]
         self.history: dict[tuple[Labels, int, int], list[list[float]]] = {}
 
@@ -86,7 +87,10 @@ class StaffingLogic:
                 self._row(labels)[8] += n * max(0.0, span)
         self.staff = {}
         for (labels, state), n in staff.items():
-            if state in STAFFED and labels[2] != NO_LABEL:
+            if labels[2] == NO_LABEL or not (len(self.known) < MAX_QUEUES or labels in self.known):
+                continue
+            self.known.add(labels)  # a queue with agents, staffed or not, is on the wallboard
+            if state in STAFFED:
                 self.staff[labels] = self.staff.get(labels, 0) + n
         self.waiting = {lb: n for lb, (n, _) in waiting.items() if n}
         for (name, labels), v in counts.items():
@@ -97,8 +101,9 @@ class StaffingLogic:
         row = self.acc.get(labels)
         if row is None:
             row = [0.0] * len(_FIELDS)
-            if len(self.acc) < MAX_QUEUES:
+            if len(self.known) < MAX_QUEUES or labels in self.known:
                 self.acc[labels] = row
+                self.known.add(labels)
         return row
 
     def _close(self) -> None:
@@ -133,13 +138,19 @@ class StaffingLogic:
             return None
 
     def forecast(self, labels: Labels) -> tuple[float | None, float | None]:
-        """Expected offered contacts and handle time of the next interval (same weekday and
-        interval of up to FORECAST_WEEKS previous weeks that had the queue open)."""
+        """Expected offered contacts and handle time of the next interval: the mean of the same
+        weekday and interval of up to FORECAST_WEEKS previous weeks that had the queue open;
+        until a queue has such a week (the first week), the same interval of the previous
+        days (fewer than a week of history says nothing about weekdays)."""
         if self.start is None:
             return None, None
         _, day, idx = self._interval(self.start + self.width)
         weekday = date.fromordinal(day).weekday()
         past = [p for p in self.history.get((labels, weekday, idx), ()) if p[0] < day]
+        if not past:
+            days = [p for wd in range(7) for p in self.history.get((labels, wd, idx), ())
+                    if p[0] < day]  # fmt: skip
+            past = sorted(days)[-FORECAST_WEEKS:]
         if not past:
             return None, None
         offered = sum(p[1] for p in past) / len(past)
@@ -151,7 +162,7 @@ class StaffingLogic:
         rows: dict[Labels, list[float]] = {}
         staff: dict[Labels, int] = {}
         waiting: dict[Labels, int] = {}
-        for labels in set(self.acc) | set(self.staff) | set(self.waiting):
+        for labels in self.known | set(self.waiting):
             scopes: list[Labels] = [(ALL, labels[1], labels[2])]
             if labels[0] != NO_LABEL:
                 scopes.append(labels)
@@ -169,7 +180,12 @@ class StaffingLogic:
             row = rows[labels]
             offered, answered, in_sl, abandoned = row[0], row[1], row[2], row[3]
             aht = row[7] / row[6] if row[6] else None
-            need = self._need(labels, offered * aht / elapsed, aht) if aht else None
+            # no contacts offered yet: none needed (not unknown); else Erlang C on the load so far
+            need = (
+                0
+                if not offered
+                else (self._need(labels, offered * aht / elapsed, aht) if aht else None)
+            )
             f_offered, f_aht = self.forecast(labels)
             if f_offered is None and labels[0] == ALL:
                 f_offered, f_aht = self._sum_forecast(labels)
@@ -223,6 +239,7 @@ class StaffingLogic:
             "acc": [[list(k), v] for k, v in sorted(self.acc.items())],
             "staff": [[list(k), v] for k, v in sorted(self.staff.items())],
             "waiting": [[list(k), v] for k, v in sorted(self.waiting.items())],
+            "known": sorted(list(k) for k in self.known),
             "history": [[list(k[0]), k[1], k[2], v] for k, v in sorted(self.history.items())],
         }
 
@@ -232,6 +249,7 @@ class StaffingLogic:
         self.acc = {tuple(k): [float(x) for x in v] for k, v in snap["acc"]}
         self.staff = {tuple(k): int(v) for k, v in snap["staff"]}
         self.waiting = {tuple(k): int(v) for k, v in snap["waiting"]}
+        self.known = {tuple(k) for k in snap.get("known", [])}
         self.history = {
             (tuple(lb), int(wd), int(idx)): [[float(x) for x in p] for p in v]
             for lb, wd, idx, v in snap["history"]

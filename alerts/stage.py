@@ -22,6 +22,7 @@ the stage takes once (by partition and ``B``).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -253,6 +254,7 @@ class AlertStage:
         self._pending: dict[float, dict[int, Interval]] = {}
         # quiet runs per partition, by their last tick (see Interval.quiet_after)
         self._quiet: dict[int, dict[float, Interval]] = {}
+        self._quiet_ends: dict[int, list[float]] = {}  # sorted keys of _quiet, per partition
         self._waiting: dict[Labels, tuple[int, float]] = {}
         self._staff: dict[tuple[Labels, str], int] = {}
         # each partition's agents at the last tick it had an interval for: agents are a state,
@@ -377,25 +379,40 @@ class AlertStage:
         return lo
 
     def _quiet_at(self, at: float) -> dict[int, Interval]:
-        """Empty intervals at tick ``at`` of the partitions in a quiet run there."""
+        """Empty intervals at tick ``at`` of the partitions in a quiet run there. A partition's
+        runs do not overlap: the one that can hold ``at`` is the first ending at or after it
+        (found by bisection: an engine that is often quiet has many runs pending)."""
         out: dict[int, Interval] = {}
         for partition, runs in self._quiet.items():
-            for last, run in runs.items():
-                after = run.quiet_after
-                if after is not None and after < at <= last:
-                    out[partition] = Interval(
-                        at, partition, waiting=run.view_at(at), staff=run.staff
-                    )
-                    break
+            if not runs:
+                continue
+            ends = self._quiet_ends.get(partition)
+            if ends is None or len(ends) != len(runs):
+                ends = self._quiet_ends[partition] = sorted(runs)
+            k = bisect.bisect_left(ends, at)
+            if k == len(ends):
+                continue
+            run = runs.get(ends[k])
+            if run is None:  # a run replaced since the keys were sorted
+                ends = self._quiet_ends[partition] = sorted(runs)
+                run = runs[ends[k]] if k < len(ends) else None
+                if run is None:
+                    continue
+            after = run.quiet_after
+            if after is not None and after < at <= run.at:
+                out[partition] = Interval(at, partition, waiting=run.view_at(at), staff=run.staff)
         return out
 
     def _drop_quiet(self) -> None:
         done = self.evaluated_to
         if done is None:
             return
-        for runs in self._quiet.values():
-            for last in [t for t in runs if t <= done]:
+        for partition, runs in self._quiet.items():
+            gone = [t for t in runs if t <= done]
+            for last in gone:
                 del runs[last]
+            if gone:
+                self._quiet_ends.pop(partition, None)
 
     def _evaluate(self, at: float, parts: dict[int, Interval]) -> None:
         logic = self.logic
@@ -462,4 +479,5 @@ class AlertStage:
         self.evaluated_to = snap["evaluated_to"]
         self._pending = {}
         self._quiet = {}
+        self._quiet_ends = {}
         self.offer(Interval.from_list(i) for i in snap["pending"])

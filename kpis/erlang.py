@@ -64,7 +64,10 @@ def asa_c(n: int, load: float, aht: float) -> float:
 
 
 def agents_c(load: float, aht: float, t: float, goal: float) -> int:
-    """The fewest agents whose Erlang C service level reaches ``goal`` (0 without load)."""
+    """The fewest agents whose Erlang C service level reaches ``goal`` (0 without load).
+
+    Erlang B is carried from one candidate to the next (B(n) from B(n-1)), so the search costs
+    O(n) in all, not O(n) per candidate."""
     if load <= 0:
         return 0
     if not 0 < goal < 1:
@@ -72,11 +75,15 @@ def agents_c(load: float, aht: float, t: float, goal: float) -> int:
     if load >= MAX_AGENTS:  # refused before any work: a hostile count, not a queue
         raise ValueError(f"more than {MAX_AGENTS} agents needed")
     n = max(1, math.floor(load) + 1)
-    while service_level_c(n, load, aht, t) < goal:
+    b = erlang_b(n, load)
+    while True:
+        c = n * b / (n - load * (1.0 - b))  # Erlang C from Erlang B
+        if 1.0 - c * math.exp(-(n - load) * t / aht) >= goal:
+            return n
         n += 1
         if n > MAX_AGENTS:
             raise ValueError(f"more than {MAX_AGENTS} agents needed")
-    return n
+        b = load * b / (n + load * b)
 
 
 @dataclass(frozen=True, slots=True)

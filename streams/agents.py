@@ -182,8 +182,12 @@ class AgentPartition:
         """What the read model publishes of this agents partition (see :func:`agents_view`)."""
         m = self.metrics
         wm = self.engine.watermark
+        # the agents' time: every source has passed it (its lowest mark; a replay of the same
+        # input ends there, so the states in progress are counted up to it, as a replay does)
+        now = min(self.marks.values()) if len(self.marks) == self.sources else wm
         return {
             "watermark": finite(wm),
+            "now": finite(min(now, wm)),
             "counters": [[n, list(lb), v] for (n, lb), v in sorted(m.counters.items())],
             "histograms": [
                 [n, list(lb), sum(h[:-1]), h[-1]] for (n, lb), h in sorted(m.histograms.items())
@@ -235,7 +239,7 @@ def agents_view(docs: Iterable[Mapping[str, Any]], cap: float) -> dict[str, Any]
         agents = doc.get("agents")
         if agents is None:
             continue
-        wm = agents.get("watermark")
+        wm = agents.get("now", agents.get("watermark"))
         for tenant, agent, state, since, queues, tracked in agents["agents"]:
             open_for = min(cap, max(0.0, wm - since)) if wm is not None else 0.0
             if tracked and state != "offline" and open_for > 0:

@@ -107,7 +107,8 @@ class Redis(Service):
 
 def kafka_settings(broker: str, prefix: str, partitions: int = 3) -> KafkaSettings:
     topics = Topics(calls=f"{prefix}.calls", chats=f"{prefix}.chats", ivr=f"{prefix}.ivr",
-                    dead_letter=f"{prefix}.dlq", alerts=f"{prefix}.alerts")  # fmt: skip
+                    dead_letter=f"{prefix}.dlq", alerts=f"{prefix}.alerts",
+                    agents=f"{prefix}.agents")  # fmt: skip
     # Tansu reports wrong end offsets after multi-record batches: one record per batch here.
     return KafkaSettings(bootstrap_servers=broker, topics=topics, partitions=partitions,
                          producer_max_batch_size=16)  # fmt: skip

@@ -113,10 +113,12 @@ def worker_registry() -> CollectorRegistry:
     from alerts.rules import RulesConfig
     from streams.kafka.worker import MemoryCheckpoints
 
-    from .test_live import INPUTS, Consumer, records_by_tp, runtime
+    from .test_live import INPUTS, AgentsTopic, Consumer, records_by_tp, runtime
 
     data = records_by_tp(tuple(orjson.dumps(e) for e in simulate(SimConfig())), 3)
-    rt = runtime(MemoryCheckpoints(), 3, rules=RulesConfig(), config=TARGETED)
+    rt = runtime(
+        MemoryCheckpoints(), 3, rules=RulesConfig(), config=TARGETED, agents=AgentsTopic(data, 3)
+    )  # live agent states, as a worker has by default
     consumer = Consumer(data, {})
     consumer.run(rt, {0, 1, 2}, random.Random(3))
     consumer.quiesce(rt)

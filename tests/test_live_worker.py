@@ -604,3 +604,45 @@ def _children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             out.append(int(stat.parent.name))
     return out
+
+
+def test_a_queue_log_through_kafka_gives_the_replay_agents(broker: str, tmp_path: Path) -> None:
+    """tests/data/agents.queue_log (logins, membership, pauses, calls, transfers), up to the
+    middle of its hour, produced to the topics and consumed by a real worker: /api/agents has
+    the replay report's agent rows and /metrics the agents per queue and state the replay
+    ends with (one available, one on a call, one paused)."""
+    from .test_live_agents import compare, queue_log_events
+
+    lines = tuple(x for x in queue_log_events() if orjson.loads(x)["ts"] < "2025-11-02T09:23:20")
+    path = tmp_path / "agents.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    rep = Replay(EngineConfig(), ZoneInfo("UTC"))
+    report = rep.run([Source(str(path))])
+    want = {("voice", lb[2], st): float(n) for (lb, st), n in rep.engine.agents.in_state.items()
+            if st != "offline"}  # fmt: skip
+    kafka = kafka_settings(broker, "agents1", PARTITIONS)
+    worker = Worker(kafka, "agents1", tmp_path, None, "wa").start()
+    try:
+        assert produce(kafka, path) == len(lines)
+        last: dict[str, Any] = {}
+
+        def agents_equal() -> bool:
+            nonlocal last
+            try:
+                last = worker.json("/api/agents")
+                return compare(last, report) == 3 and last["states"]["busy"] == 1
+            except (OSError, AssertionError, KeyError):
+                return False
+
+        eventually(agents_equal, 120, "/api/agents to equal the replay's agents")
+        got: dict[tuple[str, str, str], float] = {}
+        for fam in text_string_to_metric_families(worker.get("/metrics").decode()):
+            for s in fam.samples:
+                if s.name == "cc_agents":
+                    key = (s.labels["channel"], s.labels["queue"], s.labels["state"])
+                    got[key] = got.get(key, 0.0) + s.value
+        assert got == want
+        assert got[("voice", "support", "busy")] == 1 and got[("voice", "support", "away")] == 1
+        assert got[("voice", "sales", "available")] == 1
+    finally:
+        worker.stop()

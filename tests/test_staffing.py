@@ -1,0 +1,70 @@
+"""The live staffing view (alerts.staffing): the current interval, required agents and the
+next interval's forecast from a seasonal baseline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+
+from alerts.staffing import StaffingLogic
+from kpis.config import EngineConfig
+from kpis.erlang import agents_c
+from kpis.targets import Targets
+
+Q = ("bank", "voice", "billing")
+MONDAY = datetime(2026, 11, 2, tzinfo=UTC).timestamp()
+
+
+def feed(logic: StaffingLogic, start: float, minutes: int, per_minute: int = 1) -> None:
+    counts = {("queued", Q): float(per_minute), ("handle_seconds", Q): float(per_minute),
+              ("handle_seconds:sum", Q): 300.0 * per_minute, ("answered", Q): float(per_minute),
+              ("answered_in_sl", Q): float(per_minute)}  # fmt: skip
+    for m in range(1, minutes + 1):
+        logic.on_tick(start + m * 60, 60, counts, {(Q, "available"): 5, (Q, "busy"): 2},
+                      {Q: (1, 30.0)})  # fmt: skip
+
+
+def row(logic: StaffingLogic, tenant: str = "bank") -> dict:  # type: ignore[type-arg]
+    return next(r for r in logic.view() if r["tenant"] == tenant and r["queue"] == "billing")
+
+
+def test_required_now_and_the_forecast_from_previous_weeks() -> None:
+    logic = StaffingLogic(UTC, 1800, Targets(EngineConfig()))
+    for week in range(3):  # Mondays 10:00-10:30, 30 contacts of 300 s
+        feed(logic, MONDAY + week * 7 * 86400 + 10 * 3600, 30)
+        feed(logic, MONDAY + week * 7 * 86400 + 10.5 * 3600, 1, per_minute=0)  # closes it
+    monday4 = MONDAY + 3 * 7 * 86400
+    feed(logic, monday4 + 9.5 * 3600, 10, per_minute=2)  # 09:30-09:40: 20 contacts so far
+    r = row(logic)
+    assert r["interval"] == "2026-11-23T09:30:00+00:00" and r["offered"] == 20
+    assert r["required_agents"] == agents_c(20 * 300 / 600, 300, 20, 0.8)
+    assert r["agents_staffed"] == 7 and r["staffing_gap"] == r["required_agents"] - 7
+    assert r["contacts_waiting"] == 1 and r["aht_seconds"] == 300
+    # next interval, 10:00 on a Monday: three previous Mondays of 30 contacts
+    assert r["forecast_offered"] == 30.0
+    assert r["forecast_required_agents"] == agents_c(30 * 300 / 1800, 300, 20, 0.8)
+    assert row(logic, "*")["forecast_offered"] == 30.0  # over tenants: the tenants' sum
+    # the baseline and the current interval survive a checkpoint (plain JSON)
+    again = StaffingLogic(UTC, 1800, Targets(EngineConfig()))
+    again.restore(orjson.loads(orjson.dumps(logic.snapshot())))
+    assert again.view() == logic.view()
+
+
+def test_a_first_week_forecasts_from_previous_days_and_a_quiet_queue_needs_nobody() -> None:
+    logic = StaffingLogic(UTC, 1800, Targets(EngineConfig()))
+    feed(logic, MONDAY + 10 * 3600, 30)
+    feed(logic, MONDAY + 86400 + 9.5 * 3600, 1, per_minute=0)  # Tuesday 09:30, nothing yet
+    r = row(logic)
+    assert r["offered"] == 0 and r["required_agents"] == 0  # no load: none needed
+    assert r["forecast_offered"] == 30.0  # Monday's 10:00 (no previous Tuesday yet)
+
+
+def test_the_baseline_is_bounded_to_four_weeks() -> None:
+    logic = StaffingLogic(UTC, 1800, Targets(EngineConfig()))
+    for week in range(8):
+        feed(logic, MONDAY + week * 7 * 86400 + 10 * 3600, 30, per_minute=1 + week)
+        feed(logic, MONDAY + week * 7 * 86400 + 10.5 * 3600, 1, per_minute=0)
+    assert all(len(v) <= 4 for v in logic.history.values())
+    feed(logic, MONDAY + 8 * 7 * 86400 + 9.5 * 3600, 1, per_minute=0)
+    assert row(logic)["forecast_offered"] == 30 * (5 + 6 + 7 + 8) / 4  # the last four weeks
