@@ -143,6 +143,7 @@ class AlertLogic:
             if isinstance(r, StaffingGapRule)
         }
         self._staff_windows: dict[str, dict[Labels, _StaffWindow]] = {n: {} for n in self._staffing}
+        self._staff_tick: tuple[dict[Labels, dict[str, int]] | None] | None = None
         staffing = STAFFING_SERIES if self._staffing else ()
         self.series = frozenset([*self._routes, "system_status", *staffing])
         """The engine series this logic reads (a :class:`kpis.interfaces.Tee` filters on it)."""
@@ -219,6 +220,7 @@ class AlertLogic:
 
     def on_tick(self, at: float) -> None:
         """Evaluate every rule at event time ``at`` (a multiple of the evaluation interval)."""
+        self._staff_tick = None
         # groups pending or firing, per rule, taken once: a rule's lifecycle below changes only
         # its own entries, so the later rules' sets stay exact
         held: dict[str, set[Labels]] = {}
@@ -360,14 +362,18 @@ class AlertLogic:
 
     def _staff(self) -> dict[Labels, dict[str, int]] | None:
         """Agents per queue and state, for queues where agent states are reported (None while
-        they are not all known)."""
+        they are not all known); worked out once per tick."""
+        if self._staff_tick is not None:
+            return self._staff_tick[0]
         out: dict[Labels, dict[str, int]] = {}
         if self.staff_view is not None:
             view = self.staff_view()
             if view is None:
+                self._staff_tick = (None,)
                 return None
             for (labels, state), n in view.items():
                 out.setdefault(labels, {})[state] = n
+        self._staff_tick = (out,)
         return out
 
     def _no_agents(
@@ -529,36 +535,43 @@ class AlertLogic:
 
 class _StaffWindow:
     """A staffing rule's window for one queue: per interval (queued, handled parts, handle
-    seconds), with running sums."""
+    seconds), with running sums (the counts are whole numbers, so an emptied window sums to
+    exactly zero; its seconds are then reset to zero)."""
 
-    __slots__ = ("cur", "hist", "length")
+    __slots__ = ("cur", "hist", "length", "sums")
 
     def __init__(self, length: int) -> None:
         self.length = length
         self.cur = [0.0, 0.0, 0.0]
         self.hist: deque[tuple[float, float, float]] = deque()
+        self.sums = [0.0, 0.0, 0.0]
 
     def push(self) -> tuple[float, float, float]:
-        """Close the current interval into the window; the window's sums (summed afresh: a
-        window is tens of intervals, and an emptied one sums to exactly zero)."""
-        self.hist.append((self.cur[0], self.cur[1], self.cur[2]))
+        """Close the current interval into the window; the window's sums."""
+        cur = self.cur
+        q, n, sec = self.sums[0] + cur[0], self.sums[1] + cur[1], self.sums[2] + cur[2]
+        self.hist.append((cur[0], cur[1], cur[2]))
         if len(self.hist) > self.length:
-            self.hist.popleft()
+            oq, on, osec = self.hist.popleft()
+            q, n, sec = q - oq, n - on, sec - osec
+        if not n:
+            sec = 0.0
+        self.sums = [q, n, sec]
         self.cur = [0.0, 0.0, 0.0]
-        return (
-            sum(h[0] for h in self.hist),
-            sum(h[1] for h in self.hist),
-            sum(h[2] for h in self.hist),
-        )
+        return q, n, sec
 
     def to_list(self) -> list[Any]:
-        return [self.cur, [list(h) for h in self.hist]]
+        return [self.cur, [list(h) for h in self.hist], self.sums]
 
     @classmethod
     def from_list(cls, data: list[Any], length: int) -> _StaffWindow:
         w = cls(length)
         w.cur = [float(x) for x in data[0]]
         w.hist = deque((float(a), float(b), float(c)) for a, b, c in data[1][-length:])
+        if len(data) > 2:
+            w.sums = [float(x) for x in data[2]]
+        else:
+            w.sums = [sum(h[i] for h in w.hist) for i in range(3)]
         return w
 
 

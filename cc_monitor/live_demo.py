@@ -177,6 +177,8 @@ def run(speed: float, contacts_per_day: int, port: int, seed: int, duration: flo
         ))  # fmt: skip
         print(f"metrics  http://127.0.0.1:{port}/metrics\n"
               f"KPIs     http://127.0.0.1:{port}/api/kpis\n"
+              f"alerts   http://127.0.0.1:{port}/api/alerts\n"
+              f"agents   http://127.0.0.1:{port}/api/agents\n"
               f"health   http://127.0.0.1:{port}/health\n"
               f"feeding a simulated day at {speed:g}x real time; Ctrl-C stops",
               flush=True)  # fmt: skip

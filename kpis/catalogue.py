@@ -326,8 +326,8 @@ SERIES: tuple[Series, ...] = (
         "agent_staffed_seconds",
         "duration",
         KPI,
-        "Agents' available, busy and after-work time, for each queue they serve (replays only: "
-        "a live partition does not see all of an agent's contacts).",
+        "Agents' available, busy and after-work time, for each queue they serve (live: from the "
+        "agent engines, docs/live.md).",
         "seconds",
     ),
     *(
