@@ -116,13 +116,14 @@ def agent_rows(report: dict[str, Any], limit: int = 50) -> tuple[list[list[str]]
             fmt_duration(m["agent_talk_seconds"]["mean"]),
             fmt_duration(m["agent_hold_seconds"]["mean"]),
             fmt_duration(m["agent_acw_seconds"]["mean"]), f"{m['agent_transferred']:,}",
-            fmt_ratio(m["agent_occupancy"]), fmt_ratio(m["agent_csat"]),
+            fmt_ratio(m["agent_occupancy"]), fmt_ratio(m["agent_utilisation"]),
+            fmt_ratio(m["agent_csat"]),
         ])  # fmt: skip
     return out, len(rows)
 
 
 AGENT_HEADER = ["agent", "handled", "AHT", "talk", "hold", "after-contact work", "transfers",
-                "occupancy", "CSAT"]  # fmt: skip
+                "occupancy", "utilisation", "CSAT"]  # fmt: skip
 
 
 def render_markdown(report: dict[str, Any]) -> str:

@@ -534,6 +534,18 @@ SUM_RATIOS: tuple[SumRatio, ...] = (
         AGENT,
         "Busy and after-contact work over staffed time.",
     ),
+    SumRatio(
+        "agent_utilisation",
+        ("agent_busy_seconds", "agent_after_work_seconds"),
+        (
+            "agent_available_seconds",
+            "agent_busy_seconds",
+            "agent_after_work_seconds",
+            "agent_away_seconds",
+        ),
+        AGENT,
+        "Busy and after-contact work over logged-in time (breaks and pauses included).",
+    ),
 )
 
 DATA_QUALITY = Series(

@@ -262,6 +262,8 @@ def agents_view(docs: Iterable[Mapping[str, Any]], cap: float) -> dict[str, Any]
         busy = sum(dd.get(f"agent_{s}_seconds", [0, 0])[1] for s in ("busy", "after_work"))
         staffed = busy + dd.get("agent_available_seconds", [0, 0])[1]
         metrics["agent_occupancy"] = ratio_value(busy, staffed)
+        away = dd.get("agent_away_seconds", [0, 0])[1]
+        metrics["agent_utilisation"] = ratio_value(busy, staffed + away)
         if key[0] == ALL:  # over tenants: the agent's state where it is in one tenant only
             found = [v for (t, ag), v in now.items() if ag == key[1]]
             state = found[0] if len(found) == 1 else None

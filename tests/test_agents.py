@@ -36,6 +36,7 @@ def test_states_time_in_each_occupancy_and_per_agent_handling(tmp_path: Path) ->
     assert a["agent_after_work_seconds"]["mean"] == 60
     assert a["agent_away_seconds"]["mean"] == 300
     assert a["agent_occupancy"] == round(360 / 1500, 6)
+    assert a["agent_utilisation"] == round(360 / 1800, 6)  # the 300 s away count as logged in
     assert a["agent_handled"] == 1 and a["agent_handle_seconds"]["mean"] == 360
     assert a["agent_talk_seconds"]["mean"] == 270 and a["agent_hold_seconds"]["mean"] == 30
     assert a["agent_acw_seconds"]["mean"] == 60

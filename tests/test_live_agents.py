@@ -90,10 +90,11 @@ def compare(view: dict[str, Any], report: dict[str, Any]) -> int:
             assert got[name]["count"] == want[name]["count"], (r["agent"], name)
             if want[name]["count"]:
                 assert got[name]["mean"] == pytest.approx(want[name]["mean"], abs=2e-3), name
-        if want["agent_occupancy"] is None:
-            assert got["agent_occupancy"] is None
-        else:
-            assert got["agent_occupancy"] == pytest.approx(want["agent_occupancy"], abs=1e-6)
+        for name in ("agent_occupancy", "agent_utilisation"):
+            if want[name] is None:
+                assert got[name] is None
+            else:
+                assert got[name] == pytest.approx(want[name], abs=1e-6), name
     return len(rows)
 
 
