@@ -50,6 +50,9 @@ class StaffingLogic:
         self.staff: dict[Labels, int] = {}  # agents staffed per queue at the last tick
         self.waiting: dict[Labels, int] = {}
         self.known: set[Labels] = set()  # every queue seen: a wallboard lists them all
+        # today (local day) per queue: the interval's fields summed since midnight
+        self.day: int | None = None
+        self.today: dict[Labels, list[float]] = {}
         # (queue, weekday, interval of the day) -> [(day ordinal, offered, handle n, handle s)]
         self.history: dict[tuple[Labels, int, int], list[list[float]]] = {}
 
@@ -73,9 +76,11 @@ class StaffingLogic:
     ) -> None:
         """The evaluation interval ``(at - every, at]`` with the centre's ``counts``, and the
         agents and contacts waiting at ``at``."""
-        start, _, _ = self._interval(at - every)
+        start, day, _ = self._interval(at - every)
         if self.start is not None and start != self.start:
             self._close()
+        if day != self.day:
+            self.day, self.today = day, {}
         if self.start != start:
             self.start = start
         span = every if self.last is None else min(at - self.last, at - start)
@@ -95,7 +100,10 @@ class StaffingLogic:
         self.waiting = {lb: n for lb, (n, _) in waiting.items() if n}
         for (name, labels), v in counts.items():
             if name in _INDEX and len(labels) == 3 and labels[2] != NO_LABEL:
-                self._row(labels)[_INDEX[name]] += v
+                i = _INDEX[name]
+                self._row(labels)[i] += v
+                if labels in self.acc:  # a queue followed (bounded), today too
+                    self.today.setdefault(labels, [0.0] * 8)[i] += v
 
     def _row(self, labels: Labels) -> list[float]:
         row = self.acc.get(labels)
@@ -160,6 +168,7 @@ class StaffingLogic:
     def view(self) -> list[dict[str, Any]]:
         """Per queue (and over tenants, ``*``), the current interval and the next."""
         rows: dict[Labels, list[float]] = {}
+        today: dict[Labels, list[float]] = {}
         staff: dict[Labels, int] = {}
         waiting: dict[Labels, int] = {}
         for labels in self.known | set(self.waiting):
@@ -170,6 +179,9 @@ class StaffingLogic:
                 row = rows.setdefault(scope, [0.0] * len(_FIELDS))
                 for i, v in enumerate(self.acc.get(labels, ())):
                     row[i] += v
+                day_row = today.setdefault(scope, [0.0] * 8)
+                for i, v in enumerate(self.today.get(labels, ())):
+                    day_row[i] += v
                 staff[scope] = staff.get(scope, 0) + self.staff.get(labels, 0)
                 waiting[scope] = waiting.get(scope, 0) + self.waiting.get(labels, 0)
         if self.start is None or self.last is None:
@@ -195,6 +207,8 @@ class StaffingLogic:
             )  # fmt: skip
             now = staff.get(labels, 0)
             tracked = now > 0 or row[8] > 0
+            threshold, goal = self._target(labels)
+            d = today.get(labels, [0.0] * 8)
             out.append({
                 "tenant": labels[0], "channel": labels[1], "queue": labels[2],
                 "interval": datetime.fromtimestamp(self.start, self.tz).isoformat(),
@@ -213,6 +227,14 @@ class StaffingLogic:
                 "forecast_required_agents": f_need,
                 "forecast_staffing_gap": (f_need - now) if f_need is not None and tracked
                 else None,
+                "service_level_seconds": threshold, "service_level_goal": goal,
+                # since local midnight: what a wallboard shows against the target
+                "today": {
+                    "offered": int(d[0]), "answered": int(d[1]), "answered_in_sl": int(d[2]),
+                    "abandoned": int(d[3]), "service_level": _ratio(d[2], d[1] + d[3]),
+                    "abandonment_rate": _ratio(d[3], d[1] + d[3]),
+                    "asa_seconds": _round(d[5] / d[4]) if d[4] else None,
+                },
             })  # fmt: skip
         return out
 
@@ -240,6 +262,8 @@ class StaffingLogic:
             "staff": [[list(k), v] for k, v in sorted(self.staff.items())],
             "waiting": [[list(k), v] for k, v in sorted(self.waiting.items())],
             "known": sorted(list(k) for k in self.known),
+            "day": self.day,
+            "today": [[list(k), v] for k, v in sorted(self.today.items())],
             "history": [[list(k[0]), k[1], k[2], v] for k, v in sorted(self.history.items())],
         }
 
@@ -250,6 +274,8 @@ class StaffingLogic:
         self.staff = {tuple(k): int(v) for k, v in snap["staff"]}
         self.waiting = {tuple(k): int(v) for k, v in snap["waiting"]}
         self.known = {tuple(k) for k in snap.get("known", [])}
+        self.day = snap.get("day")
+        self.today = {tuple(k): [float(x) for x in v] for k, v in snap.get("today", [])}
         self.history = {
             (tuple(lb), int(wd), int(idx)): [[float(x) for x in p] for p in v]
             for lb, wd, idx, v in snap["history"]

@@ -301,9 +301,11 @@ class AlertStage:
             elif partition not in pending.get(at, ()):
                 pending.setdefault(at, {})[partition] = Interval.from_list(data)
 
-    def release(self, progress: Mapping[int, float]) -> int:
+    def release(self, progress: Mapping[int, float], limit: int | None = None) -> int:
         """Evaluate every tick all partitions have passed (``progress``: partition -> last
-        closed tick, see :func:`passed`); returns how many were evaluated."""
+        closed tick, see :func:`passed`); returns how many were evaluated. ``limit``: at most
+        this many now (a live worker's event loop must not stop for a backlog's days of
+        ticks); the next call goes on from the last one evaluated, with the same results."""
         if any(p not in progress for p in self.partitions):
             return 0
         upto = min(progress[p] for p in self.partitions)
@@ -318,6 +320,8 @@ class AlertStage:
         k = 0  # b = start + k * every: multiples, not running sums (no float drift)
         b = start
         while b <= upto:
+            if limit is not None and n >= limit:
+                break
             parts = self._pending.pop(b, None)
             if parts is not None:
                 self._evaluate(b, {**self._quiet_at(b), **parts})
@@ -333,15 +337,15 @@ class AlertStage:
             # with the same times, as evaluating every tick, at a cost that follows the rules'
             # windows, not the length of the gap.
             nxt = min(self._pending, default=math.inf)
-            limit = min(upto, nxt)
-            end_k = max(k, math.floor((limit - start) / every))
+            stop = min(upto, nxt)
+            end_k = max(k, math.floor((stop - start) / every))
             while end_k > k and (start + end_k * every > upto or start + end_k * every >= nxt):
                 end_k -= 1
             while True:
                 self._evaluate(b, self._quiet_at(b))
                 self.evaluated_to = b
                 n += 1
-                if k >= end_k:
+                if k >= end_k or (limit is not None and n >= limit):
                     break
                 if self.jump and self.logic.steady():
                     target = self._before_wait_flip(start, k, end_k)

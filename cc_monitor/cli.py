@@ -171,8 +171,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
                                            if v is not None})  # fmt: skip
     asyncio.run(ensure_topics(kafka))
     app = create_app(kafka, settings.engine, worker, rules=settings.rules(), tz=settings.zone())
-    print(f"cc-monitor worker {worker.worker_id}: metrics http://{worker.web_bind}:"
-          f"{worker.web_port}/metrics, KPIs /api/kpis, alerts /api/alerts, agents /api/agents, "
+    base = f"http://{worker.web_bind}:{worker.web_port}"
+    print(f"cc-monitor worker {worker.worker_id}: wallboard {base}/wallboard, metrics "
+          f"{base}/metrics, KPIs /api/kpis, alerts /api/alerts, agents /api/agents, "
           "health /health", flush=True)  # fmt: skip
     faust.Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
     return 0  # pragma: no cover - execute_from_commandline exits the process

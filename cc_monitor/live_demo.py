@@ -175,7 +175,8 @@ def run(speed: float, contacts_per_day: int, port: int, seed: int, duration: flo
             [sys.executable, "-m", "cc_monitor.cli", "worker", "--loglevel", "info"],
             "the worker", port, tmp / "worker.log", env=env,
         ))  # fmt: skip
-        print(f"metrics  http://127.0.0.1:{port}/metrics\n"
+        print(f"wallboard http://127.0.0.1:{port}/wallboard  (?lang=ko in Korean)\n"
+              f"metrics  http://127.0.0.1:{port}/metrics\n"
               f"KPIs     http://127.0.0.1:{port}/api/kpis\n"
               f"alerts   http://127.0.0.1:{port}/api/alerts\n"
               f"agents   http://127.0.0.1:{port}/api/agents\n"

@@ -68,3 +68,14 @@ def test_the_baseline_is_bounded_to_four_weeks() -> None:
     assert all(len(v) <= 4 for v in logic.history.values())
     feed(logic, MONDAY + 8 * 7 * 86400 + 9.5 * 3600, 1, per_minute=0)
     assert row(logic)["forecast_offered"] == 30 * (5 + 6 + 7 + 8) / 4  # the last four weeks
+
+
+def test_today_counts_since_local_midnight_against_the_target() -> None:
+    logic = StaffingLogic(UTC, 1800, Targets(EngineConfig()))
+    feed(logic, MONDAY + 9 * 3600, 90)  # 09:00-10:30: three intervals, 90 answered in 20 s
+    r = row(logic)
+    assert r["offered"] == 30 and r["today"]["offered"] == 90  # the interval vs the day
+    assert r["today"]["service_level"] == 1.0 and r["service_level_goal"] == 0.8
+    assert r["service_level_seconds"] == 20
+    feed(logic, MONDAY + 86400 + 60, 1)  # Tuesday 00:01: a new day
+    assert row(logic)["today"]["offered"] == 1

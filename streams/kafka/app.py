@@ -420,6 +420,17 @@ def _install_batch_fetch() -> None:
     cls._cc_batch_fetch = True
 
 
+def wallboard_page() -> bytes:
+    """The wallboard (streams/kafka/web/wallboard.html) with its font inlined: one
+    self-contained page, no request anywhere but this worker's /api endpoints."""
+    import base64
+    from importlib import resources
+
+    web = resources.files("streams.kafka") / "web"
+    font = base64.b64encode((web / "wallboard-font.ttf").read_bytes()).decode()
+    return (web / "wallboard.html").read_text(encoding="utf-8").replace("__FONT__", font).encode()
+
+
 def create_app(
     kafka: KafkaSettings,
     engine: EngineConfig,
@@ -623,6 +634,12 @@ def create_app(
     async def agents(web: Any, request: Any) -> Any:
         return web.json(runtime.agents())
 
+    page = wallboard_page()
+
+    async def wallboard(web: Any, request: Any) -> Any:
+        return web.bytes(page, headers={"Content-Type": "text/html; charset=utf-8",
+                                        "Cache-Control": "no-cache"})  # fmt: skip
+
     async def on_shutdown(sender: Any, **_: Any) -> None:
         runtime.close()
 
@@ -641,4 +658,5 @@ def create_app(
     app.page("/health")(health)
     app.page("/api/alerts")(alerts)
     app.page("/api/agents")(agents)
+    app.page("/wallboard")(wallboard)
     return app

