@@ -98,7 +98,9 @@ def lint(flow: Flow, config: LintConfig, today: date) -> list[Finding]:
         add("backup", "warning", "6.4.1 9)", flow.flow, "no backup system declared ('backup')")
 
     def walk(menu: Menu, level: int, trail: list[str], asked: dict[str, str]) -> None:
-        path = " > ".join([flow.flow, *trail, menu.id])
+        # the flow, then the menus (a root menu named as its flow is not said twice)
+        parts = [flow.flow, *trail, menu.id]
+        path = " > ".join(p for i, p in enumerate(parts) if i == 0 or p != parts[i - 1])
         if level > config.max_depth:
             add("depth", "violation", "6.4.1 2)", path,
                 f"menu at level {level}; at most {config.max_depth} levels")  # fmt: skip

@@ -221,7 +221,7 @@ DEFAULT_RULES: dict[str, Rule] = {
         series="ivr_greeting_too_long", by=("tenant", "flow"), window_seconds=60 * M,
         threshold=1, severity="info", keep_firing_seconds=120 * M,
         summary="The greeting of flow {flow} is longer than its "
-        "target ({value:g} calls in 60 min)",
+        "target (calls with a long greeting in 60 min: {value:g})",
     ),
     "abandonment_high": RatioRule(
         numerator=("abandoned",), denominator=("answered", "abandoned"),

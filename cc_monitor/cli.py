@@ -347,19 +347,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Simulate a day (with a few bad lines, as real feeds have) and replay it."""
+    """Simulate a day (with a few bad lines, as real feeds have) and replay it. The simulated
+    log is kept (the report's rejected lines point into it) and its path said."""
     settings = _settings(args)
     cfg = _sim_config(args, settings)
-    with tempfile.TemporaryDirectory(prefix="cc-monitor-demo-") as tmp:
-        path = os.path.join(tmp, "events.jsonl")
-        with open(path, "wb") as f:
-            n = _write_lines(cfg, f)
-        print(
-            f"simulated {cfg.days} day(s) from {cfg.start}: {n:,} events (seed {cfg.seed}); "
-            "replaying…",
-            file=sys.stderr,
-        )
-        return _replay([path], args, settings, ranged=False)
+    fd, path = tempfile.mkstemp(prefix="cc-monitor-demo-", suffix=".jsonl")
+    with os.fdopen(fd, "wb") as f:
+        n = _write_lines(cfg, f)
+    print(
+        f"simulated {cfg.days} day(s) from {cfg.start}: {n:,} events (seed {cfg.seed}) in "
+        f"{path}; replaying…",
+        file=sys.stderr,
+    )
+    code = _replay([path], args, settings, ranged=False)
+    print(f"the simulated log stays in {path} (cc-monitor replay {path}; delete it when done)",
+          file=sys.stderr)  # fmt: skip
+    return code
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:

@@ -36,10 +36,15 @@ def test_demo_prints_the_summary_and_strict_fails_on_rejects(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["demo", "--contacts-per-day", "500", "--no-progress"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "## KPIs by channel and queue" in out and "## IVR (KS S 1006 6.4.1)" in out
     assert "loans.mortgage.rates" in out
     assert "## Rejected events" in out
+    # the rejected lines point into the simulated log, which is still there
+    kept = captured.err.split("the simulated log stays in ")[1].split(" ")[0]
+    assert Path(kept).is_file() and f"{kept}:" in out
+    Path(kept).unlink()
     code = main(["demo", "--contacts-per-day", "500", "--no-progress", "--quiet", "--strict"])
     assert code == 1
 

@@ -101,8 +101,11 @@ def test_the_shipped_example_flags_what_the_simulator_breaks(
     code = main(["ivr", "lint", str(ROOT / "deploy" / "ivr" / "main.yaml"), "--json",
                  "--today", "2026-11-22"])  # fmt: skip
     assert code == 1
-    found = {
-        (f["rule"], f["path"].split(" > ")[-1])
-        for f in json.loads(capsys.readouterr().out)["findings"]
-    }
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    found = {(f["rule"], f["path"].split(" > ")[-1]) for f in findings}
     assert found == {("depth", "loans.mortgage.rates"), ("asked_twice", "cards.lost")}
+    # the root menu is named as its flow: said once
+    assert {f["path"] for f in findings} == {
+        "main > loans > loans.mortgage > loans.mortgage.rates",
+        "main > cards > cards.lost",
+    }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Mapping
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -512,6 +513,10 @@ def test_alerts_across_workers_equal_the_replay_and_page_once() -> None:
     by_b = b.registry.get_sample_value("cc_alert_notifications_total", {"status": "firing"})
     assert by_b == sum(e.status == "firing" for e in sent.events[before:])
     assert b.alerts()["evaluating"] is True and a.alerts()["evaluating"] is False
+    shown = b.alerts()
+    assert isinstance(shown["evaluated_to"], str)  # RFC 3339, as every /api view
+    for alert in shown["firing"]:  # type: ignore[attr-defined]
+        assert datetime.fromisoformat(alert["starts_at"]).tzinfo is not None
 
 
 class SplitBrain(MemoryReadModel):

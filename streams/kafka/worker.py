@@ -29,7 +29,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Protocol
 
 import orjson
@@ -697,12 +697,19 @@ class LiveRuntime:
         self._alert_events.append(event)
 
     def alerts(self) -> dict[str, object]:
-        """Firing alerts, as the leader sees them (other workers: not evaluating)."""
+        """Firing alerts, as the leader sees them (other workers: not evaluating); times in
+        RFC 3339 (UTC), as every /api view gives them."""
         stage = self.stage
+        firing = []
+        for a in stage.logic.firing() if stage is not None else ():
+            d = a.to_dict()
+            d["starts_at"] = _rfc3339(a.starts_at)
+            d["ends_at"] = _rfc3339(a.ends_at)
+            firing.append(d)
         return {
             "evaluating": stage is not None,
-            "evaluated_to": self.evaluated_to,
-            "firing": [a.to_dict() for a in stage.logic.firing()] if stage is not None else [],
+            "evaluated_to": _rfc3339(self.evaluated_to),
+            "firing": firing,
         }
 
     def _store_failed(self, exc: Exception) -> None:
@@ -850,6 +857,10 @@ class StaffingCollector(Collector):
                 forecast.add_metric(lb, float(offered))
         yield required
         yield forecast
+
+
+def _rfc3339(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
 
 
 def _doc_max(raw: bytes) -> float | None:
