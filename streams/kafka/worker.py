@@ -352,7 +352,8 @@ class LiveRuntime:
         self.last_record = now
         self.flushed_to = None
         self.records += 1
-        archive = self.archive
+        # the agents topic is derived from the inputs (their facts): not archived
+        archive = self.archive if topic != self.agents_topic else None
         if archive is not None and not self._archive_ready(topic, partition, now):
             # the previous owner still holds this topic-partition's archive: nothing is
             # processed until it lets go; the caller seeks back to the first record held back
@@ -367,7 +368,7 @@ class LiveRuntime:
         if out.status == "gap":
             self.metrics.gaps.inc()
             return out  # not acknowledged: read again after the caller's seek
-        if archive is not None and topic != self.agents_topic:  # derived: not archived
+        if archive is not None:
             # each offset once (the archive knows its next offset), whatever the engine did
             if self._busy:
                 self._busy.pop((topic, partition), None)
