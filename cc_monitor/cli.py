@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -33,6 +33,9 @@ from streams.inputs.privacy import Pseudonymizer
 from streams.kafka.producer import ProduceStats, produce_paths, tail_queue_log
 from streams.kafka.settings import KafkaSettings
 from streams.replay import replay_paths
+
+if TYPE_CHECKING:
+    from streams.sinks.ledger import ContactLedger
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -86,6 +89,8 @@ def _replay(
 ) -> int:
     """``ranged``: the command's --from / --to are an event-time range (the demo's --start is
     the simulated first day instead)."""
+    csv_dir = getattr(args, "csv", None)
+    ledger = _ledger(settings) if csv_dir else None
     report = replay_paths(
         paths,
         settings.engine,
@@ -99,9 +104,18 @@ def _replay(
         rejected_listing_limit=settings.rejected_listing_limit,
         evidence_limit=settings.evidence_limit,
         rules=settings.rules(),
+        ledger=ledger,
     )
     if args.json:
         _write_json(report, args.json)
+    if csv_dir and ledger is not None:
+        from streams.exports import write_csv
+
+        written = write_csv(report, ledger, Path(csv_dir), _report_zone(args, settings))
+        kept = "" if not ledger.dropped else (
+            f"; {ledger.dropped:,} contacts beyond --csv-max-contacts not listed")  # fmt: skip
+        print(f"cc-monitor: {csv_dir}: " + ", ".join(f"{k} {n:,} lines"
+              for k, n in written.items()) + kept, file=sys.stderr)  # fmt: skip
     if args.html:
         from cc_monitor.html import render_html
 
@@ -114,6 +128,46 @@ def _replay(
             file=sys.stderr,
         )
         return 1
+    return 0
+
+
+def _ledger(settings: Settings) -> ContactLedger:
+    from streams.sinks.ledger import ContactLedger
+
+    return ContactLedger(settings.csv_max_contacts, settings.pseudonymizer(live=False))
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """The contacts behind one number: replay with a contact ledger and list those whose
+    counts make it up."""
+    from streams.exports import CONTACT_COLUMNS, contact_line, explain
+
+    settings = _settings(args)
+    for p in args.paths:
+        if p not in ("-", "kafka:") and not os.path.exists(p):
+            print(f"cc-monitor: no such file or archive: {p}", file=sys.stderr)
+            return 2
+    ledger = _ledger(settings)
+    tz = _report_zone(args, settings)
+    replay_paths(
+        args.paths, settings.engine, tz,
+        start=args.start, end=args.end,
+        kafka=_kafka(args, settings) if "kafka:" in args.paths else None,
+        importer=_importer(args, settings), show_progress=not args.no_progress,
+        max_line_bytes=settings.max_line_bytes, rules=settings.rules(), ledger=ledger,
+    )  # fmt: skip
+    rows = explain(ledger, args.metric, tz, channel=args.channel, queue=args.queue,
+                   tenant=args.tenant, day=args.day)  # fmt: skip
+    import csv
+
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(CONTACT_COLUMNS)
+    for row in rows:
+        out.writerow(contact_line(row, tz))
+    scope = " ".join(f"{k}={v}" for k, v in (("tenant", args.tenant), ("channel", args.channel),
+                     ("queue", args.queue), ("day", args.day)) if v)  # fmt: skip
+    print(f"cc-monitor: {len(rows):,} contacts counted in {args.metric} {scope}".rstrip(),
+          file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -459,6 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
         p.add_argument("--quiet", action="store_true", help="no summary on standard output")
         p.add_argument("--rules", type=Path, help="alert rules file (TOML, docs/alerts.md)")
+        p.add_argument("--csv", metavar="DIR", help="write kpis.csv, contacts.csv and alerts.csv "
+                       "here (docs/report.md)")  # fmt: skip
 
     p = sub.add_parser("replay", help="run the engine over event logs and report")
     p.add_argument(
@@ -474,6 +530,27 @@ def build_parser() -> argparse.ArgumentParser:
     format_options(p)
     replay_options(p)
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("explain", help="the contacts behind one number (CSV on standard output)")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="what replay reads: logs, an archive directory, kafka:")  # fmt: skip
+    p.add_argument(
+        "--metric",
+        required=True,
+        help="a KPI count: abandoned, answered, answered_in_sl, queued, ...",
+    )
+    p.add_argument("--tenant")
+    p.add_argument("--channel")
+    p.add_argument("--queue")
+    p.add_argument("--day", help="local day of the count (YYYY-MM-DD, in --timezone)")
+    p.add_argument("--from", dest="start", type=_instant, help="only events from this time")
+    p.add_argument("--to", dest="end", type=_instant, help="only events before this time")
+    p.add_argument("--bootstrap", help="for kafka:, the bootstrap servers (else the settings')")
+    p.add_argument("--timezone", help="IANA zone of --day (default UTC)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--rules", type=Path, help="alert rules file (TOML, docs/alerts.md)")
+    format_options(p)
+    p.set_defaults(func=cmd_explain)
 
     def sim_options(p: argparse.ArgumentParser, bad_default: int) -> None:
         p.add_argument("--seed", type=int, default=7)

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         1000, ge=0, description="Rejected events listed in a report (all are counted)."
     )
     evidence_limit: int = Field(5, ge=0, description="Example contact ids per rule in a report.")
+    csv_max_contacts: int = Field(
+        2_000_000,
+        ge=0,
+        description="Contacts kept for `replay --csv` and `explain` (one row each in memory, "
+        "a few hundred bytes); beyond it they are counted, not listed.",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     rules_file: Path | None = Field(

@@ -19,8 +19,8 @@ from typing import Any
 
 from kpis.clock import TimePolicy
 from kpis.config import EngineConfig
-from kpis.core import SNAPSHOT_VERSION, EventCore, TickListener, Timer
-from kpis.interfaces import KpiSink, Labels
+from kpis.core import SNAPSHOT_VERSION, EventCore, Handler, TickListener, Timer, TimerHandler
+from kpis.interfaces import KpiSink, Labels, Tracer
 from kpis.rules.agents import FACT_TYPES, AgentFacts, AgentRules, FactSink
 from kpis.rules.base import Rule, RuleContext
 from kpis.rules.callbacks import CallbackRules
@@ -46,6 +46,7 @@ class Engine:
         auto_watermark: bool = True,
         agent_states: bool = False,
         agent_facts: FactSink | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         """``batch`` and ``auto_watermark``: see :class:`kpis.core.EventCore`.
 
@@ -54,9 +55,13 @@ class Engine:
         (partitions split contacts by case, and an agent works on all of them).
         ``agent_facts``: a live partition's engine sends the agent facts of its contacts there
         instead (:class:`kpis.rules.agents.AgentFacts`), for an :class:`AgentEngine` keyed by
-        agent."""
+        agent.
+
+        ``tracer``: told which event or timer each observation comes from (a replay's
+        contact ledger, for CSV drill-downs); handlers are wrapped only then."""
         self.config = config
         self.sink = sink
+        self._tracer = tracer
         self.policy = TimePolicy.of(config)
         self.core = core = EventCore(self.policy, batch=batch, auto_watermark=auto_watermark)
         self.targets = Targets(config)
@@ -86,8 +91,10 @@ class Engine:
             if rule is self.agents:
                 continue  # fed by AgentFacts
             for event_type, handler in rule.handlers().items():
-                core.on(event_type, handler)
+                core.on(event_type, handler if tracer is None else _traced(handler, tracer))
             for kind, on_due in rule.timers().items():
+                if tracer is not None:
+                    on_due = _traced_timer(kind, on_due, tracer)
                 core.on_timer(kind, on_due)
         self.ingest = core.ingest
         self.advance = core.advance
@@ -116,8 +123,13 @@ class Engine:
         """
         self.core.flush()
         at = self.core.max_ts
+        tracer = self._tracer
         for rule in self.rules:
+            if tracer is not None:
+                rule.trace_item = lambda kind, key: tracer.timer(kind, key, at)
             rule.finish(at)
+            if tracer is not None:
+                tracer.done()
 
     def waiting_now(self, now: float | None = None) -> dict[Labels, tuple[int, float]]:
         """Contacts waiting and the oldest wait per (tenant, channel, queue), at ``now`` (default:
@@ -158,6 +170,28 @@ class Engine:
             rule.restore(snap)
             timers.extend(rule.pending_timers())
         self.core.restore(snap, timers)
+
+
+def _traced(handler: Handler, tracer: Tracer) -> Handler:
+    def traced(rec: Any, ts: float) -> None:
+        tracer.record(rec, ts)
+        try:
+            handler(rec, ts)
+        finally:
+            tracer.done()
+
+    return traced
+
+
+def _traced_timer(kind: int, on_due: TimerHandler, tracer: Tracer) -> TimerHandler:
+    def traced(key: str, when: float) -> None:
+        tracer.timer(kind, key, when)
+        try:
+            on_due(key, when)
+        finally:
+            tracer.done()
+
+    return traced
 
 
 class AgentEngine:

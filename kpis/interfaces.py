@@ -29,6 +29,23 @@ class KpiSink(Protocol):
     def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None: ...
 
 
+class Tracer(Protocol):
+    """Told which event or timer each following observation comes from (an audit's drill-down:
+    the contacts behind a number). Only an engine given one pays for it."""
+
+    def record(self, rec: object, ts: float) -> None:
+        """Event ``rec`` (a :class:`kpis.wire.Rec`) at ``ts`` is about to be handled."""
+        ...
+
+    def timer(self, kind: int, key: str, when: float) -> None:
+        """Timer ``kind`` of item ``key`` is about to fire."""
+        ...
+
+    def done(self) -> None:
+        """The event or timer has been handled."""
+        ...
+
+
 class Tee:
     """Sends every observation to a primary sink, and to a secondary one only the series it
     asked for (``wanted``; None for all); optionally to a third one, for the series in
@@ -73,3 +90,23 @@ class Tee:
             self._s.gauge(name, labels, ts, value)
         if name in self._aw:
             self._a.gauge(name, labels, ts, value)  # type: ignore[union-attr]
+
+
+class Both:
+    """Two sinks that each want every observation (a report and a replay's contact ledger)."""
+
+    def __init__(self, first: KpiSink, second: KpiSink) -> None:
+        self._a = first
+        self._b = second
+
+    def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
+        self._a.count(name, labels, ts, evidence)
+        self._b.count(name, labels, ts, evidence)
+
+    def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:
+        self._a.observe(name, labels, ts, value)
+        self._b.observe(name, labels, ts, value)
+
+    def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None:
+        self._a.gauge(name, labels, ts, value)
+        self._b.gauge(name, labels, ts, value)

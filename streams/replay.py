@@ -27,7 +27,7 @@ from kpis.config import EngineConfig
 from kpis.decode import REJECT_REASONS, Decoder, Rejection, iso
 from kpis.engine import Engine
 from kpis.events import SCHEMA_VERSION
-from kpis.interfaces import Tee
+from kpis.interfaces import Both, KpiSink, Tee
 from kpis.intervals import INTERVAL_SERIES, IntervalSink, build_intervals
 from kpis.report import ReportSink, build_sections
 from kpis.scorecard import ScorecardTargets, benchmark, scorecard
@@ -39,6 +39,7 @@ from streams.inputs.files import Source as FileSource
 from streams.inputs.importers.base import Importer, RowProblem
 from streams.inputs.lines import LineStream
 from streams.kafka.settings import KafkaSettings, read_range
+from streams.sinks.ledger import ContactLedger
 
 
 @dataclass(frozen=True)
@@ -139,9 +140,11 @@ class Replay:
         targets: ScorecardTargets | None = None,
         start: float | None = None,
         end: float | None = None,
+        ledger: ContactLedger | None = None,
     ) -> None:
         """``start`` / ``end``: only events in ``[start, end)`` of event time are processed,
-        whatever the source (archives and ``kafka:`` are also read for that range only)."""
+        whatever the source (archives and ``kafka:`` are also read for that range only).
+        ``ledger``: the contacts behind every count are kept there (CSV drill-down)."""
         self.config = config
         self.start = start
         self.end = end
@@ -162,9 +165,11 @@ class Replay:
         self.recorder = self.stage.recorder(0)
         minutes = config.interval_minutes
         self.intervals = IntervalSink(tz, (minutes or 30) * 60.0)
-        tee = Tee(self.sink, self.recorder, self.stage.series, also=self.intervals,
+        self.ledger = ledger
+        primary: KpiSink = self.sink if ledger is None else Both(self.sink, ledger)
+        tee = Tee(primary, self.recorder, self.stage.series, also=self.intervals,
                   also_wanted=INTERVAL_SERIES if minutes else frozenset())  # fmt: skip
-        self.engine = Engine(config, tee, agent_states=True)
+        self.engine = Engine(config, tee, agent_states=True, tracer=ledger)
         self.recorder.queue_view = self.engine.waiting_now
         self.recorder.queue_entries = self.engine.waiting_entries
         agents = self.engine.agents

@@ -43,6 +43,10 @@ class Rule:
 
     name = "rule"
 
+    # set by an engine given a tracer: which item a replay's end is settling (its counts belong
+    # to that item: a contact, a case, a callback), as timers say it
+    trace_item: Callable[[int, str], None] | None = None
+
     def __init__(self, ctx: RuleContext) -> None:
         self.config = ctx.config
         self.sink = ctx.sink

@@ -89,6 +89,8 @@ class CallbackRules(Rule):
 
     def finish(self, at: float) -> None:
         for key in sorted(self.callbacks):
+            if self.trace_item is not None:
+                self.trace_item(TIMER_CALLBACK, key)
             self.sink.count("callbacks_pending", self.callbacks[key].labels, at)
 
     def pending_timers(self) -> Iterable[Timer]:

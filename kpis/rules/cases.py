@@ -201,6 +201,8 @@ class CaseRules(Rule):
         """Resolved cases still inside their reopen window are reported with the resolution
         they have (the final value as far as the log knows); unresolved ones as open."""
         for key in sorted(self.cases):
+            if self.trace_item is not None:
+                self.trace_item(TIMER_CASE, key)
             k = self.cases[key]
             if k.resolved_at is not None:
                 self._finalize(k)

@@ -381,6 +381,8 @@ class ContactRules(Rule):
 
     def finish(self, at: float) -> None:
         for key in sorted(self.contacts):
+            if self.trace_item is not None:
+                self.trace_item(TIMER_CONTACT, key)
             c = self.contacts[key]
             if c.ended is None:
                 self.sink.count("contacts_open_at_end", c.labels, at)
