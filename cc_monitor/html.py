@@ -7,27 +7,33 @@ without a network, prints well, and the same report gives the same bytes.
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 from cc_monitor.render import (
     AGENT_HEADER,
+    IVR_HEADER,
     KPI_NOTE,
+    MIXED_NOTE,
     agent_rows,
+    fmt_benchmark,
     fmt_duration,
     fmt_ratio,
+    import_notes,
     intraday_profiles,
+    scorecard_counts,
 )
 from kpis.catalogue import ALL
 
 PALETTE = ("#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0a7a8a")
 CSS = """
 body{font:14px/1.45 -apple-system,Segoe UI,Roboto,Noto Sans KR,NanumGothic,Malgun Gothic,
-sans-serif;margin:24px;
+"CC Wallboard",sans-serif;margin:24px;
 color:#1f2328}h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;
 border-bottom:1px solid #d0d7de}table{border-collapse:collapse;margin:6px 0 12px}
 td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:right}th{background:#f6f8fa}
 td.l,th.l{text-align:left}.fail{color:#d1242f;font-weight:600}.pass{color:#1a7f37}
-.muted{color:#656d76}.charts{display:flex;flex-wrap:wrap;gap:16px}figure{margin:0}
+.muted{color:#656d76}.charts{display:flex;flex-wrap:wrap;gap:16px}figure{margin:0;width:460px}
 figcaption{font-size:12px;color:#656d76}svg text{font-size:10px;fill:#656d76}
 """
 
@@ -40,48 +46,96 @@ def _num(v: float) -> str:
     return f"{v:.1f}".rstrip("0").rstrip(".")
 
 
+def _nice_step(top: float, ticks: int = 4) -> float:
+    """A round step (1, 2, 2.5 or 5 times a power of ten) for about ``ticks`` gridlines."""
+    raw = top / ticks
+    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    for m in (1, 2, 2.5, 5, 10):
+        if raw <= m * mag:
+            return m * mag
+    return 10 * mag
+
+
 def line_chart(
-    title: str, labels: list[str], series: dict[str, list[float | None]], fmt: Any = _num
+    title: str,
+    labels: list[str],
+    series: dict[str, list[float | None]],
+    fmt: Any = _num,
+    *,
+    target: float | None = None,
+    partial: frozenset[int] = frozenset(),
+    unit: str = "",
 ) -> str:
-    """A small line chart (one polyline per series) with a min / max axis."""
-    w, h, left, bottom = 420, 180, 44, 24
-    values = [v for vs in series.values() for v in vs if v is not None]
-    if not labels or not values:
+    """A line chart per series, with a y axis (round ticks and gridlines, from zero), the first,
+    middle and last x labels and every k-th between, an optional dashed ``target`` line, and
+    ``partial`` buckets (a period the log covers only in part) drawn hollow, marked with * and
+    left out of the scale, so a tail day cannot flatten the others."""
+    w, h, left, bottom = 460, 210, 48, 34
+    scaled = [v for vs in series.values() for i, v in enumerate(vs)
+              if v is not None and i not in partial]  # fmt: skip
+    if not labels or not scaled:
         return f"<figure><figcaption>{_esc(title)}: no data</figcaption></figure>"
-    top = max(values) or 1.0
+    step = _nice_step(max(max(scaled), target or 0.0) or 1.0)
+    top = step * math.ceil((max(max(scaled), target or 0.0) or 1.0) / step)
     n = len(labels)
 
     def x(i: int) -> float:
-        return left + (w - left - 8) * (i / (n - 1) if n > 1 else 0.5)
+        return left + (w - left - 10) * (i / (n - 1) if n > 1 else 0.5)
 
     def y(v: float) -> float:
-        return 8 + (h - bottom - 8) * (1 - v / top)
+        return 8 + (h - bottom - 8) * (1 - min(v, top) / top)
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" '
         f'aria-label="{_esc(title)}">',
-        f'<line x1="{left}" y1="{h - bottom}" x2="{w - 4}" y2="{h - bottom}" stroke="#d0d7de"/>',
-        f'<text x="2" y="12">{_esc(fmt(top))}</text>',
-        f'<text x="2" y="{h - bottom}">0</text>',
-        f'<text x="{left}" y="{h - 6}">{_esc(labels[0])}</text>',
-        f'<text x="{w - 4}" y="{h - 6}" text-anchor="end">{_esc(labels[-1])}</text>',
     ]
-    for k, (name, vs) in enumerate(series.items()):
-        color = PALETTE[k % len(PALETTE)]
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vs) if v is not None)
+    k = 0
+    while k * step <= top + 1e-9:
+        tick = k * step
+        parts.append(f'<line x1="{left}" y1="{y(tick):.1f}" x2="{w - 6}" y2="{y(tick):.1f}" '
+                     f'stroke="{"#8c959f" if k == 0 else "#eaeef2"}"/>'
+                     f'<text x="{left - 4}" y="{y(tick) + 3:.1f}" text-anchor="end">'
+                     f"{_esc(fmt(tick))}</text>")  # fmt: skip
+        k += 1
+    every = max(1, math.ceil(n / 5))
+    shown = [i for i in range(0, n, every) if n - 1 - i >= every or i == 0]
+    if n > 1:
+        shown.append(n - 1)
+    for i in shown:
+        label = labels[i] + ("*" if i in partial else "")
+        anchor = "start" if i == 0 and n > 1 else "end" if i == n - 1 and n > 1 else "middle"
+        parts.append(f'<line x1="{x(i):.1f}" y1="{h - bottom}" x2="{x(i):.1f}" '
+                     f'y2="{h - bottom + 4}" stroke="#8c959f"/>'
+                     f'<text x="{x(i):.1f}" y="{h - bottom + 15}" text-anchor="{anchor}">'
+                     f"{_esc(label)}</text>")  # fmt: skip
+    if unit:
+        parts.append(f'<text x="{left - 4}" y="{h - 4}" text-anchor="end">{_esc(unit)}</text>')
+    if target is not None:
+        parts.append(f'<line x1="{left}" y1="{y(target):.1f}" x2="{w - 6}" y2="{y(target):.1f}" '
+                     f'stroke="#1a7f37" stroke-dasharray="5,4"/><text x="{w - 8}" '
+                     f'y="{y(target) - 3:.1f}" text-anchor="end" style="fill:#1a7f37">'
+                     f"target {_esc(fmt(target))}</text>")  # fmt: skip
+    for c, (name, vs) in enumerate(series.items()):
+        color = PALETTE[c % len(PALETTE)]
+        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vs)
+                          if v is not None and i not in partial)  # fmt: skip
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" '
                      f'points="{points}"><title>{_esc(name)}</title></polyline>')  # fmt: skip
         for i, v in enumerate(vs):
             if v is not None:
-                parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5" fill="{color}">'
-                             f"<title>{_esc(name)} {_esc(labels[i])}: {_esc(fmt(v))}</title>"
+                fill = "#fff" if i in partial else color
+                parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{fill}" '
+                             f'stroke="{color}"><title>{_esc(name)} {_esc(labels[i])}: '
+                             f"{_esc(fmt(v))}{' (partial)' if i in partial else ''}</title>"
                              "</circle>")  # fmt: skip
     parts.append("</svg>")
     legend = " ".join(
-        f'<span style="color:{PALETTE[k % len(PALETTE)]}">■</span> {_esc(name)}'
-        for k, name in enumerate(series)
+        f'<span style="color:{PALETTE[c % len(PALETTE)]}">■</span> {_esc(name)}'
+        for c, name in enumerate(series)
     )
-    return f"<figure>{''.join(parts)}<figcaption>{_esc(title)} · {legend}</figcaption></figure>"
+    note = " · * partial period (hollow, not in the scale)" if partial else ""
+    return (f"<figure>{''.join(parts)}<figcaption>{_esc(title)} · {legend}{note}"
+            "</figcaption></figure>")  # fmt: skip
 
 
 def bar_chart(title: str, bars: list[tuple[str, float]]) -> str:
@@ -178,12 +232,132 @@ class _Series:
         return out
 
 
+def _voice_and_targets(report: dict[str, Any]) -> list[str]:
+    """The customer's voice and the targets per queue, as the terminal summary has them."""
+    out = []
+    rows = [r for r in report["kpis"] if r["period"] == "total" and r["tenant"] == ALL
+            and r["queue"] == ALL and r["metrics"]["surveys_answered"]]  # fmt: skip
+    if rows:
+        out.append("<h2>The customer's voice (surveys, on the contacts they rate)</h2>")
+        vrows = []
+        for r in rows:
+            m = r["metrics"]
+            nps = m["nps"]
+            vrows.append([
+                _esc("all" if r["channel"] == ALL else r["channel"]),
+                f"{m['surveys_answered']:,}", fmt_ratio(m["survey_response_rate"]),
+                fmt_ratio(m["csat"]), fmt_ratio(m["csat_one_touch"]),
+                fmt_ratio(m["csat_multi_touch"]), fmt_ratio(m["ces_easy"]),
+                "–" if nps is None else f"{nps * 100:+.0f}",
+            ])  # fmt: skip
+        out.append(
+            _table(
+                [
+                    "channel",
+                    "answered",
+                    "response rate",
+                    "CSAT",
+                    "CSAT one-touch",
+                    "CSAT multi-touch",
+                    "service is easy (CES)",
+                    "NPS",
+                ],
+                vrows,
+            )
+        )
+    if report.get("targets"):
+        out.append("<h2>Targets per queue</h2>")
+        out.append(_table(
+            ["tenant", "channel", "queue", "SL within", "SL goal", "SL", "FRT target",
+             "FRT met", "resolution target", "resolution met", "hours"],
+            [[_esc(t["tenant"]), _esc(t["channel"]), _esc(t["queue"]),
+              fmt_duration(t["service_level_seconds"]), fmt_ratio(t["service_level_goal"]),
+              fmt_ratio(t["service_level"]), fmt_duration(t["first_response_seconds"]),
+              fmt_ratio(t["first_response_sla"]), fmt_duration(t["resolution_seconds"]),
+              fmt_ratio(t["resolution_sla"]), _esc(t["calendar"] or "wall clock")]
+             for t in report["targets"]], left=3))  # fmt: skip
+    return out
+
+
+def _ivr_and_platform(report: dict[str, Any]) -> list[str]:
+    out = ["<h3>Per flow and menu</h3>"]
+    rows = []
+    for r in report["ivr"]:
+        if r["period"] != "total":
+            continue
+        m = r["metrics"]
+        whole = r["menu"] == ALL
+        rows.append([
+            _esc("all" if r["flow"] == ALL else r["flow"]), _esc("" if whole else r["menu"]),
+            f"{m['ivr_entries'] if whole else m['ivr_menu_visits']:,}",
+            fmt_ratio(m["containment"]) if whole else "",
+            fmt_duration(m["ivr_time_seconds"]["mean"]) if whole else "",
+            *(f"{m[k]:,}" for k in ("ivr_depth_exceeded", "ivr_repeated_input",
+                                    "ivr_disconnected_before_handoff",
+                                    "ivr_agent_request_not_routed", "ivr_greeting_too_long")),
+        ])  # fmt: skip
+    out.append(_table(IVR_HEADER, rows, left=2))
+    srows = [[_esc(r["component"]), f"{r['metrics']['system_down']:,}",
+              fmt_duration(r["metrics"]["system_downtime_seconds"]["mean"])]
+             for r in report["system"]
+             if r["period"] == "total" and r["tenant"] == ALL]  # fmt: skip
+    if srows:
+        out.append("<h2>Platform incidents</h2>")
+        out.append(_table(["component", "times down", "mean downtime"], srows))
+    return out
+
+
+LIVE = frozenset({"voice", "chat", "video"})
+WRITTEN = frozenset({"email", "sms", "social"})
+
+
+def _partial(buckets: list[str], by: dict[Any, Any]) -> frozenset[int]:
+    """The buckets at either end with under half the median contacts: periods the log covers
+    only in part (the tail days of late callbacks and answers, a week cut short)."""
+    counts = [by.get((b, ALL), {}).get("contacts", 0) for b in buckets]
+    if len(counts) < 2:
+        return frozenset()
+    ordered = sorted(counts)
+    bar = 0.5 * ordered[len(ordered) // 2] if len(counts) > 2 else 0.5 * max(counts)
+    out = set()
+    for indices in (range(len(counts)), range(len(counts) - 1, -1, -1)):
+        for i in indices:
+            if counts[i] >= bar:
+                break
+            out.add(i)
+    if len(out) == len(counts):
+        return frozenset()
+    return frozenset(out)
+
+
+def _unit(series: dict[str, list[float | None]], partial: frozenset[int]) -> tuple[str, float]:
+    values = [v for vs in series.values() for i, v in enumerate(vs)
+              if v is not None and i not in partial] or [0.0]  # fmt: skip
+    top = max(values)
+    if top < 120:
+        return "s", 1.0
+    if top < 2 * 3600:
+        return "min", 60.0
+    return "h", 3600.0
+
+
+def _font_face() -> str:
+    """The Korean glyphs the report's own text needs (KS S 1006's clause numbers), inline: a
+    subset of NanumGothic (OFL; streams/kafka/web/OFL.txt), for machines without Korean fonts."""
+    import base64
+    from importlib import resources
+
+    font = (resources.files("streams.kafka") / "web" / "wallboard-font.ttf").read_bytes()
+    return ('@font-face{font-family:"CC Wallboard";src:url(data:font/ttf;base64,'
+            f'{base64.b64encode(font).decode()}) format("truetype")}}')  # fmt: skip
+
+
 def render_html(report: dict[str, Any]) -> str:
     ev = report["events"]
     out = [
         '<!doctype html><html lang="en"><head><meta charset="utf-8">',
         "<title>cc-monitor replay report</title>",
-        f"<style>{CSS}</style></head><body>",
+        f"<style>{_font_face()}{CSS}</style></head><body>",
         "<h1>cc-monitor replay report</h1>",
         f'<p class="muted">input digest <code>{_esc(report["input"]["digest"])}</code> · '
         f"{ev['lines']:,} lines, {ev['accepted']:,} events, {ev['rejected']:,} rejected · last "
@@ -195,17 +369,28 @@ def render_html(report: dict[str, Any]) -> str:
         if len(buckets) < 2 and period != "day":
             continue
         series = _Series(buckets, data["channels"], data["by"])
-
+        partial = _partial(buckets, data["by"])
         out.append(f'<h2>Per {period}, per channel</h2><div class="charts">')
-        out.append(line_chart("contacts", buckets, series("contacts")))
-        out.append(line_chart("service level (%)", buckets, series("service_level", scale=0.01)))
-        out.append(line_chart("abandonment (%)", buckets, series("abandonment_rate", scale=0.01)))
-        out.append(line_chart("first response p50 (min)", buckets,
-                              series("first_response_seconds", "p50", 60)))  # fmt: skip
-        out.append(line_chart("handle time mean (min)", buckets,
-                              series("handle_seconds", "mean", 60)))  # fmt: skip
+        out.append(line_chart("contacts", buckets, series("contacts"), partial=partial))
+        out.append(line_chart("service level (%)", buckets, series("service_level", scale=0.01),
+                              target=80.0, partial=partial))  # fmt: skip
+        out.append(line_chart("abandonment (%)", buckets, series("abandonment_rate", scale=0.01),
+                              partial=partial))  # fmt: skip
         out.append(line_chart("one-touch resolution (%)", buckets,
-                              series("one_touch_rate", scale=0.01)))  # fmt: skip
+                              series("one_touch_rate", scale=0.01), partial=partial))  # fmt: skip
+        # durations: real-time channels apart from the written ones (seconds beside hours
+        # would flatten one of them), each chart in the unit its values call for
+        for group, names in (("voice, chat, video", LIVE), ("e-mail, SMS, social", WRITTEN)):
+            for metric, sub, what in (("first_response_seconds", "p50", "first response p50"),
+                                      ("handle_seconds", "mean", "handle time mean")):  # fmt: skip
+                raw = {ch: v for ch, v in series(metric, sub).items() if ch in names}
+                if not any(v is not None for vs in raw.values() for v in vs):
+                    continue
+                unit, div = _unit(raw, partial)
+                scaled = {ch: [None if v is None else v / div for v in vs]
+                          for ch, vs in raw.items()}  # fmt: skip
+                out.append(line_chart(f"{what} ({unit}), {group}", buckets, scaled,
+                                      partial=partial, unit=unit))  # fmt: skip
         out.append("</div>")
     # per channel and queue
     rows = []
@@ -213,21 +398,32 @@ def render_html(report: dict[str, Any]) -> str:
         if r["period"] != "total" or r["tenant"] != ALL or r["queue"] == "-":
             continue
         m = r["metrics"]
+        mixed = r["channel"] == ALL  # durations over channels mislead: left out
+
+        def dur(v: float | None, mixed: bool = mixed) -> str:
+            return "–" if mixed else fmt_duration(v)
+
         rows.append([
             _esc("all" if r["channel"] == ALL else r["channel"]),
             _esc("" if r["queue"] == ALL else r["queue"]),
             f"{m['queued']:,}", fmt_ratio(m["service_level"]), fmt_ratio(m["abandonment_rate"]),
-            f"{m['queue_callback_requests']:,}", fmt_duration(m["answer_seconds"]["mean"]),
-            fmt_duration(m["first_response_direct_seconds"]["mean"]),
-            fmt_duration(m["first_response_seconds"]["mean"]),
-            fmt_duration(m["resolution_seconds"]["p50"]), fmt_ratio(m["one_touch_rate"]),
-            fmt_duration(m["handle_seconds"]["mean"]), fmt_ratio(m["callback_compliance"]),
+            f"{m['queue_callback_requests']:,}", dur(m["answer_seconds"]["mean"]),
+            dur(m["first_response_direct_seconds"]["mean"]),
+            dur(m["first_response_seconds"]["mean"]),
+            dur(m["resolution_seconds"]["p50"]), fmt_ratio(m["one_touch_rate"]),
+            dur(m["handle_seconds"]["mean"]), fmt_ratio(m["callback_compliance"]),
         ])  # fmt: skip
     out.append("<h2>KPIs per channel and queue</h2>")
     out.append(_table(["channel", "queue", "queued", "service level", "abandoned",
                        "callback req.", "ASA", "FRT direct", "FRT", "resolution p50",
                        "one-touch", "AHT", "callbacks ≤24 h"], rows, left=2))  # fmt: skip
-    out.append(f'<p class="muted">{_esc(KPI_NOTE)}</p>')
+    out.append(f'<p class="muted">{_esc(KPI_NOTE)} {_esc(MIXED_NOTE)}</p>')
+    notes = import_notes(report)
+    if notes:
+        out.append("<h2>What the importer skipped or warned about</h2><ul>")
+        out.extend(f"<li>{_esc(n)}</li>" for n in notes)
+        out.append("</ul>")
+    out.extend(_voice_and_targets(report))
     # the mean day per queue: traffic and agents (Erlang C's against busy and staffed)
     profiles = intraday_profiles(report)
     if profiles:
@@ -258,12 +454,12 @@ def render_html(report: dict[str, Any]) -> str:
     rejected = [(k, float(v)) for k, v in report["rejected"]["by_reason"].items() if v]
     out.append(bar_chart("rejected events by reason", rejected))
     out.append("</div>")
+    out.extend(_ivr_and_platform(report))
     # scorecard and benchmark
     out.append("<h2>KS S 1006 scorecard</h2>")
     srows = []
     for item in report.get("scorecard", []):
-        counts = ", ".join(f"{k} {v}" for k, v in item["counts"].items()
-                           if not isinstance(v, list))  # fmt: skip
+        counts = scorecard_counts(item["counts"])
         cls = {"fail": "fail", "pass": "pass"}.get(item["status"], "muted")
         examples = _esc(", ".join(item["examples"][:3]))
         status = f'<span class="{cls}">{_esc(item["status"])}</span>'
@@ -272,19 +468,16 @@ def render_html(report: dict[str, Any]) -> str:
     out.append("<h2>CX benchmark (Zendesk / ESG, APAC 2021)</h2>")
     brows = []
     for b in report.get("benchmark", []):
-
-        def show(v: float | None, unit: str = b["unit"]) -> str:
-            if v is None:
-                return "–"
-            return f"{v * 100:.0f}%" if unit == "ratio" else f"{v:g} {unit}"
-
-        brows.append([_esc(b["kpi"].replace("_", " ")), show(b["centre"]), show(b["champions"]),
-                      show(b["starters"]), _esc(b["level"])])  # fmt: skip
+        unit = b["unit"]
+        brows.append([_esc(b["kpi"].replace("_", " ")), fmt_benchmark(b["centre"], unit),
+                      fmt_benchmark(b["champions"], unit), fmt_benchmark(b["starters"], unit),
+                      _esc(b["level"])])  # fmt: skip
     out.append(_table(["KPI", "this centre", "champions", "starters", "level"], brows))
     # alerts
     alerts = report.get("alerts", [])
     out.append(f"<h2>Alerts ({len(alerts)})</h2>")
-    out.append(timeline_chart("alert timeline (red: critical, amber: warning)", alerts))
+    out.append(timeline_chart("alert timeline (red: critical, amber: warning, blue: info)",
+                              alerts))  # fmt: skip
     arows = [
         [
             _esc(a["starts_at"][:19].replace("T", " ")),
@@ -296,6 +489,28 @@ def render_html(report: dict[str, Any]) -> str:
         for a in alerts
     ]
     out.append(_table(["start", "duration", "severity", "alert", "summary"], arows, left=5))
+    if report["queues_at_end"]:
+        out.append("<h2>Still waiting at the last event</h2>")
+        out.append(
+            _table(
+                ["channel", "queue", "waiting", "oldest wait"],
+                [
+                    [
+                        _esc(q["channel"]),
+                        _esc(q["queue"]),
+                        f"{q['waiting']:,}",
+                        fmt_duration(q["oldest_wait_seconds"]),
+                    ]
+                    for q in report["queues_at_end"]
+                ],
+                left=2,
+            )
+        )
+    if report["data_quality"]:
+        out.append("<h2>Data quality</h2>")
+        out.append(_table(["events that changed nothing: what they refer to was never seen",
+                           "count"], [[_esc(k.replace("_", " ")), f"{v:,}"]
+                                      for k, v in report["data_quality"].items()]))  # fmt: skip
     # rejected events
     rej = report["rejected"]
     out.append(f"<h2>Rejected events ({rej['total']:,})</h2>")

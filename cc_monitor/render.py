@@ -29,20 +29,26 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
-def _kpi_row(m: dict[str, Any]) -> list[str]:
+def _kpi_row(m: dict[str, Any], mixed: bool = False) -> list[str]:
+    """``mixed``: a row over channels, whose durations would average e-mail hours with voice
+    seconds: left out (–)."""
+
+    def d(v: float | None) -> str:
+        return "–" if mixed else fmt_duration(v)
+
     return [
         f"{m['contacts']:,}",
         f"{m['queued']:,}",
         fmt_ratio(m["service_level"]),
         fmt_ratio(m["abandonment_rate"]),
         f"{m['queue_callback_requests']:,}",
-        fmt_duration(m["answer_seconds"]["mean"]),
-        fmt_duration(m["first_response_direct_seconds"]["mean"]),
-        fmt_duration(m["first_response_seconds"]["mean"]),
-        fmt_duration(m["first_response_seconds"]["p90"]),
-        fmt_duration(m["resolution_seconds"]["p50"]),
+        d(m["answer_seconds"]["mean"]),
+        d(m["first_response_direct_seconds"]["mean"]),
+        d(m["first_response_seconds"]["mean"]),
+        d(m["first_response_seconds"]["p90"]),
+        d(m["resolution_seconds"]["p50"]),
         fmt_ratio(m["one_touch_rate"]),
-        fmt_duration(m["handle_seconds"]["mean"]),
+        d(m["handle_seconds"]["mean"]),
         fmt_ratio(m["transfer_rate"]),
         fmt_ratio(m["callback_compliance"]),
     ]
@@ -126,6 +132,58 @@ AGENT_HEADER = ["agent", "handled", "AHT", "talk", "hold", "after-contact work",
                 "occupancy", "utilisation", "CSAT"]  # fmt: skip
 
 
+def import_notes(report: dict[str, Any]) -> list[str]:
+    """What importers skipped or warned about, one line per source (they are in the JSON's
+    ``input.sources[].import`` too): a report must not hide them."""
+    out = []
+    for src in report["input"]["sources"]:
+        imp = src.get("import")
+        if not imp:
+            continue
+        parts = [f"{imp['records']:,} records read, {imp['events']:,} events made"]
+        parts += [f"{n:,} skipped: {why.replace('_', ' ')}" for why, n in imp["skipped"].items()]
+        parts += [f"{n:,} {what.replace('_', ' ')}" for what, n in imp["warnings"].items()]
+        out.append(f"{src['name']} ({imp['format']}): " + "; ".join(parts))
+    return out
+
+
+def fmt_count(key: str, value: Any) -> str:
+    """A scorecard count as a reader expects it: durations in a unit, shares in percent."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if key.endswith("_seconds"):
+        return fmt_duration(float(value))
+    if isinstance(value, float) and 0 <= value <= 1 and key not in ("breaches",):
+        return fmt_ratio(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
+
+
+def scorecard_counts(counts: dict[str, Any]) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {fmt_count(k, v)}" for k, v in counts.items()
+                     if not isinstance(v, list))  # fmt: skip
+
+
+def fmt_benchmark(v: float | None, unit: str) -> str:
+    """A benchmark figure: a share in percent, an hour under one as minutes."""
+    if v is None:
+        return "–"
+    if unit == "ratio":
+        return f"{v * 100:.0f}%"
+    if unit == "h" and v < 1:
+        return f"{v * 60:.1f} min"
+    return f"{v:g} {unit}"
+
+
+IVR_HEADER = ["flow", "menu", "entries / visits", "containment", "IVR time",
+              "deeper than limit", "asked twice", "system drop before agent",
+              "agent request not routed", "greeting too long"]  # fmt: skip
+
+MIXED_NOTE = (
+    "The all-channel row leaves out durations: a mean over e-mail hours and voice seconds "
+    "says nothing; read each channel's."
+)
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     ev = report["events"]
     inp = report["input"]
@@ -147,15 +205,19 @@ def render_markdown(report: dict[str, Any]) -> str:
             continue  # contacts before they reach a queue; counted in their channel's row
         label = "**all**" if r["channel"] == ALL else r["channel"]
         queue = "" if r["queue"] == ALL else r["queue"]
-        cells = _kpi_row(r["metrics"])
+        cells = _kpi_row(r["metrics"], mixed=r["channel"] == ALL)
         if queue:
             cells[0] = ""  # contacts are counted where they start, before any queue
         rows.append([label, queue, *cells])
     lines += _table(["channel", "queue", *KPI_HEADER], rows)
-    lines += ["", KPI_NOTE]
+    lines += ["", KPI_NOTE, "", MIXED_NOTE]
+    notes = import_notes(report)
+    if notes:
+        lines += ["", "## What the importer skipped or warned about", ""]
+        lines += [f"- {n}" for n in notes]
     for period in ("day", "week", "month"):
         prows = [
-            [r["bucket"], *_kpi_row(r["metrics"])]
+            [r["bucket"], *_kpi_row(r["metrics"], mixed=True)]
             for r in report["kpis"]
             if r["period"] == period and r["tenant"] == ALL and r["channel"] == ALL
         ]
@@ -228,21 +290,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                 str(m["ivr_greeting_too_long"]),
             ]
         )
-    lines += _table(
-        [
-            "flow",
-            "menu",
-            "entries / visits",
-            "containment",
-            "IVR time",
-            "deeper than limit",
-            "asked twice",
-            "system drop before agent",
-            "agent request not routed",
-            "greeting too long",
-        ],
-        irows,
-    )
+    lines += _table(IVR_HEADER, irows)
     srows = [
         [
             r["component"],
@@ -258,7 +306,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", "## KS S 1006 scorecard", ""]
     srows = []
     for item in report.get("scorecard", []):
-        counts = ", ".join(f"{k} {v}" for k, v in item["counts"].items() if not isinstance(v, list))
+        counts = scorecard_counts(item["counts"])
         status = item["status"].upper() if item["status"] == "fail" else item["status"]
         srows.append([status, item["ks"], item["item"], counts, ", ".join(item["examples"][:3])])
     lines += _table(["result", "KS S 1006", "item", "counts", "examples"], srows)
@@ -266,14 +314,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     brows = []
     for b in report.get("benchmark", []):
         unit = b["unit"]
-
-        def show(v: float | None, unit: str = unit) -> str:
-            if v is None:
-                return "–"
-            return f"{v * 100:.0f}%" if unit == "ratio" else f"{v:g} {unit}"
-
-        brows.append([b["kpi"].replace("_", " "), show(b["centre"]), show(b["champions"]),
-                      show(b["starters"]), b["level"]])  # fmt: skip
+        brows.append([b["kpi"].replace("_", " "), fmt_benchmark(b["centre"], unit),
+                      fmt_benchmark(b["champions"], unit), fmt_benchmark(b["starters"], unit),
+                      b["level"]])  # fmt: skip
     lines += _table(["KPI", "this centre", "champions", "starters", "level"], brows)
     alerts = report.get("alerts", [])
     lines += ["", f"## Alerts: {len(alerts)}", ""]

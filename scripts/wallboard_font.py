@@ -1,6 +1,7 @@
-"""Make streams/kafka/web/wallboard-font.ttf: the glyphs the wallboard shows (its Korean text,
-printable ASCII), from NanumGothic (Debian's fonts-nanum), so the page renders Korean on a
-machine without Korean fonts and without fetching anything.
+"""Make streams/kafka/web/wallboard-font.ttf: the glyphs the wallboard and the HTML report show
+(their Korean text, KS S 1006's clause numbers, printable ASCII), from NanumGothic (Debian's
+fonts-nanum), so both render Korean on a machine without Korean fonts and without fetching
+anything.
 
 NanumGothic is under the SIL Open Font License 1.1, whose Reserved Font Names a modified
 version may not carry: the subset is renamed "CC Wallboard Sans". Needs fontTools (a
@@ -23,8 +24,10 @@ NAME = "CC Wallboard Sans"
 
 
 def main() -> int:
-    page = (WEB / "wallboard.html").read_text(encoding="utf-8")
-    text = "".join(sorted({c for c in page if ord(c) > 126})) + "".join(map(chr, range(32, 127)))
+    sources = [WEB / "wallboard.html", ROOT / "kpis" / "scorecard.py",
+               ROOT / "cc_monitor" / "html.py", ROOT / "cc_monitor" / "render.py"]  # fmt: skip
+    chars = {c for path in sources for c in path.read_text(encoding="utf-8") if ord(c) > 126}
+    text = "".join(sorted(chars)) + "".join(map(chr, range(32, 127)))
     opts = subset.Options()
     opts.layout_features = ["*"]
     opts.hinting = False

@@ -63,8 +63,11 @@ def test_the_contacts_add_up_to_every_count(exported: tuple[Path, Path, Path]) -
             summed[key] = summed.get(key, 0) + (int(times) if times else 1)
     checked = 0
     for line in read(a / "kpis.csv"):
-        if line["period"] != "total" or line["tenant"] != "*" or "*" in (line["channel"],
-                                                                         line["queue"]):
+        if (
+            line["period"] != "total"
+            or line["tenant"] != "*"
+            or "*" in (line["channel"], line["queue"])
+        ):
             continue
         if line["metric"] in COUNTS:
             key = (line["metric"], line["channel"], line["queue"])
@@ -72,7 +75,8 @@ def test_the_contacts_add_up_to_every_count(exported: tuple[Path, Path, Path]) -
             checked += int(line["value"]) > 0
     assert checked > 100
     assert {"resolved", "abandoned", "answered_in_sl", "callbacks_breached"} <= {
-        k[0] for k in summed}
+        k[0] for k in summed
+    }
 
 
 def test_contacts_carry_their_story(exported: tuple[Path, Path, Path]) -> None:
