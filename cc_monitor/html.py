@@ -7,7 +7,6 @@ without a network, prints well, and the same report gives the same bytes.
 from __future__ import annotations
 
 import html
-import math
 from typing import Any
 
 from cc_monitor.render import (
@@ -25,7 +24,6 @@ from cc_monitor.render import (
 )
 from kpis.catalogue import ALL
 
-PALETTE = ("#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0a7a8a")
 CSS = """
 body{font:14px/1.45 -apple-system,Segoe UI,Roboto,Noto Sans KR,NanumGothic,Malgun Gothic,
 "CC Wallboard",sans-serif;margin:24px;
@@ -33,7 +31,8 @@ color:#1f2328}h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8
 border-bottom:1px solid #d0d7de}table{border-collapse:collapse;margin:6px 0 12px}
 td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:right}th{background:#f6f8fa}
 td.l,th.l{text-align:left}.fail{color:#d1242f;font-weight:600}.pass{color:#1a7f37}
-.muted{color:#656d76}.charts{display:flex;flex-wrap:wrap;gap:16px}figure{margin:0;width:460px}
+.muted{color:#656d76}.charts{display:flex;flex-wrap:wrap;gap:16px}figure{margin:0;width:560px}
+figure svg{max-width:100%;height:auto}figure.wide{width:auto}
 figcaption{font-size:12px;color:#656d76}svg text{font-size:10px;fill:#656d76}
 """
 
@@ -46,149 +45,49 @@ def _num(v: float) -> str:
     return f"{v:.1f}".rstrip("0").rstrip(".")
 
 
-def _nice_step(top: float, ticks: int = 4) -> float:
-    """A round step (1, 2, 2.5 or 5 times a power of ten) for about ``ticks`` gridlines."""
-    raw = top / ticks
-    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
-    for m in (1, 2, 2.5, 5, 10):
-        if raw <= m * mag:
-            return m * mag
-    return 10 * mag
+def _figure(title: str, svg: str, note: str = "") -> str:
+    return f"<figure>{svg}<figcaption>{_esc(title)}{note}</figcaption></figure>"
 
 
 def line_chart(
     title: str,
     labels: list[str],
     series: dict[str, list[float | None]],
-    fmt: Any = _num,
+    fmt: Any = None,
     *,
     target: float | None = None,
     partial: frozenset[int] = frozenset(),
     unit: str = "",
 ) -> str:
-    """A line chart per series, with a y axis (round ticks and gridlines, from zero), the first,
-    middle and last x labels and every k-th between, an optional dashed ``target`` line, and
-    ``partial`` buckets (a period the log covers only in part) drawn hollow, marked with * and
-    left out of the scale, so a tail day cannot flatten the others."""
-    w, h, left, bottom = 460, 210, 48, 34
-    scaled = [v for vs in series.values() for i, v in enumerate(vs)
-              if v is not None and i not in partial]  # fmt: skip
-    if not labels or not scaled:
+    """A line chart (cc_monitor.charts, matplotlib) in a figure with its caption."""
+    if not labels or not any(v is not None for vs in series.values() for v in vs):
         return f"<figure><figcaption>{_esc(title)}: no data</figcaption></figure>"
-    step = _nice_step(max(max(scaled), target or 0.0) or 1.0)
-    top = step * math.ceil((max(max(scaled), target or 0.0) or 1.0) / step)
-    n = len(labels)
+    from cc_monitor import charts
 
-    def x(i: int) -> float:
-        return left + (w - left - 10) * (i / (n - 1) if n > 1 else 0.5)
-
-    def y(v: float) -> float:
-        return 8 + (h - bottom - 8) * (1 - min(v, top) / top)
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" '
-        f'aria-label="{_esc(title)}">',
-    ]
-    k = 0
-    while k * step <= top + 1e-9:
-        tick = k * step
-        parts.append(f'<line x1="{left}" y1="{y(tick):.1f}" x2="{w - 6}" y2="{y(tick):.1f}" '
-                     f'stroke="{"#8c959f" if k == 0 else "#eaeef2"}"/>'
-                     f'<text x="{left - 4}" y="{y(tick) + 3:.1f}" text-anchor="end">'
-                     f"{_esc(fmt(tick))}</text>")  # fmt: skip
-        k += 1
-    every = max(1, math.ceil(n / 5))
-    shown = [i for i in range(0, n, every) if n - 1 - i >= every or i == 0]
-    if n > 1:
-        shown.append(n - 1)
-    for i in shown:
-        label = labels[i] + ("*" if i in partial else "")
-        anchor = "start" if i == 0 and n > 1 else "end" if i == n - 1 and n > 1 else "middle"
-        parts.append(f'<line x1="{x(i):.1f}" y1="{h - bottom}" x2="{x(i):.1f}" '
-                     f'y2="{h - bottom + 4}" stroke="#8c959f"/>'
-                     f'<text x="{x(i):.1f}" y="{h - bottom + 15}" text-anchor="{anchor}">'
-                     f"{_esc(label)}</text>")  # fmt: skip
-    if unit:
-        parts.append(f'<text x="{left - 4}" y="{h - 4}" text-anchor="end">{_esc(unit)}</text>')
-    if target is not None:
-        parts.append(f'<line x1="{left}" y1="{y(target):.1f}" x2="{w - 6}" y2="{y(target):.1f}" '
-                     f'stroke="#1a7f37" stroke-dasharray="5,4"/><text x="{w - 8}" '
-                     f'y="{y(target) - 3:.1f}" text-anchor="end" style="fill:#1a7f37">'
-                     f"target {_esc(fmt(target))}</text>")  # fmt: skip
-    for c, (name, vs) in enumerate(series.items()):
-        color = PALETTE[c % len(PALETTE)]
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vs)
-                          if v is not None and i not in partial)  # fmt: skip
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" '
-                     f'points="{points}"><title>{_esc(name)}</title></polyline>')  # fmt: skip
-        for i, v in enumerate(vs):
-            if v is not None:
-                fill = "#fff" if i in partial else color
-                parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{fill}" '
-                             f'stroke="{color}"><title>{_esc(name)} {_esc(labels[i])}: '
-                             f"{_esc(fmt(v))}{' (partial)' if i in partial else ''}</title>"
-                             "</circle>")  # fmt: skip
-    parts.append("</svg>")
-    legend = " ".join(
-        f'<span style="color:{PALETTE[c % len(PALETTE)]}">■</span> {_esc(name)}'
-        for c, name in enumerate(series)
-    )
     note = " · * partial period (hollow, not in the scale)" if partial else ""
-    return (f"<figure>{''.join(parts)}<figcaption>{_esc(title)} · {legend}{note}"
-            "</figcaption></figure>")  # fmt: skip
+    svg = charts.line_chart(labels, series, target=target, partial=partial, unit=unit, fmt=fmt,
+                            title=title)  # fmt: skip
+    return _figure(title, svg, note)
 
 
 def bar_chart(title: str, bars: list[tuple[str, float]]) -> str:
-    w, row = 420, 18
     if not bars:
         return f"<figure><figcaption>{_esc(title)}: none</figcaption></figure>"
-    top = max(v for _, v in bars) or 1.0
-    h = row * len(bars) + 4
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" '
-             f'aria-label="{_esc(title)}">']  # fmt: skip
-    for i, (name, v) in enumerate(bars):
-        width = (w - 200) * v / top
-        parts.append(
-            f'<text x="0" y="{i * row + 13}">{_esc(name[:32])}</text>'
-            f'<rect x="170" y="{i * row + 3}" width="{width:.1f}" height="{row - 6}" '
-            f'fill="{PALETTE[1]}"><title>{_esc(name)}: {_esc(_num(v))}</title></rect>'
-            f'<text x="{174 + width:.1f}" y="{i * row + 13}">{_esc(_num(v))}</text>'
-        )
-    parts.append("</svg>")
-    return f"<figure>{''.join(parts)}<figcaption>{_esc(title)}</figcaption></figure>"
+    from cc_monitor import charts
+
+    return _figure(title, charts.bar_chart(bars, title=title))
 
 
 def timeline_chart(title: str, alerts: list[dict[str, Any]]) -> str:
     """Alerts as bars from start to end over the report's span."""
     if not alerts:
         return f"<figure><figcaption>{_esc(title)}: none</figcaption></figure>"
-    from datetime import datetime
+    from cc_monitor import charts
 
-    def t(s: str) -> float:
-        return datetime.fromisoformat(s).timestamp()
-
-    starts = [t(a["starts_at"]) for a in alerts]
-    ends = [t(a["ends_at"]) if a["ends_at"] else t(a["starts_at"]) for a in alerts]
-    lo, hi = min(starts), max(ends)
-    span = (hi - lo) or 1.0
-    names = sorted({a["alertname"] for a in alerts})
-    w, row, left = 860, 16, 190
-    h = row * len(names) + 20
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" '
-             f'aria-label="{_esc(title)}">']  # fmt: skip
-    for i, name in enumerate(names):
-        parts.append(f'<text x="0" y="{i * row + 12}">{_esc(name)}</text>')
-    for a, s, e in zip(alerts, starts, ends, strict=True):
-        i = names.index(a["alertname"])
-        x = left + (w - left - 8) * (s - lo) / span
-        width = max(2.0, (w - left - 8) * (e - s) / span)
-        color = {"critical": PALETTE[1], "warning": PALETTE[3]}.get(a["severity"], PALETTE[0])
-        parts.append(f'<rect x="{x:.1f}" y="{i * row + 3}" width="{width:.1f}" height="{row - 5}"'
-                     f' fill="{color}"><title>{_esc(a["summary"])} ({_esc(a["starts_at"])} – '
-                     f'{_esc(a["ends_at"] or "firing at end")})</title></rect>')  # fmt: skip
-    parts.append(f'<text x="{left}" y="{h - 4}">{_esc(alerts[0]["starts_at"][:16])}</text>')
-    parts.append("</svg>")
-    return f"<figure>{''.join(parts)}<figcaption>{_esc(title)}</figcaption></figure>"
+    return (
+        f'<figure class="wide">{charts.timeline_chart(alerts, title=title)}'
+        f"<figcaption>{_esc(title)}</figcaption></figure>"
+    )
 
 
 def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
@@ -476,8 +375,7 @@ def render_html(report: dict[str, Any]) -> str:
     # alerts
     alerts = report.get("alerts", [])
     out.append(f"<h2>Alerts ({len(alerts)})</h2>")
-    out.append(timeline_chart("alert timeline (red: critical, amber: warning, blue: info)",
-                              alerts))  # fmt: skip
+    out.append(timeline_chart("alert timeline", alerts))
     arows = [
         [
             _esc(a["starts_at"][:19].replace("T", " ")),
