@@ -262,35 +262,6 @@ def render_html(report: dict[str, Any]) -> str:
         f"{ev['lines']:,} lines, {ev['accepted']:,} events, {ev['rejected']:,} rejected · last "
         f"event {_esc(ev['last_event_time'])} · days in {_esc(report['config']['timezone'])}</p>",
     ]
-    # KPI trends per day, week and month, per channel
-    for period in ("day", "week", "month"):
-        buckets, data = _period_series(report, period)
-        if len(buckets) < 2 and period != "day":
-            continue
-        series = _Series(buckets, data["channels"], data["by"])
-        partial = _partial(buckets, data["by"])
-        out.append(f'<h2>Per {period}, per channel</h2><div class="charts">')
-        out.append(line_chart("contacts", buckets, series("contacts"), partial=partial))
-        out.append(line_chart("service level (%)", buckets, series("service_level", scale=0.01),
-                              target=80.0, partial=partial))  # fmt: skip
-        out.append(line_chart("abandonment (%)", buckets, series("abandonment_rate", scale=0.01),
-                              partial=partial))  # fmt: skip
-        out.append(line_chart("one-touch resolution (%)", buckets,
-                              series("one_touch_rate", scale=0.01), partial=partial))  # fmt: skip
-        # durations: real-time channels apart from the written ones (seconds beside hours
-        # would flatten one of them), each chart in the unit its values call for
-        for group, names in (("voice, chat, video", LIVE), ("e-mail, SMS, social", WRITTEN)):
-            for metric, sub, what in (("first_response_seconds", "p50", "first response p50"),
-                                      ("handle_seconds", "mean", "handle time mean")):  # fmt: skip
-                raw = {ch: v for ch, v in series(metric, sub).items() if ch in names}
-                if not any(v is not None for vs in raw.values() for v in vs):
-                    continue
-                unit, div = _unit(raw, partial)
-                scaled = {ch: [None if v is None else v / div for v in vs]
-                          for ch, vs in raw.items()}  # fmt: skip
-                out.append(line_chart(f"{what} ({unit}), {group}", buckets, scaled,
-                                      partial=partial, unit=unit))  # fmt: skip
-        out.append("</div>")
     # per channel and queue
     rows = []
     for r in report["kpis"]:
@@ -322,6 +293,36 @@ def render_html(report: dict[str, Any]) -> str:
         out.append("<h2>What the importer skipped or warned about</h2><ul>")
         out.extend(f"<li>{_esc(n)}</li>" for n in notes)
         out.append("</ul>")
+    # the numbers first, then how they moved
+    # KPI trends per day, week and month, per channel
+    for period in ("day", "week", "month"):
+        buckets, data = _period_series(report, period)
+        if len(buckets) < 2 and period != "day":
+            continue
+        series = _Series(buckets, data["channels"], data["by"])
+        partial = _partial(buckets, data["by"])
+        out.append(f'<h2>Per {period}, per channel</h2><div class="charts">')
+        out.append(line_chart("contacts", buckets, series("contacts"), partial=partial))
+        out.append(line_chart("service level (%)", buckets, series("service_level", scale=0.01),
+                              target=80.0, partial=partial))  # fmt: skip
+        out.append(line_chart("abandonment (%)", buckets, series("abandonment_rate", scale=0.01),
+                              partial=partial))  # fmt: skip
+        out.append(line_chart("one-touch resolution (%)", buckets,
+                              series("one_touch_rate", scale=0.01), partial=partial))  # fmt: skip
+        # durations: real-time channels apart from the written ones (seconds beside hours
+        # would flatten one of them), each chart in the unit its values call for
+        for group, names in (("voice, chat, video", LIVE), ("e-mail, SMS, social", WRITTEN)):
+            for metric, sub, what in (("first_response_seconds", "p50", "first response p50"),
+                                      ("handle_seconds", "mean", "handle time mean")):  # fmt: skip
+                raw = {ch: v for ch, v in series(metric, sub).items() if ch in names}
+                if not any(v is not None for vs in raw.values() for v in vs):
+                    continue
+                unit, div = _unit(raw, partial)
+                scaled = {ch: [None if v is None else v / div for v in vs]
+                          for ch, vs in raw.items()}  # fmt: skip
+                out.append(line_chart(f"{what} ({unit}), {group}", buckets, scaled,
+                                      partial=partial, unit=unit))  # fmt: skip
+        out.append("</div>")
     out.extend(_voice_and_targets(report))
     # the mean day per queue: traffic and agents (Erlang C's against busy and staffed)
     profiles = intraday_profiles(report)
