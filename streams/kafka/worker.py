@@ -642,6 +642,8 @@ class LiveRuntime:
                 Targets(self.config),
                 tz=self.tz,
                 interval_seconds=(self.config.interval_minutes or 30) * 60.0,
+                # the agent engines' partitions hold the agents (none without live states)
+                staff_from=range(n, 2 * n) if self.agents_topic is not None else (),
             )
             blob = await store.load_stage()
             if blob is not None:
