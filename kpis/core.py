@@ -21,8 +21,9 @@ Invariants:
   on arrival order, batching or how the watermark moved.
 * **Range**: an event time outside the policy's range (:class:`kpis.clock.TimePolicy`) is
   rejected as ``out_of_range`` and moves nothing.
-* **Idempotency**: an ``event_id`` seen before (still buffered, or processed less than the dedupe
-  horizon behind the watermark) is rejected as ``duplicate`` and changes nothing. Older repeats
+* **Idempotency**: an ``event_id`` seen before (still buffered, however long, or processed less
+  than the dedupe horizon behind the watermark) is rejected as ``duplicate`` and changes
+  nothing. Older repeats
   are necessarily behind the watermark and rejected as ``late``.
 """
 
@@ -195,7 +196,13 @@ class EventCore:
 
     def _rotate(self, watermark: float) -> None:
         self._seen_old = self._seen
-        self._seen = set()
+        # the ids of events still in the reorder buffer stay remembered: a live partition's
+        # watermark follows its slowest input topic, so an event of a topic read far ahead can
+        # wait there for more than two horizons of watermark progress (a re-delivery of it
+        # must still be a duplicate)
+        seen = {item[2] for item in self._tail}
+        seen.update(item[2] for item in self._heap)
+        self._seen = seen
         self._rotate_at = watermark + self._horizon
 
     def advance(self, watermark: float) -> None:

@@ -19,7 +19,8 @@ states, time in state and staffing as the replay.
 
 Exactness across crashes: facts not yet confirmed by the broker are part of the source
 partition's checkpoint (its outbox) and are sent again after a restore; a fact that arrives
-twice is rejected as a ``duplicate`` by the agent engine's dedupe (dead-lettered, counted).
+twice is recognized by the agent engine's dedupe and counted as ``agent.repeat`` (an expected
+resend, not a dead letter).
 The agents topic's offsets are checkpointed with the agent engine's state, like the inputs'.
 """
 
@@ -88,6 +89,7 @@ class AgentOutcome:
 
 _FACT = AgentOutcome("accepted", event_type="agent.fact")
 _MARK = AgentOutcome("accepted", event_type="agent.mark")
+_REPEAT = AgentOutcome("accepted", event_type="agent.repeat")
 
 
 @dataclass
@@ -134,6 +136,10 @@ class AgentPartition:
             try:
                 self.engine.ingest(env.fact, ts)
             except Rejection as rej:
+                if rej.reason == "duplicate":
+                    # a fact sent again by a partition restored from its checkpoint: expected,
+                    # counted (cc_events_consumed_total{type="agent.repeat"}), not a dead letter
+                    return _REPEAT
                 return AgentOutcome("rejected", rej.reason, rej.detail, TYPE_OF[type(env.fact)])
             return _FACT
         if env.wm is None or math.isnan(env.wm):

@@ -113,6 +113,27 @@ def test_duplicate_after_processing_is_still_a_duplicate_within_the_horizon() ->
     assert err.value.reason == "late"
 
 
+def test_an_event_buffered_for_hours_of_watermark_is_still_remembered() -> None:
+    """A live partition's watermark follows its slowest topic: an event of a topic read far
+    ahead waits in the reorder buffer while the watermark moves many horizons; delivered again
+    meanwhile (a broker that lost its log, a redelivery), it is a duplicate, not a new event."""
+    log = Log()
+    log.add(10 * 3600, "contact.started", "ahead")  # from a topic read far ahead
+    log.add(0, "contact.started", "c0")
+    eng = Engine(EngineConfig(allowed_lateness_seconds=60, dedupe_horizon_seconds=3600),
+                 Recorder(), auto_watermark=False)  # fmt: skip
+    by_id = {r[0].contact_id: r for r in records(log)}
+    ahead, c0 = by_id["ahead"], by_id["c0"]
+    eng.ingest(*ahead)
+    eng.ingest(*c0)
+    for hour in range(1, 10):  # the slow topic moves the watermark 9 h: nine horizons
+        eng.advance(c0[1] + hour * 3600)
+    assert eng.buffered() == [ahead]  # still waiting
+    with pytest.raises(Rejection) as err:
+        eng.ingest(*ahead)
+    assert err.value.reason == "duplicate"
+
+
 def test_late_event_is_rejected_and_on_time_disorder_is_accepted() -> None:
     log = Log()
     log.add(100, "contact.started", "c1")

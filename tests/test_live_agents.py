@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -158,6 +159,17 @@ def test_hostile_agents_topic_records_are_rejected_with_a_reason() -> None:
     assert part.engine.watermark == 50.0
     part.process(encode_mark(1, 40.0, False))  # a mark never moves time back
     assert part.engine.watermark == 50.0
+    # a fact sent again (its partition restored from a checkpoint): counted, not dead-lettered
+    from kpis.wire import AgentState
+    from streams.agents import encode_fact
+
+    at = 1_800_000_000.0
+    fact = AgentState(event_id="e1", ts=datetime.fromtimestamp(at, UTC), channel="voice",
+                      contact_id="agent:a", agent_id="a", state="available")  # fmt: skip
+    _, _, value = encode_fact(0, fact, at, 2)
+    assert part.process(value).event_type == "agent.fact"
+    again = part.process(value)
+    assert again.status == "accepted" and again.event_type == "agent.repeat"
 
 
 def test_the_staffing_view_live_equals_the_replay(tmp_path: Path) -> None:
