@@ -195,14 +195,19 @@ class EventCore:
             self._drain(self.watermark, self.watermark)
 
     def _rotate(self, watermark: float) -> None:
+        dropping = self._seen_old
         self._seen_old = self._seen
-        # the ids of events still in the reorder buffer stay remembered: a live partition's
-        # watermark follows its slowest input topic, so an event of a topic read far ahead can
-        # wait there for more than two horizons of watermark progress (a re-delivery of it
-        # must still be a duplicate)
-        seen = {item[2] for item in self._tail}
-        seen.update(item[2] for item in self._heap)
-        self._seen = seen
+        # An id about to be forgotten whose event still waits in the reorder buffer is kept: a
+        # live partition's watermark follows its slowest input topic, so an event of a topic
+        # read far ahead can wait there for more than two horizons of watermark progress, and
+        # a re-delivery of it must still be a duplicate. (Processed events keep their one to
+        # two horizons; the ones the watermark passes now are processed now.)
+        kept: set[str] = set()
+        if dropping:
+            for item in (*self._tail, *self._heap):
+                if item[0] >= watermark and item[2] in dropping:
+                    kept.add(item[2])
+        self._seen = kept
         self._rotate_at = watermark + self._horizon
 
     def advance(self, watermark: float) -> None:
