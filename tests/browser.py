@@ -39,6 +39,13 @@ class Browser:
         self.seq = 0
 
     async def __aenter__(self) -> Browser:
+        try:
+            return await self._connect()
+        except BaseException:
+            await self.__aexit__()  # no chromium left behind by a failed start
+            raise
+
+    async def _connect(self) -> Browser:
         deadline = time.monotonic() + 30
         while True:
             try:
