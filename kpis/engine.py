@@ -225,10 +225,6 @@ class AgentEngine:
     def on_tick(self, every: float, listener: TickListener) -> None:
         self.core.on_tick(every, listener)
 
-    def in_state(self) -> dict[tuple[Labels, str], int]:
-        """Agents per (queue labels, state) now."""
-        return self.agents.in_state
-
     def snapshot(self, *, objects: bool = False) -> dict[str, Any]:
         snap = self.core.snapshot(objects=objects)
         snap.update(self.agents.snapshot(objects))

@@ -164,6 +164,19 @@ def panel_queries() -> list[tuple[str, str, str]]:
     return out
 
 
+def without_data(
+    base: str, queries: list[tuple[str, str, str]], seconds: float = 30
+) -> list[tuple[str, str, str]]:
+    """The panel queries still without data after asking again for ``seconds``."""
+    empty = queries
+    deadline = time.monotonic() + seconds
+    while True:
+        empty = [q for q in empty if not query(base, concrete(q[2]))]
+        if not empty or time.monotonic() >= deadline:
+            return empty
+        time.sleep(0.5)
+
+
 def concrete(expr: str) -> str:
     for var in ("$tenant", "$channel", "$queue", "$flow"):
         expr = expr.replace(var, ".*")
@@ -208,14 +221,7 @@ def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
         assert {d for d, _, _ in queries} >= {"pipeline-health.json", "wallboard.json"}
         # Recording rules see a scrape only from their next evaluation (every second here), and
         # the two targets are scraped at different moments: ask again until the deadline.
-        empty = queries
-        deadline = time.monotonic() + 30
-        while True:
-            empty = [q for q in empty if not query(base, concrete(q[2]))]
-            if not empty or time.monotonic() >= deadline:
-                break
-            time.sleep(0.5)
-        assert empty == []
+        assert without_data(base, queries) == []
         variables = [("tenant", "cc_contacts_total"), ("channel", "cc_contacts_total"),
                      ("queue", "cc_queued_total"), ("flow", "cc_ivr_entries_total")]  # fmt: skip
         for label, metric in variables:  # the dashboards' template variables have values
@@ -278,13 +284,7 @@ def test_every_panel_query_against_a_live_worker_fed_by_the_simulator(tmp_path: 
                 assert time.monotonic() < deadline, "prometheus did not scrape in time"
                 time.sleep(0.5)
             # a scrape can miss while the worker evaluates a backlog: ask until the deadline
-            empty = panel_queries()
-            retry = time.monotonic() + 30
-            while True:
-                empty = [q for q in empty if not query(base, concrete(q[2]))]
-                if not empty or time.monotonic() >= retry:
-                    break
-                time.sleep(0.5)
+            empty = without_data(base, panel_queries())
             assert empty == [], "\n".join(map(str, empty))
         finally:
             proc.terminate()

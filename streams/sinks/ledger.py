@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from kpis import wire as w
 from kpis.catalogue import KPI, lookup
@@ -181,8 +180,3 @@ def outcome(row: ContactRow) -> str:
     if row.answered is not None:
         return "handled"
     return "ended" if row.ended is not None else "open"
-
-
-def ledger_summary(ledger: ContactLedger) -> dict[str, Any]:
-    return {"contacts": len(ledger.rows), "not_kept": ledger.dropped,
-            "unattributed": sum(ledger.unattributed.values())}  # fmt: skip
