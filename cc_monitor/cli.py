@@ -241,11 +241,23 @@ def cmd_live(args: argparse.Namespace) -> int:
 
 
 def cmd_feed(args: argparse.Namespace) -> int:
-    """Play a simulated day into the configured Kafka's input topics in real time."""
+    """Play simulated days into the configured Kafka's input topics, each event when its time
+    comes: on the workers' simulated clock (``worker.clock``) when one is configured, else on
+    the wall clock from now."""
     from cc_monitor.live_demo import play, today
 
     settings = _settings(args)
-    cfg = today(args.seed, args.contacts_per_day)
+    clock_cfg = settings.worker.clock
+    clock = clock_cfg.event_clock() if clock_cfg.wall_start is not None else None
+    if clock is not None:
+        speed = clock.speed
+    else:
+        speed = args.speed
+        if speed > 1:
+            print(f"note: at --speed {speed:g} the events run ahead of the wall clock, and "
+                  "workers reject those more than engine.max_clock_lead_seconds ahead: give "
+                  "the workers and this feeder one simulated clock (worker.clock, "
+                  "docs/live.md)", file=sys.stderr)  # fmt: skip
 
     async def run() -> int:
         stop = asyncio.Event()
@@ -254,9 +266,11 @@ def cmd_feed(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         n = 0
         pseudonymize = settings.pseudonymizer(live=True)
+        days = 28 if clock is not None and args.repeat else 1
+        cfg = today(args.seed, args.contacts_per_day, days)
         while not stop.is_set():
-            n += await play(_kafka(args, settings), cfg, args.speed, stop, pseudonymize)
-            if not args.repeat:
+            n += await play(_kafka(args, settings), cfg, speed, stop, pseudonymize, clock)
+            if not args.repeat or clock is not None:
                 break
         return n
 

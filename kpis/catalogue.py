@@ -187,9 +187,27 @@ SERIES: tuple[Series, ...] = (
         live=True,
     ),
     _count("cases_unresolved", KPI, "Cases closed unresolved after going idle.", live=True),
+    _count(
+        "cases_followed_up",
+        KPI,
+        "Unresolved cases followed up by an outbound contact (KS S 1006 나.(4) 2); once a case).",
+        live=True,
+    ),
+    _count(
+        "cases_unresolved_no_follow_up",
+        KPI,
+        "Cases closed unresolved after going idle that no outbound contact followed up.",
+        live=True,
+    ),
     _count("cases_open_at_end", KPI, "Cases still open at the end of a replay.", live=True),
     _count(
         "contacts_orphaned", KPI, "Contacts closed by the idle timeout, never ended.", live=True
+    ),
+    _count(
+        "queued_orphaned",
+        KPI,
+        "Queued contacts closed by the idle timeout while still waiting (never answered).",
+        live=True,
     ),
     _count("contacts_open_at_end", KPI, "Contacts still open at the end of a replay.", live=True),
     _count(

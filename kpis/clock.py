@@ -100,3 +100,29 @@ class TimePolicy:
         """The watermark the wall clock allows on real-time input: anything older than
         ``now - lateness`` would be late by definition, so quiet hours still pass deadlines."""
         return now - self.lateness
+
+
+@dataclass(frozen=True, slots=True)
+class EventClock:
+    """What "now" is in event time, from the wall clock: the wall clock itself, or a simulated
+    clock running ``speed`` times faster from ``event_start`` at wall time ``wall_start`` (the
+    live demo plays a simulated day at 60x and tells its worker so; otherwise events ahead of the
+    real clock would be rejected as out_of_range after 15 s). Pure: the wall time is passed in.
+
+    Invariant: monotonic in the wall clock, and the identity when not simulated."""
+
+    wall_start: float = 0.0
+    event_start: float = 0.0
+    speed: float = 1.0
+
+    @property
+    def simulated(self) -> bool:
+        return self.speed != 1.0 or self.wall_start != self.event_start
+
+    def at(self, wall: float) -> float:
+        """The event time at wall-clock time ``wall``."""
+        return self.event_start + (wall - self.wall_start) * self.speed
+
+    def wall_at(self, event_time: float) -> float:
+        """The wall-clock time at which the clock reads ``event_time``."""
+        return self.wall_start + (event_time - self.event_start) / self.speed

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import difflib
 from datetime import UTC, datetime
-from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kpis.targets import Calendar, TargetRule
 
 DAY = 86_400.0
+INTERVAL_CHOICES = (0, 15, 30)
 
 
 class PerChannel(BaseModel):
@@ -121,7 +121,9 @@ class EngineConfig(BaseModel):
         30 * DAY, gt=0, description="An unresolved case with no contact for this long is closed."
     )
 
-    interval_minutes: Literal[0, 15, 30] = Field(
+    # an int checked against the choices, not a Literal: an environment value is text, and
+    # pydantic does not read "15" as the literal 15 (it does read it as the int 15)
+    interval_minutes: int = Field(
         30,
         description="Length of the intraday intervals (report section 'intervals'); 0: the "
         "section is left out (a replay of a year need not pay for it).",
@@ -154,6 +156,13 @@ class EngineConfig(BaseModel):
         description="KS S 1006's callback within 24 h is on the wall clock; naming a calendar "
         "here counts the 24 h (callback_deadline_seconds) in its business hours instead.",
     )
+
+    @field_validator("interval_minutes")
+    @classmethod
+    def _interval_choice(cls, v: int) -> int:
+        if v not in INTERVAL_CHOICES:
+            raise ValueError(f"must be one of {', '.join(map(str, INTERVAL_CHOICES))}")
+        return v
 
     @model_validator(mode="after")
     def _calendars_named_exist(self) -> EngineConfig:

@@ -136,6 +136,10 @@ class Engine:
         the watermark)."""
         return self.contacts.waiting_now(self.core.watermark if now is None else now)
 
+    def waiting_past_target(self, now: float | None = None) -> dict[Labels, int]:
+        """Contacts waiting past their service-level threshold per (tenant, channel, queue)."""
+        return self.contacts.waiting_past_target(self.core.watermark if now is None else now)
+
     def waiting_entries(self) -> dict[Labels, tuple[int, float]]:
         """Contacts waiting and the oldest one's queue entry per (tenant, channel, queue)."""
         return self.contacts.waiting_entries()

@@ -82,6 +82,7 @@ class CaseState:
     resolved_at: float | None = None
     evidence: str = ""
     priority: int | None = None  # of the contact that opened it, at its first queue
+    followed_up: bool = False  # an outbound contact started while it was unresolved
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self, _CASE_FIELDS)

@@ -351,6 +351,7 @@ class Replay:
         for s in res.sources:
             digest.update(s.sha256.encode() + b"\n")
         engine = self.engine
+        past = engine.waiting_past_target()
         doc: dict[str, Any] = {
             "report_version": REPORT_VERSION,
             "event_schema_version": SCHEMA_VERSION,
@@ -381,6 +382,7 @@ class Replay:
                     "queue": labels[2],
                     "waiting": n,
                     "oldest_wait_seconds": round(oldest, 3),
+                    "past_target": past.get(labels, 0),
                 }
                 for labels, (n, oldest) in sorted(engine.waiting_now().items())
             ],

@@ -82,6 +82,10 @@ class CaseRules(Rule):
                 k.resolved_at = None
                 k.reopened = True
                 self.sink.count("cases_reopened", k.labels, ts, k.evidence)
+            elif k.resolved_at is None and not c.inbound and not k.followed_up:
+                # KS S 1006 나.(4) 2): the centre called back about a case still unresolved
+                k.followed_up = True
+                self.sink.count("cases_followed_up", k.labels, ts, k.evidence)
             k.last = ts
 
     def case_of(self, c: ContactState) -> CaseState:
@@ -172,6 +176,8 @@ class CaseRules(Rule):
             self.schedule(deadline, TIMER_CASE, case_id)
             return
         self.sink.count("cases_unresolved", k.labels, when, k.evidence)
+        if not k.followed_up:
+            self.sink.count("cases_unresolved_no_follow_up", k.labels, when, k.evidence)
         del self.cases[case_id]
         self._keep_closed(k, when)
 

@@ -132,6 +132,7 @@ class ContactRules(Rule):
             self.schedule(deadline, TIMER_CONTACT, cid)
             return
         if c.queue_entered is not None:
+            self.sink.count("queued_orphaned", c.labels, when, c.contact_id)
             self._leave_queue(c, when)
         if c.in_ivr:
             self._ivr.close(c, when)
@@ -368,6 +369,27 @@ class ContactRules(Rule):
             if waiting:
                 oldest = next(iter(waiting.values()))
                 out[labels] = (len(waiting), max(0.0, now - oldest))
+        return out
+
+    def waiting_past_target(self, now: float) -> dict[Labels, int]:
+        """Contacts waiting longer than their service-level threshold at ``now`` (the same
+        threshold :meth:`_answer` holds an answer against), per (tenant, channel, queue): an
+        e-mail never answered is a miss once its target has passed, not left out."""
+        out: dict[Labels, int] = {}
+        for labels, waiting in self.waiting.items():
+            n = 0
+            for cid, entered in waiting.items():
+                c = self.contacts.get(cid)
+                if c is None:
+                    continue
+                if self.targets.active:
+                    limit = self.targets.of(c.tenant, c.channel, c.queue, c.priority)
+                    seconds = limit.service_level_seconds
+                else:
+                    seconds = self.config.service_level(c.channel)
+                n += now - entered > seconds
+            if n:
+                out[labels] = n
         return out
 
     def waiting_entries(self) -> dict[Labels, tuple[int, float]]:

@@ -27,16 +27,18 @@ from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from alerts.delivery import AlertmanagerReceiver, Dispatcher, Receiver, WebhookReceiver
 from alerts.evaluator import AlertEvent
 from alerts.rules import RulesConfig
+from kpis.clock import EventClock
 from kpis.config import EngineConfig
 from streams.audit.archive import LiveArchive
 from streams.kafka.settings import KafkaSettings
 from streams.kafka.worker import LiveRuntime
 from streams.partitioned import Outcome, dead_letter_record
+from streams.rejects import RejectWatch
 from streams.sinks.readmodel import MemoryReadModel, ReadModelStore, RedisReadModel
 
 log = logging.getLogger("cc_monitor.worker")
@@ -157,6 +159,35 @@ class ArchiveSettings(BaseModel):
         return self.key.get_secret_value().encode() if self.key is not None else None
 
 
+class ClockSettings(BaseModel):
+    """A simulated clock (the live demo's): the worker's event-time "now" runs ``speed`` times
+    faster than the wall clock, from ``event_start`` at wall time ``wall_start``. Unset: the
+    wall clock. Every worker and the feeder of one simulation share it (docs/live.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    speed: float = Field(1.0, gt=0, le=1_000_000, description="Event seconds per wall second.")
+    wall_start: AwareDatetime | None = Field(
+        None, description="The wall-clock instant at which the simulated clock reads event_start."
+    )
+    event_start: AwareDatetime | None = Field(
+        None, description="What the simulated clock reads at wall_start."
+    )
+
+    @model_validator(mode="after")
+    def _both(self) -> ClockSettings:
+        if (self.wall_start is None) != (self.event_start is None):
+            raise ValueError("worker.clock needs both wall_start and event_start, or neither")
+        if self.speed != 1.0 and self.wall_start is None:
+            raise ValueError("worker.clock.speed needs wall_start and event_start")
+        return self
+
+    def event_clock(self) -> EventClock:
+        if self.wall_start is None or self.event_start is None:
+            return EventClock()
+        return EventClock(self.wall_start.timestamp(), self.event_start.timestamp(), self.speed)
+
+
 class WorkerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -211,6 +242,21 @@ class WorkerSettings(BaseModel):
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
         description="Names this worker in logs and /health.",
     )
+    reject_alarm_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="/health says degraded (and the wallboard shows a banner) while at least "
+        "this share of the input records read in the last reject_window_seconds was rejected "
+        "(out of range, late, invalid, ...): a worker that throws away what it reads is not ok.",
+    )
+    reject_window_seconds: float = Field(
+        60.0, gt=0, le=86_400, description="The window of reject_alarm_share (wall clock)."
+    )
+    reject_alarm_min_records: int = Field(
+        20, ge=1, description="Fewer records read in the window raise no reject alarm."
+    )
+    clock: ClockSettings = Field(default_factory=lambda: ClockSettings())
     redis: RedisSettings = Field(default_factory=RedisSettings)
     alerts: AlertDeliverySettings = Field(default_factory=lambda: AlertDeliverySettings())
     archive: ArchiveSettings = Field(default_factory=lambda: ArchiveSettings())
@@ -518,6 +564,10 @@ def create_app(
         agents_topic=t.agents if worker.agent_states else None,
         send=send_agent if worker.agent_states else None,
         tz=tz,
+        event_clock=worker.clock.event_clock(),
+        rejects=RejectWatch(
+            worker.reject_alarm_share, worker.reject_window_seconds, worker.reject_alarm_min_records
+        ),
     )
     input_names = set(consumed)
 

@@ -40,7 +40,7 @@ from prometheus_client.registry import Collector
 from alerts.evaluator import Alert, AlertEvent
 from alerts.rules import RulesConfig
 from alerts.stage import AlertStage
-from kpis.clock import TimePolicy
+from kpis.clock import EventClock, TimePolicy
 from kpis.config import EngineConfig
 from kpis.decode import REJECT_REASONS
 from kpis.targets import Targets
@@ -56,6 +56,7 @@ from streams.partitioned import (
     partition_doc,
     split,
 )
+from streams.rejects import RejectWatch
 from streams.sinks.metrics import MetricsCollector, Part, RecordStats
 from streams.sinks.readmodel import MemoryReadModel, ReadModelStore, kpi_view
 
@@ -169,6 +170,7 @@ class PipelineMetrics:
     notifications: Counter
     log_lost: Counter
     broker_up: Gauge
+    rejected_share: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -211,6 +213,10 @@ class PipelineMetrics:
                              ["topic", "partition"], registry=registry),
             broker_up=Gauge("cc_broker_up", "0 once the broker has failed the worker's end-offset "
                             "request, or not answered it for 20 s; else 1.", registry=registry),
+            rejected_share=Gauge("cc_input_rejected_share", "Share of the input records read in "
+                                 "the last worker.reject_window_seconds that were rejected; "
+                                 "/health is degraded at worker.reject_alarm_share.",
+                                 registry=registry),
         )  # fmt: skip
 
 
@@ -238,10 +244,14 @@ class LiveRuntime:
         agents_topic: str | None = None,
         send: Send | None = None,
         tz: tzinfo = UTC,
+        event_clock: EventClock | None = None,
+        rejects: RejectWatch | None = None,
     ) -> None:
         """``agents_topic`` and ``send``: live agent states (streams.agents); each partition
         also runs that topic's partition of the same number, and ``send`` publishes the
-        facts and marks of its contacts there."""
+        facts and marks of its contacts there. ``event_clock``: event time "now" from the
+        wall clock (a simulated clock in the live demo; the wall clock itself by default);
+        ``clock`` stays the wall clock of checkpoints, retries and health."""
         self.config = config
         self.tz = tz  # of the staffing view's intervals (alerts.staffing)
         self.policy = TimePolicy.of(config)  # the engines' own: when the wall clock moves time
@@ -255,6 +265,8 @@ class LiveRuntime:
         self.checkpoint_interval = checkpoint_interval
         self.idle_flush_seconds = idle_flush_seconds
         self.clock = clock
+        self.event_clock = event_clock if event_clock is not None else EventClock()
+        self.rejects = rejects if rejects is not None else RejectWatch()
         self.worker_id = worker_id
         self.owned: dict[int, Owned] = {}
         self.records = 0  # records handled since start, redeliveries included
@@ -364,7 +376,8 @@ class LiveRuntime:
             self.metrics.gaps.inc()
             return Outcome("gap", expected=first)
         owned = self.partition(partition)
-        out = owned.pe.process(topic, offset, value, now=now)
+        event_now = self.event_clock.at(now)
+        out = owned.pe.process(topic, offset, value, now=event_now)
         if out.status == "gap":
             self.metrics.gaps.inc()
             return out  # not acknowledged: read again after the caller's seek
@@ -384,9 +397,12 @@ class LiveRuntime:
         owned.dirty = True
         if out.status == "accepted" and topic != self.agents_topic:
             # real-time input: records arrive within the allowed lateness of their event time
-            self.realtime = self.policy.realtime(now, owned.pe.max_ts)
+            self.realtime = self.policy.realtime(event_now, owned.pe.max_ts)
+            self.rejects.observe(now, None)
         elif out.status == "rejected":
             self.metrics.rejected.labels(out.reason).inc()
+            if topic != self.agents_topic:
+                self.rejects.observe(now, out.reason, out.detail)
         stats = self.record_stats
         stats.count(topic, out.event_type or "invalid")
         if append_ms is not None and append_ms > 0:
@@ -519,6 +535,8 @@ class LiveRuntime:
         move quiet partitions' time, flush when the input is idle, publish this worker's
         partitions, checkpoint."""
         now = self.clock()
+        event_now = self.event_clock.at(now)
+        self.metrics.rejected_share.set(round(self.rejects.share(now), 6))
         try:
             fetched = await self.read_model.fetch(self.partitions)
         except Exception as exc:  # any store failure: keep processing
@@ -529,13 +547,13 @@ class LiveRuntime:
         latest += [o.pe.max_ts for o in self.owned.values() if o.pe.max_ts > float("-inf")]
         centre = max(latest) if latest else None
         if centre is not None:
-            self.metrics.event_time_lag.set(max(0.0, now - centre))
+            self.metrics.event_time_lag.set(max(0.0, event_now - centre))
             # Real-time input (the latest records arrived within the allowed lateness of their
             # event time): anything older than now - lateness is late by definition, so the
             # wall clock moves caught-up partitions, and deadlines pass in quiet hours. Never on
             # historical input (a replay through Kafka, a backlog), where partitions' positions
             # in event time differ by more than the allowed lateness.
-            wall = self.policy.wall(now)
+            wall = self.policy.wall(event_now)
             if self.realtime:
                 for o in self.owned.values():
                     if o.caught_up and wall > o.pe.engine.watermark:
@@ -757,7 +775,15 @@ class LiveRuntime:
             "archive": {"error": self.archive_error or None} if self.archive is not None else None,
             "seconds_since_last_record": round(self.clock() - self.last_record, 3),
             "records": self.records,
+            "input": self._input_health(),
         }
+
+    def _input_health(self) -> dict[str, object]:
+        """Input records read and rejected in the reject window (RejectWatch)."""
+        read, rejected = self.rejects.counts(self.clock())
+        return {"window_seconds": self.rejects.window, "read": read,
+                "rejected": dict(sorted(rejected.items())),
+                "alarm_share": self.rejects.alarm_share}  # fmt: skip
 
     def report_lag(self, topic: str, partition: int, highwater: int) -> None:
         """The broker's end offset of a topic-partition. One below the offsets the checkpoint
@@ -824,6 +850,9 @@ class LiveRuntime:
         for when, why in self.log_lost.values():
             if now - when < LOG_LOST_HOLD_SECONDS:
                 out.append(why)
+        rejecting = self.rejects.problem(now)
+        if rejecting is not None:
+            out.append(rejecting)
         return out
 
 
