@@ -269,3 +269,27 @@ def test_scorecard_counts_never_print_none() -> None:
 
     text = scorecard_counts({"compliance": None, "downtime_seconds": 1800.0, "target": 0.95})
     assert text == "compliance –, downtime 30.0 min, target 95.0%"
+
+
+def test_the_grafana_benchmark_lines_are_the_reports() -> None:
+    """The CX dashboard's champion and starter lines are the report's BENCHMARK figures (the
+    first-response panel once drew the channel counts, 6.6 and 8.9)."""
+    import json
+
+    from kpis.scorecard import BENCHMARK
+
+    path = Path(__file__).parents[1] / "deploy" / "grafana" / "dashboards" / "cx-benchmark.json"
+    panels = {p["title"]: p for p in json.loads(path.read_text())["panels"]}
+    title_of = {
+        "first_response_time": "First response time, mean (h)",
+        "resolution_time": "Resolution time, mean (h)",
+        "one_touch_resolution_phone": "One-touch resolution, phone",
+        "handle_time_phone": "Handle time, phone (min)",
+        "handle_time_chat": "Handle time, chat (min)",
+        "customers_who_say_service_is_easy": "Customers who say service is easy (CES, 1 day)",
+    }
+    for kpi, title in title_of.items():
+        lines = {t["legendFormat"]: t["expr"] for t in panels[title]["targets"]}
+        champions, starters = BENCHMARK[kpi][:2]
+        assert float(lines["champions"].removeprefix("vector(").rstrip(")")) == champions, kpi
+        assert float(lines["starters"].removeprefix("vector(").rstrip(")")) == starters, kpi
