@@ -598,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
 
     def play_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--speed", type=float, default=60.0, help="x real time (default 60)")
+        p.add_argument("--speed", type=float, default=60.0, help="x real time (live: default 60; feed: 1, or worker.clock.speed)")
         p.add_argument("--contacts-per-day", type=int, default=6000)
         p.add_argument("--seed", type=int, default=7)
 
@@ -610,6 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("feed", help="play simulated days into the input topics in real time")
     play_options(p)
+    # the workers' clock: real time, unless worker.clock names a simulated one (docs/live.md)
+    p.set_defaults(speed=1.0)
     p.add_argument("--repeat", action="store_true", help="start a new day when one ends")
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (else the settings')")
     p.set_defaults(func=cmd_feed)
