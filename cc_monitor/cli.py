@@ -91,6 +91,7 @@ def _replay(
     the simulated first day instead)."""
     csv_dir = getattr(args, "csv", None)
     ledger = _ledger(settings) if csv_dir else None
+    importer, agent_ids = _imports(args, settings)
     report = replay_paths(
         paths,
         settings.engine,
@@ -98,13 +99,14 @@ def _replay(
         start=getattr(args, "start", None) if ranged else None,
         end=getattr(args, "end", None) if ranged else None,
         kafka=_kafka(args, settings) if "kafka:" in paths else None,
-        importer=_importer(args, settings),
+        importer=importer,
         show_progress=not args.no_progress,
         max_line_bytes=settings.max_line_bytes,
         rejected_listing_limit=settings.rejected_listing_limit,
         evidence_limit=settings.evidence_limit,
         rules=settings.rules(),
         ledger=ledger,
+        agent_ids=agent_ids,
     )
     if args.json:
         _write_json(report, args.json)
@@ -131,6 +133,18 @@ def _replay(
     return 0
 
 
+def _imports(
+    args: argparse.Namespace, settings: Settings
+) -> tuple[Importer | None, Pseudonymizer | None]:
+    """The importer of ``--format`` and what becomes of its agent names: keyed pseudonyms
+    (the customer ids' key) unless ``show_agent_names`` is set."""
+    if getattr(args, "format", "jsonl") == "jsonl":
+        return None, None
+    pseudonymize = settings.pseudonymizer(live=False)
+    agents = None if settings.show_agent_names else pseudonymize
+    return _importer(args, settings, pseudonymize), agents
+
+
 def _ledger(settings: Settings) -> ContactLedger:
     from streams.sinks.ledger import ContactLedger
 
@@ -149,12 +163,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
             return 2
     ledger = _ledger(settings)
     tz = _report_zone(args, settings)
+    importer, agent_ids = _imports(args, settings)
     replay_paths(
         args.paths, settings.engine, tz,
         start=args.start, end=args.end,
         kafka=_kafka(args, settings) if "kafka:" in args.paths else None,
-        importer=_importer(args, settings), show_progress=not args.no_progress,
+        importer=importer, show_progress=not args.no_progress,
         max_line_bytes=settings.max_line_bytes, rules=settings.rules(), ledger=ledger,
+        agent_ids=agent_ids,
     )  # fmt: skip
     rows = explain(ledger, args.metric, tz, channel=args.channel, queue=args.queue,
                    tenant=args.tenant, day=args.day)  # fmt: skip
@@ -598,7 +614,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
 
     def play_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--speed", type=float, default=60.0, help="x real time (live: default 60; feed: 1, or worker.clock.speed)")
+        p.add_argument(
+            "--speed",
+            type=float,
+            default=60.0,
+            help="x real time (live: default 60; feed: 1, or worker.clock.speed)",
+        )
         p.add_argument("--contacts-per-day", type=int, default=6000)
         p.add_argument("--seed", type=int, default=7)
 

@@ -23,6 +23,11 @@ def fmt_ratio(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
 
 
+def fmt_int(value: int | None) -> str:
+    """A count, or – where it is not measured (a source that never records it)."""
+    return "–" if value is None else f"{value:,}"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -121,7 +126,7 @@ def agent_rows(report: dict[str, Any], limit: int = 50) -> tuple[list[list[str]]
             r["agent"], f"{m['agent_handled']:,}", fmt_duration(m["agent_handle_seconds"]["mean"]),
             fmt_duration(m["agent_talk_seconds"]["mean"]),
             fmt_duration(m["agent_hold_seconds"]["mean"]),
-            fmt_duration(m["agent_acw_seconds"]["mean"]), f"{m['agent_transferred']:,}",
+            fmt_duration(m["agent_acw_seconds"]["mean"]), fmt_int(m["agent_transferred"]),
             fmt_ratio(m["agent_occupancy"]), fmt_ratio(m["agent_utilisation"]),
             fmt_ratio(m["agent_csat"]),
         ])  # fmt: skip
@@ -144,6 +149,14 @@ def import_notes(report: dict[str, Any]) -> list[str]:
         parts += [f"{n:,} skipped: {why.replace('_', ' ')}" for why, n in imp["skipped"].items()]
         parts += [f"{n:,} {what.replace('_', ' ')}" for what, n in imp["warnings"].items()]
         out.append(f"{src['name']} ({imp['format']}): " + "; ".join(parts))
+    for what, sources in report["input"].get("not_recorded", {}).items():
+        partial = "; handle time is talk time without it" if what != "transfers" else ""
+        out.append(f"{what.replace('_', '-')}: not recorded by {', '.join(sources)}, so "
+                   f"shown as – (not measured), never 0{partial}")  # fmt: skip
+    ids = report["input"].get("agent_ids")
+    if ids:
+        out.append(f"agent ids: {ids}" + (" (show_agent_names)" if ids != "pseudonymized"
+                                           else " with the pseudonym key"))  # fmt: skip
     return out
 
 

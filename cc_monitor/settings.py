@@ -62,6 +62,14 @@ class Settings(BaseSettings):
         "production (CC_MONITOR_PSEUDONYM_KEY); the same key gives the same pseudonyms.",
     )
 
+    show_agent_names: bool = Field(
+        False,
+        description="Replays of imported records (--format) show the agent names the source "
+        "records (agents table, CSV exports, explain). Off: they become keyed pseudonyms, as "
+        "customer ids do and as `produce` makes them (agent names are personal data; a "
+        "supervisor who needs names maps pseudonyms in a directory of their own).",
+    )
+
     _known_zone = field_validator("timezone")(known_zone)
 
     def pseudonymizer(self, *, live: bool) -> Pseudonymizer:

@@ -248,9 +248,8 @@ def benchmark(report: dict[str, Any]) -> list[dict[str, Any]]:
             level = "not measured"
         elif kpi.startswith("handle_time") and partial:
             level = "not rated"
-            sources = sorted({s for f in partial for s in missing[f]})
-            note = (f"partial: {' and '.join(f.replace('_', '-') for f in partial)} not "
-                    f"recorded by {', '.join(sources)} (talk time only)")  # fmt: skip
+            what = " and ".join(f.replace("_", "-") for f in partial)
+            note = f"partial: talk time only ({what} not recorded by the source)"
         elif (value <= champions) if better == "lower" else (value >= champions):
             level = "champion"
         elif (value <= starters) if better == "lower" else (value >= starters):

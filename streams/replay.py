@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
@@ -31,12 +31,13 @@ from kpis.interfaces import Both, KpiSink, Tee
 from kpis.intervals import INTERVAL_SERIES, IntervalSink, build_intervals
 from kpis.report import ReportSink, build_sections
 from kpis.scorecard import ScorecardTargets, benchmark, scorecard
+from kpis.state import NO_LABEL
 from kpis.targets import Targets
 from kpis.wire import Rec
 from streams.audit.archive import archive_lines
 from streams.inputs.files import ImportStats, SourceStats, iter_lines
 from streams.inputs.files import Source as FileSource
-from streams.inputs.importers.base import Importer, RowProblem
+from streams.inputs.importers.base import NOT_RECORDED_FIELDS, Importer, RowProblem
 from streams.inputs.lines import LineStream
 from streams.kafka.settings import KafkaSettings, read_range
 from streams.sinks.ledger import ContactLedger
@@ -141,11 +142,17 @@ class Replay:
         start: float | None = None,
         end: float | None = None,
         ledger: ContactLedger | None = None,
+        agent_ids: Callable[[str], str] | None = None,
     ) -> None:
         """``start`` / ``end``: only events in ``[start, end)`` of event time are processed,
         whatever the source (archives and ``kafka:`` are also read for that range only).
-        ``ledger``: the contacts behind every count are kept there (CSV drill-down)."""
+        ``ledger``: the contacts behind every count are kept there (CSV drill-down).
+        ``agent_ids``: imported records' agent ids are replaced by what it makes of them (the
+        keyed pseudonym, as ``produce`` does; None: the source's own names, and the report
+        says so)."""
         self.config = config
+        self.agent_ids = agent_ids
+        self._agent_cache: dict[str, str] = {}
         self.start = start
         self.end = end
         self.tz = tz
@@ -236,11 +243,23 @@ class Replay:
         res.blank += blank
         res.accepted += accepted - (res.outside_range - outside)
 
+    def _agent_pseudonym(self, agent: str) -> str:
+        """An agent id's pseudonym; a source has a few hundred agents, so they are cached
+        (bounded: cleared when full)."""
+        cache = self._agent_cache
+        p = cache.get(agent)
+        if p is None:
+            assert self.agent_ids is not None
+            if len(cache) >= 4096:
+                cache.clear()
+            p = cache[agent] = self.agent_ids(agent)
+        return p
+
     def feed_import(
         self, source: FileSource, importer: Importer, progress: Progress | None = None
     ) -> None:
         """Feed a source in an external format, through the same decoder as canonical lines."""
-        imported = ImportStats(importer.name)
+        imported = ImportStats(importer.name, not_recorded=tuple(importer.not_recorded))
         stats = SourceStats(source.name, imported=imported)
         self.result.sources.append(stats)
         decode = self.decoder.decode_mapping  # no JSON round trip
@@ -256,6 +275,9 @@ class Replay:
                 if isinstance(item, RowProblem):
                     self._reject(name, lineno, item.reason, item.detail)
                     continue
+                agent = item.get("agent_id")
+                if agent and agent != NO_LABEL and self.agent_ids is not None:
+                    item["agent_id"] = self._agent_pseudonym(agent)
                 try:
                     ingest(*decode(item))
                     accepted += 1
@@ -388,6 +410,14 @@ class Replay:
             ],
         }
         doc.update(build_sections(self.sink))
+        if any(s.imported is not None for s in res.sources):
+            doc["input"]["agent_ids"] = (
+                "pseudonymized" if self.agent_ids is not None else "as the source names them"
+            )
+        missing = not_recorded(res.sources)
+        if missing:
+            doc["input"]["not_recorded"] = missing
+            unmeasure(doc, missing)
         doc["alerts"] = [self._alert_doc(a) for a in self.timeline.alerts()]
         if self.queue_targets.active:
             doc["targets"] = self._targets_doc(doc["kpis"])
@@ -405,6 +435,37 @@ class Replay:
             ],
         }
         return doc
+
+
+# The report series made of each field a source may not record (NOT_RECORDED_FIELDS). Handle
+# time stays: it is talk time only then, and says so (the benchmark does not rate it).
+NOT_RECORDED_SERIES: dict[str, tuple[str, ...]] = {
+    "hold": ("hold_seconds", "agent_hold_seconds"),
+    "after_contact_work": ("acw_seconds", "agent_acw_seconds"),
+    "transfers": ("transferred", "transfer_rate", "agent_transferred"),
+}
+
+
+def not_recorded(sources: Sequence[SourceStats]) -> dict[str, list[str]]:
+    """Per field, the sources of a replay that never record it."""
+    out: dict[str, list[str]] = {}
+    for s in sources:
+        for f in s.imported.not_recorded if s.imported is not None else ():
+            out.setdefault(f, []).append(s.name)
+    return {f: out[f] for f in NOT_RECORDED_FIELDS if f in out}
+
+
+def unmeasure(doc: dict[str, Any], missing: Mapping[str, list[str]]) -> None:
+    """What a source of the report never records is "not measured" (None) in every row,
+    never the zero its absence would add up to. One source without it is enough: its zeros
+    would be mixed into the others' figures."""
+    names = {n for f in missing for n in NOT_RECORDED_SERIES[f]}
+    for section in ("kpis", "agents"):
+        for r in doc.get(section, []):
+            m = r["metrics"]
+            for n in names & m.keys():
+                v = m[n]
+                m[n] = dict.fromkeys(v, None) if isinstance(v, dict) else None
 
 
 def _source_doc(s: SourceStats) -> dict[str, Any]:

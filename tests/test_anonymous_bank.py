@@ -300,3 +300,72 @@ def test_hostile_files_end_as_counted_problems(tmp_path: Path) -> None:
     rep = replay(reverse)
     assert rep["events"]["accepted"] == base["events"]["accepted"]
     assert rep["rejected"]["by_reason"]["late"] == 0
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="shared data not present")
+def test_what_the_bank_never_records_is_not_measured() -> None:
+    """The records carry no hold, after-contact work or transfer: those figures are "not
+    measured" (None), never a measured 0 s / 0 %, and the phone handle time (talk time only)
+    is shown but not rated against the CX benchmark (it was once "champion", 2.9 min)."""
+    rep = february()
+    assert rep["input"]["not_recorded"] == {
+        f: [str(DATA)] for f in ("hold", "after_contact_work", "transfers")
+    }
+    voice = row(rep, "voice")
+    assert voice["hold_seconds"]["mean"] is None and voice["acw_seconds"]["mean"] is None
+    assert voice["transfer_rate"] is None and voice["transferred"] is None
+    assert voice["handle_seconds"]["mean"] is not None  # talk time, shown as such
+    agents = [r for r in rep["agents"] if r["period"] == "total" and r["tenant"] == "*"]
+    assert agents and all(r["metrics"]["agent_hold_seconds"]["mean"] is None
+                          and r["metrics"]["agent_transferred"] is None for r in agents)  # fmt: skip
+    bench = {b["kpi"]: b for b in rep["benchmark"]}
+    assert bench["handle_time_phone"]["level"] == "not rated"
+    assert "talk time only" in bench["handle_time_phone"]["note"]
+    from cc_monitor.render import render_markdown
+
+    md = render_markdown(rep)
+    assert "hold: not recorded by" in md and "never 0" in md
+    agent_table = md[md.index("## Agents"):md.index("## Targets") if "## Targets" in md
+                     else md.index("## IVR")]  # fmt: skip
+    assert " 0 s |" not in agent_table and "| 0 |" not in agent_table
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="shared data not present")
+def test_no_server_is_not_an_agent() -> None:
+    """NO_SERVER marks served calls whose agent the source does not name (491 in February):
+    they count as handled, and no agent row carries them."""
+    rep = february()
+    agents = {r["agent"] for r in rep["agents"] if r["period"] == "total"}
+    from streams.inputs.privacy import Pseudonymizer as P
+
+    assert P("test-key")("NO_SERVER") not in agents and "NO_SERVER" not in agents
+    assert "-" not in agents
+    assert rep["input"]["sources"][0]["import"]["warnings"]["served_by_no_named_agent"] == 491
+    handled = sum(r["metrics"]["agent_handled"] for r in rep["agents"]
+                  if r["period"] == "total" and r["tenant"] == "*")  # fmt: skip
+    assert row(rep, "voice")["handled"] == handled + 491
+    assert rep["events"]["rejected"] == 0
+
+
+def test_agent_names_are_pseudonymized_unless_the_setting_says(tmp_path: Path) -> None:
+    path = tsv(tmp_path, line(3, "AGENT", "9:00:00", "9:00:05", "9:00:05", "9:00:20",
+                              "9:00:20", "9:03:00"))  # fmt: skip
+    from cc_monitor.cli import main
+
+    out = tmp_path / "r.json"
+    env = {"CC_MONITOR_PSEUDONYM_KEY": "k", "CC_MONITOR_WORKER__DATA_DIR": str(tmp_path)}
+    with pytest.MonkeyPatch.context() as m:
+        for k, v in env.items():
+            m.setenv(k, v)
+        assert main(["replay", "--format", "anonymous-bank", str(path), "--json", str(out),
+                     "--quiet", "--no-progress"]) == 0  # fmt: skip
+        rep = orjson.loads(out.read_bytes())
+        agents = {r["agent"] for r in rep["agents"]}
+        assert agents == {Pseudonymizer("k")("DORIT")}
+        assert rep["input"]["agent_ids"] == "pseudonymized"
+        m.setenv("CC_MONITOR_SHOW_AGENT_NAMES", "true")
+        assert main(["replay", "--format", "anonymous-bank", str(path), "--json", str(out),
+                     "--quiet", "--no-progress"]) == 0  # fmt: skip
+        rep = orjson.loads(out.read_bytes())
+        assert {r["agent"] for r in rep["agents"]} == {"DORIT"}
+        assert rep["input"]["agent_ids"] == "as the source names them"

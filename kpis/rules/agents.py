@@ -98,6 +98,8 @@ class AgentFacts(Rule):
         }
 
     def _on_connected(self, rec: w.AgentConnected, ts: float) -> None:
+        if rec.agent_id == NO_LABEL:
+            return  # a source's "no named agent" (Anonymous Bank's NO_SERVER): no agent
         c = self._contacts.get(rec.contact_id)
         if c is not None and (rec.tenant is None or rec.queue is None):
             tenant = rec.tenant or (c.tenant if c.tenant != NO_LABEL else None)
@@ -113,7 +115,7 @@ class AgentFacts(Rule):
         if agent is None and c is not None and c.segments:
             open_ = [seg.agent for seg in c.segments if seg.left is None]
             agent = open_[0] if open_ else c.segments[0].agent  # as the contact rules match
-        if agent is None:
+        if agent is None or agent == NO_LABEL:
             return
         tenant = rec.tenant or (c.tenant if c is not None and c.tenant != NO_LABEL else None)
         if agent != rec.agent_id or tenant != rec.tenant:

@@ -47,6 +47,7 @@ class ImportStats:
     events: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     warnings: dict[str, int] = field(default_factory=dict)
+    not_recorded: tuple[str, ...] = ()  # fields the source never carries (NOT_RECORDED_FIELDS)
 
     def skip(self, why: str) -> None:
         self.skipped[why] = self.skipped.get(why, 0) + 1
@@ -61,6 +62,7 @@ class ImportStats:
             "events": self.events,
             "skipped": dict(sorted(self.skipped.items())),
             "warnings": dict(sorted(self.warnings.items())),
+            "not_recorded": list(self.not_recorded),
         }
 
 

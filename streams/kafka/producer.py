@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from kpis.decode import Decoder, Rejection
+from kpis.state import NO_LABEL
 from kpis.wire import TYPE_OF, Rec
 from streams.inputs.files import ImportStats, Source, SourceStats, iter_lines
 from streams.inputs.importers.base import Importer, RowProblem
@@ -41,8 +42,9 @@ PSEUDONYMIZED_FIELDS = ("customer_id", "agent_id")
 
 def pseudonymized(raw: bytes, rec: Rec, pseudonymize: Pseudonymizer) -> bytes:
     """``raw`` with its customer and agent ids replaced by their pseudonyms (ids that are
-    pseudonyms already are kept, so producing a produced log again changes nothing)."""
-    ids = {f: getattr(rec, f) for f in PSEUDONYMIZED_FIELDS}
+    pseudonyms already are kept, so producing a produced log again changes nothing; so is the
+    engine's "no agent" id, ``-``)."""
+    ids = {f: v for f in PSEUDONYMIZED_FIELDS if (v := getattr(rec, f)) != NO_LABEL}
     if not any(v and not _PSEUDONYM.fullmatch(v.encode()) for v in ids.values()):
         return raw
     doc = orjson.loads(raw)

@@ -9,8 +9,11 @@ server``. Mapping (see docs/importers.md), so that results compare with publishe
   ``vru_exit``.
 * ``q_start`` other than ``0:00:00``: the call enters queue ``type`` then; a call served without
   queueing enters it at ``vru_exit`` and is answered with zero wait.
-* AGENT: answered at ``ser_start`` by ``server``, ends at ``ser_exit``; the data records no hold
-  or after-contact work, so wrap-up ends when the call ends.
+* AGENT: answered at ``ser_start`` by ``server``, ends at ``ser_exit``; the data records no hold,
+  after-contact work or transfers (``not_recorded``: a report shows them "not measured"), so
+  wrap-up ends when the call ends. ``NO_SERVER`` (the source's marker of a served call whose
+  agent it does not name) is no agent: the call is handled by nobody named, counted as the
+  ``served_by_no_named_agent`` warning.
 * HANG after queueing: abandoned at ``q_exit``. HANG without queueing: the customer hung up in
   the IVR at ``vru_exit``.
 * Times are the date plus the clock time. A step more than 6 hours earlier than the step before
@@ -30,6 +33,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Any
 
+from kpis.state import NO_LABEL
 from streams.inputs.files import CHUNK, ImportStats, Source, SourceStats, scan_lines
 from streams.inputs.importers.base import InOrder, RowProblem, Timeline
 from streams.inputs.privacy import Pseudonymizer
@@ -43,6 +47,7 @@ FIELDS = (
 )  # fmt: skip
 MIDNIGHT_GAP = timedelta(hours=6)
 NOT_HAPPENED = "0:00:00"
+NO_SERVER = "NO_SERVER"
 FLOW = "vru"
 _CACHE_LIMIT = 4096
 
@@ -60,6 +65,7 @@ class AnonymousBank:
     A source that cannot seek (standard input, gzip) is sorted in memory instead."""
 
     name = "anonymous-bank"
+    not_recorded: tuple[str, ...] = ("hold", "after_contact_work", "transfers")
 
     def __init__(self, tz: tzinfo, pseudonymizer: Pseudonymizer, tenant: str | None = None):
         self.tz = tz
@@ -211,20 +217,26 @@ class AnonymousBank:
             emit(gone, "queue.abandoned")
             emit(gone, "contact.ended", ended_by="customer")
             return out
-        server = row["server"] or "NO_SERVER"
+        # NO_SERVER on a served call: served, by no agent the source names. The engine's "no
+        # agent" id (kpis.state.NO_LABEL): handled, but no agent's row, state or figures
+        server = row["server"]
+        if not server or server == NO_SERVER:
+            server = NO_LABEL
+            stats.warn("served_by_no_named_agent")
+        who = {"agent_id": server}
         if row["ser_start"] == NOT_HAPPENED:
             # Served, but the service was not timed: answered when the queue let it go, with a
             # handle time nobody knows (no wrap-up, so it counts as handle_incomplete).
             stats.warn("service_times_missing")
             answered = steps.at(row["q_exit"]) if queued else left_ivr
-            emit(answered, "agent.connected", agent_id=server)
-            emit(answered, "contact.ended", agent_id=server, ended_by="customer")
+            emit(answered, "agent.connected", **who)
+            emit(answered, "contact.ended", ended_by="customer", **who)
             return out
         answered = steps.at(row["ser_start"]) if queued else left_ivr  # unqueued: zero wait
         ended = steps.at(row["ser_exit"])
-        emit(answered, "agent.connected", agent_id=server)
-        emit(ended, "contact.ended", agent_id=server, ended_by="customer")
-        emit(ended, "wrapup.ended", agent_id=server)
+        emit(answered, "agent.connected", **who)
+        emit(ended, "contact.ended", ended_by="customer", **who)
+        emit(ended, "wrapup.ended", **who)
         return out
 
     def _aware(self, local: datetime) -> datetime:

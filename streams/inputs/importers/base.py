@@ -11,6 +11,10 @@ from typing import Any, Protocol
 
 from streams.inputs.files import ImportStats, Source, SourceStats
 
+NOT_RECORDED_FIELDS = ("hold", "after_contact_work", "transfers")
+"""Handling facts a source may not carry: a source without hold records makes every hold
+figure of a report of its data "not measured", not 0 s (streams.replay)."""
+
 
 @dataclass(frozen=True)
 class RowProblem:
@@ -29,6 +33,9 @@ class Importer(Protocol):
     """
 
     name: str
+    not_recorded: tuple[str, ...]
+    """What the source never records, of NOT_RECORDED_FIELDS: its figures are "not measured"
+    in a report of its data, never a measured zero."""
 
     def events(
         self, source: Source, source_stats: SourceStats, stats: ImportStats, max_line: int

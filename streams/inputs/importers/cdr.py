@@ -110,6 +110,11 @@ class Cdr:
         self.tz: tzinfo = ZoneInfo(mapping.timezone)
         self.pseudonymize = pseudonymizer
         self.empty = frozenset(mapping.empty)
+        # one row per interaction: no transfers; hold and wrap-up only where a column has them
+        cols = mapping.columns
+        self.not_recorded = tuple(f for f, missing in (
+            ("hold", cols.hold_seconds is None), ("after_contact_work", cols.wrapup_ended is None),
+            ("transfers", True)) if missing)  # fmt: skip
 
     def events(
         self, source: Source, sstats: SourceStats, stats: ImportStats, max_line: int

@@ -97,6 +97,7 @@ def _priority(value: Any, stats: ImportStats) -> int | None:
 
 class ConnectCtr:
     name = "connect-ctr"
+    not_recorded: tuple[str, ...] = ()
 
     def __init__(self, tenant: str | None = None) -> None:
         self.tenant = tenant

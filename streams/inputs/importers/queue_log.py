@@ -61,6 +61,7 @@ class _Call:
 
 class QueueLog:
     name = "queue_log"
+    not_recorded: tuple[str, ...] = ("hold", "after_contact_work")  # no HOLD, no wrap-up
 
     def __init__(self, tenant: str | None = None) -> None:
         self.tenant = tenant
