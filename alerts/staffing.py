@@ -59,12 +59,15 @@ class StaffingLogic:
     # --- time -----------------------------------------------------------------------------
 
     def _interval(self, at: float) -> tuple[float, int, int]:
-        """(start, day ordinal, interval of the day) of the interval holding ``at``; intervals
-        start at local midnight (a daylight-saving day has 46 or 50 half hours)."""
+        """(start, day ordinal, slot) of the interval holding ``at``; intervals start at local
+        midnight (a daylight-saving day has 46 or 50 half hours), and the slot, which keys the
+        baseline, is the interval of the local wall-clock day (10:00 is 10:00 on a DST day)."""
         d = datetime.fromtimestamp(at, self.tz).date()
         midnight = datetime.combine(d, time(0), self.tz).timestamp()
-        idx = int((at - midnight) // self.width)
-        return midnight + idx * self.width, d.toordinal(), idx
+        start = midnight + int((at - midnight) // self.width) * self.width
+        local = datetime.fromtimestamp(start, self.tz)
+        slot = int((local.hour * 3600 + local.minute * 60) // self.width)
+        return start, d.toordinal(), slot
 
     def on_tick(
         self,

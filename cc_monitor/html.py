@@ -18,6 +18,7 @@ from cc_monitor.render import (
     fmt_benchmark,
     fmt_duration,
     fmt_ratio,
+    has_own,
     import_notes,
     intraday_profiles,
     scorecard_counts,
@@ -124,7 +125,8 @@ class _Series:
         for ch in self.channels:
             vals: list[float | None] = []
             for b in self.buckets:
-                m = self.by.get((b, ch), {}).get(metric)
+                row = self.by.get((b, ch), {})
+                m = row.get(metric) if not row or has_own(row) else None
                 v = m.get(sub) if isinstance(m, dict) and sub else m
                 vals.append(None if v is None else v / scale)
             out[ch] = vals
@@ -281,12 +283,14 @@ def render_html(report: dict[str, Any]) -> str:
             dur(m["first_response_direct_seconds"]["mean"]),
             dur(m["first_response_seconds"]["mean"]),
             dur(m["resolution_seconds"]["p50"]), fmt_ratio(m["one_touch_rate"]),
-            dur(m["handle_seconds"]["mean"]), fmt_ratio(m["callback_compliance"]),
+            dur(m["handle_seconds"]["mean"]), dur(m["segment_handle_seconds"]["mean"]),
+            fmt_ratio(m["callback_compliance"]),
         ])  # fmt: skip
     out.append("<h2>KPIs per channel and queue</h2>")
     out.append(_table(["channel", "queue", "queued", "service level", "abandoned",
                        "callback req.", "ASA", "FRT direct", "FRT", "resolution p50",
-                       "one-touch", "AHT", "callbacks ≤24 h"], rows, left=2))  # fmt: skip
+                       "one-touch", "AHT", "AHT own part", "callbacks ≤24 h"], rows,
+                      left=2))  # fmt: skip
     out.append(f'<p class="muted">{_esc(KPI_NOTE)} {_esc(MIXED_NOTE)}</p>')
     notes = import_notes(report)
     if notes:

@@ -34,28 +34,42 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+def has_own(m: dict[str, Any]) -> bool:
+    """Whether a row has contacts of its own (started or queued in it). A period without any
+    holds only the ends of earlier ones (an e-mail answered days later, a resolution final
+    after its reopen window): its rates would describe other days' contacts, so a reader
+    sees – (nothing to measure), not "service level 0.0 %, one-touch 100.0 %"."""
+    return bool(m["contacts"] or m["queued"])
+
+
 def _kpi_row(m: dict[str, Any], mixed: bool = False) -> list[str]:
     """``mixed``: a row over channels, whose durations would average e-mail hours with voice
     seconds: left out (–)."""
 
+    own = has_own(m)
+
     def d(v: float | None) -> str:
-        return "–" if mixed else fmt_duration(v)
+        return "–" if mixed or not own else fmt_duration(v)
+
+    def r(v: float | None) -> str:
+        return fmt_ratio(v) if own else "–"
 
     return [
         f"{m['contacts']:,}",
         f"{m['queued']:,}",
-        fmt_ratio(m["service_level"]),
-        fmt_ratio(m["abandonment_rate"]),
+        r(m["service_level"]),
+        r(m["abandonment_rate"]),
         f"{m['queue_callback_requests']:,}",
         d(m["answer_seconds"]["mean"]),
         d(m["first_response_direct_seconds"]["mean"]),
         d(m["first_response_seconds"]["mean"]),
         d(m["first_response_seconds"]["p90"]),
         d(m["resolution_seconds"]["p50"]),
-        fmt_ratio(m["one_touch_rate"]),
+        r(m["one_touch_rate"]),
         d(m["handle_seconds"]["mean"]),
-        fmt_ratio(m["transfer_rate"]),
-        fmt_ratio(m["callback_compliance"]),
+        d(m["segment_handle_seconds"]["mean"]),
+        r(m["transfer_rate"]),
+        r(m["callback_compliance"]),
     ]
 
 
@@ -72,6 +86,7 @@ KPI_HEADER = [
     "resolution p50",
     "one-touch",
     "AHT",
+    "AHT own part",
     "transfers",
     "callbacks ≤24 h",
 ]
@@ -80,7 +95,10 @@ KPI_HEADER = [
 KPI_NOTE = (
     "ASA, FRT direct and FRT are means. FRT counts a callback's answer as its case's first "
     'response; FRT direct leaves those cases out. "callback req.": queued contacts that '
-    "left the queue by requesting a callback, not counted as abandoned (docs/kpis.md)."
+    "left the queue by requesting a callback, not counted as abandoned. AHT counts every "
+    "agent's part of a contact in the queue the contact was in at the part's end (a "
+    'transferring agent\'s part in the receiving queue); "AHT own part" counts each part in '
+    "the queue it served (docs/kpis.md)."
 )
 
 
@@ -203,7 +221,9 @@ IVR_HEADER = ["flow", "menu", "entries / visits", "containment", "IVR time",
 
 MIXED_NOTE = (
     "The all-channel row leaves out durations: a mean over e-mail hours and voice seconds "
-    "says nothing; read each channel's."
+    "says nothing; read each channel's. A day, week or month with no contact of its own "
+    "(only later answers or resolutions of earlier days' contacts) shows its rates as –: "
+    "there is nothing of its own to measure."
 )
 
 

@@ -313,6 +313,12 @@ SERIES: tuple[Series, ...] = (
         "Handle time (talk + hold + after-contact work) per agent segment.",
         live=True,
     ),
+    _duration(
+        "segment_handle_seconds",
+        KPI,
+        "Handle time per agent segment in the queue that segment served: a transferring "
+        "agent's part stays in its own queue (handle_seconds counts it where the contact went).",
+    ),
     _duration("talk_seconds", KPI, "Talk time per agent segment.", live=True),
     _duration("hold_seconds", KPI, "Hold time per agent segment.", live=True),
     _duration("acw_seconds", KPI, "After-contact work per agent segment.", live=True),

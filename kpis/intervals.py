@@ -148,6 +148,7 @@ def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]
     any_staffed = bool(sink.staffed)  # the source reports agent states at all
     # offered per (scope, weekday, interval of the day), by week, for the forecast
     history: dict[tuple[Labels, int, int], list[tuple[int, float, float]]] = {}
+    today: dict[Labels, list[float]] = {}  # per scope: day, offered and seasonal so far
     rows = []
     for scope, (day, idx) in sorted(acc, key=lambda k: (k[1], k[0])):
         d = acc[(scope, (day, idx))]
@@ -167,18 +168,35 @@ def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]
         patience = waited / abandoned if abandoned >= MIN_ABANDONED and waited > 0 else None
         load = offered * aht / width if aht else None
         staffed = any_staffed and d.get("staffed", 0.0) > 0
+        # elapsed time from local midnight, not wall-clock arithmetic (a DST day)
+        midnight = datetime.combine(date.fromordinal(day), time(0), sink.tz).timestamp()
+        start = datetime.fromtimestamp(midnight + idx * width, sink.tz)
         weekday = date.fromordinal(day).weekday()
-        past = history.setdefault((scope, weekday, idx), [])
+        # the history is keyed by the local wall-clock interval (10:00 is 10:00 on a DST day,
+        # though it is the 18th half hour after midnight there, not the 20th)
+        past = history.setdefault((scope, weekday, _wall_slot(start, width)), [])
         before = [p for p in past if p[0] < day][-FORECAST_WEEKS:]
-        forecast = sum(p[1] for p in before) / len(before) if before else None
+        seasonal = sum(p[1] for p in before) / len(before) if before else None
+        so_far = today.get(scope)
+        if so_far is None or so_far[0] != day:
+            so_far = today[scope] = [day, 0.0, 0.0]
+        # the interval before, where it tells the level: not the first of the day, and not
+        # one the queue is usually quiet in (its opening: then the seasonal figure alone)
+        prev: float | None = None
+        if idx:
+            slot_before = _wall_slot(start - timedelta(seconds=width), width)
+            usual = [p for p in history.get((scope, weekday, slot_before), ()) if p[0] < day]
+            if any(p[1] for p in usual[-FORECAST_WEEKS:]):
+                prev = acc.get((scope, (day, idx - 1)), {}).get("queued", 0)
+        forecast = blend(seasonal, so_far[1], so_far[2], prev)
+        if seasonal is not None:  # today's volume so far against the same intervals' usual
+            so_far[1] += offered
+            so_far[2] += seasonal
         f_aht = [p[2] for p in before if p[2] > 0]
         f_load = forecast * (sum(f_aht) / len(f_aht)) / width if forecast and f_aht else None
         past.append((day, float(offered), aht or 0.0))
         required = need(load, aht, threshold, goal)
         ratios = ratio_values(KPI, d)  # the catalogue's formulas, on the interval's counts
-        # elapsed time from local midnight, not wall-clock arithmetic (a DST day)
-        midnight = datetime.combine(date.fromordinal(day), time(0), sink.tz).timestamp()
-        start = datetime.fromtimestamp(midnight + idx * width, sink.tz)
         rows.append({
             "interval": start.isoformat(),
             "tenant": tenant, "channel": channel, "queue": queue,
@@ -206,6 +224,38 @@ def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]
             ),
         })  # fmt: skip
     return rows
+
+
+BLEND_SEASONAL = 0.5
+"""The forecast's weight of the scaled seasonal figure (the rest: the interval before)."""
+SCALE_LIMITS = (0.5, 2.0)
+"""Today's volume so far scales the seasonal figure, within these bounds."""
+SCALE_MIN = 20.0
+"""Contacts the same intervals usually have before today's volume may scale (fewer: noise)."""
+
+
+def blend(seasonal: float | None, today: float, usual: float, prev: float | None) -> float | None:
+    """The next interval's offered contacts: the mean of the same weekday and interval of the
+    weeks before (``seasonal``), scaled by today's volume so far against what those weeks had
+    by now (``today`` / ``usual``, bounded), mixed half and half with the interval before
+    (``prev``; None for the first interval of a day). Without history: None (the first week).
+
+    Measured on the real February (docs/kpis.md, scripts/interval_profile.py): it beats both
+    naive forecasts, the interval before and the plain seasonal mean."""
+    if seasonal is None:
+        return None
+    scale = 1.0
+    if usual >= SCALE_MIN:
+        scale = min(max(today / usual, SCALE_LIMITS[0]), SCALE_LIMITS[1])
+    scaled = seasonal * scale
+    if prev is None:
+        return scaled
+    return BLEND_SEASONAL * scaled + (1 - BLEND_SEASONAL) * prev
+
+
+def _wall_slot(start: datetime, width: float) -> int:
+    """The interval of the local wall-clock day that ``start`` (local) falls in."""
+    return int((start.hour * 3600 + start.minute * 60 + start.second) // width)
 
 
 def _round(v: float | None) -> float | None:

@@ -28,6 +28,7 @@ class Segment:
     hold_start: float | None = None
     hold: float = 0.0
     left: float | None = None  # when the agent left the conversation; ACW runs from here
+    queue: str = ""  # the queue the contact was in when this agent took it
 
 
 @dataclass(slots=True)

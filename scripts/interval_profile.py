@@ -8,8 +8,9 @@ Pooled over the queues (tenant-wide rows): per half hour of a workday, the mean 
 mean busy agents, and the agents Erlang C asks for (the pooled offered load at the pooled
 handle time, 80 % within 20 s). Then the mean absolute percentage error of the next
 interval's offered, between --from-hour and --to-hour on workdays after a warm-up week: the
-seasonal forecast (the mean of the same weekday and interval of up to 4 previous weeks, what
-the report's ``forecast_offered`` is per queue) beside the naive one (the interval before).
+report's ``forecast_offered`` (kpis.intervals.blend) beside the two naive forecasts it must
+beat, the seasonal mean (the same weekday and interval of up to 4 previous weeks) and the
+interval before, pooled over the queues and per queue.
 """
 
 from __future__ import annotations
@@ -67,28 +68,73 @@ def main(argv: list[str] | None = None) -> int:
         need = agents_c(offered * aht / width, aht, args.threshold, args.goal) if aht else 0
         if offered >= 1:
             print(f"| {slot} | {offered:.1f} | {busy:.1f} | {need} |")
-    # the forecast of the next interval
-    first = min(pooled)
-    seasonal_err: list[float] = []
-    naive_err: list[float] = []
-    for start, (offered, *_rest) in sorted(pooled.items()):
-        if (start - first < timedelta(days=7) or start.weekday() not in workdays
-                or not args.from_hour <= start.hour < args.to_hour or offered <= 0):  # fmt: skip
+    # the forecast of the next interval: the report's (forecast_offered) beside two naive ones
+    print(
+        f"\nnext-interval offered, workdays {args.from_hour:02d}:00-{args.to_hour:02d}:00 "
+        "after a warm-up week, mean absolute percentage error:"
+    )
+    print("| scope | intervals | cc-monitor (forecast_offered) | seasonal mean | interval before |")
+    print("|---|---|---|---|---|")
+    per_queue: dict[tuple[str, str], dict[datetime, tuple[float, float | None]]] = defaultdict(dict)
+    for r in rows:
+        per_queue[(r["channel"], r["queue"])][datetime.fromisoformat(r["interval"])] = (
+            float(r["offered"]),
+            r["forecast_offered"],
+        )
+    pooled_fc: dict[datetime, tuple[float, float | None]] = {}
+    for start, (offered, *_rest) in pooled.items():
+        fcs = [q[start][1] for q in per_queue.values() if start in q]
+        known = [f for f in fcs if f is not None]
+        pooled_fc[start] = (offered, sum(known) if known else None)
+    scopes = [("all queues, pooled", pooled_fc)]
+    scopes += [(f"{ch}/{q} (each queue)", v) for (ch, q), v in sorted(per_queue.items())]
+    errs_all: list[list[float]] = [[], [], []]
+    for name, series in scopes:
+        errs = _errors(series, workdays, args.from_hour, args.to_hour, width)
+        if name.endswith("(each queue)"):
+            for i in range(3):
+                errs_all[i] += errs[i]
             continue
-        past = [pooled[start - timedelta(weeks=w)][0] for w in range(1, 5)
-                if (start - timedelta(weeks=w)) in pooled]  # fmt: skip
-        before = pooled.get(start - timedelta(seconds=width))
-        if past:
-            seasonal_err.append(abs(sum(past) / len(past) - offered) / offered)
-        if before is not None:
-            naive_err.append(abs(before[0] - offered) / offered)
-    if seasonal_err and naive_err:
-        seasonal = 100 * sum(seasonal_err) / len(seasonal_err)
-        naive = 100 * sum(naive_err) / len(naive_err)
-        print(f"\nnext-interval offered, workdays {args.from_hour:02d}:00-{args.to_hour:02d}:00 "
-              f"after a warm-up week: seasonal MAPE {seasonal:.1f} % ({len(seasonal_err)} "
-              f"intervals), naive MAPE {naive:.1f} % ({len(naive_err)})")  # fmt: skip
+        _print_row(name, errs)
+    _print_row("every queue's own forecast", errs_all)
     return 0
+
+
+def _errors(
+    series: dict[datetime, tuple[float, float | None]],
+    workdays: set[int],
+    from_hour: int,
+    to_hour: int,
+    width: float,
+) -> list[list[float]]:
+    """Absolute percentage errors of the report's forecast, the seasonal mean (up to 4 weeks
+    of the same weekday and interval) and the interval before, on the same intervals (those
+    where all three exist)."""
+    first = min(series)
+    out: list[list[float]] = [[], [], []]
+    for start, (offered, forecast) in sorted(series.items()):
+        if (
+            start - first < timedelta(days=7)
+            or start.weekday() not in workdays
+            or not from_hour <= start.hour < to_hour
+            or offered <= 0
+            or forecast is None
+        ):
+            continue  # fmt: skip
+        past = [series[start - timedelta(weeks=w)][0] for w in range(1, 5)
+                if (start - timedelta(weeks=w)) in series]  # fmt: skip
+        if not past:
+            continue
+        before = series.get(start - timedelta(seconds=width), (0.0, None))[0]
+        for i, f in enumerate((forecast, sum(past) / len(past), before)):
+            out[i].append(abs(f - offered) / offered)
+    return out
+
+
+def _print_row(name: str, errs: list[list[float]]) -> None:
+    if errs[0]:
+        m = [f"{100 * sum(e) / len(e):.1f} %" for e in errs]
+        print(f"| {name} | {len(errs[0]):,} | {m[0]} | {m[1]} | {m[2]} |")
 
 
 if __name__ == "__main__":

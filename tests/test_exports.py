@@ -88,6 +88,11 @@ def test_contacts_carry_their_story(exported: tuple[Path, Path, Path]) -> None:
     assert answered["ivr_path"].startswith("main")
     assert {r["outcome"] for r in contacts} >= {"answered", "abandoned", "left_in_ivr"}
     assert all(r["customer_id"].startswith("p-") or not r["customer_id"] for r in contacts)
+    # a case event is no contact: the simulated reopen notes (ids of their own) make no row,
+    # and their cases_reopened counts belong to the case's latest contact
+    assert not [r for r in contacts if "-reopen" in r["contact_id"]]
+    assert any("cases_reopened@" in r["kpis"] for r in contacts)
+    assert all(r["started"] for r in contacts)
     alerts = read(a / "alerts.csv")
     assert {r["alertname"] for r in alerts} >= {"component_down", "ivr_depth_exceeded"}
 

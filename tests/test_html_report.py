@@ -76,3 +76,29 @@ def test_charts_render_in_headless_chromium(tmp_path: Path) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         shots[name] = png.stat().st_size
     assert shots["report"] > 10 * shots["blank"]  # drawn, not an empty page
+
+
+def test_a_day_without_contacts_of_its_own_shows_no_rates(tmp_path: Path) -> None:
+    """The simulated week's last day held only the ends of earlier contacts (an e-mail
+    answered late, resolutions made final): it showed "service level 0.0 %, one-touch
+    100.0 %". With nothing of its own to measure its rates are –."""
+    from cc_monitor.render import render_markdown
+    from tests.helpers import Log, replay_log
+
+    log = Log()  # 2026-11-02 09:00 UTC
+    log.add(0, "contact.started", "m1", channel="email")
+    log.add(0, "queue.entered", "m1", channel="email", queue="mail")
+    # answered the next day, 26 h later: outside the 24 h target
+    log.add(26 * 3600, "agent.message", "m1", channel="email", queue="mail", agent_id="a",
+            sender="human")  # fmt: skip
+    log.add(26 * 3600 + 60, "contact.ended", "m1", channel="email", queue="mail",
+            agent_id="a", ended_by="agent")  # fmt: skip
+    rep = replay_log(log, tmp_path)
+    md = render_markdown(rep)
+    day2 = next(line for line in md.splitlines() if line.startswith("| 2026-11-03 |"))
+    assert day2.startswith("| 2026-11-03 | 0 | 0 | – | – |"), day2
+    assert "0.0%" not in day2
+    day1 = next(line for line in md.splitlines() if line.startswith("| 2026-11-02 |"))
+    assert "| 1 | 1 |" in day1
+    html_doc = render_html(rep)
+    assert "nothing of its own to measure" in html_doc

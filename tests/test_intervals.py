@@ -121,3 +121,36 @@ def test_intervals_can_be_left_out(tmp_path: Path) -> None:
     call(log, "c1", 0, 5, 60)
     rep = replay_log(log, tmp_path, EngineConfig(interval_minutes=0))
     assert "intervals" not in rep and row(rep, "voice", "billing")["answered"] == 1
+
+
+def test_the_forecast_keys_history_by_local_wall_clock_interval(tmp_path: Path) -> None:
+    """1999-04-02 (Israel's summer time began that Friday): 10:00 local is the 18th half hour
+    after midnight there, not the 20th. The forecast of that day's 10:00 is made from the
+    Friday before at 10:00 (it once took 09:00's: every slot an hour off)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Asia/Jerusalem")
+    log = Log(datetime(1999, 3, 26, 10, 5, tzinfo=zone))
+    for i in range(10):  # Friday 1999-03-26, 10:05-10:14 local
+        call(log, f"a{i}", i * 60, 5, 60)
+    week = (datetime(1999, 4, 2, 10, 5, tzinfo=zone) - log.t0).total_seconds()
+    for i in range(4):  # the DST Friday, 10:05 local
+        call(log, f"b{i}", week + i * 60, 5, 60)
+    rep = replay_log(log, tmp_path, tz="Asia/Jerusalem")
+    by = {r["interval"]: r for r in rep["intervals"] if r["tenant"] == ALL}
+    dst = by["1999-04-02T10:00:00+03:00"]
+    assert dst["offered"] == 4
+    assert dst["forecast_offered"] == 10  # the Friday before, same wall-clock half hour
+
+
+def test_the_forecast_blends_the_weeks_before_todays_volume_and_the_interval_before() -> None:
+    from kpis.intervals import SCALE_LIMITS, blend
+
+    assert blend(None, 0, 0, 5) is None  # no history: no forecast (the first week)
+    assert blend(10, 0, 0, None) == 10  # an opening interval: the weeks before alone
+    assert blend(10, 0, 0, 4) == 7  # half the weeks before, half the interval before
+    # today runs 50 % above the same intervals of the weeks before: the seasonal scales
+    assert blend(10, 150, 100, None) == 15
+    assert blend(10, 1000, 100, None) == 10 * SCALE_LIMITS[1]  # bounded
+    assert blend(10, 15, 10, None) == 10  # too little so far to scale

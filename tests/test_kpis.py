@@ -425,3 +425,49 @@ def test_percentiles_interpolate_between_ranks(tmp_path: Path) -> None:
         log.add(i * 100 + wait, "agent.connected", c, queue="q", agent_id="a")
     stats = row(replay_log(log, tmp_path), "voice", "q")["answer_seconds"]
     assert stats == {"count": 3, "mean": 20.0, "p50": 20.0, "p90": 28.0}
+
+
+def test_an_event_after_a_contacts_end_is_not_a_new_contact(tmp_path: Path) -> None:
+    """The simulator once sent an IVR menu 4 s after the system hung up: it opened a second
+    contact. An event of an ended contact is counted as data quality and changes nothing."""
+    log = Log()
+    log.add(0, "contact.started", "c1")
+    log.add(1, "ivr.entered", "c1", flow="main")
+    log.add(2, "ivr.menu", "c1", flow="main", menu="m", level=1)
+    log.add(10, "contact.ended", "c1", ended_by="system")
+    log.add(14, "ivr.menu", "c1", flow="main", menu="m2", level=2)
+    log.add(15, "customer.message", "c1")
+    rep = replay_log(log, tmp_path)
+    assert row(rep, "voice")["contacts"] == 1
+    assert rep["data_quality"] == {"after_contact_end": 2}
+    ivr = next(r for r in rep["ivr"] if r["period"] == "total" and r["menu"] == "*"
+               and r["flow"] == "*")  # fmt: skip
+    assert ivr["metrics"]["ivr_menu_visits"] == 1
+    # past the allowed lateness the id is forgotten (memory follows open contacts)
+    log.add(10 + 300, "queue.entered", "c1", queue="q")
+    rep = replay_log(log, tmp_path)
+    assert rep["data_quality"] == {"after_contact_end": 2, "contact_without_start": 1}
+
+
+def test_a_transferring_agents_part_in_its_own_queue(tmp_path: Path) -> None:
+    """A billing agent talks 10 min, then transfers to loans, whose agent talks 2 min: the
+    queue handle time (the contact's, at each part's end) counts both parts in loans; the
+    segment reading counts each part in the queue it served."""
+    log = Log()
+    log.add(0, "contact.started", "c1")
+    log.add(0, "queue.entered", "c1", queue="billing")
+    log.add(5, "agent.connected", "c1", queue="billing", agent_id="a")
+    log.add(605, "contact.transferred", "c1", queue="billing", agent_id="a")
+    log.add(605, "queue.entered", "c1", queue="loans")
+    log.add(610, "agent.connected", "c1", queue="loans", agent_id="b")
+    log.add(730, "contact.ended", "c1", queue="loans", agent_id="b", ended_by="customer")
+    log.add(730, "wrapup.ended", "c1", queue="loans", agent_id="a")
+    log.add(730, "wrapup.ended", "c1", queue="loans", agent_id="b")
+    rep = replay_log(log, tmp_path)
+    loans, billing = row(rep, "voice", "loans"), row(rep, "voice", "billing")
+    assert loans["handle_seconds"]["count"] == 2  # both parts, where the contact ended
+    assert loans["segment_handle_seconds"]["count"] == 1
+    assert loans["segment_handle_seconds"]["mean"] == 120
+    assert billing["segment_handle_seconds"]["count"] == 1
+    assert billing["segment_handle_seconds"]["mean"] == 725  # connect to its wrap-up's end
+    assert billing["handle_seconds"]["count"] == 0

@@ -71,25 +71,48 @@ class ContactRules(Rule):
 
     # --- contacts ------------------------------------------------------------------------------
 
-    def contact(self, rec: Rec, ts: float) -> ContactState:
-        """The contact of ``rec``, created (and flagged) if its start was never seen."""
+    def contact(self, rec: Rec, ts: float) -> ContactState | None:
+        """The contact of ``rec``, created (and flagged) if its start was never seen. None for
+        a contact that has ended (see :meth:`_after_end`)."""
         c = self.contacts.get(rec.contact_id)
         if c is None:
             c = self._new_contact(rec, ts, inbound=True)
             self.sink.count("dq_contact_without_start", c.labels, ts)
+        elif c.ended is not None:
+            self._after_end(c, ts)
+            return None
         c.last = ts
         return c
 
-    def known_contact(self, rec: Rec, ts: float) -> ContactState | None:
-        """The contact of ``rec`` if open; an event that can only follow a start is otherwise
-        counted as unmatched (data quality) and changes nothing else."""
+    def known_contact(self, rec: Rec, ts: float, *, after_end: bool = False) -> ContactState | None:
+        """The contact of ``rec`` if open (or ended, for what follows an end: ``after_end``);
+        an event that can only follow a start is otherwise counted as unmatched (data
+        quality) and changes nothing else."""
         c = self.contacts.get(rec.contact_id)
         if c is None:
             kind = TYPE_OF[rec.__class__].replace(".", "_")
             self.sink.count("dq_unmatched_" + kind, record_labels(rec), ts)
             return None
+        if c.ended is not None and not after_end:
+            self._after_end(c, ts)
+            return None
         c.last = ts
         return c
+
+    def _kept_until(self, c: ContactState) -> float:
+        """An ended contact is kept while its agents' after-contact work may still end
+        (``wrapup_timeout_seconds``), and for the allowed lateness after its end in any case,
+        so that a straggler of it is known as one (memory: the last minute's ended contacts)."""
+        assert c.ended is not None
+        if c.segments:
+            return c.ended + self.config.wrapup_timeout_seconds
+        return c.ended + self.config.allowed_lateness_seconds
+
+    def _after_end(self, c: ContactState, ts: float) -> None:
+        """An event of a contact after its end (an IVR menu the system sent 4 s after it hung
+        up): not a new contact. Counted as data quality ``after_contact_end``; it changes
+        nothing else (see :meth:`_kept_until` for how long an ended contact is known)."""
+        self.sink.count("dq_after_contact_end", c.labels, ts)
 
     def _new_contact(self, rec: Rec, ts: float, inbound: bool) -> ContactState:
         cid = rec.contact_id
@@ -115,17 +138,20 @@ class ContactRules(Rule):
         self._new_contact(rec, ts, inbound).callback = rec.initiation == "callback"
 
     def _on_activity(self, rec: Rec, ts: float) -> None:
-        self.contact(rec, ts)
+        self.contact(rec, ts)  # opens it if its start was never seen
 
     def _contact_due(self, cid: str, when: float) -> None:
         c = self.contacts.get(cid)
         if c is None:
             return
         if c.ended is not None:
-            if when >= c.ended + self.config.wrapup_timeout_seconds:
+            until = self._kept_until(c)
+            if when >= until:
                 for _ in c.segments:
                     self.sink.count("handle_incomplete", c.labels, when)
                 del self.contacts[cid]
+            else:
+                self.schedule(until, TIMER_CONTACT, cid)
             return
         deadline = c.last + self.config.idle_timeout(c.channel)
         if when < deadline:
@@ -151,6 +177,8 @@ class ContactRules(Rule):
 
     def _on_queue_entered(self, rec: w.QueueEntered, ts: float) -> None:
         c = self.contact(rec, ts)
+        if c is None:
+            return
         if c.in_ivr:
             self._ivr.close(c, ts)
         if c.queue_entered is not None:
@@ -235,7 +263,7 @@ class ContactRules(Rule):
             if current.agent == agent:
                 return
             _leave(current, ts)
-        c.segments.append(Segment(agent, ts))
+        c.segments.append(Segment(agent, ts, queue=c.queue))
         k = self._cases.case_of(c)
         prefix = c.contact_id + "/"
         pair = prefix + agent
@@ -249,6 +277,8 @@ class ContactRules(Rule):
 
     def _on_agent_connected(self, rec: w.AgentConnected, ts: float) -> None:
         c = self.contact(rec, ts)
+        if c is None:
+            return
         self._answer(c, ts)
         self._start_segment(c, rec.agent_id or NO_LABEL, ts)
         if c.channel not in TEXT_CHANNELS:
@@ -256,6 +286,8 @@ class ContactRules(Rule):
 
     def _on_agent_message(self, rec: w.AgentMessage, ts: float) -> None:
         c = self.contact(rec, ts)
+        if c is None:
+            return
         if rec.sender == "human" and c.channel in TEXT_CHANNELS:
             self._answer(c, ts)
             agent = rec.agent_id or NO_LABEL
@@ -322,13 +354,11 @@ class ContactRules(Rule):
         c.ended = ts
         if rec.resolved:
             self._cases.resolve(self._cases.case_of(c), ts)
-        if c.segments:
-            self.schedule(ts + self.config.wrapup_timeout_seconds, TIMER_CONTACT, c.contact_id)
-        else:
-            del self.contacts[c.contact_id]
+        # kept for its agents' after-contact work, and so that a straggler of it is known
+        self.schedule(self._kept_until(c), TIMER_CONTACT, c.contact_id)
 
     def _on_wrapup_ended(self, rec: w.WrapupEnded, ts: float) -> None:
-        c = self.known_contact(rec, ts)
+        c = self.known_contact(rec, ts, after_end=True)
         if c is None:
             return
         agent = rec.agent_id
@@ -345,6 +375,9 @@ class ContactRules(Rule):
         left = seg.left if seg.left is not None else ts
         labels = c.labels
         self.sink.observe("handle_seconds", labels, ts, ts - seg.start)
+        # the same where the part was served (a transferring agent's, in its own queue)
+        served = (labels[0], labels[1], seg.queue or labels[2])
+        self.sink.observe("segment_handle_seconds", served, ts, ts - seg.start)
         self.sink.observe("talk_seconds", labels, ts, max(0.0, left - seg.start - seg.hold))
         self.sink.observe("hold_seconds", labels, ts, seg.hold)
         self.sink.observe("acw_seconds", labels, ts, ts - left)
@@ -358,7 +391,10 @@ class ContactRules(Rule):
         if rec.resolved:
             self._cases.resolve(self._cases.case_of(c), ts)
         if c.ended is not None and not c.segments:
-            del self.contacts[c.contact_id]
+            if ts >= self._kept_until(c):
+                del self.contacts[c.contact_id]
+            else:
+                self.schedule(self._kept_until(c), TIMER_CONTACT, c.contact_id)
 
     # --- live view, end and checkpoints --------------------------------------------------------
 
@@ -415,7 +451,7 @@ class ContactRules(Rule):
         cfg = self.config
         for cid, c in self.contacts.items():
             if c.ended is not None:
-                yield (c.ended + cfg.wrapup_timeout_seconds, TIMER_CONTACT, cid)
+                yield (self._kept_until(c), TIMER_CONTACT, cid)
             else:
                 yield (c.last + cfg.idle_timeout(c.channel), TIMER_CONTACT, cid)
 

@@ -31,7 +31,7 @@ class IvrRules(Rule):
         super().__init__(ctx)
         # the contact of a record, created if its start was never seen: the contact rules'
         # (they own the contacts), wired by the engine
-        self.contact: Callable[[w.Rec, float], ContactState] = _unwired
+        self.contact: Callable[[w.Rec, float], ContactState | None] = _unwired
 
     def handlers(self) -> Mapping[str, Handler]:
         return {
@@ -51,6 +51,8 @@ class IvrRules(Rule):
 
     def _on_ivr_entered(self, rec: w.IvrEntered, ts: float) -> None:
         c = self.contact(rec, ts)
+        if c is None:
+            return
         c.flow = rec.flow
         c.menu = None
         c.ivr_entered = ts
@@ -65,6 +67,8 @@ class IvrRules(Rule):
 
     def _on_ivr_menu(self, rec: w.IvrMenu, ts: float) -> None:
         c = self.contact(rec, ts)
+        if c is None:
+            return
         menu = rec.menu or NO_LABEL  # required on ivr.menu
         c.flow = rec.flow
         c.menu = menu
@@ -79,6 +83,8 @@ class IvrRules(Rule):
 
     def _on_ivr_input(self, rec: w.IvrInput, ts: float) -> None:
         c = self.contact(rec, ts)
+        if c is None:
+            return
         c.flow = rec.flow
         self.sink.count("ivr_inputs", ivr_labels(c, rec.menu or c.menu), ts)
         asked = rec.requested
@@ -92,6 +98,8 @@ class IvrRules(Rule):
 
     def _on_ivr_exited(self, rec: w.IvrExited, ts: float) -> None:
         c = self.contact(rec, ts)
+        if c is None:
+            return
         c.flow = rec.flow
         if c.in_ivr:
             self.close(c, ts)

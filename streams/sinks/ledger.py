@@ -26,6 +26,7 @@ from kpis.rules.base import TIMER_CALLBACK, TIMER_CASE, TIMER_CASE_CLOSED
 MAX_PATH = 20
 MAX_AGENTS = 10
 _NOT_CONTACTS = (w.AgentState, w.SystemStatus)
+_CASE_EVENTS = (w.CaseResolved, w.CaseReopened)
 
 
 @dataclass(slots=True)
@@ -82,6 +83,11 @@ class ContactLedger:
             self._current = None
             return
         cid = rec.contact_id
+        if isinstance(rec, _CASE_EVENTS) and cid not in self.rows:
+            # A case event is not a contact (a reopen note has an id of its own): what it
+            # counts belongs to the case's latest contact, and it makes no row
+            self._current = self._case_last.get(rec.case_id or cid)
+            return
         self._current = cid
         row = self.rows.get(cid) or self._row(cid)
         if row is None:
