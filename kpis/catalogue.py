@@ -318,6 +318,7 @@ SERIES: tuple[Series, ...] = (
         KPI,
         "Handle time per agent segment in the queue that segment served: a transferring "
         "agent's part stays in its own queue (handle_seconds counts it where the contact went).",
+        live=True,
     ),
     _duration("talk_seconds", KPI, "Talk time per agent segment.", live=True),
     _duration("hold_seconds", KPI, "Hold time per agent segment.", live=True),
