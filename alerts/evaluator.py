@@ -15,7 +15,6 @@ alert carries a bounded sample of contact ids as evidence. The state is plain da
 from __future__ import annotations
 
 import hashlib
-import math
 import operator
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -26,28 +25,21 @@ from typing import Any, Literal, Protocol, cast
 import orjson
 
 from alerts.rules import (
-    ComponentDownRule,
-    CountRule,
-    NoAgentsRule,
-    OldestWaitRule,
-    RatioRule,
+    QUEUE_LABELS,
+    BaseRule,
+    Results,
     RulesConfig,
-    SilenceRule,
     StaffingGapRule,
 )
 from kpis.catalogue import label_names
-from kpis.erlang import agents_c
 from kpis.interfaces import Labels
-from kpis.targets import Targets
+from kpis.rules.agents import STAFFED
+from kpis.targets import Targets, agents_needed
 
 QueueView = Callable[[float], dict[Labels, tuple[int, float]]]
 StaffView = Callable[[], dict[tuple[Labels, str], int] | None]
 """Agents per (queue labels, state) at the tick being evaluated; None while not all known."""
-STAFFED = ("available", "busy", "after_work")
-DEFAULT_GOAL = 0.8
 STAFFING_SERIES = ("queued", "handle_seconds", "handle_seconds:sum")
-QUEUE_LABELS = ("tenant", "channel", "queue")
-STATUS_LABELS = ("tenant", "component")
 
 
 @dataclass
@@ -119,34 +111,26 @@ class AlertLogic:
         # per windowed rule, what its evaluation needs, worked out once instead of every tick
         self._plans: dict[str, _Plan] = {}
         for name, rule in self._rules:
-            if isinstance(rule, CountRule | SilenceRule):
-                self._route(rule.series, name, rule.by, 0)
-            elif isinstance(rule, RatioRule):
-                for s in rule.numerator:
-                    self._route(s, name, rule.by, 0)
-                for s in rule.denominator:
-                    self._route(s, name, rule.by, 1)
-            if isinstance(rule, CountRule | RatioRule | SilenceRule):
-                per_window = max(1, math.ceil(rule.window_seconds / interval))
-                if isinstance(rule, SilenceRule):
-                    length = per_window * (1 + rule.baseline_windows)
-                else:
-                    length, per_window = per_window, 0  # only silence rules keep a recent part
-                channel_at = rule.by.index("channel") if "channel" in rule.by else None
+            for series, slot in rule.reads():
+                self._route(series, name, rule.groups(), slot)
+            window = rule.window(interval)
+            if window is not None:
+                length, per_window = window
+                by = rule.groups()
+                channel_at = by.index("channel") if "channel" in by else None
                 keep = rule.channels if channel_at is not None else None
-                self._plans[name] = _Plan(rule, length, per_window, channel_at, keep)
+                targeted = rule.takes_target() and targets is not None
+                self._plans[name] = _Plan(rule, length, per_window, channel_at, keep, targeted)
         # staffing rules: per rule, the window's (queued, handled parts, handle seconds) per
         # queue, one entry per interval (see _StaffWindow)
         self._staffing = {
-            n: max(1, math.ceil(r.window_seconds / interval))
-            for n, r in self._rules
-            if isinstance(r, StaffingGapRule)
+            n: w for n, r in self._rules if (w := r.staffing_window(interval)) is not None
         }
         self._staff_windows: dict[str, dict[Labels, _StaffWindow]] = {n: {} for n in self._staffing}
         self._staff_tick: tuple[dict[Labels, dict[str, int]] | None] | None = None
         staffing = STAFFING_SERIES if self._staffing else ()
         self.series = frozenset([*self._routes, "system_status", *staffing])
-        """The engine series this logic reads (a :class:`kpis.interfaces.Tee` filters on it)."""
+        """The engine series this logic reads (a :class:`kpis.interfaces.FanOut` filters on it)."""
         self._windows: dict[str, dict[Labels, _Window]] = {n: {} for n, _ in self._rules}
         self._status: dict[Labels, float] = {}
         self._active: dict[tuple[str, Labels], Alert] = {}
@@ -230,38 +214,11 @@ class AlertLogic:
                 held[r] = {g}
             else:
                 found.add(g)
-        windows = self._windows
-        plans = self._plans
+        tick = _Tick(self, at)
         for name, rule in self._rules:
-            if name in plans:
-                if windows[name]:
-                    results = self._windowed(name)
-                elif name in held:
-                    results = {}
-                else:
-                    continue  # no window to slide, nothing pending or firing
-            elif isinstance(rule, OldestWaitRule):
-                view = self.queue_view(at) if self.queue_view is not None else {}
-                results = {
-                    labels: (age >= rule.threshold_seconds, age, QUEUE_LABELS)
-                    for labels, (_, age) in view.items()
-                    if rule.channels is None or labels[1] in rule.channels
-                }
-            elif isinstance(rule, NoAgentsRule | StaffingGapRule):
-                judged = (
-                    self._no_agents(rule, at) if isinstance(rule, NoAgentsRule)
-                    else self._staffing_gap(name, rule, at)
-                )  # fmt: skip
-                if judged is None:
-                    continue  # the agents are not all known: nothing decided either way
-                results = judged
-            elif isinstance(rule, ComponentDownRule):
-                results = {
-                    labels: (value == 0.0, value, STATUS_LABELS)
-                    for labels, value in self._status.items()
-                }
-            else:  # pragma: no cover - the rule union is closed
-                raise TypeError(rule)
+            results = rule.judge(name, tick, name in held)
+            if results is None:
+                continue  # nothing decided: no group changes state
             # only groups whose condition holds or that are pending or firing can change state
             groups = {g for g, r in results.items() if r[0]}
             also = held.get(name)
@@ -300,12 +257,7 @@ class AlertLogic:
         """The oldest-wait rules' groups whose condition holds for the queue ``view``."""
         held: set[tuple[str, Labels]] = set()
         for name, rule in self._rules:
-            if isinstance(rule, OldestWaitRule):
-                for labels, (_, age) in view.items():
-                    if age >= rule.threshold_seconds and (
-                        rule.channels is None or labels[1] in rule.channels
-                    ):
-                        held.add((name, labels))
+            held.update((name, labels) for labels in rule.waiting_past(view))
         return frozenset(held)
 
     def _windowed(self, name: str) -> dict[Labels, tuple[bool, float, tuple[str, ...]]]:
@@ -316,7 +268,9 @@ class AlertLogic:
         per_window = plan.per_window
         channel_at = plan.channel_at
         keep = plan.keep
-        by = rule.by
+        by = rule.groups()
+        condition = rule.window_condition
+        targeted = plan.targeted
         out: dict[Labels, tuple[bool, float, tuple[str, ...]]] = {}
         quiet = []
         for group, w in windows.items():
@@ -340,19 +294,10 @@ class AlertLogic:
                     w.recent -= hist[-per_window - 1][0]
             if keep is not None and channel_at is not None and group[channel_at] not in keep:
                 continue
-            if isinstance(rule, CountRule):
-                out[group] = (s0 >= rule.threshold, s0, by)
-            elif isinstance(rule, RatioRule):
-                if s1 >= rule.min_volume:
-                    r = s0 / s1
-                    limit = rule.threshold
-                    if rule.threshold_target is not None and self.targets is not None:
-                        limit = self._target_threshold(rule, group, limit)
-                    cond = r >= limit if rule.direction == "above" else r < limit
-                    out[group] = (cond, r, by)
-            elif len(hist) == length:
-                baseline = (s0 - w.recent) / rule.baseline_windows
-                out[group] = (w.recent == 0 and baseline >= rule.min_expected, baseline, by)
+            limit = self._target_threshold(by, group) if targeted else None
+            judged = condition(s0, s1, w.recent, len(hist) == length, limit)
+            if judged is not None:
+                out[group] = (judged[0], judged[1], by)
             if not s0 and not s1 and (name, group) not in self._active:
                 quiet.append(group)
         for group in quiet:  # nothing in the window and not alerting: forget it
@@ -376,30 +321,13 @@ class AlertLogic:
         self._staff_tick = (out,)
         return out
 
-    def _no_agents(
-        self, rule: NoAgentsRule, at: float
-    ) -> dict[Labels, tuple[bool, float, tuple[str, ...]]] | None:
-        view = self.queue_view(at) if self.queue_view is not None else {}
-        staff = self._staff()
-        if staff is None:
-            return None
-        out: dict[Labels, tuple[bool, float, tuple[str, ...]]] = {}
-        for labels, (n, _) in view.items():
-            states = staff.get(labels)
-            if states is None or (rule.channels is not None and labels[1] not in rule.channels):
-                continue  # no agent states for this queue: not measured
-            serving = states.get("available", 0) + states.get("busy", 0)
-            out[labels] = (n > 0 and serving == 0, float(n), QUEUE_LABELS)
-        return out
-
     def _staffing_gap(
-        self, name: str, rule: StaffingGapRule, at: float
-    ) -> dict[Labels, tuple[bool, float, tuple[str, ...]]] | None:
+        self, name: str, rule: StaffingGapRule, view: Mapping[Labels, tuple[int, float]]
+    ) -> Results | None:
         """Agents needed for the window's load (Erlang C) against agents staffed now."""
         windows = self._staff_windows[name]
-        view = self.queue_view(at) if self.queue_view is not None else {}
         staff = self._staff()
-        out: dict[Labels, tuple[bool, float, tuple[str, ...]]] = {}
+        out: Results = {}
         quiet = []
         for labels, sw in windows.items():
             queued, parts, seconds = sw.push()
@@ -408,7 +336,7 @@ class AlertLogic:
             if staff is None:
                 continue
             states = staff.get(labels)
-            if states is None or (rule.channels is not None and labels[1] not in rule.channels):
+            if states is None or not rule.keeps(labels[1]):
                 continue
             staffed = sum(states.get(s, 0) for s in STAFFED)
             needed: int | None = None
@@ -419,12 +347,7 @@ class AlertLogic:
                 aht = seconds / parts
                 tenant, channel, queue = labels
                 t = self.targets.of(tenant, channel, queue) if self.targets is not None else None
-                threshold = t.service_level_seconds if t is not None else 20.0
-                goal = (t.service_level_goal if t is not None else None) or DEFAULT_GOAL
-                try:
-                    needed = agents_c(queued * aht / rule.window_seconds, aht, threshold, goal)
-                except ValueError:  # a load no queue has (kpis.erlang refuses it)
-                    needed = None
+                needed = agents_needed(t, queued * aht / rule.window_seconds, aht)
             gap = (needed - staffed) if needed is not None else 0
             out[labels] = (waiting > 0 and gap >= rule.threshold, float(gap), QUEUE_LABELS)
         for labels in quiet:  # nothing in the window and not alerting: forget it
@@ -432,14 +355,13 @@ class AlertLogic:
                 del windows[labels]
         return out if staff is not None else None
 
-    def _target_threshold(self, rule: RatioRule, group: Labels, default: float) -> float:
+    def _target_threshold(self, by: tuple[str, ...], group: Labels) -> float | None:
+        """The service-level goal of the group's queue target (None: the rule's threshold)."""
         assert self.targets is not None
-        by = rule.by
         t = self.targets.of(
             group[by.index("tenant")], group[by.index("channel")], group[by.index("queue")]
         )
-        goal = t.service_level_goal
-        return default if goal is None else goal
+        return t.service_level_goal
 
     def _lifecycle(
         self, name: str, rule: Any, group: Labels, names: tuple[str, ...], cond: bool,
@@ -533,6 +455,38 @@ class AlertLogic:
         self._clear = {(r, tuple(g)): float(v) for r, g, v in snap["clear"]}
 
 
+class _Tick:
+    """What the rules read at one evaluation tick (:class:`alerts.rules.Tick`), each part
+    worked out at most once."""
+
+    __slots__ = ("_view", "at", "logic")
+
+    def __init__(self, logic: AlertLogic, at: float) -> None:
+        self.logic = logic
+        self.at = at
+        self._view: dict[Labels, tuple[int, float]] | None = None
+
+    def queue_view(self) -> dict[Labels, tuple[int, float]]:
+        if self._view is None:
+            qv = self.logic.queue_view
+            self._view = qv(self.at) if qv is not None else {}
+        return self._view
+
+    def staff(self) -> dict[Labels, dict[str, int]] | None:
+        return self.logic._staff()
+
+    def status(self) -> Mapping[Labels, float]:
+        return self.logic._status
+
+    def windowed(self, name: str, held: bool) -> Results | None:
+        if self.logic._windows[name]:
+            return self.logic._windowed(name)
+        return {} if held else None  # no window to slide: only what is pending or firing
+
+    def staffing_gap(self, name: str, rule: StaffingGapRule) -> Results | None:
+        return self.logic._staffing_gap(name, rule, self.queue_view())
+
+
 class _StaffWindow:
     """A staffing rule's window for one queue: per interval (queued, handled parts, handle
     seconds), with running sums (the counts are whole numbers, so an emptied window sums to
@@ -578,13 +532,15 @@ class _StaffWindow:
 @dataclass(frozen=True)
 class _Plan:
     """A windowed rule's constants: window length in intervals, the silence rules' recent part,
-    where the channel is in a group and which channels the rule keeps."""
+    where the channel is in a group, which channels the rule keeps, whether its threshold is
+    its queue's target."""
 
-    rule: CountRule | RatioRule | SilenceRule
+    rule: BaseRule
     length: int
     per_window: int
     channel_at: int | None
     keep: tuple[str, ...] | None
+    targeted: bool = False  # a ratio rule whose threshold is its queue's target
 
 
 class _Window:

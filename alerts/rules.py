@@ -7,11 +7,13 @@ Every rule has a runbook section in docs/runbooks.md.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 import tomllib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -19,6 +21,35 @@ from kpis.catalogue import require
 
 Severity = Literal["info", "warning", "critical"]
 MAX_FILE = 1 << 20
+
+Labels = tuple[str, ...]
+Results = dict[Labels, tuple[bool, float, tuple[str, ...]]]
+"""Per group: whether the condition holds, the value, and the names of the group's labels."""
+QUEUE_LABELS = ("tenant", "channel", "queue")
+STATUS_LABELS = ("tenant", "component")
+
+
+class Tick(Protocol):
+    """What a rule reads at one evaluation tick (alerts.evaluator.AlertLogic provides it)."""
+
+    def queue_view(self) -> Mapping[Labels, tuple[int, float]]:
+        """Contacts waiting and the oldest wait, per queue."""
+        ...
+
+    def staff(self) -> Mapping[Labels, Mapping[str, int]] | None:
+        """Agents per queue and state (queues with agent states); None while not all known."""
+        ...
+
+    def status(self) -> Mapping[Labels, float]:
+        """The latest ``system.status`` per (tenant, component): 1 up, 0 down."""
+        ...
+
+    def windowed(self, name: str, held: bool) -> Results | None:
+        """Rule ``name``'s sliding windows, slid by one interval and judged by the rule's
+        :meth:`window_condition`; None when it has none and nothing is pending or firing."""
+        ...
+
+    def staffing_gap(self, name: str, rule: StaffingGapRule) -> Results | None: ...
 
 
 MAX_SUMMARY = 500
@@ -62,7 +93,7 @@ class _Sample(dict[str, Any]):
         return 1.5
 
 
-class _Rule(BaseModel):
+class BaseRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = True
@@ -81,6 +112,68 @@ class _Rule(BaseModel):
 
     _summary_safe = field_validator("summary")(_safe_template)
 
+    # --- how a rule of this kind is evaluated (alerts.evaluator.AlertLogic) -----------------
+
+    def judge(self, name: str, tick: Tick, held: bool) -> Results | None:
+        """This rule's condition per group at a tick (``held``: some group is pending or
+        firing); None: nothing decided either way, no group changes state."""
+        raise NotImplementedError
+
+    def reads(self) -> tuple[tuple[str, int], ...]:
+        """The engine series its windows sum: (series, 0 numerator or count / 1 denominator)."""
+        return ()
+
+    def groups(self) -> tuple[str, ...]:
+        """The labels of its groups (an alert per group)."""
+        return QUEUE_LABELS
+
+    def takes_target(self) -> bool:
+        """Whether its threshold is the group's queue target where one sets it."""
+        return False
+
+    def window_condition(
+        self, s0: float, s1: float, recent: float, full: bool, limit: float | None
+    ) -> tuple[bool, float] | None:
+        """A windowed rule's condition and value for one group, from its window's sums (``s0``
+        the count or numerator, ``s1`` the denominator, ``recent`` the recent part; ``full``:
+        the window holds its whole length)."""
+        return None
+
+    def window(self, interval: float) -> tuple[int, int] | None:
+        """A windowed rule's length in evaluation intervals and the recent part it keeps."""
+        return None
+
+    def staffing_window(self, interval: float) -> int | None:
+        """A staffing rule's window of (queued, handled parts, handle seconds), in intervals."""
+        return None
+
+    def waiting_past(self, view: Mapping[Labels, tuple[int, float]]) -> Iterator[Labels]:
+        """The queues of ``view`` whose oldest wait meets this rule's condition."""
+        return iter(())
+
+    def keeps(self, channel: str) -> bool:
+        return self.channels is None or channel in self.channels
+
+
+def _intervals(seconds: float, interval: float) -> int:
+    return max(1, math.ceil(seconds / interval))
+
+
+class _Windowed(BaseRule):
+    """A rule over sliding windows of engine series, per group of ``by``."""
+
+    by: tuple[str, ...]
+    window_seconds: float = Field(gt=0)
+
+    def judge(self, name: str, tick: Tick, held: bool) -> Results | None:
+        return tick.windowed(name, held)
+
+    def groups(self) -> tuple[str, ...]:
+        return self.by
+
+    def window(self, interval: float) -> tuple[int, int] | None:
+        return _intervals(self.window_seconds, interval), 0
+
 
 def _declared(names: Any) -> Any:
     """Series a rule reads must be declared in the series catalogue (kpis/catalogue.py)."""
@@ -89,7 +182,7 @@ def _declared(names: Any) -> Any:
     return names
 
 
-class CountRule(_Rule):
+class CountRule(_Windowed):
     """Sum of an engine counter over a sliding window, per group, at or above a threshold."""
 
     kind: Literal["count"] = "count"
@@ -97,11 +190,18 @@ class CountRule(_Rule):
     by: tuple[str, ...]
 
     _series_declared = field_validator("series")(_declared)
-    window_seconds: float = Field(gt=0)
     threshold: float = Field(gt=0)
 
+    def reads(self) -> tuple[tuple[str, int], ...]:
+        return ((self.series, 0),)
 
-class RatioRule(_Rule):
+    def window_condition(
+        self, s0: float, s1: float, recent: float, full: bool, limit: float | None
+    ) -> tuple[bool, float] | None:
+        return s0 >= self.threshold, s0
+
+
+class RatioRule(_Windowed):
     """numerator / denominator over a window, per group, above or below a threshold, once the
     denominator has at least ``min_volume``."""
 
@@ -111,7 +211,6 @@ class RatioRule(_Rule):
     by: tuple[str, ...]
 
     _series_declared = field_validator("numerator", "denominator")(_declared)
-    window_seconds: float = Field(gt=0)
     threshold: float = Field(ge=0, le=1)
     direction: Literal["above", "below"]
     min_volume: float = Field(1, ge=1)
@@ -127,21 +226,55 @@ class RatioRule(_Rule):
             raise ValueError("threshold_target needs by to include tenant, channel and queue")
         return self
 
+    def reads(self) -> tuple[tuple[str, int], ...]:
+        return (*((n, 0) for n in self.numerator), *((d, 1) for d in self.denominator))
 
-class OldestWaitRule(_Rule):
+    def takes_target(self) -> bool:
+        return self.threshold_target is not None
+
+    def window_condition(
+        self, s0: float, s1: float, recent: float, full: bool, limit: float | None
+    ) -> tuple[bool, float] | None:
+        """``limit``: the group's queue target, where ``threshold_target`` takes it from one."""
+        if s1 < self.min_volume:
+            return None
+        r = s0 / s1
+        at = self.threshold if limit is None else limit
+        return (r >= at if self.direction == "above" else r < at), r
+
+
+class OldestWaitRule(BaseRule):
     """The longest-waiting contact of a queue has waited at least ``threshold_seconds``."""
 
     kind: Literal["oldest_wait"] = "oldest_wait"
     threshold_seconds: float = Field(gt=0)
 
+    def judge(self, name: str, tick: Tick, held: bool) -> Results | None:
+        return {
+            labels: (age >= self.threshold_seconds, age, QUEUE_LABELS)
+            for labels, (_, age) in tick.queue_view().items()
+            if self.keeps(labels[1])
+        }
 
-class ComponentDownRule(_Rule):
+    def waiting_past(self, view: Mapping[Labels, tuple[int, float]]) -> Iterator[Labels]:
+        for labels, (_, age) in view.items():
+            if age >= self.threshold_seconds and self.keeps(labels[1]):
+                yield labels
+
+
+class ComponentDownRule(BaseRule):
     """A ``system.status`` component reported down; resolves when it is reported up."""
 
     kind: Literal["component_down"] = "component_down"
 
+    def judge(self, name: str, tick: Tick, held: bool) -> Results | None:
+        return {labels: (v == 0.0, v, STATUS_LABELS) for labels, v in tick.status().items()}
 
-class SilenceRule(_Rule):
+    def groups(self) -> tuple[str, ...]:
+        return STATUS_LABELS
+
+
+class SilenceRule(_Windowed):
     """A channel had no contacts for a window while its preceding windows averaged at least
     ``min_expected``: its usual traffic says it should not be silent."""
 
@@ -150,20 +283,48 @@ class SilenceRule(_Rule):
     by: tuple[str, ...] = ("tenant", "channel")
 
     _series_declared = field_validator("series")(_declared)
-    window_seconds: float = Field(gt=0)
     baseline_windows: int = Field(6, ge=1)
     min_expected: float = Field(gt=0)
 
+    def reads(self) -> tuple[tuple[str, int], ...]:
+        return ((self.series, 0),)
 
-class NoAgentsRule(_Rule):
+    def window(self, interval: float) -> tuple[int, int] | None:
+        n = _intervals(self.window_seconds, interval)
+        return n * (1 + self.baseline_windows), n
+
+    def window_condition(
+        self, s0: float, s1: float, recent: float, full: bool, limit: float | None
+    ) -> tuple[bool, float] | None:
+        """Judged once the window holds its baseline: silent now, busy before."""
+        if not full:
+            return None
+        baseline = (s0 - recent) / self.baseline_windows
+        return recent == 0 and baseline >= self.min_expected, baseline
+
+
+class NoAgentsRule(BaseRule):
     """Contacts wait in a queue and none of the agents serving it is available or on a
     contact (all away, in after-contact work or logged out). Only where the source reports
     agent states (a queue without them is not measured)."""
 
     kind: Literal["no_agents"] = "no_agents"
 
+    def judge(self, name: str, tick: Tick, held: bool) -> Results | None:
+        staff = tick.staff()
+        if staff is None:
+            return None  # the agents are not all known: nothing decided either way
+        out: Results = {}
+        for labels, (n, _) in tick.queue_view().items():
+            states = staff.get(labels)
+            if states is None or not self.keeps(labels[1]):
+                continue  # no agent states for this queue: not measured
+            serving = states.get("available", 0) + states.get("busy", 0)
+            out[labels] = (n > 0 and serving == 0, float(n), QUEUE_LABELS)
+        return out
 
-class StaffingGapRule(_Rule):
+
+class StaffingGapRule(BaseRule):
     """The agents staffed on a queue (available, busy, after-contact work) fall short of the
     agents its recent load needs by at least ``threshold``, while contacts wait. Needed: Erlang
     C for the window's offered contacts and handle time, to the queue's service-level target
@@ -172,6 +333,12 @@ class StaffingGapRule(_Rule):
     kind: Literal["staffing_gap"] = "staffing_gap"
     window_seconds: float = Field(gt=0)
     threshold: float = Field(gt=0, description="Agents short.")
+
+    def judge(self, name: str, tick: Tick, held: bool) -> Results | None:
+        return tick.staffing_gap(name, self)
+
+    def staffing_window(self, interval: float) -> int | None:
+        return _intervals(self.window_seconds, interval)
 
 
 Rule = Annotated[

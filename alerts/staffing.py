@@ -22,16 +22,14 @@ from datetime import date, datetime, time, tzinfo
 from typing import Any
 
 from kpis.catalogue import ALL, NO_LABEL
-from kpis.erlang import agents_c
 from kpis.interfaces import Labels
-from kpis.targets import Targets
+from kpis.rules.agents import STAFFED
+from kpis.targets import DEFAULT_GOAL, DEFAULT_THRESHOLD, Target, Targets, agents_needed
 
 VIEW_SERIES = frozenset(
     {"queued", "answered", "answered_in_sl", "abandoned", "answer_seconds", "handle_seconds"}
 )
 """What the stage's intervals carry for this view (durations as a count and a ``:sum``)."""
-STAFFED = ("available", "busy", "after_work")
-DEFAULT_GOAL = 0.8
 FORECAST_WEEKS = 4
 MAX_QUEUES = 10_000
 """Queues followed at most (labels are bounded by the sources; past this, new ones are not)."""
@@ -132,21 +130,17 @@ class StaffingLogic:
 
     # --- the view --------------------------------------------------------------------------
 
-    def _target(self, labels: Labels) -> tuple[float, float]:
+    def _of(self, labels: Labels) -> Target | None:
         tenant, channel, queue = labels
-        t = self.targets.of(tenant, channel, queue) if self.targets is not None else None
-        threshold = t.service_level_seconds if t is not None else 20.0
-        goal = (t.service_level_goal if t is not None else None) or DEFAULT_GOAL
-        return threshold, goal
+        return self.targets.of(tenant, channel, queue) if self.targets is not None else None
+
+    def _target(self, labels: Labels) -> tuple[float, float]:
+        t = self._of(labels)
+        threshold = t.service_level_seconds if t is not None else DEFAULT_THRESHOLD
+        return threshold, (t.service_level_goal if t is not None else None) or DEFAULT_GOAL
 
     def _need(self, labels: Labels, load: float, aht: float) -> int | None:
-        if load <= 0 or aht <= 0:
-            return None
-        threshold, goal = self._target(labels)
-        try:
-            return agents_c(load, aht, threshold, goal)
-        except ValueError:  # a load no queue has
-            return None
+        return agents_needed(self._of(labels), load, aht)
 
     def forecast(self, labels: Labels) -> tuple[float | None, float | None]:
         """Expected offered contacts and handle time of the next interval: the mean of the same

@@ -27,13 +27,17 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alerts.evaluator import AlertLogic, AlertSink, QueueView
 from alerts.rules import RulesConfig
 from alerts.staffing import VIEW_SERIES, StaffingLogic
 from kpis.interfaces import Labels
 from kpis.targets import Targets
+
+if TYPE_CHECKING:
+    from kpis.engine import Engine
+    from kpis.rules.agents import AgentRules
 
 
 @dataclass
@@ -115,14 +119,23 @@ class IntervalRecorder:
         # contacts waiting and the oldest entry per queue (kpis.engine.Engine.waiting_entries),
         # for quiet runs
         self.queue_entries: Callable[[], dict[Labels, tuple[int, float]]] | None = None
-        # agents per (queue, state) now (kpis.engine.AgentEngine.in_state), for staffing rules
+        # agents per (queue, state) now (kpis.rules.agents.AgentRules.in_state), for staffing rules
         self.staff_view: Callable[[], dict[tuple[Labels, str], int]] | None = None
         self.closed: list[Interval] = []
         self._cur = Interval(0.0, partition)
         self.last_tick: float | None = None
 
+    def watch(self, queues: Engine | None = None, agents: AgentRules | None = None) -> None:
+        """What the recorder reads of the engine it is the sink of (so given once that engine
+        is built): its queues' waiting contacts, and its agents per queue and state."""
+        if queues is not None:
+            self.queue_view = queues.waiting_now
+            self.queue_entries = queues.waiting_entries
+        if agents is not None:
+            self.staff_view = lambda: agents.in_state
+
     def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
-        # behind a kpis.interfaces.Tee that passes only ``series``: no filter on this hot path
+        # behind a kpis.interfaces.FanOut that passes only ``series``: no filter on this hot path
         counts = self._cur.counts
         key = (name, labels)
         counts[key] = counts.get(key, 0.0) + 1.0

@@ -36,9 +36,9 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cc_monitor.simulator import SimConfig, simulate
-from streams.kafka.app import WorkerSettings
 from streams.kafka.producer import produce_paths
 from streams.kafka.settings import KafkaSettings, ensure_topics
+from streams.kafka.worker_settings import WorkerSettings
 from tests.services import Worker, free_port, kafka_settings, tansu, wait_port
 
 

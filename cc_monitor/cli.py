@@ -352,7 +352,7 @@ def cmd_audit_reconcile(args: argparse.Namespace) -> int:
     every difference (docs/audit.md)."""
     from streams.kafka.settings import read_topics
     from streams.reconcile import reconcile
-    from streams.sinks.readmodel import RedisReadModel
+    from streams.sinks.readmodel import RedisKpiView
 
     root = Path(args.archive)
     if not root.is_dir():
@@ -379,7 +379,7 @@ def cmd_audit_reconcile(args: argparse.Namespace) -> int:
         async def fetch() -> dict[int, bytes]:
             client = redis.client()
             try:
-                return await RedisReadModel(client).fetch(kafka.partitions)
+                return await RedisKpiView(client).fetch(kafka.partitions)
             finally:
                 await client.aclose()
 
@@ -463,7 +463,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 def cmd_ivr_lint(args: argparse.Namespace) -> int:
     """Static KS S 1006 6.4.1 check of a declared IVR flow: exit 1 on a violation."""
-    from alerts.ivr_lint import LintConfig, lint, parse
+    from kpis.ivr_lint import LintConfig, lint, parse
 
     settings = _settings(args)
     try:

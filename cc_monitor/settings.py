@@ -27,8 +27,8 @@ from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
 from kpis.targets import known_zone
 from streams.inputs.privacy import Pseudonymizer
-from streams.kafka.app import WorkerSettings
 from streams.kafka.settings import KafkaSettings
+from streams.kafka.worker_settings import WorkerSettings
 
 
 class Settings(BaseSettings):

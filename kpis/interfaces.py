@@ -46,67 +46,37 @@ class Tracer(Protocol):
         ...
 
 
-class Tee:
-    """Sends every observation to a primary sink, and to a secondary one only the series it
-    asked for (``wanted``; None for all); optionally to a third one, for the series in
-    ``also_wanted`` (a replay's intervals). Most series matter to a report, few to alert rules
-    or intervals, and this is called once per observation."""
+class FanOut:
+    """Sends every observation to a primary sink, and to each further sink the series it
+    asked for (``(sink, wanted)``; None: every series): a report and a replay's ledger want
+    all, the alert recorder and a replay's intervals a few. Called once per observation, so
+    the sinks a series goes to are resolved once per name and kept."""
 
-    def __init__(
-        self,
-        primary: KpiSink,
-        secondary: KpiSink,
-        wanted: frozenset[str] | None = None,
-        *,
-        also: KpiSink | None = None,
-        also_wanted: frozenset[str] = frozenset(),
-    ) -> None:
+    def __init__(self, primary: KpiSink, *others: tuple[KpiSink, frozenset[str] | None]) -> None:
         self._p = primary
-        self._s = secondary
-        self._wanted = wanted
-        self._a = also
-        self._aw = also_wanted
+        self._others = others
+        self._routes: dict[str, tuple[KpiSink, ...]] = {}
+
+    def _route(self, name: str) -> tuple[KpiSink, ...]:
+        route = self._routes[name] = tuple(
+            s for s, wanted in self._others if wanted is None or name in wanted
+        )
+        return route
 
     def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
         self._p.count(name, labels, ts, evidence)
-        wanted = self._wanted
-        if wanted is None or name in wanted:
-            self._s.count(name, labels, ts, evidence)
-        if name in self._aw:
-            self._a.count(name, labels, ts, evidence)  # type: ignore[union-attr]
+        route = self._routes.get(name)
+        for s in route if route is not None else self._route(name):
+            s.count(name, labels, ts, evidence)
 
     def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:
         self._p.observe(name, labels, ts, value)
-        wanted = self._wanted
-        if wanted is None or name in wanted:
-            self._s.observe(name, labels, ts, value)
-        if name in self._aw:
-            self._a.observe(name, labels, ts, value)  # type: ignore[union-attr]
+        route = self._routes.get(name)
+        for s in route if route is not None else self._route(name):
+            s.observe(name, labels, ts, value)
 
     def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None:
         self._p.gauge(name, labels, ts, value)
-        wanted = self._wanted
-        if wanted is None or name in wanted:
-            self._s.gauge(name, labels, ts, value)
-        if name in self._aw:
-            self._a.gauge(name, labels, ts, value)  # type: ignore[union-attr]
-
-
-class Both:
-    """Two sinks that each want every observation (a report and a replay's contact ledger)."""
-
-    def __init__(self, first: KpiSink, second: KpiSink) -> None:
-        self._a = first
-        self._b = second
-
-    def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
-        self._a.count(name, labels, ts, evidence)
-        self._b.count(name, labels, ts, evidence)
-
-    def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:
-        self._a.observe(name, labels, ts, value)
-        self._b.observe(name, labels, ts, value)
-
-    def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None:
-        self._a.gauge(name, labels, ts, value)
-        self._b.gauge(name, labels, ts, value)
+        route = self._routes.get(name)
+        for s in route if route is not None else self._route(name):
+            s.gauge(name, labels, ts, value)

@@ -3,7 +3,7 @@ agents busy, and the agents the interval needed (Erlang C, and Erlang A where cu
 abandon), beside a forecast made from the same weekday and interval of the weeks before.
 
 :class:`IntervalSink` is a :class:`kpis.interfaces.KpiSink` for the few series an interval
-needs (:data:`INTERVAL_SERIES`, passed through a :class:`kpis.interfaces.Tee`); it keys them by
+needs (:data:`INTERVAL_SERIES`, passed through a :class:`kpis.interfaces.FanOut`); it keys them by
 local day and interval. A contact's counts fall in the interval of their event (an answer in
 the interval it was answered); handle time is spread over the intervals it spans (from the
 agent's connect to the end of after-contact work), so ``busy_agents`` is the mean number of
@@ -20,16 +20,13 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from kpis.catalogue import ALL, KPI, NO_LABEL, ratio_value, ratio_values
-from kpis.erlang import agents_a, agents_c
 from kpis.interfaces import Labels
-from kpis.targets import Targets
+from kpis.targets import DEFAULT_GOAL, Target, Targets, agents_needed
 
 INTERVAL_SERIES = frozenset(
     {"queued", "answered", "answered_in_sl", "abandoned", "answer_seconds", "abandon_wait_seconds",
      "handle_seconds", "agent_staffed_seconds", "survey_csat_answers", "survey_csat_satisfied"}
 )  # fmt: skip
-DEFAULT_GOAL = 0.8
-"""The share to answer within the threshold, where no target sets ``service_level_goal``."""
 MIN_ABANDONED = 3
 """Erlang A is computed for an interval with at least this many abandonments."""
 FORECAST_WEEKS = 4
@@ -111,24 +108,18 @@ def _scopes(labels: Labels) -> Iterator[Labels]:
 def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]]:
     """The report's ``intervals`` rows, per queue (tenant-wide, and per tenant) and interval."""
     width = sink.width
-    staffing: dict[tuple[float, ...], int | None] = {}  # a tenant's row repeats the queue's
+    staffing: dict[tuple[float | None, ...], int | None] = {}  # a tenant's row repeats the queue's
 
     def need(
-        load: float | None, aht: float | None, threshold: float, goal: float, patience: float = 0
+        load: float | None, aht: float | None, target: Target, patience: float = 0
     ) -> int | None:
-        """Agents for the load (Erlang A with a patience, else C); None without a load, or
-        for one no queue has (kpis.erlang refuses it rather than compute without end)."""
+        """kpis.targets.agents_needed, once per distinct question (a tenant's row repeats the
+        queue's)."""
         if not load or not aht:
             return None
-        key = (load, aht, threshold, goal, patience)
+        key = (load, aht, target.service_level_seconds, target.service_level_goal, patience)
         if key not in staffing:
-            try:
-                staffing[key] = (
-                    agents_a(load, aht, patience, threshold, goal) if patience
-                    else agents_c(load, aht, threshold, goal)
-                )  # fmt: skip
-            except ValueError:
-                staffing[key] = None
+            staffing[key] = agents_needed(target, load, aht, patience)
         return staffing[key]
 
     acc: dict[tuple[Labels, Key], dict[str, float]] = {}
@@ -195,7 +186,7 @@ def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]
         f_aht = [p[2] for p in before if p[2] > 0]
         f_load = forecast * (sum(f_aht) / len(f_aht)) / width if forecast and f_aht else None
         past.append((day, float(offered), aht or 0.0))
-        required = need(load, aht, threshold, goal)
+        required = need(load, aht, target)
         ratios = ratio_values(KPI, d)  # the catalogue's formulas, on the interval's counts
         rows.append({
             "interval": start.isoformat(),
@@ -210,7 +201,7 @@ def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]
             "occupancy": ratio_value(d.get("busy", 0.0), d["staffed"]) if staffed else None,
             "service_level_seconds": threshold, "service_level_goal": goal,
             "required_agents": required,
-            "required_agents_erlang_a": need(load, aht, threshold, goal, patience) if patience
+            "required_agents_erlang_a": need(load, aht, target, patience) if patience
             else None,
             "staffing_gap": (
                 round(required - d["staffed"] / width, 3)
@@ -220,7 +211,7 @@ def build_intervals(sink: IntervalSink, targets: Targets) -> list[dict[str, Any]
             "csat": ratios["csat"],
             "forecast_offered": _round(forecast),
             "forecast_required_agents": (
-                need(f_load, sum(f_aht) / len(f_aht), threshold, goal) if f_aht else None
+                need(f_load, sum(f_aht) / len(f_aht), target) if f_aht else None
             ),
         })  # fmt: skip
     return rows

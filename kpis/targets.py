@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kpis.erlang import agents_a, agents_c
+
 
 class TargetSettings(Protocol):
     """What :class:`Targets` reads of the engine's settings (:class:`kpis.config.EngineConfig`,
@@ -230,6 +232,31 @@ class Target:
     resolution_seconds: float | None = None
     calendar: BusinessClock | None = None
     calendar_name: str | None = None
+
+
+DEFAULT_GOAL = 0.8
+"""The share answered within the threshold that staffing aims at when a target names none."""
+DEFAULT_THRESHOLD = 20.0  # seconds: the service-level threshold without any target
+
+
+def agents_needed(
+    target: Target | None, load: float, aht: float, patience: float = 0.0
+) -> int | None:
+    """Agents a queue needs to meet its service-level target (its threshold and goal, else
+    the defaults) for ``load`` erlangs at handle time ``aht``: Erlang A with a ``patience``,
+    else Erlang C. None without a load or a handle time, or for a load no queue has
+    (kpis.erlang refuses it rather than compute without end). The one formula of the report's
+    intervals, the live staffing view and the staffing alert rule."""
+    if not (load > 0 and aht > 0):
+        return None
+    threshold = target.service_level_seconds if target is not None else DEFAULT_THRESHOLD
+    goal = (target.service_level_goal if target is not None else None) or DEFAULT_GOAL
+    try:
+        if patience:
+            return agents_a(load, aht, patience, threshold, goal)
+        return agents_c(load, aht, threshold, goal)
+    except ValueError:
+        return None
 
 
 class Targets:

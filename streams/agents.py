@@ -39,7 +39,7 @@ from kpis.catalogue import AGENT, ALL, names, ratio_value, ratio_values
 from kpis.config import EngineConfig
 from kpis.decode import Rejection
 from kpis.engine import AgentEngine
-from kpis.interfaces import KpiSink, Tee
+from kpis.interfaces import FanOut, KpiSink
 from kpis.rules.agents import STATES
 from kpis.wire import TYPE_OF, AnyRec, Rec
 from streams.routing import partition_of
@@ -113,11 +113,10 @@ class AgentPartition:
             series = series_of(self.rules)
             # the alert stage's partitions: input partitions 0..n-1, agents partitions n..2n-1
             self.recorder = IntervalRecorder(series, self.sources + self.partition)
-            sink = Tee(self.metrics, self.recorder, series)
+            sink = FanOut(self.metrics, (self.recorder, series))
         self.engine = AgentEngine(self.config, sink)
         if self.recorder is not None and self.rules is not None:
-            agents = self.engine.agents
-            self.recorder.staff_view = lambda: agents.in_state
+            self.recorder.watch(agents=self.engine.agents)
             self.engine.on_tick(self.rules.evaluation_interval_seconds, self.recorder.on_tick)
 
     def process(self, value: bytes) -> AgentOutcome:
@@ -203,12 +202,6 @@ class AgentPartition:
                 [a.tenant, a.agent, a.state, a.since, sorted(a.queues), a.tracked]
                 for _, a in sorted(self.engine.agents.agents.items())
             ],
-            "alerts": None
-            if self.recorder is None
-            else {
-                "passed": finite(self.alert_progress()),
-                "intervals": [i.frozen() for i in self.recorder.closed],
-            },
         }
 
 

@@ -31,7 +31,7 @@ from alerts.stage import IntervalRecorder, passed, series_of
 from kpis.config import EngineConfig
 from kpis.decode import Decoder, Rejection
 from kpis.engine import Engine
-from kpis.interfaces import KpiSink, Labels, Tee
+from kpis.interfaces import FanOut, KpiSink, Labels
 from kpis.wire import TYPE_OF, Rec
 from streams.agents import AgentPartition, Outgoing, encode_fact, encode_mark
 from streams.routing import key_of, partition_of
@@ -122,7 +122,7 @@ class PartitionEngine:
         if self.rules is not None:
             series = series_of(self.rules)
             self.recorder = IntervalRecorder(series, self.partition)
-            sink = Tee(self.metrics, self.recorder, series)
+            sink = FanOut(self.metrics, (self.recorder, series))
         if self.agents_topic is not None:
             self.agents = AgentPartition(self.partition, self.sources, self.config, self.rules)
         facts = self._fact if self.agents is not None else None
@@ -130,8 +130,7 @@ class PartitionEngine:
                              batch=1 if self.inputs is None else 1 << 30,
                              auto_watermark=self.inputs is None, agent_facts=facts)  # fmt: skip
         if self.recorder is not None and self.rules is not None:
-            self.recorder.queue_view = self.engine.waiting_now
-            self.recorder.queue_entries = self.engine.waiting_entries
+            self.recorder.watch(queues=self.engine)
             self.engine.on_tick(self.rules.evaluation_interval_seconds, self.recorder.on_tick)
 
     def _fact(self, rec: Rec, ts: float) -> None:
@@ -356,15 +355,27 @@ def partition_doc(pe: PartitionEngine) -> dict[str, Any]:
         ],
         "waiting": [[list(lb), n, age] for lb, (n, age) in sorted(pe.waiting_now().items())],
         "provisional": [[list(lb), *v] for lb, v in sorted(pe.engine.provisional().items())],
-        # alert intervals not yet evaluated by the centre's stage, and how far this partition
-        # has passed (alerts.stage); None without rules
-        "alerts": None
-        if pe.recorder is None
-        else {
-            "passed": finite(pe.alert_progress()),
-            "intervals": [i.frozen() for i in pe.recorder.closed],
-        },
         "agents": pe.agents.doc() if pe.agents is not None else None,
+    }
+
+
+def alert_doc(pe: PartitionEngine) -> dict[str, Any] | None:
+    """What a partition publishes on the alert path (streams.sinks.alertstore): the intervals
+    its recorders closed that the centre's stage has not evaluated yet, and how far the
+    partition has passed (alerts.stage), for the input partition and its agents partition.
+    None without rules."""
+    if pe.recorder is None:
+        return None
+    agents = pe.agents
+    return {
+        "passed": finite(pe.alert_progress()),
+        "intervals": [i.frozen() for i in pe.recorder.closed],
+        "agents": None
+        if agents is None or agents.recorder is None
+        else {
+            "passed": finite(agents.alert_progress()),
+            "intervals": [i.frozen() for i in agents.recorder.closed],
+        },
     }
 
 

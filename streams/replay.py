@@ -27,7 +27,7 @@ from kpis.config import EngineConfig
 from kpis.decode import REJECT_REASONS, Decoder, Rejection, iso
 from kpis.engine import Engine
 from kpis.events import SCHEMA_VERSION
-from kpis.interfaces import Both, KpiSink, Tee
+from kpis.interfaces import FanOut, KpiSink
 from kpis.intervals import INTERVAL_SERIES, IntervalSink, build_intervals
 from kpis.report import ReportSink, build_sections
 from kpis.scorecard import ScorecardTargets, benchmark, scorecard
@@ -173,14 +173,13 @@ class Replay:
         minutes = config.interval_minutes
         self.intervals = IntervalSink(tz, (minutes or 30) * 60.0)
         self.ledger = ledger
-        primary: KpiSink = self.sink if ledger is None else Both(self.sink, ledger)
-        tee = Tee(primary, self.recorder, self.stage.series, also=self.intervals,
-                  also_wanted=INTERVAL_SERIES if minutes else frozenset())  # fmt: skip
-        self.engine = Engine(config, tee, agent_states=True, tracer=ledger)
-        self.recorder.queue_view = self.engine.waiting_now
-        self.recorder.queue_entries = self.engine.waiting_entries
-        agents = self.engine.agents
-        self.recorder.staff_view = lambda: agents.in_state
+        others: list[tuple[KpiSink, frozenset[str] | None]] = [(self.recorder, self.stage.series)]
+        if ledger is not None:
+            others.append((ledger, None))
+        if minutes:
+            others.append((self.intervals, INTERVAL_SERIES))
+        self.engine = Engine(config, FanOut(self.sink, *others), agent_states=True, tracer=ledger)
+        self.recorder.watch(queues=self.engine, agents=self.engine.agents)
         self.engine.on_tick(self.rules.evaluation_interval_seconds, self._tick)
         self.decoder = Decoder(max_line_bytes)
         self.max_line_bytes = max_line_bytes

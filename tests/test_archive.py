@@ -27,7 +27,8 @@ from streams.audit.archive import (
     sub_archives,
     verify,
 )
-from streams.kafka.worker import LiveRuntime, MemoryCheckpoints
+from streams.kafka.checkpoint import MemoryCheckpoints
+from streams.kafka.worker import LiveOptions, LiveRuntime
 from streams.partitioned import partition_doc, replay_partitioned
 from streams.replay import Replay, Source
 from streams.sinks.readmodel import kpi_view
@@ -191,9 +192,15 @@ def kill(archive: LiveArchive, cut: bytes = b"") -> None:
 
 
 def live_runtime(root: Path, store: MemoryCheckpoints) -> LiveRuntime:
-    return LiveRuntime(EngineConfig(), 3, store, inputs=INPUTS, registry=CollectorRegistry(),
-                       checkpoint_interval=0.05, clock=Clock(),
-                       archive=LiveArchive(root))  # fmt: skip
+    return LiveRuntime(
+        EngineConfig(),
+        3,
+        store,
+        registry=CollectorRegistry(),
+        clock=Clock(),
+        archive=LiveArchive(root),
+        options=LiveOptions(inputs=INPUTS, checkpoint_interval=0.05),
+    )
 
 
 @pytest.mark.parametrize("seed", [5, 6])
@@ -242,8 +249,15 @@ def test_a_topic_partition_archive_has_one_writer(tmp_path: Path) -> None:
     a, b = LiveArchive(tmp_path), LiveArchive(tmp_path)
     assert a.ready("calls", 0)
     assert not b.ready("calls", 0) and b.ready("calls", 1)
-    rt = LiveRuntime(EngineConfig(), 3, MemoryCheckpoints(), inputs=INPUTS, archive=b,
-                     registry=CollectorRegistry(), clock=Clock())  # fmt: skip
+    rt = LiveRuntime(
+        EngineConfig(),
+        3,
+        MemoryCheckpoints(),
+        archive=b,
+        registry=CollectorRegistry(),
+        clock=Clock(),
+        options=LiveOptions(inputs=INPUTS),
+    )
     line = day()[0]
     assert rt.on_record("calls", 0, 7, line, lambda: None).expected == 7
     assert rt.on_record("calls", 0, 8, line, lambda: None).expected == 7  # seek to the first
@@ -311,9 +325,15 @@ def test_an_archive_write_failure_sends_the_partition_back_to_its_checkpoint(
     data = records_by_tp(lines, 3)
     root = tmp_path / "archive"
     archive = FailingDisk(root, {700, 2500})
-    rt = LiveRuntime(EngineConfig(), 3, MemoryCheckpoints(), inputs=INPUTS, archive=archive,
-                     registry=CollectorRegistry(), checkpoint_interval=0.05,
-                     clock=Clock())  # fmt: skip
+    rt = LiveRuntime(
+        EngineConfig(),
+        3,
+        MemoryCheckpoints(),
+        archive=archive,
+        registry=CollectorRegistry(),
+        clock=Clock(),
+        options=LiveOptions(inputs=INPUTS, checkpoint_interval=0.05),
+    )
     consumer = Consumer(data, {})
     pos = dict.fromkeys(data, 0)
     rng = random.Random(4)
@@ -327,13 +347,13 @@ def test_an_archive_write_failure_sends_the_partition_back_to_its_checkpoint(
             out = rt.on_record(tp[0], tp[1], o, data[tp][o], consumer.ack(tp, o))
             if out.status == "gap":  # the caller seeks back
                 gaps += 1
-                degraded = degraded or rt.health()["status"] == "degraded"
+                degraded = degraded or rt.views.health()["status"] == "degraded"
                 pos[tp] = out.expected
                 break
             pos[tp] = o + 1
     assert archive.calls > 2500 and gaps > 2 and degraded
     consumer.quiesce(rt)
-    assert rt.health()["status"] == "ok"  # a checkpoint wrote the archive again
+    assert rt.views.health()["status"] == "ok"  # a checkpoint wrote the archive again
     archive.flush()
     for (topic, p), records in data.items():
         assert [raw for _, raw in archived_records(root, topic, p)] == records, (topic, p)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from alerts.evaluator import AlertLogic
-from alerts.ivr_lint import parse
 from alerts.rules import RulesConfig, check
+from kpis.ivr_lint import parse
 
 BOMB = "\n".join(
     [f'{c}: &{c} ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'

@@ -18,15 +18,15 @@ from typing import Any
 
 import pytest
 
-from alerts.delivery import (
+from alerts.evaluator import Alert, AlertEvent, AlertLogic, fingerprint
+from alerts.rules import RulesConfig
+from streams.delivery import (
     SIGNATURE_HEADER,
     AlertmanagerReceiver,
     Dispatcher,
     WebhookReceiver,
     verify,
 )
-from alerts.evaluator import Alert, AlertEvent, AlertLogic, fingerprint
-from alerts.rules import RulesConfig
 
 BINARY = shutil.which("prometheus-alertmanager")
 # In CI the test command installs it: there a missing binary fails instead of skipping.

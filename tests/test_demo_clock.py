@@ -15,9 +15,10 @@ from cc_monitor.live_demo import LEAD_WALL_SECONDS, clock_env, demo_clock, on_cl
 from cc_monitor.simulator import SimConfig
 from kpis.clock import EventClock
 from kpis.config import EngineConfig
-from streams.kafka.app import ClockSettings
+from streams.kafka.checkpoint import MemoryCheckpoints
 from streams.kafka.settings import Topics
-from streams.kafka.worker import LiveRuntime, MemoryCheckpoints
+from streams.kafka.worker import LiveOptions, LiveRuntime
+from streams.kafka.worker_settings import ClockSettings
 from streams.rejects import RejectWatch
 
 INPUTS = Topics().inputs()
@@ -66,10 +67,16 @@ def test_a_worker_on_the_wall_clock_says_it_rejects_a_fast_day() -> None:
     cfg = SimConfig(start=date(2026, 11, 2), contacts_per_day=3000)
     wall = Wall(START)
     played = EventClock(START, START, 60.0)  # what the feeder played; the worker is not told
-    rt = LiveRuntime(EngineConfig(), 1, MemoryCheckpoints(), inputs=INPUTS,
-                     registry=CollectorRegistry(), clock=wall)  # fmt: skip
+    rt = LiveRuntime(
+        EngineConfig(),
+        1,
+        MemoryCheckpoints(),
+        registry=CollectorRegistry(),
+        clock=wall,
+        options=LiveOptions(inputs=INPUTS),
+    )
     _feed(rt, wall, cfg, played, 40)
-    health = rt.health()
+    health = rt.views.health()
     assert health["status"] == "degraded"
     problem = " ".join(str(p) for p in health["problems"])
     assert "rejecting" in problem and "out_of_range" in problem
@@ -92,13 +99,19 @@ def test_a_worker_told_the_demos_clock_accepts_the_whole_run() -> None:
         lead = float(env["CC_MONITOR_ENGINE__MAX_CLOCK_LEAD_SECONDS"])
         assert lead >= 2 * LEAD_WALL_SECONDS * speed
         config = EngineConfig(max_clock_lead_seconds=lead)
-        rt = LiveRuntime(config, 1, MemoryCheckpoints(), inputs=INPUTS,
-                         registry=CollectorRegistry(), clock=wall, event_clock=clock)  # fmt: skip
+        rt = LiveRuntime(
+            config,
+            1,
+            MemoryCheckpoints(),
+            registry=CollectorRegistry(),
+            clock=wall,
+            options=LiveOptions(inputs=INPUTS, event_clock=clock),
+        )
         n = _feed(rt, wall, cfg, clock, 120)
         assert n > 500
         assert rt.registry.get_sample_value("cc_events_rejected_total",
                                             {"reason": "out_of_range"}) == 0  # fmt: skip
-        health = rt.health()
+        health = rt.views.health()
         assert health["status"] == "ok", health["problems"]
         assert health["input"]["rejected"] == {}  # type: ignore[index]
         # the event time the worker reached follows the clock (2 min of wall time at speed)

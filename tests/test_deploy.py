@@ -111,7 +111,7 @@ def worker_registry() -> CollectorRegistry:
     import random
 
     from alerts.rules import RulesConfig
-    from streams.kafka.worker import MemoryCheckpoints
+    from streams.kafka.checkpoint import MemoryCheckpoints
 
     from .test_live import INPUTS, AgentsTopic, Consumer, records_by_tp, runtime
 

@@ -8,8 +8,8 @@ import json
 import time
 from pathlib import Path
 
-from alerts.delivery import Dispatcher
 from alerts.evaluator import Alert, AlertEvent
+from streams.delivery import Dispatcher
 
 
 class Flaky:
@@ -70,7 +70,7 @@ def test_an_outage_costs_bounded_memory_and_recovery_comes_in_batches(tmp_path: 
 
 
 def test_webhook_signatures_cover_a_time_and_expire() -> None:
-    from alerts.delivery import sign, verify
+    from streams.delivery import sign, verify
 
     body = b'{"version": 1}'
     header = sign(b"k", body, 1_000_000)
@@ -87,7 +87,7 @@ def test_a_webhook_without_a_secret_is_refused() -> None:
     import pytest
     from pydantic import ValidationError
 
-    from streams.kafka.app import AlertDeliverySettings
+    from streams.kafka.worker_settings import AlertDeliverySettings
 
     with pytest.raises(ValidationError, match="webhook_secret is required"):
         AlertDeliverySettings(webhook_url="http://127.0.0.1:9/hook")

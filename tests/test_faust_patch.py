@@ -1,8 +1,8 @@
-"""streams/kafka/app.py replaces Faust's private ``Consumer._drain_messages`` (batch fetch) and
+"""streams/kafka/faust_io.py replaces Faust's private ``Consumer._drain_messages`` (batch fetch) and
 wraps ``AIOKafkaConsumerThread._create_worker_consumer`` (fetch wait). Private code changes
 without notice, so these tests, which need no broker, fail when anything the patch copies or
 calls has changed: the upstream functions' source (read the new version, port what changed to
-``_install_batch_fetch``, then update the digest here) and the names and signatures it uses."""
+``install_batch_fetch``, then update the digest here) and the names and signatures it uses."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_patched_upstream_code_is_what_the_patch_was_written_against(qualname: s
     src = inspect.getsource(_function(qualname))
     digest = hashlib.sha256(src.encode()).hexdigest()[:16]
     assert digest == UPSTREAM[qualname], (
-        f"{qualname} changed upstream: compare it with streams/kafka/app.py's copy, port the "
+        f"{qualname} changed upstream: compare it with streams/kafka/faust_io.py's copy, port the "
         "change, then update UPSTREAM in this test"
     )
 

@@ -11,8 +11,8 @@ import orjson
 import pytest
 import yaml
 
-from alerts.ivr_lint import Flow, LintConfig, lint
 from cc_monitor.cli import main
+from kpis.ivr_lint import Flow, LintConfig, lint
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = date(2026, 11, 22)

@@ -23,8 +23,9 @@ from kpis.config import EngineConfig
 from kpis.decode import Decoder
 from kpis.engine import Engine
 from kpis.report import COUNTS
+from streams.kafka.checkpoint import MemoryCheckpoints, load_checkpoint
 from streams.kafka.settings import Topics, topic_for
-from streams.kafka.worker import LiveRuntime, MemoryCheckpoints, load_checkpoint
+from streams.kafka.worker import LiveOptions, LiveRuntime
 from streams.partitioned import (
     PartitionEngine,
     key_of,
@@ -34,8 +35,9 @@ from streams.partitioned import (
     replay_partitioned,
 )
 from streams.replay import Replay, Source
+from streams.sinks.alertstore import MemoryAlertStore
 from streams.sinks.metrics import MetricsSink
-from streams.sinks.readmodel import MemoryReadModel, kpi_view
+from streams.sinks.readmodel import MemoryKpiView, kpi_view
 
 DURATIONS = names(KPI, "duration", live=True)  # replay-only ones (agent states) left out
 
@@ -119,7 +121,7 @@ class Consumer:
                if tp[1] in owned and (topics is None or tp[0] in topics)}  # fmt: skip
         n = 0
         while True:
-            if rt.send is not None:  # what the batch released goes to the agents topic
+            if rt.sender is not None:  # what the batch released goes to the agents topic
                 asyncio.run(rt.publish_agents())
             live = [tp for tp, o in pos.items() if o < len(self.data[tp])]
             if not live:
@@ -141,12 +143,12 @@ class Consumer:
         read after a restart (restored from its checkpoint)."""
         for p in sorted(self.owned):
             rt.partition(p)
-        for _ in range(3 if rt.send is not None else 1):
-            if rt.send is not None:  # the agent facts and marks the last tick sent
+        for _ in range(3 if rt.sender is not None else 1):
+            if rt.sender is not None:  # the agent facts and marks the last tick sent
                 self.run(rt, self.owned, random.Random(0), topics=(TOPICS.agents,))
             for p in list(rt.owned):
                 rt.set_caught_up(p, dict.fromkeys(INPUTS, True))
-            rt.last_record = -1e9
+            rt.time.last_record = -1e9
             asyncio.run(rt.tick())
 
 
@@ -173,16 +175,30 @@ class Clock:
         return self.t
 
 
+class Shared:
+    """What Redis is to the workers of one test: the KPI view and the alert store."""
+
+    def __init__(self, view: Any = None, alerts: Any = None) -> None:
+        self.view = view if view is not None else MemoryKpiView()
+        self.alerts = alerts if alerts is not None else MemoryAlertStore()
+
+
 def runtime(
-    store: MemoryCheckpoints, partitions: int, read_model: Any = None,
+    store: MemoryCheckpoints, partitions: int, shared: Shared | None = None,
     rules: RulesConfig | None = None, config: EngineConfig | None = None,
-    agents: AgentsTopic | None = None,
+    agents: AgentsTopic | None = None, *, notify: Notified | None = None, name: str = "worker",
+    archive: Any = None,
 ) -> LiveRuntime:  # fmt: skip
-    return LiveRuntime(config or EngineConfig(), partitions, store, inputs=INPUTS,
-                       registry=CollectorRegistry(), read_model=read_model or MemoryReadModel(),
-                       checkpoint_interval=0.05, idle_flush_seconds=5, clock=Clock(),
-                       rules=rules, agents_topic=TOPICS.agents if agents else None,
-                       send=agents)  # fmt: skip
+    """A worker as the tests run it: fast checkpoints, a test clock, in-memory stores (shared
+    between the workers of one test through ``shared``), live agent states with ``agents``."""
+    shared = shared or Shared()
+    topic = TOPICS.agents if agents else None
+    options = LiveOptions(inputs=INPUTS, checkpoint_interval=0.05, idle_flush_seconds=5,
+                          worker_id=name, agents_topic=topic)  # fmt: skip
+    return LiveRuntime(config or EngineConfig(), partitions, store, registry=CollectorRegistry(),
+                       read_model=shared.view, alert_store=shared.alerts, clock=Clock(),
+                       rules=rules, notify=notify, archive=archive, send=agents,
+                       options=options)  # fmt: skip
 
 
 def view_of(rt: LiveRuntime) -> dict[str, Any]:
@@ -238,7 +254,7 @@ def test_partitions_move_between_workers() -> None:
     other mid-stream without being saved on revocation."""
     rng = random.Random(9)
     data = records_by_tp(day(), 4)
-    store, committed, shared = MemoryCheckpoints(), {}, MemoryReadModel()
+    store, committed, shared = MemoryCheckpoints(), {}, Shared()
     a, b = runtime(store, 4, shared), runtime(store, 4, shared)
     ca, cb = Consumer(data, committed), Consumer(data, committed)
     ca.run(a, {0, 1}, rng, stop_after=2500)
@@ -293,7 +309,7 @@ def _write(lines: tuple[bytes, ...]) -> str:
 def test_checkpoints_are_chunked_and_old_generations_dropped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import streams.kafka.worker as live
+    import streams.kafka.checkpoint as live
 
     monkeypatch.setattr(live, "CHUNK_BYTES", 4096)
     store = MemoryCheckpoints()
@@ -319,7 +335,7 @@ def test_checkpoints_are_chunked_and_old_generations_dropped(
         PartitionEngine.from_checkpoint(1, EngineConfig(), blob)
 
 
-class FlakyStore(MemoryReadModel):
+class FlakyStore(MemoryKpiView):
     def __init__(self) -> None:
         super().__init__()
         self.down = False
@@ -333,15 +349,15 @@ class FlakyStore(MemoryReadModel):
 def test_read_model_outage_degrades_health_and_catches_up() -> None:
     data = records_by_tp(day(), 2)
     store, committed, flaky = MemoryCheckpoints(), {}, FlakyStore()
-    rt = runtime(store, 2, flaky)
+    rt = runtime(store, 2, Shared(flaky))
     consumer = Consumer(data, committed)
     consumer.run(rt, {0, 1}, random.Random(5), stop_after=3000)
     asyncio.run(rt.tick())
-    assert rt.health()["status"] == "ok"
+    assert rt.views.health()["status"] == "ok"
     flaky.down = True
     consumer.run(rt, {0, 1}, random.Random(6), stop_after=3000)
     asyncio.run(rt.tick())
-    health = rt.health()
+    health = rt.views.health()
     assert health["status"] == "degraded"
     assert "connection refused" in str(health["read_model"])
     assert rt.registry.get_sample_value("cc_redis_up") == 0
@@ -350,7 +366,7 @@ def test_read_model_outage_degrades_health_and_catches_up() -> None:
     assert sum(o.pe.processed for o in rt.owned.values()) > before
     flaky.down = False
     consumer.quiesce(rt)
-    assert rt.health()["status"] == "ok"
+    assert rt.views.health()["status"] == "ok"
     assert rt.registry.get_sample_value("cc_redis_up") == 1
     docs = [orjson.loads(d) for _, d in sorted(flaky.docs.items())]
     assert kpi_view(docs, 2) == expected_view(2)
@@ -393,8 +409,14 @@ def test_real_time_input_the_wall_clock_moves_quiet_partitions() -> None:
     with no later event; on historical input the wall clock moves nothing."""
     clock = Clock()
     now = clock.t
-    rt = LiveRuntime(EngineConfig(), 1, MemoryCheckpoints(), inputs=INPUTS,
-                     registry=CollectorRegistry(), clock=clock)  # fmt: skip
+    rt = LiveRuntime(
+        EngineConfig(),
+        1,
+        MemoryCheckpoints(),
+        registry=CollectorRegistry(),
+        clock=clock,
+        options=LiveOptions(inputs=INPUTS),
+    )
     from datetime import UTC, datetime
 
     def ev(seconds: float, etype: str, **kw: Any) -> bytes:
@@ -420,12 +442,18 @@ def test_real_time_input_the_wall_clock_moves_quiet_partitions() -> None:
     asyncio.run(rt.tick())
     assert breached() == 0
     clock.t = now + 86_400 + 120  # a day and the allowed lateness later: the deadline passed
-    rt.last_record = clock.t  # not idle: the wall clock alone moves the watermark
+    rt.time.last_record = clock.t  # not idle: the wall clock alone moves the watermark
     asyncio.run(rt.tick())
     assert breached() == 1
     # historical input (event time far behind the wall clock): nothing moves without events
-    hist = LiveRuntime(EngineConfig(), 1, MemoryCheckpoints(), inputs=INPUTS,
-                       registry=CollectorRegistry(), clock=lambda: now + 400 * 86_400)  # fmt: skip
+    hist = LiveRuntime(
+        EngineConfig(),
+        1,
+        MemoryCheckpoints(),
+        registry=CollectorRegistry(),
+        clock=lambda: now + 400 * 86_400,
+        options=LiveOptions(inputs=INPUTS),
+    )
     for o, raw in enumerate(log):
         hist.on_record(INPUTS[0], 0, o, raw, lambda: None)
     hist.set_caught_up(0, dict.fromkeys(INPUTS, True))
@@ -471,13 +499,10 @@ def test_alerts_across_workers_equal_the_replay_and_page_once() -> None:
     data = records_by_tp(day(), 4)
     total = sum(len(v) for v in data.values())
     agents = AgentsTopic(data, 4)
-    store, committed, shared, sent = MemoryCheckpoints(), {}, MemoryReadModel(), Notified()
+    store, committed, shared, sent = MemoryCheckpoints(), {}, Shared(), Notified()
 
     def worker(name: str) -> LiveRuntime:
-        return LiveRuntime(EngineConfig(), 4, store, inputs=INPUTS, registry=CollectorRegistry(),
-                           read_model=shared, checkpoint_interval=0.05, idle_flush_seconds=5,
-                           clock=Clock(), worker_id=name, rules=RulesConfig(),
-                           notify=sent, agents_topic=TOPICS.agents, send=agents)  # fmt: skip
+        return runtime(store, 4, shared, RulesConfig(), agents=agents, notify=sent, name=name)
 
     a, b = worker("a"), worker("b")
     ca, cb = Consumer(data, committed), Consumer(data, committed)
@@ -488,17 +513,17 @@ def test_alerts_across_workers_equal_the_replay_and_page_once() -> None:
         asyncio.run(b.tick())
         ca.run(a, {0, 1}, rng, topics=(TOPICS.agents,))  # facts and marks keep up
         cb.run(b, {2, 3}, rng, topics=(TOPICS.agents,))
-    assert a.stage is not None and b.stage is None  # a leads
-    evaluated = a.evaluated_to
+    assert a.leader.stage is not None and b.leader.stage is None  # a leads
+    evaluated = a.leader.evaluated_to
     assert evaluated is not None  # the centre's rules evaluated mid-stream
     # kill a: no last checkpoint, no stage save beyond its last tick; the lease runs out
-    shared.expire_lease()
+    shared.alerts.expire_lease()
     before = len(sent.events)
     a = worker("a2")
     ca = Consumer(data, committed)
     asyncio.run(b.tick())
-    assert b.stage is not None and b.stage.evaluated_to is not None
-    assert b.stage.evaluated_to >= evaluated  # went on from the saved stage
+    assert b.leader.stage is not None and b.leader.stage.evaluated_to is not None
+    assert b.leader.stage.evaluated_to >= evaluated  # went on from the saved stage
     ca.run(a, {0, 1}, rng)
     cb.run(b, {2, 3}, rng)
     for _ in range(3):
@@ -512,14 +537,14 @@ def test_alerts_across_workers_equal_the_replay_and_page_once() -> None:
     assert len(keys) == len(set(keys))  # paged once
     by_b = b.registry.get_sample_value("cc_alert_notifications_total", {"status": "firing"})
     assert by_b == sum(e.status == "firing" for e in sent.events[before:])
-    assert b.alerts()["evaluating"] is True and a.alerts()["evaluating"] is False
-    shown = b.alerts()
+    assert b.views.alerts()["evaluating"] is True and a.views.alerts()["evaluating"] is False
+    shown = b.views.alerts()
     assert isinstance(shown["evaluated_to"], str)  # RFC 3339, as every /api view
     for alert in shown["firing"]:  # type: ignore[attr-defined]
         assert datetime.fromisoformat(alert["starts_at"]).tzinfo is not None
 
 
-class SplitBrain(MemoryReadModel):
+class SplitBrain(MemoryAlertStore):
     """Every worker believes it holds the lease (one stalled past its lease's expiry while
     another took it), and no worker's stage save is ever read back."""
 
@@ -537,24 +562,28 @@ def test_two_evaluating_workers_still_page_once() -> None:
     rng = random.Random(6)
     data = records_by_tp(day(), 2)
     agents = AgentsTopic(data, 2)
-    store, committed, shared, sent = MemoryCheckpoints(), {}, SplitBrain(), Notified()
-    a, b = (LiveRuntime(EngineConfig(), 2, store, inputs=INPUTS, registry=CollectorRegistry(),
-                        read_model=shared, checkpoint_interval=0.05, idle_flush_seconds=5,
-                        clock=Clock(), worker_id=name, rules=RulesConfig(), notify=sent,
-                        agents_topic=TOPICS.agents, send=agents)
-            for name in ("a", "b"))  # fmt: skip
+    store, committed, shared, sent = (
+        MemoryCheckpoints(),
+        {},
+        Shared(alerts=SplitBrain()),
+        Notified(),
+    )
+    a, b = (
+        runtime(store, 2, shared, RulesConfig(), agents=agents, notify=sent, name=name)
+        for name in ("a", "b")
+    )
     ca, cb = Consumer(data, committed), Consumer(data, committed)
     ca.run(a, {0}, rng)
     cb.run(b, {1}, rng)
     for _ in range(3):
         ca.quiesce(a)
         cb.quiesce(b)
-    assert a.stage is not None and b.stage is not None  # both evaluated everything
+    assert a.leader.stage is not None and b.leader.stage is not None  # both evaluated everything
     keys = [(e.alert.fingerprint, e.alert.starts_at, e.status) for e in sent.events]
     assert len(keys) == len(set(keys)) == sum(1 + (a["ends_at"] is not None) for a in expected)
 
 
-class FailingClaims(MemoryReadModel):
+class FailingClaims(MemoryAlertStore):
     """The store fails on the first notification claims it sees (Redis down mid-evaluation)."""
 
     def __init__(self, failures: int) -> None:
@@ -574,11 +603,14 @@ def test_a_store_failure_mid_evaluation_loses_no_alert() -> None:
     expected = sum(1 + (a.ends_at is not None) for a in replay.timeline.alerts())
     data = records_by_tp(day(), 2)
     store, sent = FailingClaims(failures=3), Notified()
-    rt = LiveRuntime(EngineConfig(), 2, MemoryCheckpoints(), inputs=INPUTS,
-                     registry=CollectorRegistry(), read_model=store, checkpoint_interval=0.05,
-                     idle_flush_seconds=5, clock=Clock(), rules=RulesConfig(),
-                     notify=sent, agents_topic=TOPICS.agents,
-                     send=AgentsTopic(data, 2))  # fmt: skip
+    rt = runtime(
+        MemoryCheckpoints(),
+        2,
+        Shared(alerts=store),
+        RulesConfig(),
+        agents=AgentsTopic(data, 2),
+        notify=sent,
+    )
     consumer = Consumer(data, {})
     consumer.run(rt, {0, 1}, random.Random(8))
     for _ in range(5):
@@ -599,12 +631,12 @@ def test_a_log_that_lost_records_is_detected_said_and_continued() -> None:
     consumer.run(rt, {0}, random.Random(3))
     consumer.quiesce(rt)
     rt.broker_answered(3)
-    assert rt.health()["status"] == "ok" and rt.health()["problems"] == []
+    assert rt.views.health()["status"] == "ok" and rt.views.health()["problems"] == []
     topic = INPUTS[0]
     done = rt.owned[0].pe.offsets[topic]
     assert done > 10
     rt.report_lag(topic, 0, 10)  # the broker came back with only 10 records of this log
-    health = rt.health()
+    health = rt.views.health()
     assert health["status"] == "degraded"
     assert f"the log ends at offset 10, the checkpoint covers up to {done}" in str(health)
     assert rt.owned[0].pe.offsets[topic] == 10
@@ -621,14 +653,14 @@ def test_a_log_that_lost_records_is_detected_said_and_continued() -> None:
 
 def test_health_says_when_the_broker_or_the_assignment_is_missing() -> None:
     rt = runtime(MemoryCheckpoints(), 1)
-    assert rt.health()["status"] == "ok"  # driven without a broker: nothing to say of it
+    assert rt.views.health()["status"] == "ok"  # driven without a broker: nothing to say of it
     rt.broker_answered(0)  # the app asked: no input partition assigned
     rt.clock.t += 61  # type: ignore[attr-defined]
-    assert any("no input partition" in p for p in rt.health()["problems"])  # type: ignore[attr-defined]
+    assert any("no input partition" in p for p in rt.views.health()["problems"])  # type: ignore[attr-defined]
     rt.partition(0)
     rt.broker_failed("KafkaConnectionError: unreachable")
     rt.clock.t += 21  # type: ignore[attr-defined]
-    problems = rt.health()["problems"]
+    problems = rt.views.health()["problems"]
     assert any("broker not answering" in p and "unreachable" in p for p in problems)  # type: ignore[attr-defined]
     rt.broker_answered(3)
-    assert rt.health()["status"] == "ok"
+    assert rt.views.health()["status"] == "ok"

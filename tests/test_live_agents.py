@@ -21,7 +21,7 @@ from streams.inputs.files import ImportStats, Source, SourceStats
 from streams.inputs.importers import make_importer
 from streams.inputs.importers.base import RowProblem
 from streams.inputs.privacy import Pseudonymizer
-from streams.kafka.worker import MemoryCheckpoints
+from streams.kafka.checkpoint import MemoryCheckpoints
 from streams.replay import Replay
 from streams.replay import Source as ReplaySource
 from tests.test_live import AgentsTopic, Consumer, day, records_by_tp, runtime
@@ -58,9 +58,9 @@ def live(lines: tuple[bytes, ...], partitions: int, seed: int, crash: bool = Fal
     rng = random.Random(seed)
     half = set(range(0, partitions, 2))
     rest = set(range(partitions)) - half
-    from streams.sinks.readmodel import MemoryReadModel
+    from tests.test_live import Shared
 
-    shared = MemoryReadModel()
+    shared = Shared()
     a = runtime(store, partitions, shared, agents=topic)
     b = runtime(store, partitions, shared, agents=topic)
     ca, cb = Consumer(data, committed), Consumer(data, committed)
@@ -118,8 +118,8 @@ def test_a_queue_log_live_gives_the_replay_agents(
     lines = queue_log_events()
     rep, report = replay_of(lines, tmp_path)
     a, b = live(lines, partitions, seed=partitions, crash=crash)
-    assert compare(a.agents(), report) == 3  # three agents (no tenant: over all only)
-    view = a.agents()
+    assert compare(a.views.agents(), report) == 3  # three agents (no tenant: over all only)
+    view = a.views.agents()
     assert view["states"]["offline"] == 3 and view["states"]["available"] == 0
     one = next(r for r in view["agents"] if r["agent"] == "Agent/1001")
     assert one["state"] == "offline" and one["metrics"]["agent_handled"] == 2
@@ -135,8 +135,8 @@ def test_a_simulated_day_live_gives_the_replay_agents(tmp_path: Path) -> None:
     lines = day()
     _rep, report = replay_of(lines, tmp_path)
     a, b = live(lines, 3, seed=11, crash=True)
-    assert compare(a.agents(), report) > 20
-    assert a.agents() == b.agents()  # both read the shared read model
+    assert compare(a.views.agents(), report) > 20
+    assert a.views.agents() == b.views.agents()  # both read the shared read model
     rejected = a.registry.get_sample_value("cc_events_rejected_total", {"reason": "late"})
     assert rejected == 0.0  # no fact was late at its agent engine
 
@@ -176,7 +176,6 @@ def test_the_staffing_view_live_equals_the_replay(tmp_path: Path) -> None:
     """The current interval, required agents and forecast come from the alert stage: the
     evaluating worker's view equals a replay's, and cc_required_agents exports it."""
     from alerts.rules import RulesConfig
-    from tests.test_live import Clock
 
     lines = tuple(x for x in day() if orjson.loads(x)["ts"] < "2026-11-02T10:50")  # mid-morning
     rep, _ = replay_of(lines, tmp_path)
@@ -185,27 +184,19 @@ def test_the_staffing_view_live_equals_the_replay(tmp_path: Path) -> None:
     assert any(r["agents_staffed"] for r in want)
     data = records_by_tp(lines, 3)
     topic = AgentsTopic(data, 3)
-    from prometheus_client import CollectorRegistry
 
-    from streams.kafka.worker import LiveRuntime
-    from streams.sinks.readmodel import MemoryReadModel
-    from tests.test_live import INPUTS, TOPICS
-
-    rt = LiveRuntime(EngineConfig(), 3, MemoryCheckpoints(), inputs=INPUTS,
-                     registry=CollectorRegistry(), read_model=MemoryReadModel(),
-                     checkpoint_interval=0.05, idle_flush_seconds=5, clock=Clock(),
-                     rules=RulesConfig(), agents_topic=TOPICS.agents, send=topic)  # fmt: skip
+    rt = runtime(MemoryCheckpoints(), 3, rules=RulesConfig(), agents=topic)
     consumer = Consumer(data, {})
     consumer.run(rt, {0, 1, 2}, random.Random(3))
     for _ in range(2):
         consumer.quiesce(rt)
-    assert rt.staffing() == want
+    assert rt.views.staffing() == want
     row = next(r for r in want if r["tenant"] != "*" and r["required_agents"])
     got = rt.registry.get_sample_value("cc_required_agents", {
         "tenant": row["tenant"], "channel": row["channel"], "queue": row["queue"],
         "horizon": "now"})  # fmt: skip
     assert got == row["required_agents"]
-    assert rt.kpis()["staffing"] == want
+    assert rt.views.kpis()["staffing"] == want
 
 
 def _shortfall(alerts: list[dict[str, Any]]) -> list[tuple[str, str, float, float]]:
@@ -225,7 +216,7 @@ def test_the_simulated_staffing_shortfall_fires_and_resolves_in_replay_and_live(
 
     from alerts.rules import RulesConfig
     from cc_monitor.simulator import SimConfig, simulate
-    from tests.test_live import INPUTS, TOPICS, Clock, Notified
+    from tests.test_live import Notified
 
     lines = tuple(orjson.dumps(e) for e in simulate(SimConfig())
                   if e["ts"] < "2026-11-02T17:30")  # fmt: skip
@@ -248,18 +239,10 @@ def test_the_simulated_staffing_shortfall_fires_and_resolves_in_replay_and_live(
     assert [(a[2] >= at("16:00"), a[3] is not None and a[3] <= at("16:30")) for a in none] == [
         (True, True)
     ]
-    from prometheus_client import CollectorRegistry
-
-    from streams.kafka.worker import LiveRuntime
-    from streams.sinks.readmodel import MemoryReadModel
 
     data = records_by_tp(lines, 3)
     topic, sent = AgentsTopic(data, 3), Notified()
-    rt = LiveRuntime(EngineConfig(), 3, MemoryCheckpoints(), inputs=INPUTS,
-                     registry=CollectorRegistry(), read_model=MemoryReadModel(),
-                     checkpoint_interval=0.05, idle_flush_seconds=5, clock=Clock(),
-                     rules=RulesConfig(), notify=sent, agents_topic=TOPICS.agents,
-                     send=topic)  # fmt: skip
+    rt = runtime(MemoryCheckpoints(), 3, rules=RulesConfig(), agents=topic, notify=sent)
     consumer = Consumer(data, {})
     consumer.run(rt, {0, 1, 2}, random.Random(4))
     for _ in range(2):

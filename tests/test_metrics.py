@@ -16,7 +16,7 @@ from kpis.catalogue import label_names
 from kpis.config import EngineConfig
 from kpis.decode import Decoder, Rejection
 from kpis.engine import Engine
-from kpis.interfaces import Tee
+from kpis.interfaces import FanOut
 from kpis.report import COUNTS, DURATIONS, ReportSink, build_sections
 from kpis.wire import Rec
 from streams.sinks.metrics import MetricsCollector, MetricsSink
@@ -31,7 +31,7 @@ def records() -> tuple[tuple[Rec, float], ...]:
 
 
 def run(recs: Any, metrics: MetricsSink, report: ReportSink | None = None) -> Engine:
-    sink = Tee(metrics, report) if report is not None else metrics
+    sink = FanOut(metrics, (report, None)) if report is not None else metrics
     eng = Engine(EngineConfig(), sink)
     for r in recs:
         eng.ingest(*r)

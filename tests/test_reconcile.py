@@ -11,16 +11,23 @@ from typing import Any
 
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry
 
 from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
 from streams.audit.archive import LiveArchive
-from streams.kafka.worker import LiveRuntime, MemoryCheckpoints
+from streams.kafka.checkpoint import MemoryCheckpoints
+from streams.kafka.worker import LiveRuntime
 from streams.reconcile import Reconciliation, compare_alerts, reconcile, transition_time
-from streams.sinks.readmodel import MemoryReadModel
 from tests.test_archive import day, kill
-from tests.test_live import INPUTS, TOPICS, AgentsTopic, Clock, Consumer, Notified, records_by_tp
+from tests.test_live import (
+    INPUTS,
+    AgentsTopic,
+    Consumer,
+    Notified,
+    Shared,
+    records_by_tp,
+)
+from tests.test_live import runtime as live_runtime
 
 PARTITIONS = 3
 
@@ -32,15 +39,18 @@ def _run(root: str) -> tuple[list[tuple[str, bytes]], dict[int, bytes]]:
     rng = random.Random(3)
     data = records_by_tp(day(), PARTITIONS)
     agents = AgentsTopic(data, PARTITIONS)  # live agent states, as a worker has by default
-    store, committed, model, sent = MemoryCheckpoints(), {}, MemoryReadModel(), Notified()
+    store, committed, model, sent = MemoryCheckpoints(), {}, Shared(), Notified()
 
     def runtime() -> LiveRuntime:
-        return LiveRuntime(EngineConfig(), PARTITIONS, store, inputs=INPUTS,
-                           registry=CollectorRegistry(), read_model=model,
-                           checkpoint_interval=0.05, idle_flush_seconds=5, clock=Clock(),
-                           rules=RulesConfig(), notify=sent,
-                           archive=LiveArchive(Path(root)), agents_topic=TOPICS.agents,
-                           send=agents)  # fmt: skip
+        return live_runtime(
+            store,
+            PARTITIONS,
+            model,
+            RulesConfig(),
+            agents=agents,
+            notify=sent,
+            archive=LiveArchive(Path(root)),
+        )
 
     for _ in range(2):
         rt = runtime()
@@ -48,7 +58,7 @@ def _run(root: str) -> tuple[list[tuple[str, bytes]], dict[int, bytes]]:
         asyncio.run(rt.tick())
         assert rt.archive is not None
         kill(rt.archive)
-        model.expire_lease()
+        model.alerts.expire_lease()
     rt = runtime()
     consumer = Consumer(data, committed)
     consumer.run(rt, {0, 1, 2}, rng)
@@ -56,7 +66,7 @@ def _run(root: str) -> tuple[list[tuple[str, bytes]], dict[int, bytes]]:
         consumer.quiesce(rt)
     records = [(f"alerts:0@{i}", orjson.dumps({"status": e.status, "alert": e.alert.to_dict()}))
                for i, e in enumerate(sent.events)]  # fmt: skip
-    return records, dict(model.docs)
+    return records, dict(model.view.docs)
 
 
 @pytest.fixture(scope="module")

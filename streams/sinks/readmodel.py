@@ -19,8 +19,6 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import orjson
-
 from kpis.catalogue import KPI, names, ratio_values
 from kpis.interfaces import Labels
 
@@ -102,38 +100,21 @@ def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, An
     }
 
 
-class ReadModelStore(Protocol):
-    """Where partition documents are shared between workers (Redis in production), and the
-    alert stage's lease, state and sent-notification claims."""
+class KpiViewStore(Protocol):
+    """Where partition documents are shared between workers (Redis in production): the KPI
+    view that /api/kpis and /api/agents serve. The alert path has its own store
+    (:mod:`streams.sinks.alertstore`)."""
 
     async def publish(self, docs: Mapping[int, bytes]) -> None: ...
 
     async def fetch(self, partitions: int) -> dict[int, bytes]: ...
 
-    async def lead(self, worker: str, ttl: float) -> bool:
-        """Take or extend the alert-evaluation lease; True while ``worker`` holds it."""
-        ...
 
-    async def load_stage(self) -> bytes | None: ...
-
-    async def save_stage(self, blob: bytes, evaluated_to: float | None) -> None: ...
-
-    async def evaluated_to(self) -> float | None: ...
-
-    async def claim(self, key: str) -> bool:
-        """True the first time ``key`` is claimed (a notification to send once)."""
-        ...
-
-
-class MemoryReadModel:
+class MemoryKpiView:
     """A process-local store: one worker with no Redis configured (the embedded demo)."""
 
     def __init__(self) -> None:
         self.docs: dict[int, bytes] = {}
-        self.stage: bytes | None = None
-        self.stage_to: float | None = None
-        self.claimed: set[str] = set()
-        self.leader: str | None = None  # no expiry in one process; see expire_lease
 
     async def publish(self, docs: Mapping[int, bytes]) -> None:
         self.docs.update(docs)
@@ -141,50 +122,13 @@ class MemoryReadModel:
     async def fetch(self, partitions: int) -> dict[int, bytes]:
         return {p: d for p, d in self.docs.items() if p < partitions}
 
-    async def lead(self, worker: str, ttl: float) -> bool:
-        if self.leader is None:
-            self.leader = worker
-        return self.leader == worker
 
-    def expire_lease(self) -> None:
-        """What the lease's time-to-live does in Redis when its holder stops renewing it."""
-        self.leader = None
+class RedisKpiView:
+    """Partition documents in Redis, one key per partition (``cc-monitor:kpis:partition:P``)."""
 
-    async def load_stage(self) -> bytes | None:
-        return self.stage
-
-    async def save_stage(self, blob: bytes, evaluated_to: float | None) -> None:
-        self.stage, self.stage_to = blob, evaluated_to
-
-    async def evaluated_to(self) -> float | None:
-        return self.stage_to
-
-    async def claim(self, key: str) -> bool:
-        if key in self.claimed:
-            return False
-        self.claimed.add(key)
-        return True
-
-
-ALERTS_PREFIX = "cc-monitor:alerts:"
-SENT_TTL_SECONDS = 30 * 86400
-_EXTEND = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-
-class RedisReadModel:
-    """Partition documents in Redis, one key per partition (``cc-monitor:kpis:partition:P``);
-    the alert stage under ``cc-monitor:alerts:`` (``lease``, ``stage``, ``evaluated-to``,
-    ``sent:<fingerprint>:<start>:<status>``)."""
-
-    def __init__(self, client: Any, prefix: str = KEY_PREFIX, alerts: str = ALERTS_PREFIX) -> None:
+    def __init__(self, client: Any, prefix: str = KEY_PREFIX) -> None:
         self.client = client
         self.prefix = prefix
-        self.alerts = alerts
 
     async def publish(self, docs: Mapping[int, bytes]) -> None:
         if docs:
@@ -194,27 +138,3 @@ class RedisReadModel:
         keys = [f"{self.prefix}{p}" for p in range(partitions)]
         values = await self.client.mget(keys)
         return {p: v for p, v in enumerate(values) if v is not None}
-
-    async def lead(self, worker: str, ttl: float) -> bool:
-        key, ms = f"{self.alerts}lease", int(ttl * 1000)
-        if await self.client.set(key, worker, nx=True, px=ms):
-            return True
-        return bool(await self.client.eval(_EXTEND, 1, key, worker, ms))
-
-    async def load_stage(self) -> bytes | None:
-        value: bytes | None = await self.client.get(f"{self.alerts}stage")
-        return value
-
-    async def save_stage(self, blob: bytes, evaluated_to: float | None) -> None:
-        a = self.alerts
-        await self.client.mset({f"{a}stage": blob, f"{a}evaluated-to": orjson.dumps(evaluated_to)})
-
-    async def evaluated_to(self) -> float | None:
-        raw = await self.client.get(f"{self.alerts}evaluated-to")
-        value = orjson.loads(raw) if raw is not None else None
-        return float(value) if value is not None else None
-
-    async def claim(self, key: str) -> bool:
-        return bool(
-            await self.client.set(f"{self.alerts}sent:{key}", b"1", nx=True, ex=SENT_TTL_SECONDS)
-        )

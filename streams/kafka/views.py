@@ -1,0 +1,94 @@
+"""A live worker's views: ``/api/kpis``, ``/api/agents``, ``/api/alerts`` and ``/health``,
+read from its runtime's parts (the documents of the last tick, the alert leader, the stores'
+status, the broker, the reject window). Times in RFC 3339 (UTC), as every /api view."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import orjson
+
+from streams.agents import agents_view
+from streams.kafka.pipeline import StoreStatus
+from streams.sinks.readmodel import kpi_view
+
+if TYPE_CHECKING:
+    from streams.kafka.worker import LiveRuntime
+
+
+class WorkerViews:
+    def __init__(self, runtime: LiveRuntime) -> None:
+        self.rt = runtime
+
+    def kpis(self) -> dict[str, object]:
+        rt = self.rt
+        docs = [orjson.loads(d) for _, d in sorted(rt.last_docs.items())]
+        view = kpi_view(docs, rt.partitions)
+        view["staffing"] = self.staffing()
+        ok = rt.view_status.ok
+        view["read_model"] = "ok" if ok else ("unreachable" if ok is False else "starting")
+        return view
+
+    def staffing(self) -> list[dict[str, object]] | None:
+        leader = self.rt.leader
+        return leader.staffing() if leader is not None else None
+
+    def alerts(self) -> dict[str, object]:
+        leader = self.rt.leader
+        if leader is None:
+            return {"evaluating": False, "evaluated_to": None, "firing": []}
+        return leader.view()
+
+    def agents(self) -> dict[str, object]:
+        """``/api/agents`` (streams.agents.agents_view), from the same documents as /api/kpis."""
+        rt = self.rt
+        docs = [orjson.loads(d) for _, d in sorted(rt.last_docs.items())]
+        view = agents_view(docs, rt.config.agent_stretch_max_seconds)
+        view["live"] = rt.agents_topic is not None
+        return view
+
+    def health(self) -> dict[str, object]:
+        rt = self.rt
+        problems = self.problems()
+        return {
+            "status": "degraded" if problems else "ok",
+            "problems": problems,
+            "worker": rt.options.worker_id,
+            "partitions": sorted(rt.owned),
+            **{k: {"ok": s.ok, "error": s.error or None} for k, s in self._stores().items()},
+            "archive": {"error": rt.gate.error or None} if rt.gate is not None else None,
+            "seconds_since_last_record": round(rt.clock() - rt.time.last_record, 3),
+            "records": rt.records,
+            "input": self._input(),
+        }
+
+    def _input(self) -> dict[str, object]:
+        """Input records read and rejected in the reject window (RejectWatch)."""
+        w = self.rt.rejects
+        read, rejected = w.counts(self.rt.clock())
+        rej = dict(sorted(rejected.items()))
+        return {
+            "window_seconds": w.window,
+            "read": read,
+            "rejected": rej,
+            "alarm_share": w.alarm_share,
+        }
+
+    def problems(self) -> list[str]:
+        """Why this worker is degraded (none: it is ok)."""
+        rt = self.rt
+        out = [p for s in self._stores().values() if (p := s.problem()) is not None]
+        if rt.gate is not None and rt.gate.error:
+            out.append(f"archive: {rt.gate.error}")
+        out += rt.broker.problems(bool(rt.owned))
+        rejecting = rt.rejects.problem(rt.clock())
+        if rejecting is not None:
+            out.append(rejecting)
+        return out
+
+    def _stores(self) -> dict[str, StoreStatus]:
+        rt = self.rt
+        stores = {"read_model": rt.view_status}
+        if rt.leader is not None:
+            stores["alert_store"] = rt.leader.status
+        return stores
