@@ -274,8 +274,8 @@ class AlertLogic:
         out: dict[Labels, tuple[bool, float, tuple[str, ...]]] = {}
         quiet = []
         for group, w in windows.items():
-            # _Window.push, inlined (once per group and tick): slide the window by one interval,
-            # keeping the running sums in the same order of operations as a push
+            # slide the window by one interval (once per group and tick), keeping the running
+            # sums exact: counts are whole numbers
             hist = w.hist
             c0 = w.cur0
             c1 = w.cur1

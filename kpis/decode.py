@@ -111,9 +111,6 @@ def _unreadable(raw: bytes, exc: Exception) -> Rejection:
 
 
 _RECORDS: msgspec.json.Decoder[AnyRec] = msgspec.json.Decoder(AnyRec)
-FAST_DECODE = _RECORDS.decode
-"""The fast path alone (bytes -> record, ``case_id`` not yet defaulted); raises ``NOT_FAST``
-for anything it does not accept, which then goes to :meth:`Decoder.validate_slow`."""
 NOT_FAST = (msgspec.ValidationError, msgspec.DecodeError)
 
 

@@ -80,16 +80,19 @@ def encode_mark(src: int, watermark: float, flushed: bool) -> bytes:
 
 
 @dataclass(frozen=True)
-class AgentOutcome:
-    status: str  # "accepted" or "rejected"
+class Outcome:
+    """What became of one input record (of an input topic or of the agents topic)."""
+
+    status: str  # "accepted", "rejected", "skipped" (covered by the checkpoint) or "gap"
     reason: str = ""
     detail: str = ""
     event_type: str = ""
+    expected: int = -1  # for a gap: the offset to read from
 
 
-_FACT = AgentOutcome("accepted", event_type="agent.fact")
-_MARK = AgentOutcome("accepted", event_type="agent.mark")
-_REPEAT = AgentOutcome("accepted", event_type="agent.repeat")
+_FACT = Outcome("accepted", event_type="agent.fact")
+_MARK = Outcome("accepted", event_type="agent.mark")
+_REPEAT = Outcome("accepted", event_type="agent.repeat")
 
 
 @dataclass
@@ -119,19 +122,19 @@ class AgentPartition:
             self.recorder.watch(agents=self.engine.agents)
             self.engine.on_tick(self.rules.evaluation_interval_seconds, self.recorder.on_tick)
 
-    def process(self, value: bytes) -> AgentOutcome:
+    def process(self, value: bytes) -> Outcome:
         """One record of the agents topic; anything that is not a fact or a mark of a known
         source is rejected with the reason (the worker dead-letters it)."""
         try:
             env = _decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return AgentOutcome("rejected", "malformed_record", f"not an agent fact: {exc}"[:300])
+            return Outcome("rejected", "malformed_record", f"not an agent fact: {exc}"[:300])
         if not 0 <= env.src < self.sources:
-            return AgentOutcome("rejected", "schema", f"source partition {env.src} unknown")
+            return Outcome("rejected", "schema", f"source partition {env.src} unknown")
         if env.fact is not None:
             ts = env.ts
             if ts is None or not math.isfinite(ts) or env.fact.agent_id is None:
-                return AgentOutcome("rejected", "schema", "a fact needs ts and an agent")
+                return Outcome("rejected", "schema", "a fact needs ts and an agent")
             try:
                 self.engine.ingest(env.fact, ts)
             except Rejection as rej:
@@ -139,10 +142,10 @@ class AgentPartition:
                     # a fact sent again by a partition restored from its checkpoint: expected,
                     # counted (cc_events_consumed_total{type="agent.repeat"}), not a dead letter
                     return _REPEAT
-                return AgentOutcome("rejected", rej.reason, rej.detail, TYPE_OF[type(env.fact)])
+                return Outcome("rejected", rej.reason, rej.detail, TYPE_OF[type(env.fact)])
             return _FACT
         if env.wm is None or math.isnan(env.wm):
-            return AgentOutcome("rejected", "schema", "neither a fact nor a mark")
+            return Outcome("rejected", "schema", "neither a fact nor a mark")
         if env.wm > self.marks.get(env.src, -_INF):
             self.marks[env.src] = env.wm
         self.flushed[env.src] = env.flushed

@@ -33,7 +33,7 @@ from kpis.decode import Decoder, Rejection
 from kpis.engine import Engine
 from kpis.interfaces import FanOut, KpiSink, Labels
 from kpis.wire import TYPE_OF, Rec
-from streams.agents import AgentPartition, Outgoing, encode_fact, encode_mark
+from streams.agents import AgentPartition, Outcome, Outgoing, encode_fact, encode_mark
 from streams.routing import key_of, partition_of
 from streams.sinks.metrics import MetricsSink
 from streams.sinks.readmodel import DOC_VERSION, finite
@@ -41,17 +41,6 @@ from streams.sinks.readmodel import DOC_VERSION, finite
 CHECKPOINT_VERSION = 1
 UNSEEN_TOPIC_GRACE = 10_000
 _INF = float("inf")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one input record."""
-
-    status: str  # "accepted", "rejected", "skipped" (covered by the checkpoint) or "gap"
-    reason: str = ""
-    detail: str = ""
-    event_type: str = ""
-    expected: int = -1  # for a gap: the offset to read from
 
 
 _ACCEPTED = {t: Outcome("accepted", event_type=t) for t in TYPE_OF.values()}
@@ -197,10 +186,8 @@ class PartitionEngine:
                 return Outcome("gap", expected=expected)
         self.offsets[topic] = offset + 1
         if topic == self.agents_topic and self.agents is not None:
-            agent_out = self.agents.process(value)
             self.last_ts = None
-            return Outcome(agent_out.status, agent_out.reason, agent_out.detail,
-                           agent_out.event_type)  # fmt: skip
+            return self.agents.process(value)
         self.processed += 1
         if decoded is None:
             try:

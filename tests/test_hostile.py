@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from cc_monitor.simulator import SimConfig, lines
 from kpis.config import EngineConfig
 from kpis.decode import REJECT_REASONS, Decoder, Rejection
-from streams.partitioned import Outcome, PartitionEngine, dead_letter_record
+from streams.agents import Outcome
+from streams.partitioned import PartitionEngine, dead_letter_record
 from streams.replay import Replay, Source
 from tests.helpers import Log, replay_lines
 

@@ -470,10 +470,6 @@ def sub_archives(root: Path) -> list[tuple[str, int, Path]]:
             if (root / TOPICS / t / str(p)).is_dir()]  # fmt: skip
 
 
-class ArchiveBusy(Exception):
-    """Another process holds a topic-partition archive (its previous owner still running)."""
-
-
 class LiveArchive:
     """What a live worker archives: ``<root>/topics/<topic>/<partition>/``, one
     :class:`ArchiveWriter` by offset per input topic-partition it owns, and ``index.jsonl``

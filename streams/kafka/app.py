@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from alerts.evaluator import AlertEvent
 from alerts.rules import RulesConfig
 from kpis.config import EngineConfig
+from streams.agents import Outcome
 from streams.audit.archive import LiveArchive
 from streams.delivery import Dispatcher
 from streams.kafka.faust_io import (
@@ -38,7 +39,7 @@ from streams.kafka.faust_io import (
 from streams.kafka.settings import KafkaSettings
 from streams.kafka.worker import LiveOptions, LiveRuntime
 from streams.kafka.worker_settings import WorkerSettings
-from streams.partitioned import Outcome, dead_letter_record
+from streams.partitioned import dead_letter_record
 from streams.sinks.alertstore import AlertStore, MemoryAlertStore, RedisAlertStore
 from streams.sinks.readmodel import KpiViewStore, MemoryKpiView, RedisKpiView
 

@@ -49,8 +49,8 @@ class PipelineMetrics:
                                 registry=registry),
             checkpoint_bytes=Gauge("cc_checkpoint_bytes", "Size of the latest checkpoint.",
                                    ["partition"], registry=registry),
-            redis_up=Gauge("cc_redis_up", "1 while the read model store answers.",
-                           registry=registry),
+            redis_up=Gauge("cc_redis_up", "1 while the shared stores (the KPI view, the alert "
+                           "store) answer.", registry=registry),
             owned=Gauge("cc_partitions_owned", "Input partitions this worker owns.",
                         registry=registry),
             checkpoint_seconds=Histogram(

@@ -83,9 +83,8 @@ class EventProducer:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def send(self, raw: bytes, source: str, line: int, *, pseudonymous: bool = False) -> bool:
-        """Validate and publish one event; False if it went to the dead-letter topic.
-        ``pseudonymous``: its ids are pseudonyms already (an importer made it)."""
+    async def send(self, raw: bytes, source: str, line: int) -> bool:
+        """Validate and publish one event; False if it went to the dead-letter topic."""
         try:
             rec, _ = self.decoder.decode(raw)
         except Rejection as rej:

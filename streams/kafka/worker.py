@@ -36,6 +36,7 @@ from alerts.rules import RulesConfig
 from kpis.clock import EventClock, TimePolicy
 from kpis.config import EngineConfig
 from kpis.decode import REJECT_REASONS
+from streams.agents import Outcome
 from streams.audit.archive import LiveArchive
 from streams.kafka.agentsend import AgentSender, Send
 from streams.kafka.checkpoint import Ack, Checkpointer, CheckpointStore, Owned
@@ -46,7 +47,7 @@ from streams.kafka.ownership import Ownership
 from streams.kafka.pipeline import PipelineMetrics, StaffingCollector, StoreStatus, log
 from streams.kafka.timekeeper import LiveClock
 from streams.kafka.views import WorkerViews
-from streams.partitioned import Outcome, partition_doc
+from streams.partitioned import partition_doc
 from streams.rejects import RejectWatch
 from streams.sinks.alertstore import AlertStore, MemoryAlertStore
 from streams.sinks.metrics import MetricsCollector, RecordStats
