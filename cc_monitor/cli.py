@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import logging
 import os
 import signal
 import sys
@@ -227,11 +228,12 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a live worker until interrupted (SIGINT / SIGTERM stop it cleanly)."""
-    import faust
-
-    from streams.kafka.app import create_app
+    from streams.kafka.app import create_worker, run_worker
+    from streams.kafka.driver import checkpoint_topic
     from streams.kafka.settings import ensure_topics
 
+    fmt = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+    logging.basicConfig(level=args.loglevel.upper(), format=fmt)
     settings = _settings(args)
     kafka = _kafka(args, settings)
     worker = settings.worker
@@ -239,14 +241,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker = worker.model_copy(update={k: v for k, v in
                                            (("web_port", args.port), ("web_bind", args.bind))
                                            if v is not None})  # fmt: skip
-    asyncio.run(ensure_topics(kafka))
-    app = create_app(kafka, settings.engine, worker, rules=settings.rules(), tz=settings.zone())
+    asyncio.run(ensure_topics(kafka, [checkpoint_topic(worker)]))
     base = f"http://{worker.web_bind}:{worker.web_port}"
     print(f"cc-monitor worker {worker.worker_id}: wallboard {base}/wallboard, metrics "
           f"{base}/metrics, KPIs /api/kpis, alerts /api/alerts, agents /api/agents, "
           "health /health", flush=True)  # fmt: skip
-    faust.Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
-    return 0  # pragma: no cover - execute_from_commandline exits the process
+
+    async def work() -> None:  # aiokafka's clients are made on the loop they run on
+        rules, zone = settings.rules(), settings.zone()
+        await run_worker(create_worker(kafka, settings.engine, worker, rules=rules, tz=zone))
+
+    asyncio.run(work())
+    return 0
 
 
 def cmd_live(args: argparse.Namespace) -> int:

@@ -291,46 +291,6 @@ class Replay:
         self.result.read += stats.lines
         self.result.accepted += accepted - (self.result.outside_range - outside)
 
-    def _targets_doc(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Per tenant and queue of the whole log, the targets that applied (priority-less) and
-        the share that met each. Events without a tenant are the tenant-wide row's remainder;
-        with none at all, the tenant-wide rows stand for tenant ``-``."""
-        total = [r for r in rows if r["period"] == "total" and ALL not in (r["channel"], r["queue"])
-                 and r["queue"] != "-"]  # fmt: skip
-        tenanted = {(r["channel"], r["queue"]) for r in total if r["tenant"] != ALL}
-        out = []
-        for r in total:
-            if r["tenant"] == ALL and (r["channel"], r["queue"]) in tenanted:
-                continue
-            tenant = "-" if r["tenant"] == ALL else r["tenant"]
-            t = self.queue_targets.of(tenant, r["channel"], r["queue"])
-            m = r["metrics"]
-            out.append({
-                "tenant": tenant, "channel": r["channel"], "queue": r["queue"],
-                "service_level_seconds": t.service_level_seconds,
-                "service_level_goal": t.service_level_goal,
-                "service_level": m["service_level"],
-                "first_response_seconds": t.first_response_seconds,
-                "first_response_sla": m["first_response_sla"],
-                "resolution_seconds": t.resolution_seconds,
-                "resolution_sla": m["resolution_sla"],
-                "calendar": t.calendar_name,
-            })  # fmt: skip
-        return out
-
-    def _range_doc(self) -> dict[str, Any]:
-        """With --from/--to: the range and the events left out (absent without a range, so a
-        report of the whole log keeps its shape)."""
-        if self.start is None and self.end is None:
-            return {}
-        return {
-            "range": {
-                "from": None if self.start is None else iso(self.start, self.tz),
-                "to": None if self.end is None else iso(self.end, self.tz),
-            },
-            "outside_range": self.result.outside_range,
-        }
-
     def run(
         self,
         sources: Sequence[FileSource],
@@ -349,91 +309,137 @@ class Replay:
         self.engine.finish()
         return self.report()
 
-    def _alert_doc(self, a: Alert) -> dict[str, Any]:
-        return {
-            "alertname": a.rule,
-            "severity": a.severity,
-            "fingerprint": a.fingerprint,
-            "labels": dict(sorted(a.labels.items())),
-            "starts_at": iso(a.starts_at, self.tz),
-            "ends_at": iso(a.ends_at, self.tz) if a.ends_at is not None else None,
-            "duration_seconds": round(a.ends_at - a.starts_at, 3)
-            if a.ends_at is not None
-            else None,
-            "summary": a.summary,
-            "runbook_url": a.runbook_url,
-            "evidence": a.evidence,
-        }
-
     def report(self) -> dict[str, Any]:
-        """The report document (see docs/report.md for its schema)."""
-        res = self.result
-        digest = hashlib.sha256()
-        for s in res.sources:
-            digest.update(s.sha256.encode() + b"\n")
-        engine = self.engine
-        past = engine.waiting_past_target()
-        doc: dict[str, Any] = {
-            "report_version": REPORT_VERSION,
-            "event_schema_version": SCHEMA_VERSION,
-            "input": {
-                "digest": digest.hexdigest(),
-                "sources": [_source_doc(s) for s in res.sources],
-            },
-            "config": {
-                "rules": self.rules.model_dump(mode="json"),
-                "scorecard": self.targets.model_dump(mode="json"),
-                "timezone": str(self.tz),
-                "max_line_bytes": self.max_line_bytes,
-                "rejected_listing_limit": self.rejected_listing_limit,
-                "engine": self.config.model_dump(mode="json"),
-            },
-            "events": {
-                "lines": res.read,
-                "blank_lines": res.blank,
-                "accepted": res.accepted,
-                "rejected": res.rejected_total,
-                "last_event_time": iso(engine.max_ts, self.tz) if res.accepted else None,
-                **self._range_doc(),
-            },
-            "queues_at_end": [
-                {
-                    "tenant": labels[0],
-                    "channel": labels[1],
-                    "queue": labels[2],
-                    "waiting": n,
-                    "oldest_wait_seconds": round(oldest, 3),
-                    "past_target": past.get(labels, 0),
-                }
-                for labels, (n, oldest) in sorted(engine.waiting_now().items())
-            ],
-        }
-        doc.update(build_sections(self.sink))
-        if any(s.imported is not None for s in res.sources):
-            doc["input"]["agent_ids"] = (
-                "pseudonymized" if self.agent_ids is not None else "as the source names them"
-            )
-        missing = not_recorded(res.sources)
-        if missing:
-            doc["input"]["not_recorded"] = missing
-            unmeasure(doc, missing)
-        doc["alerts"] = [self._alert_doc(a) for a in self.timeline.alerts()]
-        if self.queue_targets.active:
-            doc["targets"] = self._targets_doc(doc["kpis"])
-        if self.config.interval_minutes:
-            doc["intervals"] = build_intervals(self.intervals, self.queue_targets)
-        doc["scorecard"] = scorecard(doc, self.targets)
-        doc["benchmark"] = benchmark(doc)
-        doc["rejected"] = {
-            "total": res.rejected_total,
-            "by_reason": {r: res.rejected_by_reason.get(r, 0) for r in REJECT_REASONS},
-            "listed": len(res.rejected),
-            "events": [
-                {"source": r.source, "line": r.line, "reason": r.reason, "detail": r.detail}
-                for r in res.rejected
-            ],
-        }
-        return doc
+        """The report document (see docs/report.md for its schema): :func:`report_doc`."""
+        return report_doc(self)
+
+
+def report_doc(replay: Replay) -> dict[str, Any]:
+    """The report document (see docs/report.md for its schema)."""
+    res = replay.result
+    digest = hashlib.sha256()
+    for s in res.sources:
+        digest.update(s.sha256.encode() + b"\n")
+    engine = replay.engine
+    past = engine.waiting_past_target()
+    doc: dict[str, Any] = {
+        "report_version": REPORT_VERSION,
+        "event_schema_version": SCHEMA_VERSION,
+        "input": {
+            "digest": digest.hexdigest(),
+            "sources": [_source_doc(s) for s in res.sources],
+        },
+        "config": {
+            "rules": replay.rules.model_dump(mode="json"),
+            "scorecard": replay.targets.model_dump(mode="json"),
+            "timezone": str(replay.tz),
+            "max_line_bytes": replay.max_line_bytes,
+            "rejected_listing_limit": replay.rejected_listing_limit,
+            "engine": replay.config.model_dump(mode="json"),
+        },
+        "events": {
+            "lines": res.read,
+            "blank_lines": res.blank,
+            "accepted": res.accepted,
+            "rejected": res.rejected_total,
+            "last_event_time": iso(engine.max_ts, replay.tz) if res.accepted else None,
+            **_range_doc(replay),
+        },
+        "queues_at_end": [
+            {
+                "tenant": labels[0],
+                "channel": labels[1],
+                "queue": labels[2],
+                "waiting": n,
+                "oldest_wait_seconds": round(oldest, 3),
+                "past_target": past.get(labels, 0),
+            }
+            for labels, (n, oldest) in sorted(engine.waiting_now().items())
+        ],
+    }
+    doc.update(build_sections(replay.sink))
+    if any(s.imported is not None for s in res.sources):
+        doc["input"]["agent_ids"] = (
+            "pseudonymized" if replay.agent_ids is not None else "as the source names them"
+        )
+    missing = not_recorded(res.sources)
+    if missing:
+        doc["input"]["not_recorded"] = missing
+        unmeasure(doc, missing)
+    doc["alerts"] = [_alert_doc(a, replay.tz) for a in replay.timeline.alerts()]
+    if replay.queue_targets.active:
+        doc["targets"] = _targets_doc(doc["kpis"], replay.queue_targets)
+    if replay.config.interval_minutes:
+        doc["intervals"] = build_intervals(replay.intervals, replay.queue_targets)
+    doc["scorecard"] = scorecard(doc, replay.targets)
+    doc["benchmark"] = benchmark(doc)
+    doc["rejected"] = {
+        "total": res.rejected_total,
+        "by_reason": {r: res.rejected_by_reason.get(r, 0) for r in REJECT_REASONS},
+        "listed": len(res.rejected),
+        "events": [
+            {"source": r.source, "line": r.line, "reason": r.reason, "detail": r.detail}
+            for r in res.rejected
+        ],
+    }
+    return doc
+
+
+def _alert_doc(a: Alert, tz: tzinfo) -> dict[str, Any]:
+    return {
+        "alertname": a.rule,
+        "severity": a.severity,
+        "fingerprint": a.fingerprint,
+        "labels": dict(sorted(a.labels.items())),
+        "starts_at": iso(a.starts_at, tz),
+        "ends_at": iso(a.ends_at, tz) if a.ends_at is not None else None,
+        "duration_seconds": round(a.ends_at - a.starts_at, 3) if a.ends_at is not None else None,
+        "summary": a.summary,
+        "runbook_url": a.runbook_url,
+        "evidence": a.evidence,
+    }
+
+
+def _targets_doc(rows: list[dict[str, Any]], targets: Targets) -> list[dict[str, Any]]:
+    """Per tenant and queue of the whole log, the targets that applied (priority-less) and
+    the share that met each. Events without a tenant are the tenant-wide row's remainder;
+    with none at all, the tenant-wide rows stand for tenant ``-``."""
+    total = [r for r in rows if r["period"] == "total" and ALL not in (r["channel"], r["queue"])
+             and r["queue"] != "-"]  # fmt: skip
+    tenanted = {(r["channel"], r["queue"]) for r in total if r["tenant"] != ALL}
+    out = []
+    for r in total:
+        if r["tenant"] == ALL and (r["channel"], r["queue"]) in tenanted:
+            continue
+        tenant = "-" if r["tenant"] == ALL else r["tenant"]
+        t = targets.of(tenant, r["channel"], r["queue"])
+        m = r["metrics"]
+        out.append({
+            "tenant": tenant, "channel": r["channel"], "queue": r["queue"],
+            "service_level_seconds": t.service_level_seconds,
+            "service_level_goal": t.service_level_goal,
+            "service_level": m["service_level"],
+            "first_response_seconds": t.first_response_seconds,
+            "first_response_sla": m["first_response_sla"],
+            "resolution_seconds": t.resolution_seconds,
+            "resolution_sla": m["resolution_sla"],
+            "calendar": t.calendar_name,
+        })  # fmt: skip
+    return out
+
+
+def _range_doc(replay: Replay) -> dict[str, Any]:
+    """With --from/--to: the range and the events left out (absent without a range, so a
+    report of the whole log keeps its shape)."""
+    if replay.start is None and replay.end is None:
+        return {}
+    return {
+        "range": {
+            "from": None if replay.start is None else iso(replay.start, replay.tz),
+            "to": None if replay.end is None else iso(replay.end, replay.tz),
+        },
+        "outside_range": replay.result.outside_range,
+    }
 
 
 # The report series made of each field a source may not record (NOT_RECORDED_FIELDS). Handle

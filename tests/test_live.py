@@ -630,7 +630,7 @@ def test_a_log_that_lost_records_is_detected_said_and_continued() -> None:
     consumer = Consumer(data, committed)
     consumer.run(rt, {0}, random.Random(3))
     consumer.quiesce(rt)
-    rt.broker_answered(3)
+    rt.broker.answered(3)
     assert rt.views.health()["status"] == "ok" and rt.views.health()["problems"] == []
     topic = INPUTS[0]
     done = rt.owned[0].pe.offsets[topic]
@@ -654,13 +654,13 @@ def test_a_log_that_lost_records_is_detected_said_and_continued() -> None:
 def test_health_says_when_the_broker_or_the_assignment_is_missing() -> None:
     rt = runtime(MemoryCheckpoints(), 1)
     assert rt.views.health()["status"] == "ok"  # driven without a broker: nothing to say of it
-    rt.broker_answered(0)  # the app asked: no input partition assigned
+    rt.broker.answered(0)  # the app asked: no input partition assigned
     rt.clock.t += 61  # type: ignore[attr-defined]
     assert any("no input partition" in p for p in rt.views.health()["problems"])  # type: ignore[attr-defined]
     rt.partition(0)
-    rt.broker_failed("KafkaConnectionError: unreachable")
+    rt.broker.failed("KafkaConnectionError: unreachable")
     rt.clock.t += 21  # type: ignore[attr-defined]
     problems = rt.views.health()["problems"]
     assert any("broker not answering" in p and "unreachable" in p for p in problems)  # type: ignore[attr-defined]
-    rt.broker_answered(3)
+    rt.broker.answered(3)
     assert rt.views.health()["status"] == "ok"

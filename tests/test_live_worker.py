@@ -238,10 +238,10 @@ def test_a_simulated_day_live_equals_its_replay(broker: str, redis: Redis, tmp_p
         assert sorted(h["cc-reason"] for h in dead) == [b"malformed_json", b"schema"]
         health = worker.json("/health")
         assert health["status"] == "ok" and health["partitions"] == [0, 1, 2]
-        for faust_view in ("/router/", "/table/", "/graph/", "/stats/"):
+        for other in ("/router/", "/table/", "/graph/", "/stats/", "/"):
             with pytest.raises(urllib.error.HTTPError) as err:
-                worker.get(faust_view)
-            assert err.value.code == 404, faust_view
+                worker.get(other)
+            assert err.value.code == 404, other
 
         # every record acknowledged once a checkpoint covered it: the group commits to the end
         def all_committed() -> bool:

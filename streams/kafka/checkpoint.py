@@ -34,7 +34,7 @@ Ack = Callable[[], object]
 
 
 class CheckpointStore(Protocol):
-    """Where partition checkpoints live (a changelogged Faust table in the worker)."""
+    """Where partition checkpoints live (a compacted topic in the worker: streams.kafka.driver)."""
 
     def get(self, key: str) -> bytes | None: ...
 
@@ -154,8 +154,7 @@ class Checkpointer:
         if not saved.pending:
             self._durable(saved, acks)
             return
-        # Acknowledge (let Faust commit) only once the changelog has the checkpoint: Faust's
-        # own flush before a commit gives up after 0.1 s, so it is no guarantee.
+        # Acknowledge (let the driver commit) only once the broker has the checkpoint.
         task = asyncio.get_running_loop().create_task(self._when_durable(p, saved, acks,
                                                                          still_owned))  # fmt: skip
         self._inflight.add(task)

@@ -68,6 +68,26 @@ class Ownership:
         log.info("partition %d: revoked", p)
         return True
 
+    def log_end(self, topic: str, partition: int, end: int) -> tuple[int, str | None]:
+        """The broker's end offset of a topic-partition against what its engine covers: the
+        offset done, and why, when the log ends below it. That means the log lost records
+        (broker storage lost, an unclean leader election, a topic deleted and created again):
+        records written there from now on would otherwise be skipped as "already processed".
+        Policy (docs/live.md): continue from the log's end and keep the state (what was
+        processed was processed)."""
+        owned = self.owned.get(partition)
+        done = owned.pe.offsets.get(topic, 0) if owned is not None else 0
+        if owned is None or done <= end:
+            return done, None
+        why = (
+            f"{topic}/{partition}: the log ends at offset {end}, the checkpoint covers up to "
+            f"{done}: records were lost by the broker; continuing from offset {end}"
+        )
+        log.warning("%s", why)
+        owned.pe.offsets[topic] = end
+        owned.dirty = True
+        return end, why
+
     def parts(self) -> list[Part]:
         """What the Prometheus aggregates export, per owned partition."""
         parts: list[Part] = []

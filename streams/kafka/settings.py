@@ -80,8 +80,9 @@ def topic_for(event_type: str, channel: str, topics: Topics) -> str:
     return topics.calls if channel in CALL_CHANNELS else topics.chats
 
 
-async def ensure_topics(settings: KafkaSettings) -> None:
-    """Create the topics that do not exist yet (input topics with the same partition count)."""
+async def ensure_topics(settings: KafkaSettings, compacted: Sequence[str] = ()) -> None:
+    """Create the topics that do not exist yet (input topics with the same partition count;
+    ``compacted``: topics that keep the latest value per key, the workers' checkpoints)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(**settings.client_options())
@@ -94,6 +95,12 @@ async def ensure_topics(settings: KafkaSettings) -> None:
             NewTopic(name, num_partitions=settings.partitions,
                      replication_factor=settings.replication_factor)
             for name in wanted if name not in existing
+        ]  # fmt: skip
+        new += [
+            NewTopic(name, num_partitions=settings.partitions,
+                     replication_factor=settings.replication_factor,
+                     topic_configs={"cleanup.policy": "compact"})
+            for name in compacted if name not in existing
         ]  # fmt: skip
         if new:
             await admin.create_topics(new)

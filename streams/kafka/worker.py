@@ -1,4 +1,4 @@
-"""What a live worker does with the records it is given, apart from Faust.
+"""What a live worker does with the records it is given, apart from Kafka.
 
 :class:`LiveRuntime` is the run loop's two entry points, :meth:`LiveRuntime.on_record` and
 :meth:`LiveRuntime.tick`, over parts that each own one responsibility:
@@ -14,8 +14,8 @@
 * :class:`streams.kafka.agentsend.AgentSender`: agent facts to the agents topic;
 * :class:`streams.kafka.health.BrokerHealth` and the stores' status: what /health says.
 
-:mod:`streams.kafka.app` connects it to Faust (consumer group, the checkpoint table, timers,
-web views); tests drive it directly with in-memory stores.
+:mod:`streams.kafka.driver` connects it to Kafka (consumer group, the checkpoint topic, the
+tick, web views); tests drive it directly with in-memory stores.
 
 Invariant: a record's offset is acknowledged (so may be committed) only after a checkpoint
 that covers it has been saved; a restarted or new owner restores that checkpoint and skips
@@ -44,7 +44,7 @@ from streams.kafka.gate import ArchiveGate
 from streams.kafka.health import BrokerHealth
 from streams.kafka.leader import AlertLeader, Notify
 from streams.kafka.ownership import Ownership
-from streams.kafka.pipeline import PipelineMetrics, StaffingCollector, StoreStatus, log
+from streams.kafka.pipeline import PipelineMetrics, StaffingCollector, StoreStatus
 from streams.kafka.timekeeper import LiveClock
 from streams.kafka.views import WorkerViews
 from streams.partitioned import partition_doc
@@ -132,6 +132,10 @@ class LiveRuntime:
         self.last_docs: dict[int, bytes] = {}
         self.record_stats = RecordStats()
         self.views = WorkerViews(self)
+        self._register()
+
+    def _register(self) -> None:
+        """The collectors of the exported series (names refused twice at registration)."""
         for reason in REJECT_REASONS:  # every reason has a series from the start (0)
             self.metrics.rejected.labels(reason)
         self.registry.register(MetricsCollector(parts=self.ownership.parts))
@@ -319,31 +323,14 @@ class LiveRuntime:
     # --- broker -------------------------------------------------------------------------------
 
     def report_lag(self, topic: str, partition: int, highwater: int) -> None:
-        """The broker's end offset of a topic-partition. One below the offsets the checkpoint
-        covers means the log lost records (broker storage lost, an unclean leader election, a
-        topic deleted and created again): records written there from now on would otherwise
-        be skipped as "already processed". Policy (docs/live.md): continue from the log's end,
-        keep the state (what was processed was processed), count it, and say so on /health
-        for LOG_LOST_HOLD_SECONDS."""
-        owned = self.owned.get(partition)
-        done = owned.pe.offsets.get(topic, 0) if owned is not None else 0
-        if owned is not None and done > highwater:
-            why = (f"{topic}/{partition}: the log ends at offset {highwater}, the checkpoint "
-                   f"covers up to {done}: records were lost by the broker; continuing from "
-                   f"offset {highwater}")  # fmt: skip
-            log.warning("%s", why)
-            owned.pe.offsets[topic] = highwater
-            owned.dirty = True
+        """The broker's end offset of a topic-partition: the lag, and a log found to have lost
+        records (streams.kafka.ownership.Ownership.log_end; said on /health for
+        LOG_LOST_HOLD_SECONDS)."""
+        done, why = self.ownership.log_end(topic, partition, highwater)
+        if why is not None:
             self.broker.lost(topic, partition, why)
             self.metrics.log_lost.labels(topic, str(partition)).inc()
-            done = highwater
         self.metrics.consumer_lag.labels(topic, str(partition)).set(max(0, highwater - done))
-
-    def broker_answered(self, assigned: int) -> None:
-        self.broker.answered(assigned)
-
-    def broker_failed(self, error: str) -> None:
-        self.broker.failed(error)
 
 
 def _doc_max(raw: bytes) -> float | None:

@@ -156,7 +156,9 @@ class WorkerSettings(BaseModel):
     app_id: str = Field("cc-monitor", description="Consumer group and table-topic prefix.")
     web_bind: str = Field("127.0.0.1", description="Address of /metrics, /api/kpis, /health.")
     web_port: int = Field(6066, ge=1, le=65535)
-    data_dir: Path = Field(Path(".cc-monitor"), description="Faust's local data directory.")
+    data_dir: Path = Field(
+        Path(".cc-monitor"), description="Local files: the alert outbox, a generated pseudonym key."
+    )
     checkpoint_interval_seconds: float = Field(
         5.0, gt=0, description="Partition checkpoints (and so offset commits) at most this often."
     )
@@ -169,14 +171,14 @@ class WorkerSettings(BaseModel):
     group_timeout_seconds: float | None = Field(
         None,
         gt=0,
-        description="Consumer-group session and rebalance timeout (Faust's default if unset; "
+        description="Consumer-group session and rebalance timeout (aiokafka's default if unset; "
         "about 6 makes joins on Tansu quick).",
     )
     fetch_max_wait_ms: int = Field(
         100,
         ge=1,
-        description="How long the broker may hold a fetch waiting for data. Faust fixes 1500 "
-        "ms, which a broker that waits out the whole time (Tansu) turns into latency.",
+        description="How long the broker may hold a fetch waiting for data (aiokafka's 500 ms, "
+        "which a broker that waits out the whole time, Tansu, turns into latency).",
     )
     fetch_min_bytes: int = Field(
         1,
