@@ -39,9 +39,9 @@ from kpis.catalogue import AGENT, ALL, names, ratio_value, ratio_values
 from kpis.config import EngineConfig
 from kpis.decode import Rejection
 from kpis.engine import AgentEngine
-from kpis.interfaces import FanOut, KpiSink
 from kpis.rules.agents import STATES
 from kpis.wire import TYPE_OF, AnyRec, Rec
+from streams.assembly import assemble
 from streams.routing import partition_of
 from streams.sinks.metrics import MetricsSink
 from streams.sinks.readmodel import finite
@@ -111,16 +111,17 @@ class AgentPartition:
     recorder: IntervalRecorder | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        sink: KpiSink = self.metrics
         if self.rules is not None:
-            series = series_of(self.rules)
             # the alert stage's partitions: input partitions 0..n-1, agents partitions n..2n-1
-            self.recorder = IntervalRecorder(series, self.sources + self.partition)
-            sink = FanOut(self.metrics, (self.recorder, series))
-        self.engine = AgentEngine(self.config, sink)
-        if self.recorder is not None and self.rules is not None:
-            self.recorder.watch(agents=self.engine.agents)
-            self.engine.on_tick(self.rules.evaluation_interval_seconds, self.recorder.on_tick)
+            self.recorder = IntervalRecorder(series_of(self.rules), self.sources + self.partition)
+        config = self.config
+        self.engine = assemble(
+            lambda sink: AgentEngine(config, sink),
+            self.metrics,
+            self.recorder,
+            agents=True,
+            every=self.rules.evaluation_interval_seconds if self.rules is not None else 0.0,
+        )
 
     def process(self, value: bytes) -> Outcome:
         """One record of the agents topic; anything that is not a fact or a mark of a known

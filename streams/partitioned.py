@@ -31,9 +31,10 @@ from alerts.stage import IntervalRecorder, passed, series_of
 from kpis.config import EngineConfig
 from kpis.decode import Decoder, Rejection
 from kpis.engine import Engine
-from kpis.interfaces import FanOut, KpiSink, Labels
+from kpis.interfaces import Labels
 from kpis.wire import TYPE_OF, Rec
 from streams.agents import AgentPartition, Outcome, Outgoing, encode_fact, encode_mark
+from streams.assembly import assemble
 from streams.routing import key_of, partition_of
 from streams.sinks.metrics import MetricsSink
 from streams.sinks.readmodel import DOC_VERSION, finite
@@ -107,20 +108,18 @@ class PartitionEngine:
     def __post_init__(self) -> None:
         # Results do not depend on the batch. Replay: batch=1, so the metrics follow each
         # event. Live: the watermark moves only in advance(), which drains what it passed.
-        sink: KpiSink = self.metrics
         if self.rules is not None:
-            series = series_of(self.rules)
-            self.recorder = IntervalRecorder(series, self.partition)
-            sink = FanOut(self.metrics, (self.recorder, series))
+            self.recorder = IntervalRecorder(series_of(self.rules), self.partition)
         if self.agents_topic is not None:
             self.agents = AgentPartition(self.partition, self.sources, self.config, self.rules)
         facts = self._fact if self.agents is not None else None
-        self.engine = Engine(self.config, sink,
-                             batch=1 if self.inputs is None else 1 << 30,
-                             auto_watermark=self.inputs is None, agent_facts=facts)  # fmt: skip
-        if self.recorder is not None and self.rules is not None:
-            self.recorder.watch(queues=self.engine)
-            self.engine.on_tick(self.rules.evaluation_interval_seconds, self.recorder.on_tick)
+        live = self.inputs is not None
+        self.engine = assemble(
+            lambda sink: Engine(self.config, sink, batch=1 << 30 if live else 1,
+                                auto_watermark=not live, agent_facts=facts),
+            self.metrics, self.recorder, queues=True,
+            every=self.rules.evaluation_interval_seconds if self.rules is not None else 0.0,
+        )  # fmt: skip
 
     def _fact(self, rec: Rec, ts: float) -> None:
         self.outbox.append(encode_fact(self.partition, rec, ts, self.sources))

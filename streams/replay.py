@@ -27,13 +27,14 @@ from kpis.config import EngineConfig
 from kpis.decode import REJECT_REASONS, Decoder, Rejection, iso
 from kpis.engine import Engine
 from kpis.events import SCHEMA_VERSION
-from kpis.interfaces import FanOut, KpiSink
+from kpis.interfaces import KpiSink
 from kpis.intervals import INTERVAL_SERIES, IntervalSink, build_intervals
 from kpis.report import ReportSink, build_sections
 from kpis.scorecard import ScorecardTargets, benchmark, scorecard
 from kpis.state import NO_LABEL
 from kpis.targets import Targets
 from kpis.wire import Rec
+from streams.assembly import assemble
 from streams.audit.archive import archive_lines
 from streams.inputs.files import ImportStats, SourceStats, iter_lines
 from streams.inputs.files import Source as FileSource
@@ -173,14 +174,16 @@ class Replay:
         minutes = config.interval_minutes
         self.intervals = IntervalSink(tz, (minutes or 30) * 60.0)
         self.ledger = ledger
-        others: list[tuple[KpiSink, frozenset[str] | None]] = [(self.recorder, self.stage.series)]
+        others: list[tuple[KpiSink, frozenset[str] | None]] = []
         if ledger is not None:
             others.append((ledger, None))
         if minutes:
             others.append((self.intervals, INTERVAL_SERIES))
-        self.engine = Engine(config, FanOut(self.sink, *others), agent_states=True, tracer=ledger)
-        self.recorder.watch(queues=self.engine, agents=self.engine.agents)
-        self.engine.on_tick(self.rules.evaluation_interval_seconds, self._tick)
+        self.engine = assemble(
+            lambda sink: Engine(config, sink, agent_states=True, tracer=ledger),
+            self.sink, self.recorder, others=others, queues=True, agents=True,
+            every=self.rules.evaluation_interval_seconds, tick=self._tick,
+        )  # fmt: skip
         self.decoder = Decoder(max_line_bytes)
         self.max_line_bytes = max_line_bytes
         self.rejected_listing_limit = rejected_listing_limit

@@ -275,8 +275,15 @@ class KafkaDriver:
     # --- records ------------------------------------------------------------------------------
 
     async def consume(self) -> None:
+        from aiokafka.errors import KafkaError
+
         while not self.stopping.is_set():
-            batches = await self.consumer.getmany(timeout_ms=1000)
+            try:
+                batches = await self.consumer.getmany(timeout_ms=1000)
+            except KafkaError as exc:  # the broker away: /health says so; fetch again
+                log.warning("fetch failed: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
             if batches:
                 await self.ready.wait()
             for tp, records in batches.items():
