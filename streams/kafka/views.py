@@ -4,20 +4,48 @@ status, the broker, the reject window). Times in RFC 3339 (UTC), as every /api v
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import orjson
 
+from kpis.config import EngineConfig
 from streams.agents import agents_view
+from streams.kafka.checkpoint import Owned
+from streams.kafka.gate import ArchiveGate
+from streams.kafka.health import BrokerHealth
+from streams.kafka.leader import AlertLeader
 from streams.kafka.pipeline import StoreStatus
+from streams.kafka.timekeeper import LiveClock
+from streams.rejects import RejectWatch
 from streams.sinks.readmodel import kpi_view
 
-if TYPE_CHECKING:
-    from streams.kafka.worker import LiveRuntime
+
+class Viewed(Protocol):
+    """What the views read of a live runtime (streams.kafka.worker.LiveRuntime)."""
+
+    config: EngineConfig
+    partitions: int
+    last_docs: dict[int, bytes]
+    leader: AlertLeader | None
+    view_status: StoreStatus
+    agents_topic: str | None
+    gate: ArchiveGate | None
+    clock: Callable[[], float]
+    time: LiveClock
+    records: int
+    rejects: RejectWatch
+    broker: BrokerHealth
+
+    @property
+    def owned(self) -> Mapping[int, Owned]: ...
+
+    @property
+    def worker_id(self) -> str: ...
 
 
 class WorkerViews:
-    def __init__(self, runtime: LiveRuntime) -> None:
+    def __init__(self, runtime: Viewed) -> None:
         self.rt = runtime
 
     def kpis(self) -> dict[str, object]:
@@ -53,7 +81,7 @@ class WorkerViews:
         return {
             "status": "degraded" if problems else "ok",
             "problems": problems,
-            "worker": rt.options.worker_id,
+            "worker": rt.worker_id,
             "partitions": sorted(rt.owned),
             **{k: {"ok": s.ok, "error": s.error or None} for k, s in self._stores().items()},
             "archive": {"error": rt.gate.error or None} if rt.gate is not None else None,

@@ -151,6 +151,10 @@ class LiveRuntime:
         return self.ownership.owned
 
     @property
+    def worker_id(self) -> str:
+        return self.options.worker_id
+
+    @property
     def archive(self) -> LiveArchive | None:
         return self.gate.archive if self.gate is not None else None
 
