@@ -333,11 +333,23 @@ class KafkaDriver:
 
     async def tick(self) -> None:
         tps = self.tps
+        asked = self._done(tps)
         ends = await self.end_offsets(tps)
+        for tp, end in ends.items():
+            # records appended and processed while the request was on its way: the answer is
+            # older than what was processed, not a log that lost records
+            if asked.get(tp, 0) <= end:
+                ends[tp] = max(end, self._done({tp}).get(tp, 0))
         self.runtime.broker_ends({(tp.topic, tp.partition): e for tp, e in ends.items()},
                                  [(tp.topic, tp.partition) for tp in tps])  # fmt: skip
         await self.runtime.tick()
         await self.commit(tps)
+
+    def _done(self, tps: frozenset[Any] | set[Any]) -> dict[Any, int]:
+        """The offset each topic-partition's engine has processed up to, now."""
+        owned = self.runtime.owned
+        return {tp: owned[tp.partition].pe.offsets.get(tp.topic, 0)
+                for tp in tps if tp.partition in owned}  # fmt: skip
 
     async def end_offsets(self, tps: frozenset[Any]) -> dict[Any, int]:
         """End offsets from the broker. Bounded: a request to a broker that is gone can hang
