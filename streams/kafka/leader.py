@@ -139,8 +139,10 @@ class AlertLeader:
                 stage.offer(agents.recorder.closed)
                 progress[n + p] = agents.alert_progress()
         for p, raw in (await self.store.fetch_intervals(n)).items():
+            if p in owned:
+                continue  # offered from memory above
             doc = orjson.loads(raw)
-            if p in owned or doc is None:
+            if doc is None:
                 continue
             for q, part in ((p, doc), (n + p, doc.get("agents"))):
                 if part is not None:
