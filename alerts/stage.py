@@ -251,17 +251,20 @@ class AlertStage:
         tz: tzinfo = UTC,
         interval_seconds: float = 1800.0,
         staff_from: Iterable[int] | None = None,
+        staffing_view: bool = True,
     ) -> None:
         """``tz`` and ``interval_seconds``: the zone and width of the staffing view's intervals
         (alerts.staffing). ``staff_from``: the partitions whose engines keep agent states (all
-        by default); the staffing rules wait until each has reported its agents."""
+        by default); the staffing rules wait until each has reported its agents.
+        ``staffing_view=False``: no staffing view (a replay's report does not show it: it
+        costs per tick and its series cost per contact)."""
         self.config = config
         self.every = config.evaluation_interval_seconds
         self.partitions = frozenset(partitions)
         self.staff_from = frozenset(staff_from) if staff_from is not None else self.partitions
         self.logic = AlertLogic(config, sink, self._view, targets, self._staff_view)
-        self.staffing = StaffingLogic(tz, interval_seconds, targets)
-        self.series = self.logic.series | VIEW_SERIES
+        self.staffing = StaffingLogic(tz, interval_seconds, targets) if staffing_view else None
+        self.series = self.logic.series | (VIEW_SERIES if staffing_view else frozenset())
         self.evaluated_to: float | None = None
         self.jump = True  # over a quiet stretch once steady (False: evaluate every tick)
         self._pending: dict[float, dict[int, Interval]] = {}
@@ -465,7 +468,8 @@ class AlertStage:
             for ts, labels, value in sorted(status):
                 logic.gauge("system_status", labels, ts, value)
         logic.on_tick(at)
-        self.staffing.on_tick(at, self.every, counts, self._staff, self._waiting)
+        if self.staffing is not None:
+            self.staffing.on_tick(at, self.every, counts, self._staff, self._waiting)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -473,7 +477,7 @@ class AlertStage:
                 [p, [[list(lb), st, n] for (lb, st), n in sorted(staff.items())]]
                 for p, staff in sorted(self._staff_of.items())
             ],
-            "staffing": self.staffing.snapshot(),
+            **({"staffing": self.staffing.snapshot()} if self.staffing is not None else {}),
             "logic": self.logic.snapshot(),
             "evaluated_to": self.evaluated_to,
             "pending": [i.to_list() for i in self.pending()],
@@ -487,7 +491,7 @@ class AlertStage:
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.logic.restore(snap["logic"])
-        if "staffing" in snap:
+        if "staffing" in snap and self.staffing is not None:
             self.staffing.restore(snap["staffing"])
         self._staff_of = {
             int(p): {(tuple(lb), str(st)): int(n) for lb, st, n in staff}

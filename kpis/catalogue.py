@@ -620,7 +620,13 @@ def names(family: Family, kind: Kind, *, live: bool | None = None) -> tuple[str,
 
 
 def ratios(family: Family) -> tuple[Ratio, ...]:
-    return tuple(r for r in RATIOS if r.family is family)
+    found = _RATIOS_OF.get(family.name)
+    if found is None:
+        found = _RATIOS_OF[family.name] = tuple(r for r in RATIOS if r.family is family)
+    return found
+
+
+_RATIOS_OF: dict[str, tuple[Ratio, ...]] = {}
 
 
 def ratio_value(num: float, den: float) -> float | None:
@@ -632,11 +638,13 @@ def ratio_values(family: Family, counts: Mapping[str, float]) -> dict[str, float
     """Every ratio of ``family`` from one row's counts: the one formula the report and the
     read model share."""
     out: dict[str, float | None] = {}
+    get = counts.get
     for r in ratios(family):
-        out[r.name] = ratio_value(
-            sum(counts.get(n, 0) for n in r.numerator) - sum(counts.get(n, 0) for n in r.minus),
-            sum(counts.get(n, 0) for n in r.denominator),
-        )
+        den = sum([get(n, 0) for n in r.denominator])
+        out[r.name] = (
+            round((sum([get(n, 0) for n in r.numerator]) - sum([get(n, 0) for n in r.minus]))
+                  / den, 6) if den else None
+        )  # fmt: skip
     return out
 
 

@@ -72,7 +72,7 @@ class Engine:
         self.callbacks = CallbackRules(ctx, self.contacts.contacts)
         self.surveys = SurveyRules(ctx, self.contacts.contacts, self.cases)
         self.agents = AgentRules(ctx)
-        out = self.agents.apply if agent_states else agent_facts
+        out = self.agents if agent_states else agent_facts
         facts = (AgentFacts(ctx, self.contacts.contacts, out),) if out is not None else ()
         self.platform = PlatformRules(ctx)
         # The order in which a replay's end settles the domains and a checkpoint lists them;

@@ -46,22 +46,36 @@ class Tracer(Protocol):
         ...
 
 
-class FanOut:
-    """Sends every observation to a primary sink, and to each further sink the series it
-    asked for (``(sink, wanted)``; None: every series): a report and a replay's ledger want
-    all, the alert recorder and a replay's intervals a few. Called once per observation, so
-    the sinks a series goes to are resolved once per name and kept."""
+class Branches:
+    """Further sinks of an engine's observations, each with the series it asked for
+    (``(sink, wanted)``; None: every series): a report and a replay's ledger want all, the
+    alert recorder and a replay's intervals a few. The sinks a series goes to are resolved
+    once per name and kept: this is on the path of every observation."""
 
-    def __init__(self, primary: KpiSink, *others: tuple[KpiSink, frozenset[str] | None]) -> None:
-        self._p = primary
+    def __init__(self, *others: tuple[KpiSink, frozenset[str] | None]) -> None:
         self._others = others
         self._routes: dict[str, tuple[KpiSink, ...]] = {}
+
+    def branch(self, *others: tuple[KpiSink, frozenset[str] | None]) -> None:
+        """Send to these sinks too (before the first observation)."""
+        self._others = self._others + others
+        self._routes = {}
 
     def _route(self, name: str) -> tuple[KpiSink, ...]:
         route = self._routes[name] = tuple(
             s for s, wanted in self._others if wanted is None or name in wanted
         )
         return route
+
+
+class FanOut(Branches):
+    """Sends every observation to a primary sink, and to each further sink the series it
+    asked for (:class:`Branches`). A primary that is itself a :class:`Branches` (the replay's
+    report) takes the further sinks instead, one call less per observation."""
+
+    def __init__(self, primary: KpiSink, *others: tuple[KpiSink, frozenset[str] | None]) -> None:
+        super().__init__(*others)
+        self._p = primary
 
     def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
         self._p.count(name, labels, ts, evidence)
@@ -80,3 +94,13 @@ class FanOut:
         route = self._routes.get(name)
         for s in route if route is not None else self._route(name):
             s.gauge(name, labels, ts, value)
+
+
+def fan_out(primary: KpiSink, *others: tuple[KpiSink, frozenset[str] | None]) -> KpiSink:
+    """``primary`` with ``others`` behind it: the primary itself if it takes branches."""
+    if not others:
+        return primary
+    if isinstance(primary, Branches):
+        primary.branch(*others)
+        return primary
+    return FanOut(primary, *others)

@@ -29,7 +29,7 @@ from kpis.catalogue import (
     ratio_value,
     ratio_values,
 )
-from kpis.interfaces import Labels
+from kpis.interfaces import Branches, Labels
 
 # The KPI rows' count and duration columns, from the series catalogue (kpis/catalogue.py);
 # every section's columns are read from it where its rows are built (_Section.rows).
@@ -37,10 +37,12 @@ COUNTS = names(KPI, "count")
 DURATIONS = names(KPI, "duration")
 
 
-class ReportSink:
-    """Collects observations per (series, labels, day). Memory: one float per duration sample."""
+class ReportSink(Branches):
+    """Collects observations per (series, labels, day). Memory: one float per duration sample.
+    Further sinks behind it (:class:`kpis.interfaces.Branches`) get what they asked for."""
 
     def __init__(self, tz: tzinfo, evidence_limit: int = 5) -> None:
+        super().__init__()
         self.tz = tz
         self.evidence_limit = evidence_limit
         self.counts: dict[tuple[str, Labels, int], int] = {}
@@ -74,6 +76,10 @@ class ReportSink:
                 self.evidence[name] = [evidence]
             elif len(found) < self.evidence_limit and evidence not in found:
                 found.append(evidence)
+        if self._others:
+            route = self._routes.get(name)
+            for s in route if route is not None else self._route(name):
+                s.count(name, labels, ts, evidence)
 
     def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:
         if self._day_start <= ts < self._day_end:
@@ -85,6 +91,10 @@ class ReportSink:
             self.samples[key] = array("d", (value,))
         else:
             found.append(value)
+        if self._others:
+            route = self._routes.get(name)
+            for s in route if route is not None else self._route(name):
+                s.observe(name, labels, ts, value)
 
     def gauge(self, name: str, labels: Labels, ts: float, value: float) -> None:
         if self._day_start <= ts < self._day_end:
@@ -93,6 +103,10 @@ class ReportSink:
             key = (name, labels, self._day_of(ts))
         if value > self.peaks.get(key, -math.inf):
             self.peaks[key] = value
+        if self._others:
+            route = self._routes.get(name)
+            for s in route if route is not None else self._route(name):
+                s.gauge(name, labels, ts, value)
 
 
 # --- statistics ---
@@ -171,25 +185,44 @@ class _Section:
         durations = names(family, "duration")
         sum_ratios = [r for r in SUM_RATIOS if r.family is family]
         peaks = names(family, "gauge")
+        # A day's sorted samples are one run shared by its day, week, month and total rows (and
+        # scopes): a row whose runs are those of a row before it has the same figures.
+        stats: dict[tuple[int, ...], dict[str, float | int | None]] = {}
+        sums: dict[int, float] = {}
+        no_counts: dict[str, int] = {}
+        no_samples: dict[str, list[list[float]]] = {}
         rows: list[dict[str, Any]] = []
         for key in self.row_keys():
             period, bucket, scope = key
-            c = self.counts.get(key, {})
+            c = self.counts.get(key, no_counts)
             metrics: dict[str, Any] = {name: c.get(name, 0) for name in counts}
             metrics.update(ratio_values(family, c))
-            s = self.samples.get(key, {})
+            s = self.samples.get(key, no_samples)
             for name in durations:
-                runs = s.get(name, ())
-                if len(runs) == 1:
-                    metrics[name] = duration_stats(runs[0], presorted=True)
-                else:
-                    values: list[float] = []
-                    for run in runs:
-                        values.extend(run)
-                    metrics[name] = duration_stats(values)
+                runs = s.get(name)
+                if not runs:
+                    metrics[name] = {"count": 0, "mean": None, "p50": None, "p90": None}
+                    continue
+                ids = tuple(map(id, runs))
+                found = stats.get(ids)
+                if found is None:
+                    if len(runs) == 1:
+                        found = duration_stats(runs[0], presorted=True)
+                    else:
+                        values: list[float] = []
+                        for run in runs:
+                            values.extend(run)
+                        found = duration_stats(values)
+                    stats[ids] = found
+                metrics[name] = dict(found)
             for r in sum_ratios:
-                num = sum(sum(run) for n in r.numerator for run in s.get(n, ()))
-                den = sum(sum(run) for n in r.denominator for run in s.get(n, ()))
+                num = den = 0.0
+                for n in r.numerator:
+                    for run in s.get(n, ()):
+                        num += _sum(sums, run)
+                for n in r.denominator:
+                    for run in s.get(n, ()):
+                        den += _sum(sums, run)
                 metrics[r.name] = ratio_value(num, den)
             p = self.peaks.get(key, {})
             for name in peaks:
@@ -199,6 +232,14 @@ class _Section:
             row["metrics"] = metrics
             rows.append(row)
         return rows
+
+
+def _sum(known: dict[int, float], run: list[float]) -> float:
+    """``sum(run)``, once per run (a run is kept alive by its rows while they are built)."""
+    found = known.get(id(run))
+    if found is None:
+        found = known[id(run)] = sum(run)
+    return found
 
 
 def build_sections(sink: ReportSink) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import TypeVar
 from alerts.stage import IntervalRecorder
 from kpis.core import TickListener
 from kpis.engine import AgentEngine, Engine
-from kpis.interfaces import FanOut, KpiSink
+from kpis.interfaces import KpiSink, fan_out
 
 E = TypeVar("E", Engine, AgentEngine)
 
@@ -37,7 +37,7 @@ def assemble(
     engine's queues (``queues``) and agents (``agents``: where the engine keeps agent states)
     and the engine ticks every ``every`` seconds to ``tick`` (the recorder's own if None)."""
     branches = [*([(recorder, recorder.series)] if recorder is not None else []), *others]
-    engine = make(FanOut(primary, *branches) if branches else primary)
+    engine = make(fan_out(primary, *branches))
     if recorder is not None:
         recorder.watch(
             queues=engine if queues and isinstance(engine, Engine) else None,

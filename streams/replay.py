@@ -144,13 +144,15 @@ class Replay:
         end: float | None = None,
         ledger: ContactLedger | None = None,
         agent_ids: Callable[[str], str] | None = None,
+        staffing_view: bool = False,
     ) -> None:
         """``start`` / ``end``: only events in ``[start, end)`` of event time are processed,
         whatever the source (archives and ``kafka:`` are also read for that range only).
         ``ledger``: the contacts behind every count are kept there (CSV drill-down).
         ``agent_ids``: imported records' agent ids are replaced by what it makes of them (the
         keyed pseudonym, as ``produce`` does; None: the source's own names, and the report
-        says so)."""
+        says so). ``staffing_view``: also keep the live staffing view (alerts.staffing) at each
+        tick, as the evaluating worker does (the report does not show it)."""
         self.config = config
         self.agent_ids = agent_ids
         self._agent_cache: dict[str, str] = {}
@@ -169,6 +171,7 @@ class Replay:
             targets=self.queue_targets,
             tz=tz,
             interval_seconds=(config.interval_minutes or 30) * 60.0,
+            staffing_view=staffing_view,
         )
         self.recorder = self.stage.recorder(0)
         minutes = config.interval_minutes

@@ -46,7 +46,7 @@ def queue_log_events() -> tuple[bytes, ...]:
 def replay_of(lines: tuple[bytes, ...], tmp_path: Path) -> tuple[Replay, dict[str, Any]]:
     path = tmp_path / "log.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    rep = Replay(EngineConfig(), ZoneInfo("UTC"))
+    rep = Replay(EngineConfig(), ZoneInfo("UTC"), staffing_view=True)
     return rep, rep.run([ReplaySource(str(path))])
 
 
@@ -179,6 +179,7 @@ def test_the_staffing_view_live_equals_the_replay(tmp_path: Path) -> None:
 
     lines = tuple(x for x in day() if orjson.loads(x)["ts"] < "2026-11-02T10:50")  # mid-morning
     rep, _ = replay_of(lines, tmp_path)
+    assert rep.stage.staffing is not None
     want = rep.stage.staffing.view()
     assert any(r["required_agents"] for r in want)
     assert any(r["agents_staffed"] for r in want)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -37,6 +37,8 @@ STATES = ("available", "busy", "after_work", "away", "offline")
 STAFFED = frozenset({"available", "busy", "after_work"})
 MAX_QUEUES = 32
 MAX_ON = 1000
+_GAUGE = {s: "agents_" + s for s in STATES if s != "offline"}  # offline agents: no gauge
+_SECONDS = {s: f"agent_{s}_seconds" for s in STATES}
 
 
 @dataclass(slots=True)
@@ -54,6 +56,16 @@ class Agent:
     # the state before its contacts: after-contact work ends there if it was away or offline
     # (a contact taken on a break, or by an agent the source had logged out), else available
     before: str = "available"
+    # per queue served, its (tenant, channel, queue) labels: built once, not at every move
+    labels: dict[str, Labels] = field(default_factory=dict)
+
+    def serve(self, queue: str, channel: str) -> None:
+        self.queues[queue] = channel
+        self.labels[queue] = (self.tenant, channel, queue)
+
+    def unserve(self, queue: str) -> None:
+        del self.queues[queue]
+        del self.labels[queue]
 
     def to_dict(self) -> dict[str, Any]:
         return {"tenant": self.tenant, "agent": self.agent, "state": self.state,
@@ -62,7 +74,8 @@ class Agent:
                 "before": self.before}  # fmt: skip
 
 
-FactSink = Callable[[w.Rec, float], None]
+_ContactFact = TypeVar("_ContactFact", w.ContactTransferred, w.ContactEnded, w.WrapupEnded)
+FactSink = Callable[[Any, float], None]
 """Where :class:`AgentFacts` sends the agent facts it resolves (``fact(record, event_time)``)."""
 FACT_TYPES = (
     "agent.state", "agent.connected", "contact.transferred", "contact.ended", "wrapup.ended"
@@ -82,45 +95,67 @@ class AgentFacts(Rule):
 
     name = "agent-facts"
 
-    def __init__(self, ctx: RuleContext, contacts: dict[str, ContactState], out: FactSink) -> None:
+    def __init__(
+        self, ctx: RuleContext, contacts: dict[str, ContactState], out: FactSink | AgentRules
+    ) -> None:
+        """``out``: where the facts go; a replay's engine gives its :class:`AgentRules`, whose
+        handlers are then called directly (no dispatch per fact)."""
         super().__init__(ctx)
         self._contacts = contacts
-        self._out = out
+        if isinstance(out, AgentRules):
+            to = out.by_type()
+            self._state: FactSink = to[w.AgentState]
+            self._connected: FactSink = to[w.AgentConnected]
+            self._ended: FactSink = to[w.ContactEnded]
+            self._wrapup: FactSink = to[w.WrapupEnded]
+        else:
+            self._state = self._connected = self._ended = self._wrapup = out
 
     def handlers(self) -> Mapping[str, Handler]:
         # contact.ended before the contact rules: the contact's agent is still on it
         return {
-            "agent.state": self._out,
+            "agent.state": self._state,
             "agent.connected": self._on_connected,
-            "contact.transferred": self._on_contact,  # the transferring agent's part ends
-            "contact.ended": self._on_contact,
-            "wrapup.ended": self._on_contact,
+            "contact.transferred": self._on_ended,  # the transferring agent's part ends
+            "contact.ended": self._on_ended,
+            "wrapup.ended": self._on_wrapup,
         }
 
     def _on_connected(self, rec: w.AgentConnected, ts: float) -> None:
         if rec.agent_id == NO_LABEL:
             return  # a source's "no named agent" (Anonymous Bank's NO_SERVER): no agent
-        c = self._contacts.get(rec.contact_id)
-        if c is not None and (rec.tenant is None or rec.queue is None):
-            tenant = rec.tenant or (c.tenant if c.tenant != NO_LABEL else None)
-            queue = rec.queue or (c.queue if c.queue != NO_LABEL else None)
-            rec = msgspec.structs.replace(rec, tenant=tenant, queue=queue)
-        self._out(rec, ts)
+        if rec.tenant is None or rec.queue is None:
+            c = self._contacts.get(rec.contact_id)
+            if c is not None:
+                tenant = rec.tenant or (c.tenant if c.tenant != NO_LABEL else None)
+                queue = rec.queue or (c.queue if c.queue != NO_LABEL else None)
+                rec = msgspec.structs.replace(rec, tenant=tenant, queue=queue)
+        self._connected(rec, ts)
 
-    def _on_contact(
-        self, rec: w.ContactTransferred | w.ContactEnded | w.WrapupEnded, ts: float
-    ) -> None:
+    def _on_ended(self, rec: w.ContactEnded, ts: float) -> None:
+        # also contact.transferred (the same fields this reads)
+        fact = self._fact(rec)
+        if fact is not None:
+            self._ended(fact, ts)
+
+    def _on_wrapup(self, rec: w.WrapupEnded, ts: float) -> None:
+        fact = self._fact(rec)
+        if fact is not None:
+            self._wrapup(fact, ts)
+
+    def _fact(self, rec: _ContactFact) -> _ContactFact | None:
+        """The record with the contact's agent and tenant filled in; None: no agent."""
         agent = rec.agent_id
         c = self._contacts.get(rec.contact_id)
         if agent is None and c is not None and c.segments:
             open_ = [seg.agent for seg in c.segments if seg.left is None]
             agent = open_[0] if open_ else c.segments[0].agent  # as the contact rules match
         if agent is None or agent == NO_LABEL:
-            return
+            return None
         tenant = rec.tenant or (c.tenant if c is not None and c.tenant != NO_LABEL else None)
         if agent != rec.agent_id or tenant != rec.tenant:
-            rec = msgspec.structs.replace(rec, agent_id=agent, tenant=tenant)
-        self._out(rec, ts)
+            return msgspec.structs.replace(rec, agent_id=agent, tenant=tenant)
+        return rec
 
 
 class AgentRules(Rule):
@@ -133,6 +168,7 @@ class AgentRules(Rule):
         super().__init__(ctx)
         self.agents: dict[tuple[str, str], Agent] = {}
         self.in_state: dict[tuple[Labels, str], int] = {}  # (queue labels, state) -> agents
+        self._cap = self.config.agent_stretch_max_seconds
         self._by_type: dict[type[w.Rec], Handler] = {
             w.AgentState: self._on_state,
             w.AgentConnected: self._on_connected,
@@ -143,6 +179,10 @@ class AgentRules(Rule):
 
     def handlers(self) -> Mapping[str, Handler]:
         return {t: h for t, h in zip(FACT_TYPES, self._by_type.values(), strict=True)}
+
+    def by_type(self) -> Mapping[type[w.Rec], Handler]:
+        """The handler of each kind of fact (what :meth:`apply` dispatches to)."""
+        return self._by_type
 
     def apply(self, rec: w.Rec, ts: float) -> None:
         """One fact, in processing order (a replay's :class:`AgentFacts` calls this)."""
@@ -156,20 +196,18 @@ class AgentRules(Rule):
             a = self.agents[(tenant, agent)] = Agent(tenant, agent, state, ts)
         return a
 
-    def _labels(self, a: Agent, queue: str) -> Labels:
-        return (a.tenant, a.queues[queue], queue)
-
     def _enter(self, a: Agent, state: str, ts: float) -> None:
         if not a.tracked:
             return
-        for queue in a.queues:
-            self._gauge(self._labels(a, queue), state, ts, +1)
+        for labels in a.labels.values():
+            self._gauge(labels, state, ts, +1)
 
     def _gauge(self, labels: Labels, state: str, ts: float, delta: int) -> None:
         key = (labels, state)
         n = self.in_state[key] = self.in_state.get(key, 0) + delta
-        if state != "offline":
-            self.sink.gauge("agents_" + state, labels, ts, n)
+        name = _GAUGE.get(state)
+        if name is not None:
+            self.sink.gauge(name, labels, ts, n)
 
     def _close(self, a: Agent, ts: float) -> None:
         """Count the time in the current state up to ``ts`` (per agent, and as staffed time on
@@ -177,14 +215,14 @@ class AgentRules(Rule):
         spent = ts - a.since
         if a.tracked and spent > 0 and a.state != "offline":
             end = ts
-            cap = self.config.agent_stretch_max_seconds
-            if spent > cap:  # a logout never sent: the rest counts as offline
+            if spent > self._cap:  # a logout never sent: the rest counts as offline
                 self.sink.count("dq_agent_state_too_long", (a.tenant, NO_LABEL, NO_LABEL), ts)
-                spent, end = cap, a.since + cap
-            self.sink.observe(f"agent_{a.state}_seconds", (a.tenant, a.agent), end, spent)
+                spent, end = self._cap, a.since + self._cap
+            observe = self.sink.observe
+            observe(_SECONDS[a.state], (a.tenant, a.agent), end, spent)
             if a.state in STAFFED:
-                for queue in a.queues:
-                    self.sink.observe("agent_staffed_seconds", self._labels(a, queue), end, spent)
+                for labels in a.labels.values():
+                    observe("agent_staffed_seconds", labels, end, spent)
         a.since = ts
 
     def _move(self, a: Agent, state: str, ts: float) -> None:
@@ -195,10 +233,18 @@ class AgentRules(Rule):
             a.state, a.since = state, ts
             return
         self._close(a, ts)
-        for queue in a.queues:
-            labels = self._labels(a, queue)
-            self._gauge(labels, old, ts, -1)
-            self._gauge(labels, state, ts, +1)
+        in_state = self.in_state
+        gauge = self.sink.gauge
+        was, now = _GAUGE.get(old), _GAUGE.get(state)
+        for labels in a.labels.values():
+            key = (labels, old)
+            n = in_state[key] = in_state.get(key, 0) - 1
+            if was is not None:
+                gauge(was, labels, ts, n)
+            key = (labels, state)
+            n = in_state[key] = in_state.get(key, 0) + 1
+            if now is not None:
+                gauge(now, labels, ts, n)
         a.state = state
 
     def _serve(self, a: Agent, queue: str | None, channel: str, ts: float) -> None:
@@ -209,18 +255,18 @@ class AgentRules(Rule):
             self.sink.count("dq_agent_queues_over_limit", (a.tenant, channel, queue), ts)
             return
         if not a.tracked:
-            a.queues[queue] = channel
+            a.serve(queue, channel)
             return
         self._close(a, ts)  # the stretch so far counts on the queues it had
-        a.queues[queue] = channel
-        self._gauge(self._labels(a, queue), a.state, ts, +1)
+        a.serve(queue, channel)
+        self._gauge(a.labels[queue], a.state, ts, +1)
 
     def _leave(self, a: Agent, queue: str, ts: float) -> None:
         if queue not in a.queues or not a.tracked:
             return
         self._close(a, ts)
-        self._gauge(self._labels(a, queue), a.state, ts, -1)
-        del a.queues[queue]
+        self._gauge(a.labels[queue], a.state, ts, -1)
+        a.unserve(queue)
 
     # --- events --------------------------------------------------------------------------------
 
@@ -283,13 +329,15 @@ class AgentRules(Rule):
         self.agents = {}
         self.in_state = {}
         for d in snap["agents"]:
-            a = Agent(d["tenant"], d["agent"], d["state"], float(d["since"]), dict(d["queues"]),
+            a = Agent(d["tenant"], d["agent"], d["state"], float(d["since"]), {},
                       bool(d.get("tracked", False)),
                       set(d["on"]) if isinstance(d.get("on"), list) else set(),
                       str(d.get("before", "available")))  # fmt: skip
+            for queue, channel in dict(d["queues"]).items():
+                a.serve(queue, channel)
             self.agents[(a.tenant, a.agent)] = a
-            for queue in a.queues if a.tracked else ():
-                key = (self._labels(a, queue), a.state)
+            for labels in a.labels.values() if a.tracked else ():
+                key = (labels, a.state)
                 self.in_state[key] = self.in_state.get(key, 0) + 1
 
     def pending_timers(self) -> Iterable[Any]:

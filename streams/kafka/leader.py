@@ -192,7 +192,11 @@ class AlertLeader:
     def staffing(self) -> list[dict[str, object]] | None:
         """The centre's staffing now and next interval (alerts.staffing), on the worker that
         evaluates the alert rules (None elsewhere)."""
-        return self.stage.staffing.view() if self.stage is not None else None
+        return (
+            self.stage.staffing.view()
+            if self.stage is not None and self.stage.staffing is not None
+            else None
+        )
 
 
 def rfc3339(ts: float | None) -> str | None:
