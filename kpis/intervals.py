@@ -66,13 +66,22 @@ class IntervalSink:
         return (self._day, int((ts - self._day_start) // self.width))
 
     def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
-        key = (name, labels, self._key(ts))
-        self.counts[key] = self.counts.get(key, 0) + 1
+        if self._day_start <= ts < self._day_end:  # _key, inlined for the usual case
+            key = (name, labels, (self._day, int((ts - self._day_start) // self.width)))
+        else:
+            key = (name, labels, self._key(ts))
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
 
     def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:
-        key = (name, labels, self._key(ts))
-        self.sums[key] = self.sums.get(key, 0.0) + value
-        self.counts[key] = self.counts.get(key, 0) + 1  # observations (e.g. handled parts)
+        if self._day_start <= ts < self._day_end:
+            key = (name, labels, (self._day, int((ts - self._day_start) // self.width)))
+        else:
+            key = (name, labels, self._key(ts))
+        sums = self.sums
+        sums[key] = sums.get(key, 0.0) + value
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1  # observations (e.g. handled parts)
         if name == "handle_seconds":
             self._spread(self.busy, labels, ts - value, ts)
         elif name == "agent_staffed_seconds":
