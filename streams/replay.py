@@ -145,6 +145,7 @@ class Replay:
         ledger: ContactLedger | None = None,
         agent_ids: Callable[[str], str] | None = None,
         staffing_view: bool = False,
+        agent_states: bool = True,
     ) -> None:
         """``start`` / ``end``: only events in ``[start, end)`` of event time are processed,
         whatever the source (archives and ``kafka:`` are also read for that range only).
@@ -152,7 +153,9 @@ class Replay:
         ``agent_ids``: imported records' agent ids are replaced by what it makes of them (the
         keyed pseudonym, as ``produce`` does; None: the source's own names, and the report
         says so). ``staffing_view``: also keep the live staffing view (alerts.staffing) at each
-        tick, as the evaluating worker does (the report does not show it)."""
+        tick, as the evaluating worker does (the report does not show it). ``agent_states=False``:
+        no agent states (sources that never record them, :attr:`Importer.agent_states`: an
+        agent seen only on contacts has none, so the report is the same without the cost)."""
         self.config = config
         self.agent_ids = agent_ids
         self._agent_cache: dict[str, str] = {}
@@ -183,7 +186,7 @@ class Replay:
         if minutes:
             others.append((self.intervals, INTERVAL_SERIES))
         self.engine = assemble(
-            lambda sink: Engine(config, sink, agent_states=True, tracer=ledger),
+            lambda sink: Engine(config, sink, agent_states=agent_states, tracer=ledger),
             self.sink, self.recorder, others=others, queues=True, agents=True,
             every=self.rules.evaluation_interval_seconds, tick=self._tick,
         )  # fmt: skip
@@ -501,4 +504,6 @@ def replay_paths(
     """Replay files (``-`` = stdin; a directory is an archive and ``kafka:`` the input topics,
     read for ``[start, end)``; an external format through ``importer``) and report."""
     sources = [Source(p, start, end, kafka) for p in paths]
+    if importer is not None and not importer.agent_states:
+        kwargs.setdefault("agent_states", False)
     return Replay(config, tz, start=start, end=end, **kwargs).run(sources, show_progress, importer)

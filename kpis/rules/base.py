@@ -23,7 +23,6 @@ TIMER_CALLBACK = 0
 TIMER_CONTACT = 1
 TIMER_CASE = 2
 TIMER_CASE_CLOSED = 3
-TIMER_SURVEY = 4
 
 Schedule = Callable[[float, int, str], None]
 

@@ -5,10 +5,12 @@ An answer (``survey.answered``) refers to a contact. It is counted on that conta
 report's per-agent rows only) and its day (the contact's start), however late it arrives, so a
 period's satisfaction is that of the contacts it handled. To do so a small reference per
 handled contact is kept for ``survey_window_seconds`` after the contact ends (memory: the
-contacts of that window, one slotted entry each). An answer about a contact not known (never
-seen, or older than the window) is counted on its own labels and day and as data quality
-(``dq_survey_contact_unknown``); one whose score does not fit its scale changes nothing and is
-counted as ``dq_survey_out_of_scale``. The free-text verbatim is never kept, logged or labelled.
+contacts of one to two windows, one slotted entry each, in two generations that rotate every
+window: no timer per contact, so a log without surveys pays one dict entry per contact).
+An answer about a contact not known (never seen, or older than the window) is counted on its
+own labels and day and as data quality (``dq_survey_contact_unknown``); one whose score does
+not fit its scale changes nothing and is counted as ``dq_survey_out_of_scale``. The free-text
+verbatim is never kept, logged or labelled.
 
 Definitions (docs/kpis.md): CSAT = answers in the top two boxes / answers; CES (the CX
 report's "customers who say the company made it easy") = answers above the scale's midpoint /
@@ -19,12 +21,13 @@ and no reopen.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from kpis import wire as w
-from kpis.core import Handler, Timer, TimerHandler
-from kpis.rules.base import TIMER_SURVEY, Rule, RuleContext
+from kpis.core import Handler
+from kpis.rules.base import Rule, RuleContext
 from kpis.rules.cases import CaseRules, is_one_touch, record_labels
 from kpis.state import NO_LABEL, ContactState, SurveyRef
 
@@ -36,7 +39,14 @@ class SurveyRules(Rule):
         self, ctx: RuleContext, contacts: dict[str, ContactState], cases: CaseRules
     ) -> None:
         super().__init__(ctx)
+        # Two generations of references: a reference is in ``recent`` or ``_old``; ``_old`` is
+        # dropped at the rotation after the one that made it old, a window later, when every
+        # reference in it has expired (``until`` = its contact's end + the window). A lookup
+        # takes a reference only while the event time is at or before its ``until``, which is
+        # when the expiry timer of before would not yet have fired.
         self.recent: dict[str, SurveyRef] = {}
+        self._old: dict[str, SurveyRef] = {}
+        self._rotate_at = -math.inf
         self._contacts = contacts  # the contact rules' (open contacts)
         self._cases = cases
 
@@ -44,8 +54,17 @@ class SurveyRules(Rule):
         # contact.ended: registered before the contact rules, which may delete the contact
         return {"contact.ended": self._on_contact_ended, "survey.answered": self._on_answered}
 
-    def timers(self) -> Mapping[int, TimerHandler]:
-        return {TIMER_SURVEY: self._expire}
+    def _rotate(self, ts: float) -> None:
+        self._old = self.recent
+        self.recent = {}
+        self._rotate_at = ts + self.config.survey_window_seconds
+
+    def _known(self, cid: str, ts: float) -> SurveyRef | None:
+        """The reference of contact ``cid`` still in its window at ``ts``."""
+        ref = self.recent.get(cid)
+        if ref is None:
+            ref = self._old.get(cid)
+        return ref if ref is not None and ts <= ref.until else None
 
     def _ref(self, c: ContactState, until: float) -> SurveyRef:
         agent = c.segments[-1].agent if c.segments else None
@@ -58,17 +77,13 @@ class SurveyRules(Rule):
         c = self._contacts.get(rec.contact_id)
         if c is None or not window or not (c.segments or c.answered):
             return  # only contacts that reached an agent are surveyed about
-        old = self.recent.get(c.contact_id)
+        if ts >= self._rotate_at:
+            self._rotate(ts)
+        old = self._known(c.contact_id, ts)
         ref = self._ref(c, ts + window)
         if old is not None:
             ref.answered = old.answered
         self.recent[c.contact_id] = ref
-        self.schedule(ref.until, TIMER_SURVEY, c.contact_id)
-
-    def _expire(self, cid: str, when: float) -> None:
-        ref = self.recent.get(cid)
-        if ref is not None and when >= ref.until:
-            del self.recent[cid]
 
     def _on_answered(self, rec: w.SurveyAnswered, ts: float) -> None:
         kind, score, scale = rec.survey, rec.score, rec.scale
@@ -77,7 +92,9 @@ class SurveyRules(Rule):
         ):
             self.sink.count("dq_survey_out_of_scale", record_labels(rec), ts)
             return
-        ref = self.recent.get(rec.contact_id)
+        if ts >= self._rotate_at and self.config.survey_window_seconds:
+            self._rotate(ts)
+        ref = self._known(rec.contact_id, ts)
         if ref is None:
             c = self._contacts.get(rec.contact_id)
             if c is not None:  # still open (answered during the contact, or never ended)
@@ -129,15 +146,15 @@ class SurveyRules(Rule):
                 if side is not None:
                     count("agent_nps_" + side, by_agent, when)
 
-    def pending_timers(self) -> Iterable[Timer]:
-        for cid, ref in self.recent.items():
-            yield (ref.until, TIMER_SURVEY, cid)
-
     def snapshot(self, objects: bool) -> dict[str, Any]:
+        refs = {**self._old, **self.recent}
         if objects:
-            return {"surveys": dict(self.recent)}
-        return {"surveys": {k: v.to_dict() for k, v in self.recent.items()}}
+            return {"surveys": refs}
+        return {"surveys": {k: v.to_dict() for k, v in refs.items()}}
 
     def restore(self, snap: Mapping[str, Any]) -> None:
         if "surveys" in snap:
+            # all in the newer generation: kept for another one to two windows at most
             self.recent = {k: SurveyRef.from_dict(v) for k, v in snap["surveys"].items()}
+            self._old = {}
+            self._rotate_at = -math.inf

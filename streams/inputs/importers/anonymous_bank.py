@@ -66,6 +66,7 @@ class AnonymousBank:
 
     name = "anonymous-bank"
     not_recorded: tuple[str, ...] = ("hold", "after_contact_work", "transfers")
+    agent_states = False
 
     def __init__(self, tz: tzinfo, pseudonymizer: Pseudonymizer, tenant: str | None = None):
         self.tz = tz

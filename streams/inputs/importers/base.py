@@ -36,6 +36,10 @@ class Importer(Protocol):
     not_recorded: tuple[str, ...]
     """What the source never records, of NOT_RECORDED_FIELDS: its figures are "not measured"
     in a report of its data, never a measured zero."""
+    agent_states: bool
+    """Whether the source records agents' states (logins, pauses): without them a replay of
+    it keeps no agent states at all (an agent seen only on contacts has none to keep), so the
+    agent domain costs nothing per contact."""
 
     def events(
         self, source: Source, source_stats: SourceStats, stats: ImportStats, max_line: int

@@ -104,6 +104,7 @@ class CdrMapping(BaseModel):
 
 class Cdr:
     name = "cdr"
+    agent_states = False  # a row per interaction, no agent states
 
     def __init__(self, mapping: CdrMapping, pseudonymizer: Pseudonymizer) -> None:
         self.m = mapping

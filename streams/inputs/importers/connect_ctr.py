@@ -98,6 +98,7 @@ def _priority(value: Any, stats: ImportStats) -> int | None:
 class ConnectCtr:
     name = "connect-ctr"
     not_recorded: tuple[str, ...] = ()
+    agent_states = False  # a CTR is one contact; agent events are another stream
 
     def __init__(self, tenant: str | None = None) -> None:
         self.tenant = tenant

@@ -62,6 +62,7 @@ class _Call:
 class QueueLog:
     name = "queue_log"
     not_recorded: tuple[str, ...] = ("hold", "after_contact_work")  # no HOLD, no wrap-up
+    agent_states = True  # AGENTLOGIN, PAUSE, ADDMEMBER, ...
 
     def __init__(self, tenant: str | None = None) -> None:
         self.tenant = tenant
