@@ -371,3 +371,26 @@ def test_agent_names_are_pseudonymized_unless_the_setting_says(tmp_path: Path) -
         rep = orjson.loads(out.read_bytes())
         assert {r["agent"] for r in rep["agents"]} == {"DORIT"}
         assert rep["input"]["agent_ids"] == "as the source names them"
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="shared data not present")
+def test_no_agent_states_kept_for_a_source_without_them(tmp_path: Path) -> None:
+    """Anonymous Bank records no agent states, so a replay of it keeps none (the agent domain
+    costs nothing per call): the report is the one the domain would have given, byte for
+    byte, and the command line's replay chooses that by the importer's declaration."""
+    assert make_importer("anonymous-bank", Pseudonymizer("k"), ZONE).agent_states is False
+    assert make_importer("queue_log", Pseudonymizer("k"), ZONE).agent_states is True
+    with open(DATA, "rb") as f:
+        head = b"".join(f.readline() for _ in range(4000))  # the header and the first rows
+    path = tmp_path / "head.tsv"
+    path.write_bytes(head)
+    with_states = replay(path, agent_states=True)
+    without = replay(path, agent_states=False)
+    assert with_states["agents"] and with_states["kpis"]
+    assert orjson.dumps(without) == orjson.dumps(with_states)
+    from streams.replay import replay_paths
+
+    importer = make_importer("anonymous-bank", Pseudonymizer("test-key"), ZONE)
+    assert orjson.dumps(replay_paths([str(path)], EngineConfig(), ZONE, importer=importer)) == (
+        orjson.dumps(with_states)
+    )

@@ -212,3 +212,25 @@ def test_a_cdr_score_column_becomes_survey_answers(
         2, 1, 0.5,
     )  # fmt: skip
     assert rep["input"]["sources"][0]["import"]["warnings"] == {"survey_score_not_0_to_10": 1}
+
+
+def test_a_reference_lasts_exactly_its_window_across_generations(tmp_path: Path) -> None:
+    """References expire by generation (no timer per contact): an answer at its contact's end
+    plus the window still counts on the contact, one a moment later does not, however many
+    rotations happened in between."""
+    window = 5000.0  # past the hour an ended contact itself is kept for its wrap-up
+    log = Log()
+    items: list[tuple[float, str, int]] = []
+    for i in range(12):  # contacts end 3,500 s apart: a rotation every one or two of them
+        items.append((i * 3500.0, f"c{i}", -1))
+        end = i * 3500.0 + 100
+        items.append((end + window + (0.0 if i % 2 == 0 else 0.5), f"c{i}", i % 2))
+    for t, c, late in sorted(items):
+        if late < 0:
+            handled(log, c, t)
+        else:
+            answer(log, t, c, "csat", 5, 5, queue="elsewhere")
+    rep = replay_log(log, tmp_path, EngineConfig(survey_window_seconds=window))
+    assert row(rep, "voice", "billing")["survey_csat_answers"] == 6  # at the window's end
+    assert rep["data_quality"] == {"survey_contact_unknown": 6}  # just after it
+    assert row(rep, "voice", "elsewhere")["survey_csat_answers"] == 6
