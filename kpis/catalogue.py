@@ -640,11 +640,10 @@ def ratio_values(family: Family, counts: Mapping[str, float]) -> dict[str, float
     out: dict[str, float | None] = {}
     get = counts.get
     for r in ratios(family):
-        den = sum([get(n, 0) for n in r.denominator])
-        out[r.name] = (
-            round((sum([get(n, 0) for n in r.numerator]) - sum([get(n, 0) for n in r.minus]))
-                  / den, 6) if den else None
-        )  # fmt: skip
+        out[r.name] = ratio_value(
+            sum([get(n, 0) for n in r.numerator]) - sum([get(n, 0) for n in r.minus]),
+            sum([get(n, 0) for n in r.denominator]),
+        )
     return out
 
 
