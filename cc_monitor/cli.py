@@ -10,10 +10,12 @@ import os
 import signal
 import sys
 import tempfile
+import textwrap
+import typing
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -52,7 +54,54 @@ def _write_json(doc: object, path: str) -> None:
     if path == "-":
         sys.stdout.buffer.write(data)
     else:
-        Path(path).write_bytes(data)
+        _output(path).write_bytes(data)
+
+
+class UsageError(Exception):
+    """A mistake in what the command was given: one line on standard error, exit code 2."""
+
+
+def _output(path: str) -> Path:
+    """An output file whose folder is made if missing (said in one line if it cannot be)."""
+    out = Path(path)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    if out.is_dir():
+        raise UsageError(f"{path} is a folder: give a file name")
+    return out
+
+
+LOG_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjson.gz", ".gz")
+
+
+def _inputs(paths: Sequence[str], *, archives: bool = True, fmt: str = "jsonl") -> list[str]:
+    """The paths a command reads, checked before any work: a missing one is refused (exit 2,
+    the same for every command). A folder is an event archive (it has a manifest) or, for
+    canonical logs, the logs in it (sorted by name); any other folder is refused."""
+    out: list[str] = []
+    for p in paths:
+        if p in ("-", "kafka:"):
+            out.append(p)
+            continue
+        path = Path(p)
+        if not path.exists():
+            raise UsageError(f"no such file or archive: {p}")
+        if not path.is_dir():
+            out.append(p)
+            continue
+        if archives and (path / "manifest.jsonl").exists():
+            out.append(p)
+            continue
+        logs = sorted(str(f) for f in path.iterdir()
+                      if f.is_file() and f.name.endswith(LOG_SUFFIXES))  # fmt: skip
+        if fmt != "jsonl" or not logs:
+            kind = "an event archive (no manifest.jsonl)" if archives else "a file"
+            raise UsageError(f"{p} is a folder but not {kind} and holds no event logs "
+                             f"({', '.join(LOG_SUFFIXES[:4])}): give the files")  # fmt: skip
+        out.extend(logs)
+    return out
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -122,7 +171,7 @@ def _replay(
     if args.html:
         from cc_monitor.html import render_html
 
-        Path(args.html).write_text(render_html(report), encoding="utf-8")
+        _output(args.html).write_text(render_html(report), encoding="utf-8")
     if not args.quiet and args.json != "-":
         sys.stdout.write(render_markdown(report))
     if args.strict and report["rejected"]["total"]:
@@ -157,24 +206,22 @@ def cmd_explain(args: argparse.Namespace) -> int:
     counts make it up."""
     from streams.exports import CONTACT_COLUMNS, contact_line, explain
 
+    _check_metric(args.metric)
+    paths = _inputs(args.paths, fmt=args.format)
     settings = _settings(args)
-    for p in args.paths:
-        if p not in ("-", "kafka:") and not os.path.exists(p):
-            print(f"cc-monitor: no such file or archive: {p}", file=sys.stderr)
-            return 2
     ledger = _ledger(settings)
     tz = _report_zone(args, settings)
     importer, agent_ids = _imports(args, settings)
     replay_paths(
-        args.paths, settings.engine, tz,
+        paths, settings.engine, tz,
         start=args.start, end=args.end,
-        kafka=_kafka(args, settings) if "kafka:" in args.paths else None,
+        kafka=_kafka(args, settings) if "kafka:" in paths else None,
         importer=importer, show_progress=not args.no_progress,
         max_line_bytes=settings.max_line_bytes, rules=settings.rules(), ledger=ledger,
         agent_ids=agent_ids,
     )  # fmt: skip
     rows = explain(ledger, args.metric, tz, channel=args.channel, queue=args.queue,
-                   tenant=args.tenant, day=args.day)  # fmt: skip
+                   tenant=args.tenant, day=args.day and args.day.isoformat())  # fmt: skip
     import csv
 
     out = csv.writer(sys.stdout, lineterminator="\n")
@@ -188,18 +235,39 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def countable() -> list[str]:
+    """What ``explain --metric`` can list: every count series of the catalogue."""
+    from kpis.catalogue import DQ_PREFIX, SERIES
+
+    return sorted(
+        s.name
+        for s in SERIES
+        if s.kind == "count" and s.report and not s.name.startswith(DQ_PREFIX)
+    )
+
+
+def _check_metric(metric: str) -> None:
+    import difflib
+
+    valid = countable()
+    if metric in valid:
+        return
+    near = difflib.get_close_matches(metric, valid, n=1)
+    hint = f"did you mean {near[0]!r}? " if near else ""
+    raise UsageError(f"--metric {metric!r} is not a count: {hint}valid: {', '.join(valid)}")
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
-    for p in args.paths:
-        if p not in ("-", "kafka:") and not os.path.exists(p):
-            print(f"cc-monitor: no such file or archive: {p}", file=sys.stderr)
-            return 2
-    return _replay(args.paths, args, _settings(args))
+    paths = _inputs(args.paths, fmt=args.format)
+    return _replay(paths, args, _settings(args))
 
 
 def _kafka(args: argparse.Namespace, settings: Settings) -> KafkaSettings:
+    kafka = settings.kafka
     if getattr(args, "bootstrap", None):
-        return settings.kafka.model_copy(update={"bootstrap_servers": args.bootstrap})
-    return settings.kafka
+        kafka = kafka.model_copy(update={"bootstrap_servers": args.bootstrap})
+    args.kafka_address = kafka.bootstrap_servers  # named if the broker cannot be reached
+    return kafka
 
 
 def _print_produced(stats: ProduceStats) -> None:
@@ -211,11 +279,12 @@ def _print_produced(stats: ProduceStats) -> None:
 
 def cmd_produce(args: argparse.Namespace) -> int:
     """Publish event logs (or another format, through an importer) to the input topics."""
+    paths = _inputs(args.paths, archives=False, fmt=args.format)
     settings = _settings(args)
     pseudonymize = settings.pseudonymizer(live=True)
     stats = asyncio.run(
         produce_paths(
-            args.paths,
+            paths,
             _kafka(args, settings),
             _importer(args, settings, pseudonymize),
             settings.max_line_bytes,
@@ -241,7 +310,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker = worker.model_copy(update={k: v for k, v in
                                            (("web_port", args.port), ("web_bind", args.bind))
                                            if v is not None})  # fmt: skip
+    aiokafka_log = logging.getLogger("aiokafka")
+    aiokafka_log.addFilter(QUIET_CONNECT)  # at start only: later outages are logged
     asyncio.run(ensure_topics(kafka, [checkpoint_topic(worker)]))
+    aiokafka_log.removeFilter(QUIET_CONNECT)
     base = f"http://{worker.web_bind}:{worker.web_port}"
     print(f"cc-monitor worker {worker.worker_id}: wallboard {base}/wallboard, metrics "
           f"{base}/metrics, KPIs /api/kpis, alerts /api/alerts, agents /api/agents, "
@@ -322,9 +394,10 @@ def cmd_audit_archive(args: argparse.Namespace) -> int:
     from streams.audit.archive import ArchiveWriter
     from streams.inputs.files import Source, SourceStats, iter_lines
 
+    paths = _inputs(args.paths, archives=False)
     writer = ArchiveWriter(Path(args.into), key=_settings(args).worker.archive.key_bytes())
     n = skipped = 0
-    for p in args.paths:
+    for p in paths:
         stream, _ = Source(p).open()
         with stream:
             for raw in iter_lines(stream, SourceStats(p), 1 << 30):
@@ -343,6 +416,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Check an archive's hash chain and segments: exit 1 naming what is wrong."""
     from streams.audit.archive import read_manifest, verify
 
+    if not Path(args.archive).is_dir():
+        raise UsageError(f"no such archive: {args.archive}")
     problems = verify(Path(args.archive), _settings(args).worker.archive.key_bytes())
     for p in problems:
         print(p, file=sys.stderr)
@@ -362,8 +437,7 @@ def cmd_audit_reconcile(args: argparse.Namespace) -> int:
 
     root = Path(args.archive)
     if not root.is_dir():
-        print(f"cc-monitor: no such archive: {root}", file=sys.stderr)
-        return 2
+        raise UsageError(f"no such archive: {root}")
     settings = _settings(args)
     kafka = _kafka(args, settings)
     topic = args.alerts_topic or kafka.topics.alerts
@@ -414,7 +488,11 @@ def _sim_config(args: argparse.Namespace, settings: Settings) -> SimConfig:
     )
 
 
-def _write_lines(cfg: SimConfig, out: IO[bytes]) -> int:
+class _Writable(typing.Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
+def _write_lines(cfg: SimConfig, out: _Writable) -> int:
     n = 0
     for line in lines(cfg):
         out.write(line)
@@ -429,8 +507,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         _write_lines(cfg, sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return 0
-    opener = gzip.open if args.output.endswith(".gz") else open
-    with opener(args.output, "wb") as f:
+    out = _output(args.output)
+    with gzip.open(out, "wb") if args.output.endswith(".gz") else out.open("wb") as f:
         n = _write_lines(cfg, f)
     print(f"wrote {n:,} events to {args.output}", file=sys.stderr)
     return 0
@@ -459,6 +537,8 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     """Validate a rules file: exit 1 with one line per problem."""
     from alerts.rules import check
 
+    if not Path(args.file).is_file():
+        raise UsageError(f"no such rules file: {args.file}")
     problems = check(Path(args.file))
     for line in problems:
         print(line, file=sys.stderr)
@@ -506,6 +586,34 @@ def _instant(text: str) -> float:
     return dt.timestamp()
 
 
+def _at_least(minimum: int) -> typing.Callable[[str], int]:
+    """An argument type: a whole number not below ``minimum``."""
+
+    def whole(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text}") from exc
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more: {text}")
+        return n
+
+    return whole
+
+
+_positive, _count = _at_least(1), _at_least(0)
+
+
+def _speed(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from exc
+    if not 0 < x < 1e6:
+        raise argparse.ArgumentTypeError(f"must be above 0 (and below a million): {text}")
+    return x
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -513,18 +621,118 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text}") from exc
 
 
+class _Parser(argparse.ArgumentParser):
+    """A mistake on the command line is one line (not the whole usage), exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+class _QuietConnect(logging.Filter):
+    """aiokafka logs each failed connection attempt; the command says it once, with the
+    address and what to check (main), so these records are dropped while it starts."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        return not msg.startswith(("Unable connect to", "Unable to request metadata"))
+
+
+QUIET_CONNECT = _QuietConnect()
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Help that shows every option's default (none for flags and unset options)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            action.option_strings
+            and "%(default)" not in text
+            and default is not None
+            and default is not False
+            and default != argparse.SUPPRESS
+            and not isinstance(action, argparse._HelpAction | argparse._VersionAction)
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+# What each command does, in a sentence or two (its --help); the one-line help is the list's.
+DESCRIPTIONS = {
+    "schema": "Print the JSON Schema of the event model (docs/events.md), to validate producers.",
+    "replay": "Run the KPI engine and the alert rules over event logs (or another system's "
+    "records) and write the report: per day, week, month and total, deterministic, the same "
+    "bytes for the same input (docs/report.md).",
+    "explain": "Replay the input and list, as CSV, the contacts whose counts make up one "
+    "number of the report (a KPI count for a scope and day).",
+    "simulate": "Write a realistic, seeded event log of a multi-channel centre (calls, chats, "
+    "e-mail, IVR, agents, surveys) for the days asked.",
+    "produce": "Publish event logs (or another format, through an importer) to the Kafka "
+    "input topics the workers consume.",
+    "worker": "Run a live worker until interrupted: it consumes the input topics, keeps the "
+    "KPIs and alerts, and serves /wallboard, /metrics, /api/* and /health (docs/live.md).",
+    "live": "The live demo on one machine: starts a local broker and a worker and feeds them "
+    "a simulated day in real time (or faster).",
+    "feed": "Play simulated days into the configured Kafka's input topics, each event when "
+    "its time comes.",
+    "tail": "Follow a live Asterisk queue_log and publish its events until interrupted.",
+    "audit": "Event archive tools: archive logs, verify an archive, reconcile it with what the "
+    "live system published (docs/audit.md).",
+    "archive": "Archive event logs into a hash-chained archive directory, as the workers "
+    "archive what they consume.",
+    "verify": "Check an archive's hash chain and segments; exit 1 naming what is wrong.",
+    "reconcile": "Replay a live archive and compare it with the alerts topic and the KPI "
+    "snapshots the workers published; exit 1 naming every difference.",
+    "rules": "Alert rules tools (docs/alerts.md).",
+    "check": "Validate an alert rules file; exit 1 with one line per problem.",
+    "ivr": "IVR tools (docs/ivr-lint.md).",
+    "lint": "Check a declared IVR flow against KS S 1006 6.4.1; exit 1 on a violation.",
+    "demo": "Simulate a day (with a four-level IVR branch, a trunk outage and a few bad lines) "
+    "and replay it: no servers needed.",
+}
+
+EPILOG = """exit codes: 0 done; 1 the command ran and found a problem (rejected events with
+--strict, rule or archive problems, IVR violations, reconcile differences); 2 a mistake in
+what it was given (a missing input, a bad value or setting) or a service it needs that cannot
+be reached (the Kafka broker)."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cc-monitor")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _document(parser: argparse.ArgumentParser) -> None:
+    """Every subcommand gets its sentence, the defaults in its help and the exit codes."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                sub.description = textwrap.fill(DESCRIPTIONS[name], 78)
+                sub.formatter_class = _Help
+                sub.epilog = EPILOG
+                _document(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cc-monitor",
         description="Contact-centre operations monitor: KPIs, alerts and reproducible replays.",
+        formatter_class=_Help,
+        epilog=EPILOG,
     )
+    parser.add_argument("--version", action="version", version=f"cc-monitor {_version()}")
     parser.add_argument(
         "--config", type=Path, help="TOML settings file (see docs/configuration.md)"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the event model")
-    p.add_argument("--out", default="-", help="file to write (default: standard output)")
+    p.add_argument("--out", default="-", help="file to write ('-' = standard output)")
     p.set_defaults(func=cmd_schema)
 
     def format_options(p: argparse.ArgumentParser) -> None:
@@ -578,7 +786,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant")
     p.add_argument("--channel")
     p.add_argument("--queue")
-    p.add_argument("--day", help="local day of the count (YYYY-MM-DD, in --timezone)")
+    p.add_argument("--day", type=_date,
+                   help="local day of the count (YYYY-MM-DD, in --timezone)")  # fmt: skip
     p.add_argument("--from", dest="start", type=_instant, help="only events from this time")
     p.add_argument("--to", dest="end", type=_instant, help="only events before this time")
     p.add_argument("--bootstrap", help="for kafka:, the bootstrap servers (else the settings')")
@@ -589,13 +798,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_explain)
 
     def sim_options(p: argparse.ArgumentParser, bad_default: int) -> None:
-        p.add_argument("--seed", type=int, default=7)
+        p.add_argument("--seed", type=int, default=7, help="random seed (same seed, same log)")
         p.add_argument("--start", type=_date, default=date(2026, 11, 2), help="first day")
-        p.add_argument("--days", type=int, default=1)
-        p.add_argument("--contacts-per-day", type=int, default=6000)
+        p.add_argument("--days", type=_positive, default=1, help="days to simulate")
+        p.add_argument("--contacts-per-day", type=_positive, default=6000,
+                       help="contacts on an ordinary weekday")  # fmt: skip
         p.add_argument("--no-incident", action="store_true", help="no trunk outage")
         p.add_argument(
-            "--bad-lines-per-day", type=int, default=bad_default,
+            "--bad-lines-per-day", type=_count, default=bad_default,
             help="mix in malformed / invalid / duplicate lines",
         )  # fmt: skip
 
@@ -622,17 +832,18 @@ def build_parser() -> argparse.ArgumentParser:
     def play_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--speed",
-            type=float,
+            type=_speed,
             default=60.0,
             help="x real time (live: default 60; feed: 1, or worker.clock.speed)",
         )
-        p.add_argument("--contacts-per-day", type=int, default=6000)
-        p.add_argument("--seed", type=int, default=7)
+        p.add_argument("--contacts-per-day", type=_positive, default=6000,
+                       help="contacts on an ordinary weekday")  # fmt: skip
+        p.add_argument("--seed", type=int, default=7, help="random seed")
 
     p = sub.add_parser("live", help="live demo: local broker, a worker, the simulator feeding it")
     play_options(p)
     p.add_argument("--port", type=int, default=6066, help="the worker's HTTP port")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--duration", type=_speed, help="stop after this many seconds")
     p.set_defaults(func=cmd_live)
 
     p = sub.add_parser("feed", help="play simulated days into the input topics in real time")
@@ -651,7 +862,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tail)
 
     p = sub.add_parser("audit", help="event archive tools")
-    audit = p.add_subparsers(dest="audit_command", required=True)
+    audit = p.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
     p = audit.add_parser("archive", help="archive event logs into an archive directory")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--into", required=True, metavar="DIR")
@@ -671,7 +882,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=24.0,
         metavar="HOURS",
-        help="archive replayed before --from, for alerts already under way (24)",
+        help="archive replayed before --from, for alerts already under way",
     )
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (else the settings')")
     p.add_argument("--alerts-topic", help="the alerts topic (else the settings')")
@@ -683,18 +894,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_audit_reconcile)
 
     p = sub.add_parser("rules", help="alert rules tools")
-    rules = p.add_subparsers(dest="rules_command", required=True)
+    rules = p.add_subparsers(dest="rules_command", required=True, parser_class=_Parser)
     p = rules.add_parser("check", help="validate an alert rules file")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(func=cmd_rules_check)
 
     p = sub.add_parser("ivr", help="IVR tools")
-    ivr = p.add_subparsers(dest="ivr_command", required=True)
+    ivr = p.add_subparsers(dest="ivr_command", required=True, parser_class=_Parser)
     p = ivr.add_parser("lint", help="check a declared IVR flow against KS S 1006 6.4.1")
     p.add_argument("flow", metavar="FLOW", help="the flow, YAML or JSON (docs/ivr-lint.md)")
     p.add_argument("--json", action="store_true", help="findings as JSON")
     p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
-    p.add_argument("--review-days", type=int, default=180, help="maximum age of the last review")
+    p.add_argument("--review-days", type=_positive, default=180,
+                   help="maximum age of the last review")  # fmt: skip
     p.add_argument("--today", type=_date, help="judge the review date against this day")
     p.set_defaults(func=cmd_ivr_lint)
 
@@ -702,11 +914,21 @@ def build_parser() -> argparse.ArgumentParser:
     sim_options(p, 12)
     replay_options(p)
     p.set_defaults(func=cmd_demo)
+    _document(parser)
     return parser
+
+
+def _broker_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says that the Kafka broker could not be reached."""
+    from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+    return isinstance(exc, KafkaConnectionError | KafkaTimeoutError | ConnectionError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.func is not cmd_worker:
+        logging.getLogger("aiokafka").addFilter(QUIET_CONNECT)
     try:
         code: int = args.func(args)
     except SettingsError as err:
@@ -719,8 +941,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImporterConfigError as err:
         print(f"cc-monitor: {err}", file=sys.stderr)
         return 2
+    except UsageError as err:
+        print(f"cc-monitor: {err}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        if not _broker_error(exc) or not hasattr(args, "kafka_address"):
+            raise
+        print(f"cc-monitor: cannot reach the Kafka broker at {args.kafka_address}: is it "
+              "running, and are kafka.bootstrap_servers (or --bootstrap) and its security "
+              "settings right?", file=sys.stderr)  # fmt: skip
+        return 2
     return code
 
 

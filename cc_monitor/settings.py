@@ -30,6 +30,8 @@ from streams.inputs.privacy import Pseudonymizer
 from streams.kafka.settings import KafkaSettings
 from streams.kafka.worker_settings import WorkerSettings
 
+_WARNED: list[bool] = []  # the unkeyed-pseudonym warning was printed in this process
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -91,9 +93,11 @@ class Settings(BaseSettings):
             print(f"cc-monitor: no pseudonym_key set: made a random one in {path} (keep it: "
                   "the same key gives the same pseudonyms)", file=sys.stderr)  # fmt: skip
             return Pseudonymizer(path.read_text().strip())
-        print("cc-monitor: warning: no pseudonym_key set: customer ids are hashed without a "
-              "key, which anyone can recompute (set CC_MONITOR_PSEUDONYM_KEY)",
-              file=sys.stderr)  # fmt: skip
+        if not _WARNED:  # once per run, however many sources or parts ask for it
+            _WARNED.append(True)
+            print("cc-monitor: warning: no pseudonym_key set: customer ids are hashed without a "
+                  "key, which anyone can recompute (set CC_MONITOR_PSEUDONYM_KEY)",
+                  file=sys.stderr)  # fmt: skip
         return Pseudonymizer("")
 
     def zone(self) -> ZoneInfo:

@@ -86,8 +86,8 @@ async def ensure_topics(settings: KafkaSettings, compacted: Sequence[str] = ()) 
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(**settings.client_options())
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         t = settings.topics
         wanted = [*t.inputs(), t.agents, t.dead_letter, t.alerts]
@@ -125,8 +125,8 @@ async def read_topics(
 
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False,
                                 **settings.client_options())  # fmt: skip
-    await consumer.start()
     try:
+        await consumer.start()
 
         def partitions() -> list[TopicPartition]:
             return [TopicPartition(topic, p) for topic in topics
