@@ -22,6 +22,7 @@ import orjson
 from pydantic import ValidationError
 
 from cc_monitor.render import render_markdown
+from cc_monitor.settings import _WARNED as settings_warned
 from cc_monitor.settings import Settings, SettingsError, load_settings
 from cc_monitor.simulator import SimConfig, lines
 from kpis.events import json_schema
@@ -927,6 +928,7 @@ def _broker_error(exc: BaseException) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    settings_warned.clear()  # a run's warnings start here
     if args.func is not cmd_worker:
         logging.getLogger("aiokafka").addFilter(QUIET_CONNECT)
     try:

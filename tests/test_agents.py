@@ -96,6 +96,7 @@ def test_sources_without_states_say_staffed_is_not_measured(tmp_path: Path) -> N
     assert a["agent_handled"] == 1 and a["agent_occupancy"] is None
 
 
+@pytest.mark.slow
 def test_the_summary_and_html_show_agents_and_the_mean_day(tmp_path: Path) -> None:
     from cc_monitor.html import render_html
     from cc_monitor.render import render_markdown

@@ -105,6 +105,7 @@ def run_partitioned(
 
 
 @pytest.mark.parametrize("partitions", [1, 3, 6])
+@pytest.mark.slow
 def test_partitioned_alerts_equal_one_engine(day: Any, partitions: int) -> None:
     lines, expected = day
     assert {a["rule"] for a in expected} >= {"component_down", "channel_silent"}
@@ -113,6 +114,7 @@ def test_partitioned_alerts_equal_one_engine(day: Any, partitions: int) -> None:
     assert sum(e.status == "firing" for e in timeline.events) == len(expected)
 
 
+@pytest.mark.slow
 def test_a_restored_partition_and_a_restored_stage_change_nothing(day: Any) -> None:
     lines, expected = day
     got, timeline = run_partitioned(lines, 3, chunk=2000, restart=(1, 2), stage_restart_at=4)
@@ -149,6 +151,7 @@ def test_replay_path_unchanged_for_a_log(tmp_path: Path, day: Any) -> None:
     assert names == [("component_down", "trunk"), ("channel_silent", "voice")]
 
 
+@pytest.mark.slow
 def test_a_release_limited_per_call_gives_the_same_alerts(day: Any) -> None:
     """A live worker evaluates a backlog's ticks a bounded number at a time; the alerts and
     their times are the same as all at once."""

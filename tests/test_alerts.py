@@ -197,6 +197,7 @@ def incident_alerts() -> list[dict[str, Any]]:
     return rep["alerts"]  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 def test_the_simulated_incident_raises_exactly_the_incident_alerts() -> None:
     incident = {"component_down", "system_disconnects_spike", "channel_silent"}
     got = [
@@ -211,6 +212,7 @@ def test_the_simulated_incident_raises_exactly_the_incident_alerts() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_rules_check_and_a_rules_file_in_replay(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

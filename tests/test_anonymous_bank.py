@@ -60,6 +60,7 @@ def tally() -> dict[str, Any]:
 
 
 @pytest.mark.skipif(not DATA.exists(), reason="shared data not present")
+@pytest.mark.slow
 def test_february_counts_match_the_file() -> None:
     rep = february()
     t = tally()
@@ -269,6 +270,7 @@ def _rows_of_february(n: int) -> tuple[str, list[str]]:
     return text[0], text[1 : n + 1]
 
 
+@pytest.mark.slow
 def test_hostile_files_end_as_counted_problems(tmp_path: Path) -> None:
     """A header alone, a row with a date that does not read (it must not hold back its VRU
     line's other rows), and a file sorted by time instead of by VRU line (a group per row)."""
@@ -374,6 +376,7 @@ def test_agent_names_are_pseudonymized_unless_the_setting_says(tmp_path: Path) -
 
 
 @pytest.mark.skipif(not DATA.exists(), reason="shared data not present")
+@pytest.mark.slow
 def test_no_agent_states_kept_for_a_source_without_them(tmp_path: Path) -> None:
     """Anonymous Bank records no agent states, so a replay of it keeps none (the agent domain
     costs nothing per call): the report is the one the domain would have given, byte for

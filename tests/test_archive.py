@@ -54,6 +54,7 @@ def report(path: Path, start: float | None = None, end: float | None = None) -> 
     return without_input(rep)
 
 
+@pytest.mark.slow
 def test_an_archive_verifies_and_replays_like_its_source(tmp_path: Path) -> None:
     root = archived(tmp_path / "a", day())
     entries = [e for e in read_manifest(root) if "segment" in e]
@@ -110,6 +111,7 @@ def test_tampering_deleting_swapping_and_reordering_are_detected(tmp_path: Path)
     assert verify(root) == []
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_segment_loses_nothing_and_archives_no_duplicate(
     tmp_path: Path,
 ) -> None:
@@ -204,6 +206,7 @@ def live_runtime(root: Path, store: MemoryCheckpoints) -> LiveRuntime:
 
 
 @pytest.mark.parametrize("seed", [5, 6])
+@pytest.mark.slow
 def test_a_worker_killed_mid_segment_leaves_an_archive_that_replays_like_the_log(
     seed: int, tmp_path: Path
 ) -> None:
@@ -315,6 +318,7 @@ class FailingDisk(LiveArchive):
         return super().append(topic, partition, offset, raw, ts)
 
 
+@pytest.mark.slow
 def test_an_archive_write_failure_sends_the_partition_back_to_its_checkpoint(
     tmp_path: Path,
 ) -> None:

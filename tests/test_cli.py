@@ -18,6 +18,7 @@ def test_schema_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert schema["x-schema-version"] == 1 and "discriminator" in schema
 
 
+@pytest.mark.slow
 def test_simulate_then_replay_gz_with_json_report(tmp_path: Path) -> None:
     log = tmp_path / "day.jsonl.gz"
     assert main(["simulate", "--contacts-per-day", "300", "-o", str(log)]) == 0
@@ -32,6 +33,7 @@ def test_simulate_then_replay_gz_with_json_report(tmp_path: Path) -> None:
     assert out.read_bytes() == first  # byte-identical
 
 
+@pytest.mark.slow
 def test_demo_prints_the_summary_and_strict_fails_on_rejects(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -87,6 +89,7 @@ def _sl(report: dict[str, object]) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("form", ["file", "environment"])
+@pytest.mark.slow
 def test_one_channel_set_changes_that_channel_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
     form: str,
@@ -162,6 +165,7 @@ def test_bad_settings_and_missing_files_exit_2(tmp_path: Path) -> None:
     assert main(["replay", str(tmp_path / "nope.jsonl")]) == 2
 
 
+@pytest.mark.slow
 def test_from_and_to_apply_to_event_time_on_plain_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -139,6 +139,7 @@ def test_a_folder_of_logs_replays_as_its_files(
     assert json.loads(a.read_bytes())["events"]["accepted"] > 500
 
 
+@pytest.mark.slow
 def test_outputs_into_a_missing_folder_are_made(small_log: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "deeper"
     argv = ["replay", str(small_log), "--quiet", "--no-progress", "--json", str(out / "r.json"),

@@ -37,6 +37,7 @@ def _nested_menus(levels: int) -> str:
         ("a: " + "[" * 20000, "nested deeper"),
     ],
 )
+@pytest.mark.slow
 def test_hostile_ivr_flows_are_refused(text: str, why: str) -> None:
     assert len(text) < 2_000_000
     with pytest.raises(ValueError, match=why):

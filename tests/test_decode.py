@@ -145,6 +145,7 @@ def candidate_events(draw: st.DrawFn) -> dict[str, Any]:
 
 @settings(max_examples=600, deadline=None)
 @given(candidate_events())
+@pytest.mark.slow
 def test_fast_path_accepts_only_what_pydantic_accepts_identically(d: dict[str, Any]) -> None:
     raw = orjson.dumps(d)
     try:
@@ -161,6 +162,7 @@ def test_fast_path_accepts_only_what_pydantic_accepts_identically(d: dict[str, A
 
 @settings(max_examples=300, deadline=None)
 @given(st.datetimes(timezones=st.timezones()))
+@pytest.mark.slow
 def test_timestamps_are_exact_integer_microseconds(dt: Any) -> None:
     assume(dt.utcoffset().total_seconds() % 60 == 0)  # RFC 3339 offsets are whole minutes
     delta = dt - datetime(1970, 1, 1, tzinfo=UTC)

@@ -88,6 +88,7 @@ def test_a_worker_on_the_wall_clock_says_it_rejects_a_fast_day() -> None:
     assert share is not None and share > 0.2
 
 
+@pytest.mark.slow
 def test_a_worker_told_the_demos_clock_accepts_the_whole_run() -> None:
     """The demo's way: the worker runs on the simulated clock the feeder plays on; at 60x and
     600x nothing is rejected and event time keeps moving with the clock."""

@@ -8,6 +8,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from alerts.evaluator import Alert, AlertEvent
 from streams.delivery import Dispatcher
 
@@ -41,6 +43,7 @@ def _wait(cond: object, seconds: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_an_outage_costs_bounded_memory_and_recovery_comes_in_batches(tmp_path: Path) -> None:
     am, hook = Flaky("alertmanager"), Flaky("webhook")
     outbox = tmp_path / "outbox.json"

@@ -7,6 +7,7 @@ import asyncio
 import random
 
 import orjson
+import pytest
 from aiokafka import TopicPartition
 
 from streams.kafka.app import wallboard_page
@@ -31,6 +32,7 @@ def test_the_commit_offset_follows_the_highest_acknowledged_record() -> None:
     assert acks.due({a, b}) == {b: 8} and a not in acks.done
 
 
+@pytest.mark.slow
 def test_the_web_server_serves_the_worker_views_and_nothing_else() -> None:
     from aiohttp.test_utils import TestClient, TestServer
 

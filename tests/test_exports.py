@@ -40,6 +40,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path
     return log, a, b
 
 
+@pytest.mark.slow
 def test_same_input_same_bytes(exported: tuple[Path, Path, Path]) -> None:
     _, a, b = exported
     for name in ("kpis.csv", "contacts.csv", "alerts.csv"):
@@ -97,6 +98,7 @@ def test_contacts_carry_their_story(exported: tuple[Path, Path, Path]) -> None:
     assert {r["alertname"] for r in alerts} >= {"component_down", "ivr_depth_exceeded"}
 
 
+@pytest.mark.slow
 def test_explain_lists_the_contacts_behind_a_number(
     exported: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

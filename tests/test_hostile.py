@@ -53,6 +53,7 @@ def _decode_outcome(dec: Decoder, raw: bytes) -> str:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
+@pytest.mark.slow
 def test_the_decoder_answers_every_mutation_of_a_valid_event(data: st.DataObject) -> None:
     line = DAY[data.draw(st.integers(0, len(DAY) - 1))]
     _decode_outcome(Decoder(), _mutate(line, data))
@@ -87,6 +88,7 @@ def test_invalid_utf8_and_deep_nesting_are_rejected_not_raised(tmp_path: Path) -
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
+@pytest.mark.slow
 def test_replay_and_a_live_partition_account_for_every_line(data: st.DataObject) -> None:
     """Random mutations of a slice of a simulated day: lines = accepted + rejected + blank in
     replay, and a live partition gives every record an outcome."""
@@ -133,6 +135,7 @@ def _alerts(rep: dict[str, Any]) -> list[Any]:
 
 @pytest.mark.parametrize("ts", ["9999-12-31T00:00:00Z", "1970-01-01T00:00:00Z",
                                 "0001-01-01T00:00:00+14:00"])  # fmt: skip
+@pytest.mark.slow
 def test_a_timestamp_out_of_range_is_rejected_and_changes_nothing(tmp_path: Path, ts: str) -> None:
     whole = replay_lines(DAY, tmp_path)
     rep = replay_lines(_with(100, event_id="far", contact_id="far", ts=ts), tmp_path)
@@ -145,6 +148,7 @@ def test_a_timestamp_out_of_range_is_rejected_and_changes_nothing(tmp_path: Path
     assert first["kpis"] == whole["kpis"]
 
 
+@pytest.mark.slow
 def test_a_clock_a_day_ahead_does_not_make_the_rest_late_with_max_lead(tmp_path: Path) -> None:
     ev = orjson.loads(DAY[100])
     ahead = ev["ts"][:8] + f"{int(ev['ts'][8:10]) + 1:02d}" + ev["ts"][10:]
@@ -265,10 +269,13 @@ def test_produce_pseudonymizes_customer_and_agent_ids_once() -> None:
 
 
 def test_live_commands_never_hash_with_an_empty_key(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import cc_monitor.settings
     from cc_monitor.settings import load_settings
     from streams.inputs.privacy import Pseudonymizer
+
+    monkeypatch.setattr(cc_monitor.settings, "_WARNED", [])  # a run of its own
 
     settings = load_settings()
     settings = settings.model_copy(

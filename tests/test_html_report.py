@@ -30,6 +30,7 @@ def week_lines() -> tuple[bytes, ...]:
     return tuple(orjson.dumps(e) for e in simulate(cfg))
 
 
+@pytest.mark.slow
 def test_html_is_deterministic_and_self_contained(tmp_path: Path) -> None:
     log = tmp_path / "week.jsonl"
     log.write_bytes(b"".join(line + b"\n" for line in week_lines()))

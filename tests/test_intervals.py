@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from cc_monitor.simulator import SimConfig, simulate
 from kpis.config import DAY, EngineConfig
@@ -52,6 +53,7 @@ def test_an_interval_counts_its_traffic_and_spreads_busy_time(tmp_path: Path) ->
     assert rep["intervals"][0]["interval"] == "2026-11-02T09:00:00+00:00"
 
 
+@pytest.mark.slow
 def test_interval_sums_equal_the_queue_totals_and_required_agents_are_erlangs(
     tmp_path: Path,
 ) -> None:

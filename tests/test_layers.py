@@ -103,6 +103,7 @@ def test_the_metrics_page_is_generated_and_current() -> None:
     )
 
 
+@pytest.mark.slow
 def test_every_metric_a_live_worker_exports_is_on_the_metrics_page() -> None:
     """A worker with alert rules and live agent states over a simulated day: every family
     of its /metrics is a row of docs/metrics.md (and every row's name is well formed)."""

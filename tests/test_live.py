@@ -210,6 +210,7 @@ def expected_view(partitions: int) -> dict[str, Any]:
     return kpi_view([partition_doc(pe) for pe in engines.values()], partitions)
 
 
+@pytest.mark.slow
 def test_topics_read_unevenly_give_the_replay_result() -> None:
     """Three topics per partition, fetched in uneven batches: the watermark follows the slowest
     topic, so nothing is late, and the final view equals the replay's."""
@@ -225,6 +226,7 @@ def test_topics_read_unevenly_give_the_replay_result() -> None:
 
 
 @pytest.mark.parametrize("seed", [2, 3, 4])
+@pytest.mark.slow
 def test_crashes_lose_nothing_and_count_nothing_twice(seed: int) -> None:
     """Kill the worker (drop its memory) at random points; a new one restores the
     checkpoints, the consumer resumes from the committed offsets (so redelivers what was not
@@ -249,6 +251,7 @@ def test_crashes_lose_nothing_and_count_nothing_twice(seed: int) -> None:
     assert sum(o.pe.processed for o in rt.owned.values()) == total
 
 
+@pytest.mark.slow
 def test_partitions_move_between_workers() -> None:
     """Two workers share a checkpoint store (the table); partitions move from one to the
     other mid-stream without being saved on revocation."""
@@ -271,6 +274,7 @@ def test_partitions_move_between_workers() -> None:
     assert kpi_view(docs, 4) == expected_view(4)
 
 
+@pytest.mark.slow
 def test_live_view_equals_the_replay_report() -> None:
     """/api/kpis's rows carry the replay report's numbers (provisional resolutions included,
     as a replay settles them at its end)."""
@@ -346,6 +350,7 @@ class FlakyStore(MemoryKpiView):
         await super().publish(docs)
 
 
+@pytest.mark.slow
 def test_read_model_outage_degrades_health_and_catches_up() -> None:
     data = records_by_tp(day(), 2)
     store, committed, flaky = MemoryCheckpoints(), {}, FlakyStore()
@@ -485,6 +490,7 @@ class Notified:
         self.events.append(event)
 
 
+@pytest.mark.slow
 def test_alerts_across_workers_equal_the_replay_and_page_once() -> None:
     """Two workers share the partitions and the store; the one holding the lease evaluates
     the centre's rules. It is killed mid-stream (its lease expires, the other takes over from
@@ -555,6 +561,7 @@ class SplitBrain(MemoryAlertStore):
         return None
 
 
+@pytest.mark.slow
 def test_two_evaluating_workers_still_page_once() -> None:
     replay = Replay(EngineConfig(), ZoneInfo("UTC"))
     replay.run([Source(_write(day()))])
@@ -597,6 +604,7 @@ class FailingClaims(MemoryAlertStore):
         return await super().claim(key)
 
 
+@pytest.mark.slow
 def test_a_store_failure_mid_evaluation_loses_no_alert() -> None:
     replay = Replay(EngineConfig(), ZoneInfo("UTC"))
     replay.run([Source(_write(day()))])
@@ -620,6 +628,7 @@ def test_a_store_failure_mid_evaluation_loses_no_alert() -> None:
     assert len(keys) == len(set(keys)) == expected
 
 
+@pytest.mark.slow
 def test_a_log_that_lost_records_is_detected_said_and_continued() -> None:
     """The broker lost the end of a partition and the lost part is produced again: the worker
     notices the log ends before its checkpoint, continues from the log's end (it would

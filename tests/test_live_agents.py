@@ -131,6 +131,7 @@ def test_a_queue_log_live_gives_the_replay_agents(
     assert set(got) >= {("voice", "sales", "available"), ("voice", "support", "busy")}
 
 
+@pytest.mark.slow
 def test_a_simulated_day_live_gives_the_replay_agents(tmp_path: Path) -> None:
     lines = day()
     _rep, report = replay_of(lines, tmp_path)
@@ -172,6 +173,7 @@ def test_hostile_agents_topic_records_are_rejected_with_a_reason() -> None:
     assert again.status == "accepted" and again.event_type == "agent.repeat"
 
 
+@pytest.mark.slow
 def test_the_staffing_view_live_equals_the_replay(tmp_path: Path) -> None:
     """The current interval, required agents and forecast come from the alert stage: the
     evaluating worker's view equals a replay's, and cc_required_agents exports it."""
@@ -206,6 +208,7 @@ def _shortfall(alerts: list[dict[str, Any]]) -> list[tuple[str, str, float, floa
             and a["labels"]["queue"] in ("billing", "loans")]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_simulated_staffing_shortfall_fires_and_resolves_in_replay_and_live(
     tmp_path: Path,
 ) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -59,6 +60,7 @@ def check_report_equal(report: dict[str, Any]) -> None:
     assert orjson.dumps(without_input(report), option=orjson.OPT_SORT_KEYS) == baseline_report()
 
 
+@pytest.mark.slow
 def test_the_simulated_log_exercises_the_engine() -> None:
     rep = orjson.loads(baseline_report())
     assert rep["rejected"]["total"] == 0
@@ -72,6 +74,7 @@ def test_the_simulated_log_exercises_the_engine() -> None:
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 2**32))
+@pytest.mark.slow
 def test_disorder_within_allowed_lateness_gives_the_same_report(
     tmp_path_factory: Any, seed: int
 ) -> None:
@@ -84,6 +87,7 @@ def test_disorder_within_allowed_lateness_gives_the_same_report(
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 2**32), st.integers(1, 40))
+@pytest.mark.slow
 def test_duplicates_change_no_kpi(tmp_path_factory: Any, seed: int, copies: int) -> None:
     rng = random.Random(seed)
     lines = list(sim_log())
@@ -101,6 +105,7 @@ def test_duplicates_change_no_kpi(tmp_path_factory: Any, seed: int, copies: int)
     check_report_equal(rep)
 
 
+@pytest.mark.slow
 def test_replay_is_byte_for_byte_deterministic(tmp_path: Path) -> None:
     from zoneinfo import ZoneInfo
 

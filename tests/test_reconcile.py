@@ -81,6 +81,7 @@ def check(root: Path, alerts: Any, docs: dict[int, bytes], **kw: Any) -> Reconci
                      snapshots=docs, partitions=PARTITIONS, inputs=INPUTS, **kw)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_live_run_reconciles_clean(published: Any) -> None:
     root, alerts, docs = published
     result = check(root, alerts, docs)
@@ -92,6 +93,7 @@ def test_a_live_run_reconciles_clean(published: Any) -> None:
     assert doc["clean"] is True and set(doc["kpis"]) == {"0", "1", "2"}
 
 
+@pytest.mark.slow
 def test_a_removed_a_repeated_and_an_altered_alert_are_named(published: Any) -> None:
     root, alerts, docs = published
     victim = orjson.loads(alerts[1][1])
@@ -119,6 +121,7 @@ def test_a_removed_a_repeated_and_an_altered_alert_are_named(published: Any) -> 
     ]
 
 
+@pytest.mark.slow
 def test_an_altered_snapshot_and_an_archive_hole_are_named(published: Any, tmp_path: Path) -> None:
     root, alerts, docs = published
     doc = orjson.loads(docs[1])
@@ -146,6 +149,7 @@ def test_an_altered_snapshot_and_an_archive_hole_are_named(published: Any, tmp_p
                and d.where == f"{INPUTS[0]} partition 0" for d in result.differences)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_period_compares_the_transitions_inside_it(published: Any) -> None:
     root, alerts, docs = published
     docs_alerts = [orjson.loads(v) for _, v in alerts]

@@ -20,6 +20,7 @@ def simulated_report(tmp: Path) -> dict:  # type: ignore[type-arg]
     return replay_lines([orjson.dumps(e) for e in simulate(SimConfig())], tmp)
 
 
+@pytest.mark.slow
 def test_scorecard_on_the_simulated_day_flags_what_the_simulator_breaks(tmp_path: Path) -> None:
     rep = simulated_report(tmp_path)
     status = {i["item"]: i["status"] for i in rep["scorecard"]}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from cc_monitor.simulator import SimConfig, lines, simulate
 from kpis.catalogue import ALL
@@ -68,6 +69,7 @@ def test_four_level_branch_and_incident_window() -> None:
     assert len(drops) >= 5
 
 
+@pytest.mark.slow
 def test_callbacks_some_reserved_some_never_called_back() -> None:
     week = list(simulate(SimConfig(contacts_per_day=2000, days=2, seed=3)))  # 5 never called
     requests = [ev for ev in week if ev["type"] == "callback.requested"]
@@ -99,6 +101,7 @@ def test_bad_lines_are_mixed_in_on_request() -> None:
     assert rejected > 5
 
 
+@pytest.mark.slow
 def test_event_ids_are_unique_across_days() -> None:
     """A case reopened twice, days apart, gets two reopen notes with ids of their own (an
     archive, which leaves repeated ids out, then replays to the same events as the log)."""
@@ -108,6 +111,7 @@ def test_event_ids_are_unique_across_days() -> None:
     assert any("-reopen2-" in i for i in ids)  # the case the check is about occurs
 
 
+@pytest.mark.slow
 def test_queue_outcomes_add_up_and_the_abandon_reading_moves_only_abandonment(
     tmp_path: Path,
 ) -> None:
@@ -160,6 +164,7 @@ def test_agents_work_shifts_with_breaks_and_the_shortfall_scenario() -> None:
     assert nights  # the night shift under way when the log starts
 
 
+@pytest.mark.slow
 def test_occupancy_and_service_look_like_a_contact_centre(tmp_path: Path) -> None:
     rep = replay_lines([orjson.dumps(e) for e in day()], tmp_path)
     voice = next(r["metrics"] for r in rep["kpis"] if r["period"] == "total"

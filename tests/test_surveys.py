@@ -161,6 +161,7 @@ def test_surveys_survive_a_checkpoint(tmp_path: Path) -> None:
     assert "dq_survey_contact_unknown" not in second.c
 
 
+@pytest.mark.slow
 def test_the_simulated_week_fills_the_benchmarks_effort_row(tmp_path: Path) -> None:
     import orjson
 

@@ -183,6 +183,7 @@ def test_callbacks_stay_on_the_wall_clock_unless_a_calendar_is_named(tmp_path: P
     assert (business["callbacks_compliant"], business["callbacks_breached"]) == (1, 0)
 
 
+@pytest.mark.slow
 def test_one_queue_target_changes_only_that_queues_figures(tmp_path: Path) -> None:
     lines = [orjson.dumps(e) for e in simulate(SimConfig(contacts_per_day=1500, seed=3))]
     before = replay_lines(lines, tmp_path)
@@ -294,6 +295,7 @@ def test_connect_queue_priority_and_cdr_priority_column(
     assert rep["input"]["sources"][0]["import"]["warnings"] == {"priority_not_0_to_9": 1}
 
 
+@pytest.mark.slow
 def test_the_documented_example_file_runs_and_does_what_the_docs_say(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
