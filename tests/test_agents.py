@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import T, log, replay
 from tests.helpers import ALL, Log, replay_log, row
-from tests.test_queue_log import T, log, replay
 
 
 def agent_row(rep: dict, agent: str, tenant: str = ALL) -> dict:  # type: ignore[type-arg]

@@ -11,40 +11,12 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from alerts.evaluator import AlertEvent, AlertLogic
-from alerts.rules import RulesConfig
+from alerts.evaluator import AlertLogic
 from cc_monitor.cli import main
 from cc_monitor.simulator import SimConfig, simulate
 from kpis.config import EngineConfig
 from streams.replay import Replay, Source
-
-Q = ("bank", "voice", "billing")
-M = 60.0
-
-
-class Events:
-    def __init__(self) -> None:
-        self.seen: list[AlertEvent] = []
-
-    def alert(self, event: AlertEvent) -> None:
-        self.seen.append(event)
-
-    def log(self) -> list[tuple[str, str, float]]:
-        return [(e.status, e.alert.rule, e.alert.ends_at or e.alert.starts_at) for e in self.seen]
-
-
-def only(rule: str, **overrides: Any) -> RulesConfig:
-    """A config where only ``rule`` is enabled (with overrides)."""
-    rules: dict[str, Any] = {n: {"enabled": False} for n in RulesConfig().rules}
-    rules[rule] = {"enabled": True, **overrides}
-    return RulesConfig.model_validate({"rules": rules})
-
-
-def ticks(logic: AlertLogic, start: float, end: float) -> None:
-    t = start
-    while t <= end:
-        logic.on_tick(t)
-        t += M
+from tests.builders import Events, M, Q, only, ticks
 
 
 def test_count_rule_fires_at_the_threshold_not_below_and_resolves() -> None:

@@ -8,20 +8,19 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 
 from kpis.config import EngineConfig
 from streams.inputs.importers import make_importer
-from streams.inputs.importers.anonymous_bank import FIELDS, AnonymousBank
+from streams.inputs.importers.anonymous_bank import AnonymousBank
 from streams.inputs.privacy import Pseudonymizer
 from streams.replay import Replay, Source
+from tests.builders import ZONE, line, tsv
 from tests.helpers import ivr_row, row
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "anonymous-bank" / "1999-02.tsv"
-ZONE = ZoneInfo("Asia/Jerusalem")
 
 
 def replay(path: Path, **kw: Any) -> dict[str, Any]:
@@ -102,27 +101,6 @@ def test_february_durations_and_days() -> None:
     assert 0.4 < total["service_level"] < 0.7
     assert 20 < total["answer_seconds"]["mean"] < 90
     assert 60 < total["handle_seconds"]["mean"] < 400
-
-
-HEADER = "\t".join(FIELDS)
-
-
-def tsv(tmp: Path, *rows: str, name: str = "calls.tsv") -> Path:
-    path = tmp / name
-    path.write_text("\n".join([HEADER, *rows]) + "\n")
-    return path
-
-
-def line(
-    call: int, outcome: str, entry: str, vru_exit: str, q_start: str = "0:00:00",
-    q_exit: str = "0:00:00", ser_start: str = "0:00:00", ser_exit: str = "0:00:00",
-    vru: str = "AA0101", customer: str = "0", kind: str = "PS", day: str = "990201",
-) -> str:  # fmt: skip
-    server = "DORIT" if outcome == "AGENT" else "NO_SERVER"
-    return "\t".join(
-        [vru, str(call), customer, "2", kind, day, entry, vru_exit, "0", q_start, q_exit, "0",
-         outcome, ser_start, ser_exit, "0", server]
-    )  # fmt: skip
 
 
 def test_each_rule_on_crafted_rows(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ import os
 import random
 import shutil
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,7 +16,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from cc_monitor.cli import main
-from cc_monitor.simulator import SimConfig, simulate
 from kpis.config import EngineConfig
 from streams.audit.archive import (
     ArchiveWriter,
@@ -32,13 +30,9 @@ from streams.kafka.worker import LiveOptions, LiveRuntime
 from streams.partitioned import partition_doc, replay_partitioned
 from streams.replay import Replay, Source
 from streams.sinks.readmodel import kpi_view
+from tests.builders import day, kill
+from tests.fakes import INPUTS, Clock, Consumer, records_by_tp
 from tests.helpers import without_input
-from tests.test_live import INPUTS, Clock, Consumer, records_by_tp
-
-
-@lru_cache(maxsize=1)
-def day() -> tuple[bytes, ...]:
-    return tuple(orjson.dumps(e) for e in simulate(SimConfig(contacts_per_day=600)))
 
 
 def archived(root: Path, lines: Any) -> Path:
@@ -175,22 +169,6 @@ def test_audit_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # --- the live archive: what the workers write ---------------------------------------------------
-
-
-def kill(archive: LiveArchive, cut: bytes = b"") -> None:
-    """What kill -9 leaves of a worker's archive: what reached the OS stays (plus, ``cut``, a
-    line written half way), Python's buffers are lost, the locks go with the process."""
-    for w in archive.writers.values():
-        if cut:
-            with open(w._open_path, "ab") as f:
-                f.write(cut)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, w._open.fileno())  # the buffer, if ever flushed, goes nowhere
-        os.close(devnull)
-    for fd in archive._locks.values():
-        os.close(fd)
-    archive.writers.clear()
-    archive._locks.clear()
 
 
 def live_runtime(root: Path, store: MemoryCheckpoints) -> LiveRuntime:

@@ -13,20 +13,8 @@ from kpis.config import EngineConfig
 from streams.inputs.importers import make_importer
 from streams.inputs.privacy import Pseudonymizer
 from streams.replay import Replay, Source
+from tests.builders import BYE, at, ctr
 from tests.helpers import row
-
-BYE = "CUSTOMER_DISCONNECT"
-
-
-def at(minute: int, second: int = 0) -> str:
-    return f"2026-11-02T09:{minute:02d}:{second:02d}Z"
-
-
-def ctr(contact: str, updated: str, **fields: Any) -> dict[str, Any]:
-    rec = {"ContactId": contact, "Channel": "VOICE", "InitiationMethod": "INBOUND",
-           "LastUpdateTimestamp": updated}  # fmt: skip
-    rec.update(fields)
-    return rec
 
 
 def replay(tmp: Path, *lines: bytes) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from aiokafka import TopicPartition
 from streams.kafka.app import wallboard_page
 from streams.kafka.checkpoint import MemoryCheckpoints
 from streams.kafka.driver import Acks, RecordAck, web_app
-from tests.test_live import Consumer, day, records_by_tp, runtime
+from tests.fakes import Consumer, day, records_by_tp, runtime
 
 
 def test_the_commit_offset_follows_the_highest_acknowledged_record() -> None:

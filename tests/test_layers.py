@@ -47,6 +47,28 @@ def test_imports_point_one_way_down_the_layers() -> None:
     assert layer_violations() == []
 
 
+def cross_test_imports(root: Path) -> list[str]:
+    """Test modules never import one another: what they share is in tests/helpers.py,
+    tests/fakes.py and tests/builders.py (a test module imported elsewhere runs its module-level
+    set-up twice and makes one module's refactor break another's tests)."""
+    base = root / "tests"
+    found = [f"{path.name}:{line} imports {module}"
+             for path in sorted(base.glob("*.py"))
+             for line, module in _imports(path)
+             if module.startswith("tests.test_")]  # fmt: skip
+    return found
+
+
+def test_no_test_module_imports_another() -> None:
+    assert cross_test_imports(ROOT) == []
+
+
+def test_the_test_import_check_sees_one(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_b.py").write_text("from tests.test_a import day\n")
+    assert cross_test_imports(tmp_path) == ["test_b.py:1 imports tests.test_a"]
+
+
 def test_the_layer_check_sees_an_import_that_points_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,7 +137,7 @@ def test_every_metric_a_live_worker_exports_is_on_the_metrics_page() -> None:
     from alerts.rules import RulesConfig
     from cc_monitor.metricsdoc import engine_rows, worker_rows
     from streams.kafka.checkpoint import MemoryCheckpoints
-    from tests.test_live import AgentsTopic, Consumer, day, records_by_tp, runtime
+    from tests.fakes import AgentsTopic, Consumer, day, records_by_tp, runtime
 
     data = records_by_tp(day(), 2)
     rt = runtime(MemoryCheckpoints(), 2, rules=RulesConfig(), agents=AgentsTopic(data, 2))

@@ -24,7 +24,7 @@ from streams.inputs.privacy import Pseudonymizer
 from streams.kafka.checkpoint import MemoryCheckpoints
 from streams.replay import Replay
 from streams.replay import Source as ReplaySource
-from tests.test_live import AgentsTopic, Consumer, day, records_by_tp, runtime
+from tests.fakes import AgentsTopic, Consumer, day, records_by_tp, runtime
 
 DATA = Path(__file__).parent / "data"
 STATE_SERIES = ("agent_available_seconds", "agent_busy_seconds", "agent_after_work_seconds",
@@ -58,7 +58,7 @@ def live(lines: tuple[bytes, ...], partitions: int, seed: int, crash: bool = Fal
     rng = random.Random(seed)
     half = set(range(0, partitions, 2))
     rest = set(range(partitions)) - half
-    from tests.test_live import Shared
+    from tests.fakes import Shared
 
     shared = Shared()
     a = runtime(store, partitions, shared, agents=topic)
@@ -220,7 +220,7 @@ def test_the_simulated_staffing_shortfall_fires_and_resolves_in_replay_and_live(
 
     from alerts.rules import RulesConfig
     from cc_monitor.simulator import SimConfig, simulate
-    from tests.test_live import Notified
+    from tests.fakes import Notified
 
     lines = tuple(orjson.dumps(e) for e in simulate(SimConfig())
                   if e["ts"] < "2026-11-02T17:30")  # fmt: skip

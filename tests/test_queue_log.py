@@ -3,31 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from kpis.config import EngineConfig
-from streams.inputs.importers import make_importer
-from streams.inputs.privacy import Pseudonymizer
-from streams.replay import Replay, Source
+from tests.builders import T, log, replay
 from tests.helpers import ivr_row, row
-
-T = 1_762_074_000  # 2026-11-02T09:00:00Z
-
-
-def log(tmp: Path, *lines: str) -> Path:
-    """A queue_log as Asterisk appends it: in time order (unparsable lines at the end)."""
-    good = sorted((x for x in lines if x[:1].isdigit()), key=lambda x: float(x.split("|")[0]))
-    path = tmp / "queue_log"
-    path.write_text("\n".join(good + [x for x in lines if not x[:1].isdigit()]) + "\n")
-    return path
-
-
-def replay(path: Path) -> dict[str, Any]:
-    importer = make_importer("queue_log", Pseudonymizer(""))
-    return Replay(EngineConfig(), ZoneInfo("UTC")).run([Source(str(path))], importer=importer)
 
 
 def test_queue_log_calls(tmp_path: Path) -> None:

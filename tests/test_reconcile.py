@@ -18,8 +18,8 @@ from streams.audit.archive import LiveArchive
 from streams.kafka.checkpoint import MemoryCheckpoints
 from streams.kafka.worker import LiveRuntime
 from streams.reconcile import Reconciliation, compare_alerts, reconcile, transition_time
-from tests.test_archive import day, kill
-from tests.test_live import (
+from tests.builders import day, kill
+from tests.fakes import (
     INPUTS,
     AgentsTopic,
     Consumer,
@@ -27,7 +27,7 @@ from tests.test_live import (
     Shared,
     records_by_tp,
 )
-from tests.test_live import runtime as live_runtime
+from tests.fakes import runtime as live_runtime
 
 PARTITIONS = 3
 

@@ -10,8 +10,8 @@ import pytest
 
 from alerts.evaluator import AlertLogic
 from kpis.config import DAY, EngineConfig
+from tests.builders import Events, only, ticks
 from tests.helpers import ALL, Log, replay_log, row
-from tests.test_alerts import Events, only, ticks
 
 
 def handled(log: Log, c: str, t: float, agent: str = "a1", case: str | None = None,

@@ -15,8 +15,8 @@ from alerts.evaluator import AlertLogic
 from cc_monitor.simulator import SimConfig, simulate
 from kpis.config import DAY, EngineConfig
 from kpis.targets import BusinessClock, Calendar, Targets
+from tests.builders import Events, only, ticks
 from tests.helpers import ALL, Log, replay_lines, replay_log, row
-from tests.test_alerts import Events, only, ticks
 
 H = 3600.0
 OFFICE = {"monday": ["09:00-17:00"], "tuesday": ["09:00-17:00"], "wednesday": ["09:00-17:00"],
@@ -231,7 +231,7 @@ def test_anonymous_bank_priority_picks_the_target(tmp_path: Path) -> None:
     from streams.inputs.importers import make_importer
     from streams.inputs.privacy import Pseudonymizer
     from streams.replay import Replay, Source
-    from tests.test_anonymous_bank import ZONE, line, tsv
+    from tests.builders import ZONE, line, tsv
 
     # queued 30 s (rows carry priority 2), answered at 10:00:40
     path = tsv(tmp_path, line(1, "AGENT", "10:00:00", "10:00:10", "10:00:10", "10:00:40",
@@ -252,7 +252,7 @@ def test_connect_queue_priority_and_cdr_priority_column(
     from streams.inputs.importers import make_importer
     from streams.inputs.privacy import Pseudonymizer
     from streams.replay import Replay, Source
-    from tests.test_connect_ctr import BYE, at, ctr
+    from tests.builders import BYE, at, ctr
 
     records = [
         ctr("c1", at(20), InitiationTimestamp=at(0), DisconnectTimestamp=at(5),
