@@ -9,8 +9,10 @@ import random
 import orjson
 import pytest
 from aiokafka import TopicPartition
+from yarl import URL
 
-from streams.kafka.app import wallboard_page
+from alerts.rules import RulesConfig
+from streams.kafka.app import runbooks_page, wallboard_page
 from streams.kafka.checkpoint import MemoryCheckpoints
 from streams.kafka.driver import Acks, RecordAck, web_app
 from tests.fakes import Consumer, day, records_by_tp, runtime
@@ -42,7 +44,7 @@ def test_the_web_server_serves_the_worker_views_and_nothing_else() -> None:
     asyncio.run(rt.tick())
 
     async def check() -> None:
-        client = TestClient(TestServer(web_app(rt, wallboard_page())))
+        client = TestClient(TestServer(web_app(rt, wallboard_page(), runbooks_page())))
         await client.start_server()
         try:
             health = await client.get("/health")
@@ -54,6 +56,14 @@ def test_the_web_server_serves_the_worker_views_and_nothing_else() -> None:
             assert b"cc_contacts_total" in await metrics.read()
             page = await client.get("/wallboard")
             assert page.headers["Cache-Control"] == "no-cache"
+            # an alert's runbook link, relative to the wallboard as the default rules make it
+            link = RulesConfig().runbook_url + "#abandonment-high"
+            book = await client.get(page.url.join(URL(link)).path)
+            assert book.status == 200 and book.content_type == "text/html"
+            text = await book.text()
+            assert '<h2 id="abandonment-high">abandonment-high</h2>' in text
+            for rule in RulesConfig().rules:  # every rule's link has its section
+                assert f'id="{rule.replace("_", "-")}"' in text, rule
             for other in ("/", "/router/", "/table/", "/api/kpis/../../etc"):
                 assert (await client.get(other)).status == 404, other
         finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, tzinfo
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -39,6 +40,55 @@ def wallboard_page() -> bytes:
     web = resources.files("streams.kafka") / "web"
     font = base64.b64encode((web / "wallboard-font.ttf").read_bytes()).decode()
     return (web / "wallboard.html").read_text(encoding="utf-8").replace("__FONT__", font).encode()
+
+
+RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks.md"
+
+
+def runbooks_page(source: Path = RUNBOOKS) -> bytes:
+    """docs/runbooks.md as a page, served where the alert links point by default
+    (``rules.runbook_url`` = ``docs/runbooks.md``, relative to the wallboard): each rule's
+    section has its anchor, so a link ``...#<rule>`` opens it. Without the file (an install
+    without the repository's docs) the page says where to find them."""
+    import html
+    import re
+
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError:
+        text = ("# Runbooks\n\nThis install has no docs/runbooks.md: set rules.runbook_url to "
+                "where your runbooks are (docs/alerts.md).")  # fmt: skip
+
+    def inline(line: str) -> str:
+        return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(line))
+
+    out: list[str] = []
+    para: list[str] = []
+
+    def close() -> None:
+        if para:
+            out.append("<p>" + " ".join(para) + "</p>")
+            para.clear()
+
+    for line in text.splitlines():
+        heading = re.match(r"(#{1,3}) (.+)", line)
+        if heading:
+            close()
+            n, title = len(heading.group(1)), heading.group(2).strip()
+            anchor = re.sub(r"[^a-z0-9-]+", "-", title.lower()).strip("-")
+            out.append(f'<h{n} id="{anchor}">{inline(title)}</h{n}>')
+        elif not line.strip():
+            close()
+        else:
+            para.append(inline(line))
+    close()
+    style = ("body{font-family:sans-serif;max-width:48rem;margin:2rem auto;line-height:1.5;"
+             "padding:0 1rem}h2{margin-top:2rem}:target{background:#fff3c4}"
+             "code{background:#eee;padding:0 .2em}")  # fmt: skip
+    return (
+        f'<!doctype html><html lang="en"><meta charset="utf-8"><title>cc-monitor runbooks'
+        f"</title><style>{style}</style>" + "\n".join(out) + "</html>\n"
+    ).encode()
 
 
 def live_options(kafka: KafkaSettings, worker: WorkerSettings, tz: tzinfo) -> LiveOptions:
@@ -115,7 +165,9 @@ async def run_worker(driver: KafkaDriver) -> None:
     w = driver.worker
 
     async def serve() -> Any:
-        runner = web.AppRunner(web_app(driver.runtime, wallboard_page()), access_log=None)
+        runner = web.AppRunner(
+            web_app(driver.runtime, wallboard_page(), runbooks_page()), access_log=None
+        )
         await runner.setup()
         await web.TCPSite(runner, w.web_bind, w.web_port).start()
         return runner

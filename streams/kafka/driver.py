@@ -414,9 +414,9 @@ def _listener(driver: KafkaDriver) -> Any:
     return Listener()
 
 
-def web_app(runtime: LiveRuntime, page: bytes) -> Any:
+def web_app(runtime: LiveRuntime, page: bytes, runbooks: bytes | None = None) -> Any:
     """The worker's views: /metrics, /api/kpis, /api/alerts, /api/agents, /health,
-    /wallboard; nothing else."""
+    /wallboard and the runbooks its alert links point to (docs/runbooks.md); nothing else."""
     from aiohttp import web
 
     def json_view(view: Callable[[], object]) -> Any:
@@ -437,6 +437,13 @@ def web_app(runtime: LiveRuntime, page: bytes) -> Any:
     app = web.Application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/wallboard", wallboard)
+    if runbooks is not None:
+
+        async def runbook(request: Any) -> Any:
+            return web.Response(body=runbooks,
+                                headers={"Content-Type": "text/html; charset=utf-8"})  # fmt: skip
+
+        app.router.add_get("/docs/runbooks.md", runbook)
     for path, view in (("/api/kpis", v.kpis), ("/health", v.health), ("/api/alerts", v.alerts),
                        ("/api/agents", v.agents)):  # fmt: skip
         app.router.add_get(path, json_view(view))
