@@ -9,6 +9,7 @@ COPY cc_monitor ./cc_monitor
 COPY streams ./streams
 COPY alerts ./alerts
 COPY kpis ./kpis
+COPY docs/runbooks.md ./docs/runbooks.md
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 cc-monitor \
     && install -d -o cc-monitor /var/lib/cc-monitor/archive
 

@@ -42,10 +42,12 @@ def wallboard_page() -> bytes:
     return (web / "wallboard.html").read_text(encoding="utf-8").replace("__FONT__", font).encode()
 
 
-RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks.md"
+# The repository's (an editable install), else the working directory's (the image's /app)
+RUNBOOKS = (Path(__file__).resolve().parents[2] / "docs" / "runbooks.md",
+            Path("docs") / "runbooks.md")  # fmt: skip
 
 
-def runbooks_page(source: Path = RUNBOOKS) -> bytes:
+def runbooks_page(sources: tuple[Path, ...] = RUNBOOKS) -> bytes:
     """docs/runbooks.md as a page, served where the alert links point by default
     (``rules.runbook_url`` = ``docs/runbooks.md``, relative to the wallboard): each rule's
     section has its anchor, so a link ``...#<rule>`` opens it. Without the file (an install
@@ -53,9 +55,10 @@ def runbooks_page(source: Path = RUNBOOKS) -> bytes:
     import html
     import re
 
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError:
+    found = [p for p in sources if p.is_file()]
+    if found:
+        text = found[0].read_text(encoding="utf-8")
+    else:
         text = ("# Runbooks\n\nThis install has no docs/runbooks.md: set rules.runbook_url to "
                 "where your runbooks are (docs/alerts.md).")  # fmt: skip
 
