@@ -104,6 +104,11 @@ class Browser:
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             await asyncio.sleep(0.3)
 
+    async def screen(self, width: int, height: int) -> None:
+        """The page as a screen of ``width`` x ``height`` CSS pixels shows it."""
+        await self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                        deviceScaleFactor=1, mobile=False)  # fmt: skip
+
     async def screenshot(self, path: Path) -> None:
         r = await self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         path.write_bytes(base64.b64decode(r["data"]))

@@ -24,6 +24,19 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None and not os.environ.get("CI"), reason="chromium missing"
 )
 RED = "rgb(179, 38, 30)"
+# every tile inside the screen, no figure wrapped or cut, and the type size the page chose
+FITS = """JSON.stringify({
+  tiles: document.querySelectorAll('.tile').length,
+  outside: [...document.querySelectorAll('.tile')].filter(t => {
+    const r = t.getBoundingClientRect();
+    return r.bottom > innerHeight + 1 || r.right > innerWidth + 1; }).length,
+  wrapped: [...document.querySelectorAll('.tile b, #clock')].filter(b =>
+    b.getClientRects().length !== 1 || b.getBoundingClientRect().height >
+      1.6 * parseFloat(getComputedStyle(b).fontSize) ||
+    b.scrollWidth > b.parentElement.clientWidth + 1).map(b => b.textContent),
+  scrolls: document.documentElement.scrollHeight > innerHeight + 1,
+  scale: Number(document.body.dataset.scale),
+  figure_px: parseFloat(getComputedStyle(document.querySelector('.small b')).fontSize)})"""
 TILES = """JSON.stringify([...document.querySelectorAll('.tile')].map(t => ({
   channel: t.dataset.channel, queue: t.dataset.queue, state: t.dataset.state,
   border: getComputedStyle(t).borderLeftColor,
@@ -62,6 +75,7 @@ def _expected(kpis: dict[str, Any], agents: dict[str, Any]) -> dict[tuple[str, s
             "callbacks_due": max(0, m["callbacks_requested"] - m["callbacks_compliant"]
                                  - m["callbacks_breached"] - m["callbacks_cancelled"]),
             "goal": s["service_level_goal"],
+            "threshold": s["service_level_seconds"],
         }  # fmt: skip
     return out
 
@@ -101,8 +115,14 @@ async def test_the_wallboard_in_headless_chromium(tmp_path: Path) -> None:
                                 "abandonment_rate", "asa_seconds", "first_response_seconds",
                                 "callbacks_due"):  # fmt: skip
                         assert _close(got[key], w[key]), (t["queue"], key, got[key], w[key])
-                    breach = ((w["service_level"] is not None and w["service_level"] < w["goal"])
-                              or (t["channel"], t["queue"]) in firing)  # fmt: skip
+                    assert got["offered_today"] is not None and got["aht_seconds"] is not None
+                    # the tile's own thresholds (the page's help says them)
+                    sl, oldest, ab = w["service_level"], w["oldest_wait_seconds"], (
+                        w["abandonment_rate"])  # fmt: skip
+                    breach = ((sl is not None and sl < w["goal"])
+                              or (t["channel"], t["queue"]) in firing
+                              or (oldest > 2 * w["threshold"])
+                              or (ab is not None and ab >= 0.2))  # fmt: skip
                     assert (t["state"] == "breach") == breach, t
                     assert (t["border"] == RED) == breach, t
                     red += breach
@@ -110,11 +130,59 @@ async def test_the_wallboard_in_headless_chromium(tmp_path: Path) -> None:
                 agent_figures = [t for t in tiles if "agents_available" in t["figures"]]
                 assert agent_figures  # agents per queue from /api/agents
                 assert await browser.eval("document.fonts.check('16px \"CC Wallboard\"')")
-                await browser.screenshot(shots / "wallboard.png")
+                # the colour rules at their thresholds
+                levels = orjson.loads(await browser.eval(
+                    "JSON.stringify([slLevel(0.79, 0.8), slLevel(0.8, 0.8), slLevel(0.85, 0.8),"
+                    " waitLevel(20, 20), waitLevel(21, 20), waitLevel(41, 20),"
+                    " abandonLevel(0.099), abandonLevel(0.1), abandonLevel(0.2),"
+                    " slLevel(null, 0.8), waitLevel(5000, null)])"))  # fmt: skip
+                assert levels == ["bad", "warn", "ok", "ok", "warn", "bad", "ok", "warn", "bad",
+                                  "ok", "ok"]  # fmt: skip
+                help_text = await browser.eval("document.getElementById('help').textContent")
+                assert "amber within 5 points" in help_text and "twice" in help_text
+                # the centre's clock: the worker's zone, 24 h, no raw ISO time
+                clock = await browser.eval("document.getElementById('clock').textContent")
+                assert len(clock) == 8 and clock[2] == ":" and clock[5] == ":", clock
+                event_time = await browser.eval("document.getElementById('event-time').textContent")
+                assert "T" not in event_time and "Nov" in event_time, event_time
+                # every tile on the screen, no figure wrapped, at both sizes
+                for width, height, name in ((1920, 1080, "wallboard.png"),
+                                            (1280, 720, "wallboard-1280.png")):  # fmt: skip
+                    await browser.screen(width, height)
+                    await asyncio.sleep(2.5)  # a poll and its fit at this size
+                    fits = orjson.loads(await browser.eval(FITS))
+                    print(f"wallboard at {width}x{height}: {fits}")
+                    assert fits["tiles"] == len(want) and fits["outside"] == 0, fits
+                    assert fits["wrapped"] == [] and not fits["scrolls"], fits
+                    assert fits["figure_px"] >= (18 if width == 1920 else 12), fits
+                    await browser.screenshot(shots / name)
+                # a page per queue set, and pages that rotate
+                two = sorted(want)[:2]
+                await browser.navigate(base + "?poll=500&queues=" + ",".join(q for _, q in two))
+                await browser.wait("document.body.dataset.loaded === '1'", 30, "the queue page")
+                chosen = orjson.loads(await browser.eval(TILES))
+                assert {t["queue"] for t in chosen} == {q for _, q in two}
+                await browser.navigate(base + "?poll=500&rotate=1&per_page=2")
+                await browser.wait("document.body.dataset.loaded === '1'", 30, "rotating pages")
+                seen: set[tuple[str, str]] = set()
+                for _ in range(len(want) + 2):
+                    page_tiles = orjson.loads(await browser.eval(TILES))
+                    assert len(page_tiles) <= 2
+                    seen |= {(t["channel"], t["queue"]) for t in page_tiles}
+                    await asyncio.sleep(1.0)
+                assert seen == set(want)
+                pages = await browser.eval("document.getElementById('page').textContent")
+                assert pages.startswith("page ") and "/" in pages
+                await browser.screen(1920, 1080)
                 await browser.navigate(base + "?lang=ko&stale=4&poll=500")
                 await browser.wait("document.body.dataset.loaded === '1'", 30, "the Korean page")
                 assert await browser.eval("document.querySelector('h1').textContent") == "상황판"
                 assert await browser.eval("document.documentElement.lang") == "ko"
+                await asyncio.sleep(1.5)
+                channels = await browser.eval(
+                    "[...document.querySelectorAll('.tile h2 small')].map(x => x.textContent)"
+                    ".join('|')")  # fmt: skip
+                assert "전화" in channels and "voice" not in channels, channels
                 await browser.screenshot(shots / "wallboard-ko.png")
                 # the worker goes away: the page says its data is stale
                 assert await browser.eval("document.body.dataset.stale") == "0"

@@ -38,6 +38,9 @@ class Viewed(Protocol):
     broker: BrokerHealth
 
     @property
+    def zone(self) -> str: ...
+
+    @property
     def owned(self) -> Mapping[int, Owned]: ...
 
     @property
@@ -53,6 +56,7 @@ class WorkerViews:
         docs = [orjson.loads(d) for _, d in sorted(rt.last_docs.items())]
         view = kpi_view(docs, rt.partitions)
         view["staffing"] = self.staffing()
+        view["timezone"] = rt.zone  # the centre's: the wallboard's clock and "today"
         ok = rt.view_status.ok
         view["read_model"] = "ok" if ok else ("unreachable" if ok is False else "starting")
         return view

@@ -151,6 +151,11 @@ class LiveRuntime:
         return self.ownership.owned
 
     @property
+    def zone(self) -> str:
+        """The centre's time zone (of staffing intervals, "today", the wallboard's clock)."""
+        return str(self.options.tz)
+
+    @property
     def worker_id(self) -> str:
         return self.options.worker_id
 
