@@ -22,8 +22,7 @@ import orjson
 from pydantic import ValidationError
 
 from cc_monitor.render import render_markdown
-from cc_monitor.settings import _WARNED as settings_warned
-from cc_monitor.settings import Settings, SettingsError, load_settings
+from cc_monitor.settings import Settings, SettingsError, load_settings, new_run
 from cc_monitor.simulator import SimConfig, lines
 from kpis.events import json_schema
 from streams.inputs.importers import (
@@ -605,7 +604,7 @@ def _at_least(minimum: int) -> typing.Callable[[str], int]:
 _positive, _count = _at_least(1), _at_least(0)
 
 
-def _speed(text: str) -> float:
+def _above_zero(text: str) -> float:
     try:
         x = float(text)
     except ValueError as exc:
@@ -833,7 +832,7 @@ def build_parser() -> argparse.ArgumentParser:
     def play_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--speed",
-            type=_speed,
+            type=_above_zero,
             default=60.0,
             help="x real time (live: default 60; feed: 1, or worker.clock.speed)",
         )
@@ -844,7 +843,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("live", help="live demo: local broker, a worker, the simulator feeding it")
     play_options(p)
     p.add_argument("--port", type=int, default=6066, help="the worker's HTTP port")
-    p.add_argument("--duration", type=_speed, help="stop after this many seconds")
+    p.add_argument("--duration", type=_above_zero, help="stop after this many seconds")
     p.set_defaults(func=cmd_live)
 
     p = sub.add_parser("feed", help="play simulated days into the input topics in real time")
@@ -928,7 +927,7 @@ def _broker_error(exc: BaseException) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings_warned.clear()  # a run's warnings start here
+    new_run()
     if args.func is not cmd_worker:
         logging.getLogger("aiokafka").addFilter(QUIET_CONNECT)
     try:

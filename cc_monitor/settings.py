@@ -30,7 +30,12 @@ from streams.inputs.privacy import Pseudonymizer
 from streams.kafka.settings import KafkaSettings
 from streams.kafka.worker_settings import WorkerSettings
 
-_WARNED: list[bool] = []  # the unkeyed-pseudonym warning was printed in this process
+_WARNED: list[bool] = []  # the unkeyed-pseudonym warning was printed in this run
+
+
+def new_run() -> None:
+    """A command starts: its once-per-run warnings may be said again."""
+    _WARNED.clear()
 
 
 class Settings(BaseSettings):
