@@ -46,6 +46,7 @@ class StaffingLogic:
         self.last: float | None = None  # the last tick seen
         self.acc: dict[Labels, list[float]] = {}
         self.staff: dict[Labels, int] = {}  # agents staffed per queue at the last tick
+        self.free: dict[Labels, int] = {}  # of them, available (the estimated wait's)
         self.waiting: dict[Labels, int] = {}
         self.known: set[Labels] = set()  # every queue seen: a wallboard lists them all
         # today (local day) per queue: the interval's fields summed since midnight
@@ -91,13 +92,15 @@ class StaffingLogic:
         for labels, n in self.staff.items():
             if n:
                 self._row(labels)[8] += n * max(0.0, span)
-        self.staff = {}
+        self.staff, self.free = {}, {}
         for (labels, state), n in staff.items():
             if labels[2] == NO_LABEL or not (len(self.known) < MAX_QUEUES or labels in self.known):
                 continue
             self.known.add(labels)  # a queue with agents, staffed or not, is on the wallboard
             if state in STAFFED:
                 self.staff[labels] = self.staff.get(labels, 0) + n
+            if state == "available":
+                self.free[labels] = self.free.get(labels, 0) + n
         self.waiting = {lb: n for lb, (n, _) in waiting.items() if n}
         for (name, labels), v in counts.items():
             if name in _INDEX and len(labels) == 3 and labels[2] != NO_LABEL:
@@ -167,6 +170,7 @@ class StaffingLogic:
         rows: dict[Labels, list[float]] = {}
         today: dict[Labels, list[float]] = {}
         staff: dict[Labels, int] = {}
+        free: dict[Labels, int] = {}
         waiting: dict[Labels, int] = {}
         for labels in self.known | set(self.waiting):
             scopes: list[Labels] = [(ALL, labels[1], labels[2])]
@@ -180,6 +184,7 @@ class StaffingLogic:
                 for i, v in enumerate(self.today.get(labels, ())):
                     day_row[i] += v
                 staff[scope] = staff.get(scope, 0) + self.staff.get(labels, 0)
+                free[scope] = free.get(scope, 0) + self.free.get(labels, 0)
                 waiting[scope] = waiting.get(scope, 0) + self.waiting.get(labels, 0)
         if self.start is None or self.last is None:
             return []
@@ -206,6 +211,12 @@ class StaffingLogic:
             tracked = now > 0 or row[8] > 0
             threshold, goal = self._target(labels)
             d = today.get(labels, [0.0] * 8)
+            ewt = estimated_wait(
+                waiting.get(labels, 0),
+                free.get(labels, 0),
+                now if tracked else 0,
+                aht if aht else (d[7] / d[6] if d[6] else None),
+            )
             out.append({
                 "tenant": labels[0], "channel": labels[1], "queue": labels[2],
                 "interval": datetime.fromtimestamp(self.start, self.tz).isoformat(),
@@ -214,7 +225,9 @@ class StaffingLogic:
                 "asa_seconds": _round(row[5] / row[4]) if row[4] else None,
                 "aht_seconds": _round(aht),
                 "contacts_waiting": waiting.get(labels, 0),
+                "estimated_wait_seconds": _round(ewt),
                 "agents_staffed": now if tracked else None,
+                "agents_available": free.get(labels, 0) if tracked else None,
                 "staffed_agents_mean": _round(row[8] / elapsed) if tracked else None,
                 "required_agents": need,
                 "staffing_gap": (need - now) if need is not None and tracked else None,
@@ -257,6 +270,7 @@ class StaffingLogic:
             "last": self.last,
             "acc": [[list(k), v] for k, v in sorted(self.acc.items())],
             "staff": [[list(k), v] for k, v in sorted(self.staff.items())],
+            "free": [[list(k), v] for k, v in sorted(self.free.items())],
             "waiting": [[list(k), v] for k, v in sorted(self.waiting.items())],
             "known": sorted(list(k) for k in self.known),
             "day": self.day,
@@ -269,6 +283,7 @@ class StaffingLogic:
         self.last = snap["last"]
         self.acc = {tuple(k): [float(x) for x in v] for k, v in snap["acc"]}
         self.staff = {tuple(k): int(v) for k, v in snap["staff"]}
+        self.free = {tuple(k): int(v) for k, v in snap.get("free", [])}
         self.waiting = {tuple(k): int(v) for k, v in snap["waiting"]}
         self.known = {tuple(k) for k in snap.get("known", [])}
         self.day = snap.get("day")
@@ -280,6 +295,17 @@ class StaffingLogic:
 
 
 _INDEX = {name: i for i, name in enumerate(_FIELDS[:8])}
+
+
+def estimated_wait(waiting: int, available: int, staffed: int, aht: float | None) -> float | None:
+    """The wait a contact joining the queue now can expect: the contacts ahead of it that no
+    available agent takes at once, each taking the queue's handle time (this interval's, else
+    today's) shared over the agents staffed, ``max(0, waiting + 1 - available) * aht /
+    staffed`` (the queue-position estimate Google's CCAI Platform documents). None (not measured)
+    with no agent staffed, agents not tracked, or no handle time yet."""
+    if staffed <= 0 or aht is None:
+        return None
+    return max(0, waiting + 1 - available) * aht / staffed
 
 
 def _ratio(num: float, den: float) -> float | None:

@@ -295,6 +295,19 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return 1 if args.strict and stats.dead_lettered else 0
 
 
+def _directory(path: Path | None, settings: Settings) -> dict[str, str]:
+    """The agent directory's names (streams.directory), its ``source_id`` rows pseudonymized
+    with the key ``produce`` uses; a bad file is a one-line refusal before any work."""
+    from streams.directory import DirectoryError, load_directory
+
+    if path is None:
+        return {}
+    try:
+        return load_directory(path, settings.pseudonymizer(live=True))
+    except DirectoryError as e:
+        raise UsageError(f"agent directory: {e}") from None
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a live worker until interrupted (SIGINT / SIGTERM stop it cleanly)."""
     from streams.kafka.app import create_worker, run_worker
@@ -310,6 +323,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker = worker.model_copy(update={k: v for k, v in
                                            (("web_port", args.port), ("web_bind", args.bind))
                                            if v is not None})  # fmt: skip
+    names = _directory(worker.agent_directory, settings)
     aiokafka_log = logging.getLogger("aiokafka")
     aiokafka_log.addFilter(QUIET_CONNECT)  # at start only: later outages are logged
     asyncio.run(ensure_topics(kafka, [checkpoint_topic(worker)]))
@@ -321,7 +335,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     async def work() -> None:  # aiokafka's clients are made on the loop they run on
         rules, zone = settings.rules(), settings.zone()
-        await run_worker(create_worker(kafka, settings.engine, worker, rules=rules, tz=zone))
+        await run_worker(create_worker(kafka, settings.engine, worker, rules=rules, tz=zone,
+                                       agent_names=names))  # fmt: skip
 
     asyncio.run(work())
     return 0

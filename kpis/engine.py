@@ -136,6 +136,11 @@ class Engine:
         the watermark)."""
         return self.contacts.waiting_now(self.core.watermark if now is None else now)
 
+    def handling_now(self, now: float | None = None) -> dict[Labels, tuple[int, float]]:
+        """Contacts in progress and the longest one's time with its agent now, per (tenant,
+        channel, queue), at ``now`` (default: the watermark)."""
+        return self.contacts.handling_now(self.core.watermark if now is None else now)
+
     def waiting_past_target(self, now: float | None = None) -> dict[Labels, int]:
         """Contacts waiting past their service-level threshold per (tenant, channel, queue)."""
         return self.contacts.waiting_past_target(self.core.watermark if now is None else now)

@@ -251,7 +251,11 @@ def agents_view(docs: Iterable[Mapping[str, Any]], cap: float) -> dict[str, Any]
                     d = durations.setdefault((key[0], key[1]), {}).setdefault(name, [0, 0])
                     d[0] += 1
                     d[1] += open_for
-            now[(tenant, agent)] = {"state": state if tracked else None, "queues": queues}
+            now[(tenant, agent)] = {
+                "state": state if tracked else None,
+                "queues": queues,
+                "state_seconds": round(open_for, 3) if tracked else None,
+            }
     rows = []
     for key in sorted(set(counts) | set(durations)):
         c = counts.get(key, {})
@@ -275,6 +279,7 @@ def agents_view(docs: Iterable[Mapping[str, Any]], cap: float) -> dict[str, Any]
         rows.append({"tenant": key[0], "agent": key[1],
                      "state": state["state"] if state else None,
                      "queues": state["queues"] if state else None,
+                     "state_seconds": state["state_seconds"] if state else None,
                      "metrics": metrics})  # fmt: skip
     per_state = {s: sum(1 for v in now.values() if v["state"] == s) for s in STATES}
     return {"agents": rows, "states": per_state}

@@ -340,6 +340,10 @@ def partition_doc(pe: PartitionEngine) -> dict[str, Any]:
             [n, list(lb), sum(h[:-1]), h[-1]] for (n, lb), h in sorted(m.histograms.items())
         ],
         "waiting": [[list(lb), n, age] for lb, (n, age) in sorted(pe.waiting_now().items())],
+        "handling": [
+            [list(lb), n, max(0.0, age)]
+            for lb, (n, age) in sorted(pe.engine.handling_now().items())
+        ],
         "provisional": [[list(lb), *v] for lb, v in sorted(pe.engine.provisional().items())],
         "agents": pe.agents.doc() if pe.agents is not None else None,
     }

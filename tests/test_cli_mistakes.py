@@ -237,3 +237,18 @@ def test_the_unkeyed_pseudonym_warning_comes_once_per_run(
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert err.count("no pseudonym_key set") == 1, err
+
+
+def test_a_bad_agent_directory_stops_the_worker_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CC_MONITOR_PSEUDONYM_KEY", "test-key")
+    bad = tmp_path / "agents.csv"
+    bad.write_text("agent,name\nsecret-raw-id\n")
+    monkeypatch.setenv("CC_MONITOR_WORKER__AGENT_DIRECTORY", str(bad))
+    # refused before the broker is asked (none listens on this address)
+    argv = ["worker", "--port", "0", "--bootstrap", f"127.0.0.1:{_refused_port()}"]
+    assert main(argv) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "agent directory" in line and "line 2: no name" in line, line
+    assert "secret-raw-id" not in line  # an id is never in a message

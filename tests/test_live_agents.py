@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,12 @@ def test_a_queue_log_live_gives_the_replay_agents(
     assert view["states"]["offline"] == 3 and view["states"]["available"] == 0
     one = next(r for r in view["agents"] if r["agent"] == "Agent/1001")
     assert one["state"] == "offline" and one["metrics"]["agent_handled"] == 2
+    assert one["name"] is None and one["state_seconds"] is not None  # no directory: no name
+    # the agent directory names agents where it maps them, on /api/agents only
+    a.options = replace(a.options, agent_names={"Agent/1001": "Kim Minji"})
+    named = {r["agent"]: r["name"] for r in a.views.agents()["agents"]}
+    assert named["Agent/1001"] == "Kim Minji" and named["Agent/1002"] is None
+    assert "Kim Minji" not in "".join(str(m.samples) for m in a.registry.collect())
     # the live gauges: what the replay's engine holds at its end (everyone logged off)
     want = {(lb[1], lb[2], st): float(n) for (lb, st), n in rep.engine.agents.in_state.items()
             if st != "offline"}  # fmt: skip

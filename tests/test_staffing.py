@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from alerts.staffing import StaffingLogic
+from alerts.staffing import StaffingLogic, estimated_wait
 from kpis.config import EngineConfig
 from kpis.erlang import agents_c
 from kpis.targets import Targets
@@ -79,3 +79,24 @@ def test_today_counts_since_local_midnight_against_the_target() -> None:
     assert r["service_level_seconds"] == 20
     feed(logic, MONDAY + 86400 + 60, 1)  # Tuesday 00:01: a new day
     assert row(logic)["today"]["offered"] == 1
+
+
+def test_the_estimated_wait_follows_the_queue_ahead_and_the_agents() -> None:
+    assert estimated_wait(0, 1, 3, 300.0) == 0.0  # an agent free: answered at once
+    assert estimated_wait(4, 1, 5, 300.0) == 4 * 300 / 5  # four ahead that no free agent takes
+    assert estimated_wait(4, 0, 0, 300.0) is None  # nobody staffed: not measured, not 0
+    assert estimated_wait(4, 0, 2, None) is None  # no handle time yet
+    logic = StaffingLogic(UTC, 1800, Targets(EngineConfig()))
+    feed(logic, MONDAY + 10 * 3600, 10)  # 5 available, 2 busy, 1 waiting, AHT 300 s
+    r = row(logic)
+    assert r["agents_available"] == 5 and r["estimated_wait_seconds"] == 0.0
+    logic.on_tick(MONDAY + 10 * 3600 + 660, 60, {}, {(Q, "busy"): 3}, {Q: (5, 90.0)})
+    r = row(logic)
+    assert r["agents_available"] == 0 and r["estimated_wait_seconds"] == 6 * 300 / 3
+    # a new interval without a handle time yet: today's AHT
+    logic.on_tick(MONDAY + 10.5 * 3600 + 60, 60, {}, {(Q, "busy"): 3}, {Q: (2, 90.0)})
+    assert row(logic)["estimated_wait_seconds"] == 3 * 300 / 3
+    # agents not tracked by the source: not measured
+    quiet = StaffingLogic(UTC, 1800, Targets(EngineConfig()))
+    quiet.on_tick(MONDAY + 60, 60, {("queued", Q): 1.0}, {}, {Q: (1, 9.0)})
+    assert row(quiet)["estimated_wait_seconds"] is None and row(quiet)["agents_available"] is None

@@ -24,6 +24,13 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None and not os.environ.get("CI"), reason="chromium missing"
 )
 RED = "rgb(179, 38, 30)"
+# every parameter the page reads, each out of range, not a number, or markup
+HOSTILE = (
+    "?stale=NaN&poll=0&rotate=-5&per_page=1e9&abandon_amber=5&abandon_red=-1&lang=xx"
+    "&tz=Mars%2FOlympus&contrast=%3Cscript%3Ewindow.pwned%3D1%3C%2Fscript%3E"
+    "&queues=%3Cimg%20src%3Dx%20onerror%3D%22window.pwned%3D1%22%3E"
+    "&channels=%00%22%27&tenant=%3Cscript%3Ewindow.pwned%3D1%3C%2Fscript%3E"
+)
 # every tile inside the screen, no figure wrapped or cut, and the type size the page chose
 FITS = """JSON.stringify({
   tiles: document.querySelectorAll('.tile').length,
@@ -74,10 +81,56 @@ def _expected(kpis: dict[str, Any], agents: dict[str, Any]) -> dict[tuple[str, s
             "first_response_seconds": m["first_response_seconds"]["mean"],
             "callbacks_due": max(0, m["callbacks_requested"] - m["callbacks_compliant"]
                                  - m["callbacks_breached"] - m["callbacks_cancelled"]),
+            "estimated_wait_seconds": s["estimated_wait_seconds"],
+            "contacts_in_progress": m["contacts_in_progress"],
+            "longest_in_progress_seconds": (
+                m["longest_in_progress_seconds"] if m["contacts_in_progress"] else None),
             "goal": s["service_level_goal"],
             "threshold": s["service_level_seconds"],
         }  # fmt: skip
     return out
+
+
+def _directory(log: Path, path: Path) -> dict[str, str]:
+    """Names for half of the log's agents (the other half shows by id)."""
+    agents = sorted({e["agent_id"] for e in map(orjson.loads, log.read_bytes().splitlines())
+                     if e.get("agent_id")})  # fmt: skip
+    names = {a: f"상담원 {i:02d} Kim" for i, a in enumerate(agents[::2])}
+    path.write_text("agent,name\n" + "".join(f"{a},{n}\n" for a, n in names.items()))
+    return names
+
+
+AGENT_TILES = """JSON.stringify([...document.querySelectorAll('.tile.agent')].map(t => ({
+  agent: t.dataset.agent, state: t.dataset.state, title: t.querySelector('h2').firstChild
+  .textContent.trim(), seconds: Number(t.querySelector('[data-key=state_seconds]').dataset.value),
+  level: t.querySelector('[data-key=state]').dataset.level})))"""
+
+
+async def _agents_board(browser: Browser, worker: Worker, names: dict[str, str]) -> None:
+    want = {
+        r["agent"]: r
+        for r in worker.json("/api/agents")["agents"]
+        if r["tenant"] == "*" and r["state"] in ("busy", "after_work", "available", "away")
+    }
+    tiles = orjson.loads(await browser.eval(AGENT_TILES))
+    assert tiles and {t["agent"] for t in tiles} <= set(want) | {t["agent"] for t in tiles}
+    assert len(tiles) == len(want), (len(tiles), len(want))
+    order = ["busy", "after_work", "available", "away"]
+    assert [order.index(t["state"]) for t in tiles] == sorted(order.index(t["state"])
+                                                              for t in tiles)  # fmt: skip
+    for t in tiles:
+        assert t["title"] == names.get(t["agent"], t["agent"]), t
+    levels = orjson.loads(
+        await browser.eval(
+            "JSON.stringify([agentLevel('after_work', 120), agentLevel('after_work', 121),"
+            " agentLevel('after_work', 301), agentLevel('away', 900), agentLevel('away', 901),"
+            " agentLevel('away', 1801), agentLevel('busy', 9999), agentLevel('away', null)])"
+        )
+    )
+    assert levels == ["ok", "warn", "bad", "ok", "warn", "bad", "ok", "ok"]
+    fits = orjson.loads(await browser.eval(FITS.replace(".small b", ".tile.agent b")))
+    print(f"agents board at 1920x1080: {len(tiles)} agents, {fits}")
+    assert fits["outside"] == 0 and fits["wrapped"] == [] and not fits["scrolls"], fits
 
 
 @pytest.mark.integration
@@ -90,7 +143,10 @@ async def test_the_wallboard_in_headless_chromium(tmp_path: Path) -> None:
     with tansu() as broker:
         kafka = kafka_settings(broker, "board", 3)
         stats = await produce_paths([str(log)], kafka, None, 65_536)
-        worker = Worker(kafka, "board", tmp_path, None, "wb").start()
+        worker = Worker(kafka, "board", tmp_path, None, "wb")
+        names = _directory(log, tmp_path / "agents.csv")
+        worker.env["CC_MONITOR_WORKER__AGENT_DIRECTORY"] = str(tmp_path / "agents.csv")
+        worker.start()
         try:
             deadline = asyncio.get_running_loop().time() + 180
             while worker.consumed() < stats.produced or not worker.json("/api/kpis")["staffing"]:
@@ -113,7 +169,8 @@ async def test_the_wallboard_in_headless_chromium(tmp_path: Path) -> None:
                     w, got = want[(t["channel"], t["queue"])], t["figures"]
                     for key in ("contacts_waiting", "oldest_wait_seconds", "service_level",
                                 "abandonment_rate", "asa_seconds", "first_response_seconds",
-                                "callbacks_due"):  # fmt: skip
+                                "callbacks_due", "estimated_wait_seconds",
+                                "contacts_in_progress", "longest_in_progress_seconds"):  # fmt: skip
                         assert _close(got[key], w[key]), (t["queue"], key, got[key], w[key])
                     assert got["offered_today"] is not None and got["aht_seconds"] is not None
                     # the tile's own thresholds (the page's help says them)
@@ -129,6 +186,9 @@ async def test_the_wallboard_in_headless_chromium(tmp_path: Path) -> None:
                 assert red >= 1 and red < len(tiles)  # the morning's shortfall shows
                 agent_figures = [t for t in tiles if "agents_available" in t["figures"]]
                 assert agent_figures  # agents per queue from /api/agents
+                # the morning is busy: contacts in progress and a wait estimate somewhere
+                assert any(t["figures"]["contacts_in_progress"] for t in tiles)
+                assert any(t["figures"]["estimated_wait_seconds"] is not None for t in tiles)
                 assert await browser.eval("document.fonts.check('16px \"CC Wallboard\"')")
                 # the colour rules at their thresholds
                 levels = orjson.loads(await browser.eval(
@@ -173,7 +233,30 @@ async def test_the_wallboard_in_headless_chromium(tmp_path: Path) -> None:
                 assert seen == set(want)
                 pages = await browser.eval("document.getElementById('page').textContent")
                 assert pages.startswith("page ") and "/" in pages
+                # a hostile or mistyped query string: defaults, no markup from it, a working page
+                await browser.navigate(base + HOSTILE)
+                await browser.wait("document.body.dataset.loaded === '1'", 30, "a hostile query")
+                settings = orjson.loads(await browser.eval(
+                    "JSON.stringify([STALE_SECONDS, POLL_MS, ROTATE_S, PER_PAGE, ABANDON_AMBER,"
+                    " ABANDON_RED, lang, zone, document.body.classList.contains("
+                    "'hc'), document.querySelectorAll('img').length + document.scripts.length,"
+                    " window.pwned === undefined])"))  # fmt: skip
+                assert settings == [15, 2000, 0, 1000, 0.1, 0.2, "en", "UTC", False, 1, True]
+                assert orjson.loads(await browser.eval(TILES)) == []  # no such queue, tenant
+                await browser.navigate(
+                    base
+                    + "?poll=500&queues="
+                    + ",".join(["", " ", two[0][1], two[0][1]] + [f"q{i}" for i in range(300)])
+                )
+                await browser.wait("document.body.dataset.loaded === '1'", 30, "a long list")
+                assert [t["queue"] for t in orjson.loads(await browser.eval(TILES))] == [two[0][1]]
+                # the agents board: every logged-in agent, busiest first, named by the directory
                 await browser.screen(1920, 1080)
+                await browser.navigate(base + "?view=agents&poll=500")
+                await browser.wait("document.body.dataset.loaded === '1'", 30, "the agents board")
+                await asyncio.sleep(1.5)
+                await _agents_board(browser, worker, names)
+                await browser.screenshot(shots / "wallboard-agents.png")
                 await browser.navigate(base + "?lang=ko&stale=4&poll=500")
                 await browser.wait("document.body.dataset.loaded === '1'", 30, "the Korean page")
                 assert await browser.eval("document.querySelector('h1').textContent") == "상황판"

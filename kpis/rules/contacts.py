@@ -407,6 +407,21 @@ class ContactRules(Rule):
                 out[labels] = (len(waiting), max(0.0, now - oldest))
         return out
 
+    def handling_now(self, now: float) -> dict[Labels, tuple[int, float]]:
+        """Contacts in progress (an agent on them, not ended) and the longest one's time with
+        its agent now, per (tenant, channel, queue), at ``now``. The live view's, computed
+        when a view is published (over the open contacts), never per event."""
+        out: dict[Labels, tuple[int, float]] = {}
+        for c in self.contacts.values():
+            if c.ended is not None:
+                continue
+            seg = _open_segment(c)
+            if seg is None:
+                continue
+            n, longest = out.get(c.labels, (0, 0.0))
+            out[c.labels] = (n + 1, max(longest, now - seg.start))
+        return out
+
     def waiting_past_target(self, now: float) -> dict[Labels, int]:
         """Contacts waiting longer than their service-level threshold at ``now`` (the same
         threshold :meth:`_answer` holds an answer against), per (tenant, channel, queue): an

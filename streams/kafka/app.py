@@ -12,6 +12,7 @@ receivers. Why not Faust: docs/architecture.md, "Faust".
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,12 @@ def runbooks_page(sources: tuple[Path, ...] = RUNBOOKS) -> bytes:
     ).encode()
 
 
-def live_options(kafka: KafkaSettings, worker: WorkerSettings, tz: tzinfo) -> LiveOptions:
+def live_options(
+    kafka: KafkaSettings,
+    worker: WorkerSettings,
+    tz: tzinfo,
+    agent_names: Mapping[str, str] | None = None,
+) -> LiveOptions:
     t = kafka.topics
     retention = worker.archive.retention_days
     return LiveOptions(
@@ -110,6 +116,7 @@ def live_options(kafka: KafkaSettings, worker: WorkerSettings, tz: tzinfo) -> Li
         reject_alarm_share=worker.reject_alarm_share,
         reject_window_seconds=worker.reject_window_seconds,
         reject_alarm_min_records=worker.reject_alarm_min_records,
+        agent_names=dict(agent_names or {}),
     )
 
 
@@ -130,9 +137,11 @@ def create_worker(
     stores: tuple[KpiViewStore, AlertStore] | None = None,
     rules: RulesConfig | None = None,
     tz: tzinfo = UTC,
+    agent_names: Mapping[str, str] | None = None,
 ) -> KafkaDriver:
     """Build the worker: its runtime on an aiokafka driver. Registries and stores can be
-    injected (tests). ``tz``: the zone of the staffing view's intervals (``timezone``)."""
+    injected (tests). ``tz``: the zone of the staffing view's intervals (``timezone``);
+    ``agent_names``: the agent directory (streams.directory), loaded by the caller."""
     from aiokafka import AIOKafkaProducer
 
     dispatcher = worker.alerts.dispatcher(worker.data_dir / "alert-outbox.json")
@@ -149,7 +158,7 @@ def create_worker(
         engine,
         kafka.partitions,
         driver.checkpoints,
-        options=live_options(kafka, worker, tz),
+        options=live_options(kafka, worker, tz, agent_names),
         registry=registry,
         read_model=view,
         alert_store=alert_store,

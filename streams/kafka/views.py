@@ -41,6 +41,9 @@ class Viewed(Protocol):
     def zone(self) -> str: ...
 
     @property
+    def agent_names(self) -> Mapping[str, str]: ...
+
+    @property
     def owned(self) -> Mapping[int, Owned]: ...
 
     @property
@@ -76,6 +79,9 @@ class WorkerViews:
         rt = self.rt
         docs = [orjson.loads(d) for _, d in sorted(rt.last_docs.items())]
         view = agents_view(docs, rt.config.agent_stretch_max_seconds)
+        names = rt.agent_names
+        for row in view["agents"]:  # display only: a name is never a label or logged
+            row["name"] = names.get(row["agent"])
         view["live"] = rt.agents_topic is not None
         return view
 

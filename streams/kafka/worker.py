@@ -75,6 +75,8 @@ class LiveOptions:
     reject_alarm_share: float = 0.2
     reject_window_seconds: float = 60.0
     reject_alarm_min_records: int = 20
+    #: agent pseudonym -> display name (streams.directory), for /api/agents and the wallboard
+    agent_names: Mapping[str, str] = field(default_factory=dict)
 
 
 class LiveRuntime:
@@ -149,6 +151,11 @@ class LiveRuntime:
     @property
     def owned(self) -> dict[int, Owned]:
         return self.ownership.owned
+
+    @property
+    def agent_names(self) -> Mapping[str, str]:
+        """The agent directory's display names (streams.directory)."""
+        return self.options.agent_names
 
     @property
     def zone(self) -> str:

@@ -202,6 +202,12 @@ class WorkerSettings(BaseModel):
         "records per contact, plus a mark per partition and second). Off: agent states are "
         "replay-only.",
     )
+    agent_directory: Path | None = Field(
+        None,
+        description="Display names of agents for /api/agents and the wallboard's agent board: "
+        "a CSV (agent or source_id, name) or JSON file (docs/live.md). Read at start; names are "
+        "never labels, logged or in reports.",
+    )
     worker_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
         description="Names this worker in logs and /health.",

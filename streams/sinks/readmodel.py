@@ -42,6 +42,7 @@ def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, An
     counts: dict[Labels, dict[str, float]] = {}
     durations: dict[Labels, dict[str, list[float]]] = {}
     waiting: dict[Labels, list[float]] = {}
+    handling: dict[Labels, list[float]] = {}
     covered: list[int] = []
     latest: float | None = None
     for doc in docs:
@@ -73,6 +74,11 @@ def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, An
                 w = waiting.setdefault(key, [0.0, 0.0])
                 w[0] += n
                 w[1] = max(w[1], age)
+        for labels, n, age in doc.get("handling", ()):  # an older worker's document has none
+            for key in KPI.scopes(tuple(labels)):
+                h = handling.setdefault(key, [0.0, 0.0])
+                h[0] += n
+                h[1] = max(h[1], age)
     rows = []
     for key in sorted(set(counts) | set(durations) | set(waiting)):
         c = counts.get(key, {})
@@ -85,6 +91,9 @@ def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, An
         queue_now = waiting.get(key, [0.0, 0.0])
         metrics["contacts_waiting"] = int(queue_now[0])
         metrics["oldest_wait_seconds"] = round(queue_now[1], 3)
+        in_progress = handling.get(key, [0.0, 0.0])
+        metrics["contacts_in_progress"] = int(in_progress[0])
+        metrics["longest_in_progress_seconds"] = round(in_progress[1], 3)
         rows.append({"tenant": key[0], "channel": key[1], "queue": key[2], "metrics": metrics})
     return {
         "version": DOC_VERSION,
