@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from kpis.catalogue import DATA_QUALITY, SERIES
 from streams.kafka.pipeline import PipelineMetrics, StaffingCollector
-from streams.sinks.metrics import OLDEST_WAIT, RecordStats
+from streams.sinks.metrics import LABELS_FOLDED, OLDEST_WAIT, RecordStats
 
 Row = tuple[str, str, tuple[str, ...], str]
 """Exported name (as in /metrics), type, label names, help."""
@@ -82,6 +82,9 @@ def engine_rows() -> list[Row]:
             rows[name] = (name, kind, (*s.family.labels, *const), s.exported_help)
             if s.name == "waiting":  # the live queue view exports the oldest wait beside it
                 rows[OLDEST_WAIT[0]] = (OLDEST_WAIT[0], "gauge", s.family.labels, OLDEST_WAIT[1])
+            if s is DATA_QUALITY:  # and the label caps' folds by dimension, from its counts
+                folded = LABELS_FOLDED[0] + "_total"
+                rows[folded] = (folded, "counter", ("dimension",), LABELS_FOLDED[1])
     return list(rows.values())
 
 

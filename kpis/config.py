@@ -46,6 +46,23 @@ class IdleTimeoutSeconds(PerChannel):
     email: float = Field(7 * DAY, gt=0)
 
 
+class LabelCaps(BaseModel):
+    """How many distinct values each label dimension keeps (kpis.rules.labels); past a cap a
+    value is folded into ``other`` and counted as data quality ``label_folded_<dimension>``.
+    The series per queue are about 80, so the queue caps bound /metrics: 500 queues are about
+    40,000 series."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenants: int = Field(50, ge=1, description="Tenants.")
+    queues_per_tenant: int = Field(200, ge=1, description="Queues of one tenant.")
+    queues: int = Field(500, ge=1, description="Queues of all tenants together.")
+    flows_per_tenant: int = Field(50, ge=1, description="IVR flows of one tenant.")
+    menus_per_flow: int = Field(200, ge=1, description="IVR menus of one flow.")
+    menus: int = Field(2000, ge=1, description="IVR menus of all flows together.")
+    components: int = Field(100, ge=1, description="Platform components (system.status).")
+
+
 class EngineConfig(BaseModel):
     """Thresholds of the KPI engine. All durations in seconds of event time."""
 
@@ -141,6 +158,11 @@ class EngineConfig(BaseModel):
         description="How long after a handled contact ends a survey answer about it is still "
         "counted where the contact belongs (one small entry per contact is kept that long; "
         "0: answers are counted on their own labels and day).",
+    )
+    label_caps: LabelCaps = Field(
+        default_factory=LabelCaps,
+        description="Distinct values kept per label dimension (tenant, queue, flow, menu, "
+        "component); later ones are folded into `other` (docs/configuration.md).",
     )
     targets: tuple[TargetRule, ...] = Field(
         (),

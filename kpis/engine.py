@@ -27,6 +27,7 @@ from kpis.rules.callbacks import CallbackRules
 from kpis.rules.cases import CaseRules, provisional
 from kpis.rules.contacts import ContactRules
 from kpis.rules.ivr import IvrRules
+from kpis.rules.labels import LabelRules
 from kpis.rules.platform import PlatformRules
 from kpis.rules.surveys import SurveyRules
 from kpis.targets import Targets
@@ -66,6 +67,7 @@ class Engine:
         self.core = core = EventCore(self.policy, batch=batch, auto_watermark=auto_watermark)
         self.targets = Targets(config)
         ctx = RuleContext(config, sink, core.schedule, self.targets)
+        self.labels = LabelRules(ctx)
         self.cases = CaseRules(ctx)
         self.ivr = IvrRules(ctx)
         self.contacts = ContactRules(ctx, self.cases, self.ivr)
@@ -78,6 +80,7 @@ class Engine:
         # The order in which a replay's end settles the domains and a checkpoint lists them;
         # handlers of one event type registered by several rules run in this order too.
         self.rules: tuple[Rule, ...] = (
+            self.labels,  # first: every other rule reads the record's folded labels
             self.cases,
             self.callbacks,
             self.surveys,  # before the contact rules: it reads a contact as it ends

@@ -30,6 +30,7 @@ from kpis.events import SCHEMA_VERSION
 from kpis.interfaces import KpiSink
 from kpis.intervals import INTERVAL_SERIES, IntervalSink, build_intervals
 from kpis.report import ReportSink, build_sections
+from kpis.rules.labels import folded_doc
 from kpis.scorecard import ScorecardTargets, benchmark, scorecard
 from kpis.state import NO_LABEL
 from kpis.targets import Targets
@@ -367,6 +368,9 @@ def report_doc(replay: Replay) -> dict[str, Any]:
         ],
     }
     doc.update(build_sections(replay.sink))
+    folded = engine.labels.folded_examples()
+    if folded:  # only then: a report of bounded input stays what it was
+        doc["labels_folded"] = folded_doc(folded, doc["data_quality"])
     if any(s.imported is not None for s in res.sources):
         doc["input"]["agent_ids"] = (
             "pseudonymized" if replay.agent_ids is not None else "as the source names them"

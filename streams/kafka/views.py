@@ -122,7 +122,23 @@ class WorkerViews:
         rejecting = rt.rejects.problem(rt.clock())
         if rejecting is not None:
             out.append(rejecting)
+        folded = self.folded()
+        if folded:
+            out.append(
+                "label values folded into 'other' past their caps (docs/live.md): "
+                + "; ".join(f"{dim}: {', '.join(ex)}" for dim, ex in folded.items())
+            )
         return out
+
+    def folded(self) -> dict[str, list[str]]:
+        """Per label dimension folded on this worker's partitions: the first folded values'
+        digests (never the values)."""
+        out: dict[str, list[str]] = {}
+        for o in self.rt.owned.values():
+            for dim, examples in o.pe.engine.labels.folded_examples().items():
+                seen = out.setdefault(dim, [])
+                seen += [e for e in examples if e not in seen][: 3 - len(seen)]
+        return dict(sorted(out.items()))
 
     def _stores(self) -> dict[str, StoreStatus]:
         rt = self.rt

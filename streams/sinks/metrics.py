@@ -133,9 +133,14 @@ class MetricsCollector(Collector):
         histograms: dict[str, HistogramMetricFamily] = {}
         gauges: dict[str, GaugeMetricFamily] = {}
         live: list[tuple[dict[str, str], WaitingNow, MetricsSink]] = []
+        folded: CounterMetricFamily | None = None
         for const, sink, waiting_now in parts:
             cn, cv = list(const), list(const.values())
+            by_dimension: dict[str, float] = {}
             for (name, labels), value in sorted(sink.counters.items()):
+                if name.startswith(FOLDED):
+                    dim = name[len(FOLDED) :]
+                    by_dimension[dim] = by_dimension.get(dim, 0.0) + value
                 if not _exported(name):
                     continue
                 metric, label_names, extra, text = _family(name)
@@ -145,6 +150,11 @@ class MetricsCollector(Collector):
                         metric, text, labels=[*label_names, *extra, *cn]
                     )
                 fam.add_metric([*labels, *extra.values(), *cv], value)
+            if by_dimension:
+                if folded is None:
+                    folded = CounterMetricFamily(*LABELS_FOLDED, labels=["dimension", *cn])
+                for dim, value in sorted(by_dimension.items()):
+                    folded.add_metric([dim, *cv], value)
             for (name, labels), h in sorted(sink.histograms.items()):
                 if not _exported(name):
                     continue
@@ -175,6 +185,8 @@ class MetricsCollector(Collector):
             if waiting_now is not None:
                 live.append((const, waiting_now, sink))
         yield from counters.values()
+        if folded is not None:
+            yield folded
         yield from histograms.values()
         yield from gauges.values()
         if live:
@@ -195,6 +207,14 @@ class MetricsCollector(Collector):
             yield waiting
             yield oldest
 
+
+FOLDED = "dq_label_folded_"
+LABELS_FOLDED = (
+    f"{NAMESPACE}_label_values_folded",
+    "Events whose label value was folded into 'other' past its dimension's cap (kpis.rules."
+    "labels), by dimension: the sum of the data-quality kinds label_folded_<dimension>.",
+)
+"""Derived from the data-quality counts, for an alert that needs no label but the dimension."""
 
 OLDEST_WAIT = (
     f"{NAMESPACE}_oldest_wait_seconds",

@@ -1,0 +1,250 @@
+"""Label values stay bounded whatever the sources send: the first values of each dimension are
+kept, every later one is folded into :data:`OTHER`.
+
+Tenants, queues, IVR flows and menus and platform components become metric labels, report rows,
+``/api/kpis`` rows and per-queue state. A router that puts a call id in the queue field, or one
+hostile producer, would otherwise grow all of them without end. This rule runs first for every
+event (in event-time order, so a replay and a live partition fold the same stream the same
+way) and rewrites the record's label fields in place before any other rule reads them:
+
+* a value already admitted, or named by the configuration (a target rule's tenant and queue),
+  passes;
+* a new value is admitted while its dimension has fewer than its cap
+  (:class:`kpis.config.LabelCaps`: tenants; queues per tenant and in all; flows per tenant;
+  menus per flow and in all; components);
+* past the cap it becomes ``other``, and the event is counted as data quality
+  ``label_folded_<dimension>`` on its (folded) labels; the first few such values are kept as
+  short digests (never the value: it may be an id) for ``/health`` and the report.
+
+Admitted values are part of the checkpoint, so a restart folds as before. State: at most the
+caps' values, plus :data:`EXAMPLES` digests per dimension.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from kpis import wire as w
+from kpis.core import Handler
+from kpis.rules.base import Rule, RuleContext
+from kpis.state import NO_LABEL
+from kpis.wire import TYPE_OF, Rec
+
+OTHER = "other"
+"""The value every label past its dimension's cap becomes."""
+DIMENSIONS = ("tenant", "queue", "flow", "menu", "component")
+EXAMPLES = 3
+_ANY = "\x00"  # a configured queue named for every tenant
+IvrRec = w.IvrEntered | w.IvrMenu | w.IvrInput | w.IvrExited
+
+
+def digest(value: str) -> str:
+    """What a folded value is shown as: its length and a short hash, never the value."""
+    return f"{hashlib.sha256(value.encode()).hexdigest()[:10]} ({len(value)} chars)"
+
+
+class LabelRules(Rule):
+    name = "labels"
+
+    def __init__(self, ctx: RuleContext) -> None:
+        super().__init__(ctx)
+        caps = ctx.config.label_caps
+        self.caps = {"tenant": caps.tenants, "queue": caps.queues_per_tenant,
+                     "flow": caps.flows_per_tenant, "menu": caps.menus_per_flow,
+                     "component": caps.components}  # fmt: skip
+        # dimensions kept per tenant (or flow) also have a cap over all of them: [admitted, cap]
+        self.totals: dict[str, list[int]] = {"queue": [0, caps.queues], "menu": [0, caps.menus]}
+        self.tenants: set[str] = set()
+        # per tenant (queues, flows), per tenant and flow (menus); keys are bounded by the caps
+        self.queues: dict[str, set[str]] = {}
+        self.flows: dict[str, set[str]] = {}
+        self.menus: dict[str, set[str]] = {}
+        self.components: set[str] = set()
+        self.examples: dict[str, list[str]] = {}
+        # named by the configuration: always admitted, outside the caps
+        self.named_tenants: set[str] = set()
+        self.named_queues: set[tuple[str, str]] = set()
+        for t in ctx.config.targets:
+            if t.tenant is not None:
+                self.named_tenants.add(t.tenant)
+            if t.queue is not None:
+                self.named_queues.add((t.tenant if t.tenant is not None else _ANY, t.queue))
+
+        # The fast path (every event pays it): what passed unfolded before passes again, by one
+        # dict and one set lookup. Derived from the admitted values (not in the checkpoint:
+        # refilled as events pass), so bounded by the caps.
+        self._passed: dict[str | None, set[str | None]] = {}
+        self._passed_ivr: set[tuple[str | None, str, str | None]] = set()
+
+    def handlers(self) -> Mapping[str, Handler]:
+        out: dict[str, Handler] = {t: self._fold_plain for t in TYPE_OF.values()}
+        out["ivr.menu"] = out["ivr.input"] = self._fold_menu
+        out["ivr.entered"] = out["ivr.exited"] = self._fold_flow
+        out[TYPE_OF[w.SystemStatus]] = self._fold_component
+        out[TYPE_OF[w.ContactTransferred]] = self._fold_transfer
+        return out
+
+    def _fold_plain(self, rec: Rec, ts: float) -> None:
+        passed = self._passed.get(rec.tenant)
+        if passed is None or rec.queue not in passed:
+            self._fold(rec, ts)
+
+    def _fold_menu(self, rec: w.IvrMenu | w.IvrInput, ts: float) -> None:
+        passed = self._passed.get(rec.tenant)
+        if (passed is None or rec.queue not in passed
+                or (rec.tenant, rec.flow, rec.menu) not in self._passed_ivr):  # fmt: skip
+            self._fold_ivr(rec, ts)
+
+    def _fold_flow(self, rec: w.IvrEntered | w.IvrExited, ts: float) -> None:
+        passed = self._passed.get(rec.tenant)
+        if (passed is None or rec.queue not in passed
+                or (rec.tenant, rec.flow, None) not in self._passed_ivr):  # fmt: skip
+            self._fold_ivr(rec, ts)
+
+    # --- folding ---------------------------------------------------------------------------
+
+    def _admit(self, known: set[str], value: str, dimension: str) -> bool:
+        if value in known:
+            return True
+        total = self.totals.get(dimension)
+        if len(known) < self.caps[dimension] and (total is None or total[0] < total[1]):
+            known.add(value)
+            if total is not None:
+                total[0] += 1
+            return True
+        seen = self.examples.setdefault(dimension, [])
+        if len(seen) < EXAMPLES and digest(value) not in seen:
+            seen.append(digest(value))
+        return False
+
+    def _count(self, rec: Rec, ts: float, dimensions: list[str]) -> None:
+        """Counted once the record's labels are all folded (a count must not carry the value
+        it folds)."""
+        labels = (rec.tenant or NO_LABEL, rec.channel, rec.queue or NO_LABEL)
+        for dimension in dimensions:
+            self.sink.count("dq_label_folded_" + dimension, labels, ts)
+
+    def _queue_ok(self, tenant: str, queue: str) -> bool:
+        known = self.queues.get(tenant)
+        if known is None:
+            known = self.queues[tenant] = set()
+        if queue in known or (tenant, queue) in self.named_queues:
+            return True
+        if (_ANY, queue) in self.named_queues:
+            return True
+        return self._admit(known, queue, "queue")
+
+    def _tenant_and_queue(self, rec: Rec, folded: list[str]) -> str:
+        t = rec.tenant
+        if (
+            t is not None
+            and t not in self.named_tenants
+            and not self._admit(self.tenants, t, "tenant")
+        ):
+            rec.tenant = t = OTHER
+            folded.append("tenant")
+        tenant = t if t is not None else NO_LABEL
+        q = rec.queue
+        if q is not None and not self._queue_ok(tenant, q):
+            rec.queue = OTHER
+            folded.append("queue")
+        return tenant
+
+    def _fold(self, rec: Rec, ts: float) -> None:
+        folded: list[str] = []
+        tenant, queue = rec.tenant, rec.queue
+        self._tenant_and_queue(rec, folded)
+        if folded:
+            self._count(rec, ts, folded)
+        else:
+            self._passed.setdefault(tenant, set()).add(queue)
+
+    def _fold_transfer(self, rec: w.ContactTransferred, ts: float) -> None:
+        folded: list[str] = []
+        tenant = self._tenant_and_queue(rec, folded)
+        q = rec.to_queue
+        if q is not None and not self._queue_ok(tenant, q):
+            rec.to_queue = OTHER
+            folded.append("queue")
+        if folded:
+            self._count(rec, ts, folded)
+
+    def _fold_ivr(
+        self, rec: w.IvrEntered | w.IvrMenu | w.IvrInput | w.IvrExited, ts: float
+    ) -> None:
+        folded: list[str] = []
+        tenant = self._tenant_and_queue(rec, folded)
+        flows = self.flows.get(tenant)
+        if flows is None:
+            flows = self.flows[tenant] = set()
+        if not self._admit(flows, rec.flow, "flow"):
+            rec.flow = OTHER
+            folded.append("flow")
+        tenant0, flow0 = rec.tenant, rec.flow
+        menu = getattr(rec, "menu", None)
+        if menu is not None:
+            key = tenant + "\x1f" + rec.flow
+            menus = self.menus.get(key)
+            if menus is None:
+                menus = self.menus[key] = set()
+            if not self._admit(menus, menu, "menu"):
+                rec.menu = OTHER  # type: ignore[union-attr]
+                folded.append("menu")
+        if folded:
+            self._count(rec, ts, folded)
+        else:
+            self._passed.setdefault(tenant0, set()).add(rec.queue)
+            self._passed_ivr.add((tenant0, flow0, menu))
+
+    def _fold_component(self, rec: w.SystemStatus, ts: float) -> None:
+        folded: list[str] = []
+        self._tenant_and_queue(rec, folded)
+        if not self._admit(self.components, rec.component, "component"):
+            rec.component = OTHER
+            folded.append("component")
+        if folded:
+            self._count(rec, ts, folded)
+
+    # --- views and checkpoints -------------------------------------------------------------
+
+    def folded_examples(self) -> dict[str, list[str]]:
+        """Per dimension that folded a value: the digests of its first folded values."""
+        return {k: list(v) for k, v in sorted(self.examples.items())}
+
+    def snapshot(self, objects: bool) -> dict[str, Any]:
+        return {
+            "labels": {
+                "tenants": sorted(self.tenants),
+                "queues": {k: sorted(v) for k, v in sorted(self.queues.items())},
+                "flows": {k: sorted(v) for k, v in sorted(self.flows.items())},
+                "menus": {k: sorted(v) for k, v in sorted(self.menus.items())},
+                "components": sorted(self.components),
+                "examples": self.folded_examples(),
+            }
+        }
+
+    def restore(self, snap: Mapping[str, Any]) -> None:
+        s = snap.get("labels")
+        if s is None:
+            return  # a checkpoint from before the caps: every value seen from here is new
+        self.tenants = set(s["tenants"])
+        self.queues = {k: set(v) for k, v in s["queues"].items()}
+        self.flows = {k: set(v) for k, v in s["flows"].items()}
+        self.menus = {k: set(v) for k, v in s["menus"].items()}
+        self.components = set(s["components"])
+        self.examples = {k: list(v) for k, v in s["examples"].items()}
+        self.totals["queue"][0] = sum(len(v) for v in self.queues.values())
+        self.totals["menu"][0] = sum(len(v) for v in self.menus.values())
+
+
+def folded_doc(
+    examples: Mapping[str, list[str]], quality: Mapping[str, int]
+) -> dict[str, dict[str, Any]]:
+    """The report's ``labels_folded``: per dimension, the events whose value was folded (the
+    data-quality count) and the first folded values' digests."""
+    return {
+        dim: {"events": quality.get("label_folded_" + dim, 0), "examples": list(ex)}
+        for dim, ex in sorted(examples.items())
+    }

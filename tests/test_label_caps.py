@@ -1,0 +1,156 @@
+"""Label values stay bounded whatever the sources send (kpis.rules.labels): past each
+dimension's cap a value becomes `other`, counted as data quality, shown as a digest only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from kpis.config import EngineConfig, LabelCaps
+from kpis.decode import Decoder
+from kpis.engine import Engine
+from kpis.rules.labels import OTHER, digest
+from kpis.targets import TargetRule
+from streams.sinks.metrics import MetricsSink
+
+pytestmark = pytest.mark.unit
+T0 = datetime(2026, 11, 2, 9, tzinfo=UTC).timestamp()
+CAPS = LabelCaps(tenants=2, queues_per_tenant=3, queues=5, flows_per_tenant=2, menus_per_flow=2,
+                 menus=3, components=2)  # fmt: skip
+
+
+def ev(kind: str, cid: str, at: float, **fields: Any) -> bytes:
+    return orjson.dumps({"event_id": f"{cid}-{kind}-{at}", "type": kind, "contact_id": cid,
+                         "ts": datetime.fromtimestamp(T0 + at, UTC).isoformat(),
+                         "channel": "voice", **fields})  # fmt: skip
+
+
+def run(lines: list[bytes], config: EngineConfig | None = None) -> tuple[Engine, MetricsSink]:
+    sink = MetricsSink()
+    eng = Engine(config or EngineConfig(label_caps=CAPS), sink)
+    dec = Decoder()
+    for line in lines:
+        eng.ingest(*dec.decode(line))
+    eng.core.flush()
+    return eng, sink
+
+
+def queued(i: int, tenant: str, queue: str) -> list[bytes]:
+    cid = f"c{i}"
+    return [ev("contact.started", cid, i, tenant=tenant, queue=queue),
+            ev("queue.entered", cid, i + 0.5, tenant=tenant, queue=queue)]  # fmt: skip
+
+
+def values(sink: MetricsSink, name: str, index: int) -> set[str]:
+    return {lb[index] for (n, lb) in sink.counters if n == name}
+
+
+def test_queues_past_their_caps_fold_into_other_and_are_counted() -> None:
+    lines = [x for i in range(40) for x in queued(i, "bank", f"call-id-{i:04d}")]
+    eng, sink = run(lines)
+    assert values(sink, "queued", 2) == {"call-id-0000", "call-id-0001", "call-id-0002", OTHER}
+    folded = sink.counters[("dq_label_folded_queue", ("bank", "voice", OTHER))]
+    assert folded == 37 * 2  # both events of each folded contact
+    assert eng.labels.folded_examples() == {
+        "queue": [digest("call-id-0003"), digest("call-id-0004"), digest("call-id-0005")]
+    }
+    assert "call-id-0003" not in repr(eng.labels.folded_examples())
+    # every later value folds the same way; the first ones stay themselves
+    assert sink.counters[("queued", ("bank", "voice", "call-id-0001"))] == 1
+    assert sink.counters[("queued", ("bank", "voice", OTHER))] == 37
+
+
+def test_tenants_and_the_queues_of_all_tenants_have_caps_too() -> None:
+    lines = [x for i in range(12) for x in queued(i, f"t{i % 4}", f"q{i}")]
+    _, sink = run(lines)
+    tenants = values(sink, "queued", 0)
+    assert tenants == {"t0", "t1", OTHER}
+    # never more than 5 queues in all, 3 per tenant (other counts as a tenant of its own)
+    pairs = {(lb[0], lb[2]) for (n, lb) in sink.counters if n == "queued" and lb[2] != OTHER}
+    assert len(pairs) <= 5 and all(sum(1 for t, _ in pairs if t == x) <= 3 for x in tenants)
+    # a count of a folded tenant carries no value it folded
+    for n, lb in sink.counters:
+        if n.startswith("dq_label_folded"):
+            assert lb[0] in {"t0", "t1", OTHER} and lb[2] in {*{q for _, q in pairs}, OTHER}
+
+
+def test_queues_a_target_names_are_always_kept() -> None:
+    config = EngineConfig(label_caps=CAPS, targets=(TargetRule(tenant="bank", queue="vip"),
+                                                    TargetRule(queue="complaints")))  # fmt: skip
+    lines = [x for i in range(10) for x in queued(i, "bank", f"noise{i}")]
+    lines += queued(100, "bank", "vip") + queued(101, "bank", "complaints")
+    _, sink = run(lines, config)
+    assert {"vip", "complaints", OTHER} <= values(sink, "queued", 2)
+
+
+def test_flows_menus_components_and_transfers() -> None:
+    lines = []
+    for i in range(6):
+        cid = f"i{i}"
+        lines += [ev("contact.started", cid, i, tenant="bank"),
+                  ev("ivr.entered", cid, i + 0.1, tenant="bank", flow=f"flow{i % 3}"),
+                  ev("ivr.menu", cid, i + 0.2, tenant="bank", flow="flow0", menu=f"m{i}", level=1),
+                  ev("system.status", cid, i + 0.3, tenant="bank", component=f"c{i}",
+                     status="up"),
+                  ev("contact.transferred", cid, i + 0.4, tenant="bank", queue="a",
+                     to_queue=f"to{i}")]  # fmt: skip
+    eng, sink = run(lines)
+    ivr = {lb for (n, lb) in sink.counters if n.startswith("ivr_")}
+    assert {lb[2] for lb in ivr} <= {"flow0", "flow1", OTHER}  # (tenant, channel, flow, menu)
+    assert {lb[3] for lb in ivr if len(lb) > 3} <= {"m0", "m1", OTHER, "-"}
+    comps = {lb[1] for (n, lb) in sink.counters if n == "system_reports"}
+    assert comps == {"c0", "c1", OTHER}
+    kinds = {n for (n, _) in sink.counters if n.startswith("dq_label_folded_")}
+    assert kinds >= {"dq_label_folded_flow", "dq_label_folded_menu", "dq_label_folded_component",
+                     "dq_label_folded_queue"}  # fmt: skip
+    # a checkpoint keeps what was admitted: a restored engine folds the same way
+    again = Engine(EngineConfig(label_caps=CAPS), MetricsSink())
+    again.restore(orjson.loads(orjson.dumps(eng.snapshot())))
+    assert again.labels.snapshot(False) == eng.labels.snapshot(False)
+    assert again.labels.totals == eng.labels.totals
+
+
+def test_state_follows_the_caps_not_the_input() -> None:
+    lines = [x for i in range(20_000) for x in queued(i, f"tenant-{i}", f"queue-{i}")]
+    eng, sink = run(lines, EngineConfig())
+    caps = EngineConfig().label_caps
+    admitted = sum(len(v) for v in eng.labels.queues.values())
+    assert len(eng.labels.tenants) == caps.tenants and admitted <= caps.queues
+    assert len({lb for (n, lb) in sink.counters if n == "queued"}) <= caps.queues + caps.tenants + 1
+    print(f"20,000 distinct tenants and queues: {len(eng.labels.tenants)} tenants, "
+          f"{admitted} queues kept, "
+          f"{sink.counters[('dq_label_folded_tenant', (OTHER, 'voice', OTHER))]:.0f} events "
+          "folded")  # fmt: skip
+
+
+def test_a_live_worker_says_what_it_folded_and_never_the_values() -> None:
+    import random
+
+    from prometheus_client import generate_latest
+
+    from streams.kafka.checkpoint import MemoryCheckpoints
+    from tests.fakes import Consumer, records_by_tp, runtime
+
+    lines = tuple(x for i in range(60) for x in queued(i, "bank", f"call-id-{i:04d}"))
+    rt = runtime(MemoryCheckpoints(), 2, config=EngineConfig(label_caps=CAPS))
+    consumer = Consumer(records_by_tp(lines, 2), {})
+    consumer.run(rt, {0, 1}, random.Random(1))
+    consumer.quiesce(rt)
+    health = rt.views.health()
+    folded = [p for p in health["problems"] if "folded" in p]  # type: ignore[union-attr]
+    assert health["status"] == "degraded" and len(folded) == 1 and "queue: " in folded[0]
+    metrics = generate_latest(rt.registry).decode()
+    for text in (str(health), metrics, str(rt.views.kpis())):
+        assert "call-id-0050" not in text  # folded: neither a label nor shown
+    from cc_monitor.metricsdoc import engine_rows
+
+    assert "cc_label_values_folded_total" in {name for name, *_ in engine_rows()}  # documented
+    total = sum(rt.registry.get_sample_value(
+        "cc_label_values_folded_total", {"dimension": "queue", "partition": str(p)}) or 0
+        for p in (0, 1))  # fmt: skip
+    # each partition keeps its own first three (per tenant) and folds the rest
+    kept = {r["queue"] for r in rt.views.kpis()["kpis"] if r["tenant"] == "bank"}  # type: ignore[index]
+    assert total == 2 * (60 - (len(kept) - 2)) and OTHER in kept and len(kept) <= 2 * 3 + 2
