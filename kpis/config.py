@@ -61,6 +61,7 @@ class LabelCaps(BaseModel):
     menus_per_flow: int = Field(200, ge=1, description="IVR menus of one flow.")
     menus: int = Field(2000, ge=1, description="IVR menus of all flows together.")
     components: int = Field(100, ge=1, description="Platform components (system.status).")
+    agents: int = Field(10_000, ge=1, description="Agents of all tenants together.")
 
 
 class EngineConfig(BaseModel):
@@ -158,6 +159,25 @@ class EngineConfig(BaseModel):
         description="How long after a handled contact ends a survey answer about it is still "
         "counted where the contact belongs (one small entry per contact is kept that long; "
         "0: answers are counted on their own labels and day).",
+    )
+    max_open_contacts: int = Field(
+        500_000,
+        ge=1,
+        description="Contacts kept open at most (until they end, or their channel's idle "
+        "timeout); past it a new contact is not tracked and its events are counted as data "
+        "quality contact_over_cap.",
+    )
+    max_open_cases: int = Field(
+        2_000_000,
+        ge=1,
+        description="Cases kept at most (unresolved ones stay case_idle_timeout_seconds); past "
+        "it a new case is not kept, counted as case_over_cap.",
+    )
+    max_open_callbacks: int = Field(
+        200_000,
+        ge=1,
+        description="Callback requests kept at most until answered or due; past it, "
+        "callback_over_cap.",
     )
     label_caps: LabelCaps = Field(
         default_factory=LabelCaps,

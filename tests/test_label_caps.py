@@ -140,7 +140,8 @@ def test_a_live_worker_says_what_it_folded_and_never_the_values() -> None:
     consumer.run(rt, {0, 1}, random.Random(1))
     consumer.quiesce(rt)
     health = rt.views.health()
-    folded = [p for p in health["problems"] if "folded" in p]  # type: ignore[union-attr]
+    problems: Any = health["problems"]
+    folded = [p for p in problems if "folded" in p]
     assert health["status"] == "degraded" and len(folded) == 1 and "queue: " in folded[0]
     metrics = generate_latest(rt.registry).decode()
     for text in (str(health), metrics, str(rt.views.kpis())):
@@ -152,5 +153,52 @@ def test_a_live_worker_says_what_it_folded_and_never_the_values() -> None:
         "cc_label_values_folded_total", {"dimension": "queue", "partition": str(p)}) or 0
         for p in (0, 1))  # fmt: skip
     # each partition keeps its own first three (per tenant) and folds the rest
-    kept = {r["queue"] for r in rt.views.kpis()["kpis"] if r["tenant"] == "bank"}  # type: ignore[index]
+    all_rows: Any = rt.views.kpis()["kpis"]
+    kept = {r["queue"] for r in all_rows if r["tenant"] == "bank"}
     assert total == 2 * (60 - (len(kept) - 2)) and OTHER in kept and len(kept) <= 2 * 3 + 2
+
+
+def test_ids_kept_in_memory_have_their_caps() -> None:
+    """Open contacts, cases and callbacks past their settings are not kept (counted as data
+    quality); agents past their cap are folded like labels."""
+    config = EngineConfig(max_open_contacts=5, max_open_cases=4, max_open_callbacks=2,
+                          label_caps=LabelCaps(agents=3))  # fmt: skip
+    lines = []
+    for i in range(10):
+        cid = f"k{i}"
+        lines += [ev("contact.started", cid, i, tenant="bank", queue="q"),
+                  ev("queue.entered", cid, i + 0.1, tenant="bank", queue="q"),
+                  ev("callback.requested", cid, i + 0.2, tenant="bank", queue="q",
+                     callback_id=f"cb{i}"),
+                  ev("agent.connected", cid, i + 0.3, tenant="bank", queue="q",
+                     agent_id=f"agent-{i}")]  # fmt: skip
+    eng, sink = run(lines, config)
+    assert len(eng.contacts.contacts) == 5 and len(eng.cases.cases) <= 4
+    assert len(eng.callbacks.callbacks) <= 2
+    dq = {n: v for (n, _), v in sink.counters.items() if n.startswith("dq_")}
+    # every event that would have opened one of the five contacts (a callback request does not)
+    assert dq["dq_contact_over_cap"] == 5 * 3
+    assert dq["dq_case_over_cap"] >= 1 and dq["dq_callback_over_cap"] >= 1
+    handled = {lb[1] for (n, lb) in sink.counters if n == "agent_handled"}
+    assert handled <= {"agent-0", "agent-1", "agent-2", OTHER} and len(handled) <= 4
+    assert "agent" in eng.labels.folded_examples() or len(handled) <= 3
+
+
+def test_a_live_worker_says_when_open_contacts_are_at_their_cap() -> None:
+    import random
+
+    from streams.kafka.checkpoint import MemoryCheckpoints
+    from tests.fakes import Consumer, records_by_tp, runtime
+
+    lines = tuple(x for i in range(60) for x in queued(i, "bank", "q"))
+    rt = runtime(MemoryCheckpoints(), 2, config=EngineConfig(max_open_contacts=10))
+    consumer = Consumer(records_by_tp(lines, 2), {})
+    consumer.run(rt, {0, 1}, random.Random(1))
+    consumer.quiesce(rt)
+    problems = rt.views.health()["problems"]
+    assert any("open contacts at engine.max_open_contacts (10)" in p for p in problems), problems
+    rows: Any = rt.views.kpis()["kpis"]
+    key = ("bank", "voice", "q")
+    waiting = next(r["metrics"]["contacts_waiting"] for r in rows
+                   if (r["tenant"], r["channel"], r["queue"]) == key)  # fmt: skip
+    assert waiting == 20  # ten a partition, the rest not tracked

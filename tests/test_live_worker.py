@@ -653,3 +653,66 @@ def test_a_queue_log_through_kafka_gives_the_replay_agents(broker: str, tmp_path
         assert got[("voice", "sales", "available")] == 1
     finally:
         worker.stop()
+
+
+def test_hostile_records_are_dead_lettered_with_their_reason_and_counted(
+    broker: str, tmp_path: Path
+) -> None:
+    """Issue 35's fault probe, the records: invalid UTF-8 and a 5 MB record among a day's
+    events. Each is a dead letter with its reason (the big one cut, with its size and SHA-256),
+    counted on /metrics; every record consumed is processed or dead-lettered; the KPIs are the
+    replay's and /health stays ok."""
+    import hashlib
+
+    from aiokafka import AIOKafkaProducer
+
+    kafka = kafka_settings(broker, "hostile", PARTITIONS)
+    path = write_day(tmp_path)
+    worker = Worker(kafka, "hostile", tmp_path, None, "wh").start()
+    big = b'{"type": "contact.started", "attributes": {"x": "' + b"a" * (5 * 1024 * 1024) + b'"}}'
+    utf8 = b'{"event_id": "e\xff\xfe", "type": "contact.started"}'
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(max_request_size=8 * 1024 * 1024, **kafka.client_options())
+        await producer.start()
+        try:
+            for v in (utf8, big):
+                await producer.send_and_wait(kafka.topics.calls, v, key=b"hostile")
+        finally:
+            await producer.stop()
+
+    try:
+        produced = produce(kafka, path)
+        asyncio.run(send())
+        wait_equal(worker)
+        eventually(lambda: worker.consumed() >= produced + 2, 60, "every record consumed")
+        dead = asyncio.run(_read_all(kafka, kafka.topics.dead_letter, 2))
+        by_reason = {h["cc-reason"]: h for h in dead}
+        sizes = {k.decode(): v.get("cc-size", b"").decode() for k, v in by_reason.items()}
+        print(
+            f"\nconsumed {worker.consumed():.0f} (agent facts included), {produced + 2} "
+            f"input records; dead letters (and sizes): {sizes}"
+        )
+        assert len(dead) == 2 and set(by_reason) == {b"malformed_json", b"oversized"}
+        assert b"unicode" in by_reason[b"malformed_json"]["cc-detail"].lower()
+        cut = by_reason[b"oversized"]
+        assert cut["cc-size"] == str(len(big)).encode() and cut["cc-truncated"] == b"1"
+        assert cut["cc-sha256"] == hashlib.sha256(big).hexdigest().encode()
+        for reason in ("malformed_json", "oversized"):
+            assert worker_sample(worker, "cc_events_rejected_total", reason=reason) == 1
+        inputs = sum(
+            s.value
+            for fam in text_string_to_metric_families(worker.get("/metrics").decode())
+            for s in fam.samples
+            if s.name == "cc_events_consumed_total" and s.labels["topic"] != kafka.topics.agents
+        )
+        assert inputs == produced + 2  # every input record, each once (the agents topic apart)
+        assert worker.json("/health")["status"] == "ok", worker.json("/health")
+    finally:
+        worker.stop()
+
+
+def worker_sample(worker: Worker, name: str, **labels: str) -> float:
+    return sum(s.value for fam in text_string_to_metric_families(worker.get("/metrics").decode())
+               for s in fam.samples if s.name == name
+               and all(s.labels.get(k) == v for k, v in labels.items()))  # fmt: skip

@@ -44,6 +44,9 @@ class CallbackRules(Rule):
         if cb_id in self.callbacks:
             self.sink.count("dq_callback_requested_twice", labels, ts)
             return
+        if len(self.callbacks) >= self.config.max_open_callbacks:
+            self.sink.count("dq_callback_over_cap", labels, ts)
+            return
         reserved = None if rec.reserved_for is None else rec.reserved_for.timestamp()
         if reserved is not None:
             tol = self.config.callback_reserved_tolerance_seconds

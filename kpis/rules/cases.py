@@ -71,6 +71,9 @@ class CaseRules(Rule):
         """A contact started: its case opens, or, if the customer came back about a case marked
         resolved, that case was not resolved."""
         k = self.cases.get(c.case_id)
+        if k is None and len(self.cases) >= self.config.max_open_cases:
+            self.sink.count("dq_case_over_cap", c.labels, ts)
+            return
         if k is None:
             k = CaseState(c.case_id, c.labels, ts, ts, c.inbound, evidence=c.contact_id)
             k.priority = c.priority
@@ -98,6 +101,16 @@ class CaseRules(Rule):
             self.schedule(c.last + self.config.case_idle_timeout_seconds, TIMER_CASE, c.case_id)
         return k
 
+    def keep(self, k: CaseState, ts: float) -> None:
+        """Keep ``k`` (it changed something to count later), within ``max_open_cases``: past
+        it a case not kept yet is counted as case_over_cap and left out (memory follows the
+        setting; its contacts still count)."""
+        cases = self.cases
+        if k.case_id in cases or len(cases) < self.config.max_open_cases:
+            cases[k.case_id] = k
+        else:
+            self.sink.count("dq_case_over_cap", k.labels, ts)
+
     def first_response(self, c: ContactState, ts: float) -> None:
         k = self.case_of(c)
         if not k.responded:
@@ -108,7 +121,7 @@ class CaseRules(Rule):
                 if not c.callback:
                     self.sink.observe("first_response_direct_seconds", k.labels, ts, ts - since)
                 self._against_target(k, "first_response", since, ts)
-            self.cases[c.case_id] = k
+            self.keep(k, ts)
 
     def _against_target(self, k: CaseState, what: str, since: float, ts: float) -> None:
         """A case's first response or resolution against its target (kpis.targets): in
@@ -132,7 +145,7 @@ class CaseRules(Rule):
         if k.resolved_at is None or ts > k.resolved_at:
             k.resolved_at = ts
             self.schedule(ts + self.config.reopen_window_seconds, TIMER_CASE, k.case_id)
-        self.cases[k.case_id] = k
+        self.keep(k, ts)
 
     # --- events and timers ---------------------------------------------------------------------
 
@@ -155,7 +168,7 @@ class CaseRules(Rule):
             k = CaseState(case_id, labels, ts, ts, False, responded=True, evidence=case_id)
             self.sink.count("cases_reopened_late", labels, ts, rec.contact_id)
             self.schedule(ts + self.config.case_idle_timeout_seconds, TIMER_CASE, case_id)
-            self.cases[case_id] = k
+            self.keep(k, ts)
         elif k.resolved_at is not None:
             k.resolved_at = None
             k.reopened = True

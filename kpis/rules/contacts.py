@@ -45,7 +45,6 @@ class ContactRules(Rule):
         # contacts waiting per (tenant, channel, queue), in order of entry (= event-time order)
         self.waiting: dict[Labels, dict[str, float]] = {}
         self._cases = cases
-        self._case_map = cases.cases
         self._ivr = ivr
         ivr.contact = self.contact
 
@@ -76,6 +75,8 @@ class ContactRules(Rule):
         a contact that has ended (see :meth:`_after_end`)."""
         c = self.contacts.get(rec.contact_id)
         if c is None:
+            if self._full(rec, ts):
+                return None
             c = self._new_contact(rec, ts, inbound=True)
             self.sink.count("dq_contact_without_start", c.labels, ts)
         elif c.ended is not None:
@@ -129,10 +130,20 @@ class ContactRules(Rule):
         self._cases.opened_by(c, ts)
         return c
 
+    def _full(self, rec: Rec, ts: float) -> bool:
+        """Open contacts at ``max_open_contacts``: a new one is not tracked (memory follows
+        the setting, not the input); each of its events is counted as contact_over_cap."""
+        if len(self.contacts) < self.config.max_open_contacts:
+            return False
+        self.sink.count("dq_contact_over_cap", record_labels(rec), ts)
+        return True
+
     def _on_contact_started(self, rec: w.ContactStarted, ts: float) -> None:
         c = self.contacts.get(rec.contact_id)
         if c is not None:
             c.last = ts
+            return
+        if self._full(rec, ts):
             return
         inbound = rec.direction == "inbound" and rec.initiation in ("inbound", "transfer")
         self._new_contact(rec, ts, inbound).callback = rec.initiation == "callback"
@@ -201,7 +212,7 @@ class ContactRules(Rule):
         if k.labels[2] == NO_LABEL:
             k.labels = (k.labels[0], k.labels[1], queue)
             k.priority = c.priority
-        self._case_map[c.case_id] = k
+        self._cases.keep(k, ts)
 
     def _on_queue_abandoned(self, rec: Rec, ts: float) -> None:
         c = self.known_contact(rec, ts)
@@ -273,7 +284,7 @@ class ContactRules(Rule):
             k.handled.append(pair)
             if agent != NO_LABEL:
                 self.sink.count("agent_handled", (c.tenant, agent), ts)
-        self._case_map[c.case_id] = k
+        self._cases.keep(k, ts)
 
     def _on_agent_connected(self, rec: w.AgentConnected, ts: float) -> None:
         c = self.contact(rec, ts)
@@ -325,7 +336,7 @@ class ContactRules(Rule):
                 self.sink.count("agent_transferred", (c.tenant, seg.agent), ts)
         k = self._cases.case_of(c)
         k.transferred = True
-        self._case_map[c.case_id] = k
+        self._cases.keep(k, ts)
 
     def _on_contact_ended(self, rec: w.ContactEnded, ts: float) -> None:
         c = self.known_contact(rec, ts)

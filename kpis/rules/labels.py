@@ -2,7 +2,8 @@
 kept, every later one is folded into :data:`OTHER`.
 
 Tenants, queues, IVR flows and menus and platform components become metric labels, report rows,
-``/api/kpis`` rows and per-queue state. A router that puts a call id in the queue field, or one
+``/api/kpis`` rows and per-queue state; agent ids become report and ``/api/agents`` rows and
+agent state. A router that puts a call id in the queue field, or one
 hostile producer, would otherwise grow all of them without end. This rule runs first for every
 event (in event-time order, so a replay and a live partition fold the same stream the same
 way) and rewrites the record's label fields in place before any other rule reads them:
@@ -11,7 +12,7 @@ way) and rewrites the record's label fields in place before any other rule reads
   passes;
 * a new value is admitted while its dimension has fewer than its cap
   (:class:`kpis.config.LabelCaps`: tenants; queues per tenant and in all; flows per tenant;
-  menus per flow and in all; components);
+  menus per flow and in all; components; agents);
 * past the cap it becomes ``other``, and the event is counted as data quality
   ``label_folded_<dimension>`` on its (folded) labels; the first few such values are kept as
   short digests (never the value: it may be an id) for ``/health`` and the report.
@@ -34,7 +35,7 @@ from kpis.wire import TYPE_OF, Rec
 
 OTHER = "other"
 """The value every label past its dimension's cap becomes."""
-DIMENSIONS = ("tenant", "queue", "flow", "menu", "component")
+DIMENSIONS = ("tenant", "queue", "flow", "menu", "component", "agent")
 EXAMPLES = 3
 _ANY = "\x00"  # a configured queue named for every tenant
 IvrRec = w.IvrEntered | w.IvrMenu | w.IvrInput | w.IvrExited
@@ -53,7 +54,7 @@ class LabelRules(Rule):
         caps = ctx.config.label_caps
         self.caps = {"tenant": caps.tenants, "queue": caps.queues_per_tenant,
                      "flow": caps.flows_per_tenant, "menu": caps.menus_per_flow,
-                     "component": caps.components}  # fmt: skip
+                     "component": caps.components, "agent": caps.agents}  # fmt: skip
         # dimensions kept per tenant (or flow) also have a cap over all of them: [admitted, cap]
         self.totals: dict[str, list[int]] = {"queue": [0, caps.queues], "menu": [0, caps.menus]}
         self.tenants: set[str] = set()
@@ -62,6 +63,7 @@ class LabelRules(Rule):
         self.flows: dict[str, set[str]] = {}
         self.menus: dict[str, set[str]] = {}
         self.components: set[str] = set()
+        self.agents: set[str] = {NO_LABEL}  # the "no agent" id is no agent: never folded
         self.examples: dict[str, list[str]] = {}
         # named by the configuration: always admitted, outside the caps
         self.named_tenants: set[str] = set()
@@ -88,7 +90,12 @@ class LabelRules(Rule):
 
     def _fold_plain(self, rec: Rec, ts: float) -> None:
         passed = self._passed.get(rec.tenant)
-        if passed is None or rec.queue not in passed:
+        agent = rec.agent_id
+        if (
+            passed is None
+            or rec.queue not in passed
+            or (agent is not None and agent not in self.agents)
+        ):
             self._fold(rec, ts)
 
     def _fold_menu(self, rec: w.IvrMenu | w.IvrInput, ts: float) -> None:
@@ -150,6 +157,10 @@ class LabelRules(Rule):
         if q is not None and not self._queue_ok(tenant, q):
             rec.queue = OTHER
             folded.append("queue")
+        a = rec.agent_id
+        if a is not None and not self._admit(self.agents, a, "agent"):
+            rec.agent_id = OTHER
+            folded.append("agent")
         return tenant
 
     def _fold(self, rec: Rec, ts: float) -> None:
@@ -158,7 +169,7 @@ class LabelRules(Rule):
         self._tenant_and_queue(rec, folded)
         if folded:
             self._count(rec, ts, folded)
-        else:
+        else:  # (an agent admitted is in self.agents, which the fast path reads)
             self._passed.setdefault(tenant, set()).add(queue)
 
     def _fold_transfer(self, rec: w.ContactTransferred, ts: float) -> None:
@@ -168,6 +179,10 @@ class LabelRules(Rule):
         if q is not None and not self._queue_ok(tenant, q):
             rec.to_queue = OTHER
             folded.append("queue")
+        a = rec.to_agent_id
+        if a is not None and not self._admit(self.agents, a, "agent"):
+            rec.to_agent_id = OTHER
+            folded.append("agent")
         if folded:
             self._count(rec, ts, folded)
 
@@ -221,6 +236,7 @@ class LabelRules(Rule):
                 "flows": {k: sorted(v) for k, v in sorted(self.flows.items())},
                 "menus": {k: sorted(v) for k, v in sorted(self.menus.items())},
                 "components": sorted(self.components),
+                "agents": sorted(self.agents),
                 "examples": self.folded_examples(),
             }
         }
@@ -234,6 +250,7 @@ class LabelRules(Rule):
         self.flows = {k: set(v) for k, v in s["flows"].items()}
         self.menus = {k: set(v) for k, v in s["menus"].items()}
         self.components = set(s["components"])
+        self.agents = set(s.get("agents", [NO_LABEL]))
         self.examples = {k: list(v) for k, v in s["examples"].items()}
         self.totals["queue"][0] = sum(len(v) for v in self.queues.values())
         self.totals["menu"][0] = sum(len(v) for v in self.menus.values())

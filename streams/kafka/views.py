@@ -122,6 +122,7 @@ class WorkerViews:
         rejecting = rt.rejects.problem(rt.clock())
         if rejecting is not None:
             out.append(rejecting)
+        out += self.at_caps()
         folded = self.folded()
         if folded:
             out.append(
@@ -129,6 +130,21 @@ class WorkerViews:
                 + "; ".join(f"{dim}: {', '.join(ex)}" for dim, ex in folded.items())
             )
         return out
+
+    def at_caps(self) -> list[str]:
+        """What is at its memory cap now on this worker's partitions: new ones are not kept."""
+        cfg = self.rt.config
+        full: dict[str, int] = {}
+        for o in self.rt.owned.values():
+            e = o.pe.engine
+            for what, n, cap in (("contacts", len(e.contacts.contacts), cfg.max_open_contacts),
+                                 ("cases", len(e.cases.cases), cfg.max_open_cases),
+                                 ("callbacks", len(e.callbacks.callbacks),
+                                  cfg.max_open_callbacks)):  # fmt: skip
+                if n >= cap:
+                    full[what] = cap
+        return [f"open {what} at engine.max_open_{what} ({cap}): new ones are not tracked "
+                "(data quality *_over_cap)" for what, cap in sorted(full.items())]  # fmt: skip
 
     def folded(self) -> dict[str, list[str]]:
         """Per label dimension folded on this worker's partitions: the first folded values'
