@@ -70,11 +70,20 @@ def _ignore(_rec: Any, _ts: float) -> None:
 
 
 def _chain(handlers: list[Handler]) -> Handler:
-    def both(rec: Any, ts: float) -> None:
+    if len(handlers) == 2:  # the usual case (the label caps, then the type's rule): no loop
+        first, second = handlers
+
+        def two(rec: Any, ts: float) -> None:
+            first(rec, ts)
+            second(rec, ts)
+
+        return two
+
+    def every(rec: Any, ts: float) -> None:
         for h in handlers:
             h(rec, ts)
 
-    return both
+    return every
 
 
 class EventCore:

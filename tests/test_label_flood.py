@@ -122,7 +122,8 @@ def test_a_hundred_thousand_values_per_dimension_stay_within_the_caps(tmp_path: 
     out = tmp_path / "report.json"
     proc = subprocess.run(
         [sys.executable, "-m", "cc_monitor.cli", "replay", str(log), "--json", str(out),
-         "--quiet", "--no-progress"], capture_output=True, text=True, timeout=600,
+         "--csv", str(tmp_path / "csv"), "--quiet", "--no-progress"],
+        capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_bytes())
@@ -136,3 +137,8 @@ def test_a_hundred_thousand_values_per_dimension_stay_within_the_caps(tmp_path: 
     assert report["data_quality"]["label_folded_tenant"] == report["labels_folded"]["tenant"][
         "events"]  # fmt: skip
     assert out.stat().st_size < 30e6
+    kpis_csv = tmp_path / "csv" / "kpis.csv"
+    rows = kpis_csv.read_text().count("\n") - 1
+    print(f"replay CSV: kpis.csv {kpis_csv.stat().st_size / 1e6:.2f} MB, {rows} rows")
+    # a line per KPI row and figure (about 260 figures a row): it follows the rows, so the caps
+    assert rows <= 300 * len(report["kpis"]) and kpis_csv.stat().st_size < 60e6
