@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import orjson
 
-from cc_monitor.simulator import SimConfig, simulate
+from cc_monitor.simulator import SimConfig, agent_ids, display_name, simulate
 from kpis.clock import EventClock
 from streams.inputs.privacy import Pseudonymizer
 from streams.kafka.producer import EventProducer
@@ -133,6 +133,15 @@ def clock_env(clock: EventClock, engine_max_clock_lead: float = 900.0) -> dict[s
         "CC_MONITOR_WORKER__CLOCK__EVENT_START": iso_utc(clock.event_start),
         "CC_MONITOR_ENGINE__MAX_CLOCK_LEAD_SECONDS": repr(lead),
     }
+
+
+def directory(cfg: SimConfig, pseudonymize: Callable[[str], str], folder: Path) -> Path:
+    """The agent directory of the demo (streams.directory): a made-up name for each agent the
+    simulator can name, under the pseudonym the demo's producer gives it."""
+    path = folder / "agents.csv"
+    rows = "".join(f"{pseudonymize(a)},{display_name(i)}\n" for i, a in enumerate(agent_ids(cfg)))
+    path.write_text("agent,name\n" + rows, encoding="utf-8")
+    return path
 
 
 def iso_utc(ts: float) -> str:
@@ -238,6 +247,7 @@ def _run(broker: str, speed: float, contacts_per_day: int, port: int, seed: int,
     cfg = today(seed, contacts_per_day, days)
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cc-monitor-live-")))
+        pseudonymize = Pseudonymizer(secrets.token_hex(32))
         broker_port = free_port()
         url = f"tcp://127.0.0.1:{broker_port}"
         stack.enter_context(_process(
@@ -258,6 +268,9 @@ def _run(broker: str, speed: float, contacts_per_day: int, port: int, seed: int,
             "CC_MONITOR_WORKER__WEB_PORT": str(port),
             "CC_MONITOR_WORKER__DATA_DIR": str(tmp / "worker"),
             "CC_MONITOR_WORKER__GROUP_TIMEOUT_SECONDS": "6",
+            # display names for the agents board: the simulator's agents, by the pseudonyms
+            # this run's key gives them (a key for this run only: the topics live as long)
+            "CC_MONITOR_WORKER__AGENT_DIRECTORY": str(directory(cfg, pseudonymize, tmp)),
             **clock_env(clock),
         }
         redis = shutil.which("redis-server")
@@ -280,7 +293,8 @@ def _run(broker: str, speed: float, contacts_per_day: int, port: int, seed: int,
               f"metrics  http://127.0.0.1:{port}/metrics\n"
               f"KPIs     http://127.0.0.1:{port}/api/kpis\n"
               f"alerts   http://127.0.0.1:{port}/api/alerts\n"
-              f"agents   http://127.0.0.1:{port}/api/agents\n"
+              f"agents   http://127.0.0.1:{port}/api/agents, "
+              f"board http://127.0.0.1:{port}/wallboard?view=agents\n"
               f"health   http://127.0.0.1:{port}/health\n"
               f"feeding simulated days from {iso_utc(clock.event_start)[:16]} UTC at "
               f"{speed:g}x real time (the worker runs on the same simulated clock); "
@@ -295,8 +309,7 @@ def _run(broker: str, speed: float, contacts_per_day: int, port: int, seed: int,
                 loop.add_signal_handler(sig, stop.set)
             if duration is not None:
                 loop.call_later(duration, stop.set)
-            # a key for this run only: the demo's topics live as long as it does
-            n = await play(kafka, cfg, speed, stop, Pseudonymizer(secrets.token_hex(32)), clock)
+            n = await play(kafka, cfg, speed, stop, pseudonymize, clock)
             print(f"sent {n:,} events", flush=True)
             if not stop.is_set():
                 print("the simulated days are over; the worker keeps serving until Ctrl-C",

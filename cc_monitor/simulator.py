@@ -205,6 +205,26 @@ class _Pool:
         return f"{self.name}-a{idx:03d}"
 
 
+def agent_ids(cfg: SimConfig) -> list[str]:
+    """Every agent id a simulation of ``cfg`` can name (``<queue>-a<NNN>``), for a directory
+    of display names (the live demo's)."""
+    return [f"{q}-a{i:03d}" for q, pool in Simulator(cfg).pools.items() for i in range(pool.size)]
+
+
+SURNAMES = ("김", "이", "박", "최", "정", "강", "조",
+            "윤", "장", "임", "한", "오", "서", "신")  # fmt: skip
+GIVEN = ("민준", "서연", "도윤", "하은", "시우", "지유", "주원",
+         "서윤", "예준", "지아", "하준", "수아", "지호", "채원",
+         "준서", "지민", "은우", "다은", "현우", "소율")  # fmt: skip
+
+
+def display_name(i: int) -> str:
+    """A made-up Korean display name, the ``i``-th of a fixed sequence (no real person)."""
+    n, g = len(SURNAMES), len(GIVEN)
+    again = i // (n * g)  # past every pair: the same names numbered
+    return SURNAMES[i % n] + GIVEN[(i // n) % g] + (f" {again + 1}" if again else "")
+
+
 class Simulator:
     def __init__(self, cfg: SimConfig) -> None:
         self.cfg = cfg

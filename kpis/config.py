@@ -62,6 +62,13 @@ class LabelCaps(BaseModel):
     menus: int = Field(2000, ge=1, description="IVR menus of all flows together.")
     components: int = Field(100, ge=1, description="Platform components (system.status).")
     agents: int = Field(10_000, ge=1, description="Agents of all tenants together.")
+    configured_only: bool = Field(
+        False,
+        description="Tenants and queues only as the target rules name them: a tenant any rule "
+        "names; for a tenant whose rules name queues (or if rules without a tenant do), those "
+        "queues. Every other value is `other`, decided by the configuration alone, so live "
+        "partitions and a replay fold exactly alike. A dimension no rule names keeps its cap.",
+    )
 
 
 class EngineConfig(BaseModel):

@@ -202,3 +202,48 @@ def test_a_live_worker_says_when_open_contacts_are_at_their_cap() -> None:
     waiting = next(r["metrics"]["contacts_waiting"] for r in rows
                    if (r["tenant"], r["channel"], r["queue"]) == key)  # fmt: skip
     assert waiting == 20  # ten a partition, the rest not tracked
+
+
+def test_configured_only_folds_live_partitions_and_a_replay_alike() -> None:
+    """With the lists from the target rules, what becomes `other` depends on the configuration
+    alone: three partitions give the single engine's series exactly, far past any cap."""
+    from streams.partitioned import merged, replay_partitioned
+
+    caps = LabelCaps(configured_only=True, tenants=1, queues_per_tenant=1)
+    config = EngineConfig(label_caps=caps, targets=(
+        TargetRule(tenant="bank", queue="cards"), TargetRule(tenant="bank", queue="loans"),
+        TargetRule(tenant="shop"), TargetRule(queue="complaints")))  # fmt: skip
+    names = ["cards", "loans", "complaints", "noise-1", "noise-2", "noise-3"]
+    lines = tuple(x for i in range(120) for x in queued(
+        i, ["bank", "shop", "intruder"][i % 3], names[(i // 3) % len(names)]))  # fmt: skip
+    _, single = run(list(lines), config)
+    parts = replay_partitioned(lines, 3, config)
+    live = merged(pe.metrics for pe in parts.values())
+    assert live.counters == single.counters
+    kept = {(lb[0], lb[2]) for (n, lb) in single.counters if n == "queued"}
+    # bank: its two queues and the one named for every tenant; shop has only that one listed
+    assert kept == {("bank", "cards"), ("bank", "loans"), ("bank", "complaints"),
+                    ("bank", OTHER), ("shop", "complaints"), ("shop", OTHER),
+                    (OTHER, "complaints"), (OTHER, OTHER)}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "why"),
+    [
+        ("CC_MONITOR_ENGINE__LABEL_CAPS__QUEUES", "0", "greater than or equal to 1"),
+        ("CC_MONITOR_ENGINE__LABEL_CAPS__TENANTS", "-5", "greater than or equal to 1"),
+        ("CC_MONITOR_ENGINE__LABEL_CAPS__MENUS", "lots", "valid integer"),
+        ("CC_MONITOR_ENGINE__LABEL_CAPS__QUEUS", "5", "did you mean 'queues'"),
+        ("CC_MONITOR_ENGINE__MAX_OPEN_CONTACTS", "0", "greater than or equal to 1"),
+        ("CC_MONITOR_ENGINE__LABEL_CAPS__CONFIGURED_ONLY", "perhaps", "valid boolean"),
+    ],
+)
+def test_a_bad_cap_setting_is_refused_in_one_line(
+    env: str, value: str, why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cc_monitor.settings import SettingsError, load_settings
+
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SettingsError) as e:
+        load_settings()
+    assert why in str(e.value) and "\n" not in str(e.value).strip(), str(e.value)

@@ -586,6 +586,11 @@ def test_the_live_demo_serves_kpis_from_a_fed_worker(tmp_path: Path) -> None:
         metrics = worker.get("/metrics").decode()
         assert "cc_answered_total{" in metrics and "cc_events_consumed_total{" in metrics
         assert worker.json("/health")["status"] == "ok"
+        # the demo's agent directory names the simulator's agents on /api/agents
+        named = [r["name"] for r in worker.json("/api/agents")["agents"] if r["name"]]
+        from cc_monitor.simulator import display_name
+
+        assert named and set(named) <= {display_name(i) for i in range(1000)}, named[:5]
         # Ctrl-C reaches the demo alone (its processes have their own sessions); it stops them
         # in order and leaves none behind
         children = _children(proc.pid)

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from cc_monitor.simulator import SimConfig, simulate
+from cc_monitor.simulator import SimConfig, display_name, simulate
 from streams.kafka.app import wallboard_page
 from streams.kafka.producer import produce_paths
 
@@ -95,7 +95,7 @@ def _directory(log: Path, path: Path) -> dict[str, str]:
     """Names for half of the log's agents (the other half shows by id)."""
     agents = sorted({e["agent_id"] for e in map(orjson.loads, log.read_bytes().splitlines())
                      if e.get("agent_id")})  # fmt: skip
-    names = {a: f"상담원 {i:02d} Kim" for i, a in enumerate(agents[::2])}
+    names = {a: display_name(i) for i, a in enumerate(agents[::2])}
     path.write_text("agent,name\n" + "".join(f"{a},{n}\n" for a, n in names.items()))
     return names
 

@@ -73,6 +73,14 @@ class LabelRules(Rule):
                 self.named_tenants.add(t.tenant)
             if t.queue is not None:
                 self.named_queues.add((t.tenant if t.tenant is not None else _ANY, t.queue))
+        # configured_only: the lists are the only values (no first-N), per tenant
+        self.only = caps.configured_only
+        every = {q for t, q in self.named_queues if t == _ANY}
+        self.queue_lists: dict[str, set[str]] = {}
+        for tenant, queue in self.named_queues:
+            if tenant != _ANY:
+                self.queue_lists.setdefault(tenant, set(every)).add(queue)
+        self.every_tenant_queues = every
 
         # The fast path (every event pays it): what passed unfolded before passes again, by one
         # dict and one set lookup. Derived from the admitted values (not in the checkpoint:
@@ -121,10 +129,13 @@ class LabelRules(Rule):
             if total is not None:
                 total[0] += 1
             return True
+        self._example(dimension, value)
+        return False
+
+    def _example(self, dimension: str, value: str) -> None:
         seen = self.examples.setdefault(dimension, [])
         if len(seen) < EXAMPLES and digest(value) not in seen:
             seen.append(digest(value))
-        return False
 
     def _count(self, rec: Rec, ts: float, dimensions: list[str]) -> None:
         """Counted once the record's labels are all folded (a count must not carry the value
@@ -134,6 +145,13 @@ class LabelRules(Rule):
             self.sink.count("dq_label_folded_" + dimension, labels, ts)
 
     def _queue_ok(self, tenant: str, queue: str) -> bool:
+        if self.only:
+            allowed = self.queue_lists.get(tenant) or self.every_tenant_queues
+            if allowed:
+                if queue in allowed:
+                    return True
+                self._example("queue", queue)
+                return False
         known = self.queues.get(tenant)
         if known is None:
             known = self.queues[tenant] = set()
@@ -143,13 +161,16 @@ class LabelRules(Rule):
             return True
         return self._admit(known, queue, "queue")
 
+    def _tenant_ok(self, tenant: str) -> bool:
+        """A tenant no target rule names: within the cap, unless only named ones are kept."""
+        if self.only and self.named_tenants:
+            self._example("tenant", tenant)
+            return False
+        return self._admit(self.tenants, tenant, "tenant")
+
     def _tenant_and_queue(self, rec: Rec, folded: list[str]) -> str:
         t = rec.tenant
-        if (
-            t is not None
-            and t not in self.named_tenants
-            and not self._admit(self.tenants, t, "tenant")
-        ):
+        if t is not None and t not in self.named_tenants and not self._tenant_ok(t):
             rec.tenant = t = OTHER
             folded.append("tenant")
         tenant = t if t is not None else NO_LABEL
