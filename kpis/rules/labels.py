@@ -3,13 +3,14 @@ kept, every later one is folded into :data:`OTHER`.
 
 Tenants, queues, IVR flows and menus and platform components become metric labels, report rows,
 ``/api/kpis`` rows and per-queue state; agent ids become report and ``/api/agents`` rows and
-agent state. A router that puts a call id in the queue field, or one
-hostile producer, would otherwise grow all of them without end. This rule runs first for every
+agent state. A router that puts a call id in the queue field, or one hostile producer, would
+otherwise grow all of them without end. This rule runs first for every
 event (in event-time order, so a replay and a live partition fold the same stream the same
 way) and rewrites the record's label fields in place before any other rule reads them:
 
 * a value already admitted, or named by the configuration (a target rule's tenant and queue),
-  passes;
+  passes (with ``configured_only``, tenants and queues pass only so: the configuration alone
+  then decides, so live partitions and a replay fold exactly alike);
 * a new value is admitted while its dimension has fewer than its cap
   (:class:`kpis.config.LabelCaps`: tenants; queues per tenant and in all; flows per tenant;
   menus per flow and in all; components; agents);
@@ -35,7 +36,6 @@ from kpis.wire import TYPE_OF, Rec
 
 OTHER = "other"
 """The value every label past its dimension's cap becomes."""
-DIMENSIONS = ("tenant", "queue", "flow", "menu", "component", "agent")
 EXAMPLES = 3
 _ANY = "\x00"  # a configured queue named for every tenant
 IvrRec = w.IvrEntered | w.IvrMenu | w.IvrInput | w.IvrExited
