@@ -5,7 +5,7 @@ anything.
 
 NanumGothic is under the SIL Open Font License 1.1, whose Reserved Font Names a modified
 version may not carry: the subset is renamed "CC Wallboard Sans". Needs fontTools (a
-development tool, not a dependency): ``.venv/bin/pip install fonttools``; run it again after
+development tool, not a dependency): in the dev extra; run it again after
 changing the page's text.
 """
 

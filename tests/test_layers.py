@@ -153,3 +153,20 @@ def test_every_metric_a_live_worker_exports_is_on_the_metrics_page() -> None:
         exported.add(fam.name + ("_total" if fam.type == "counter" else ""))
     assert len(exported) > 60
     assert exported - documented == set()
+
+
+def test_the_shipped_font_has_every_character_the_pages_show() -> None:
+    """The wallboard and the HTML report render Korean on a machine without Korean fonts
+    only if the font subset they embed (scripts/wallboard_font.py) has each character their
+    text uses: text added without running the script again would show as empty boxes there."""
+    from fontTools.ttLib import TTFont
+
+    cmap = TTFont(str(ROOT / "streams" / "kafka" / "web" / "wallboard-font.ttf")).getBestCmap()
+    for name in ("streams/kafka/web/wallboard.html", "kpis/scorecard.py", "cc_monitor/html.py",
+                 "cc_monitor/render.py"):  # fmt: skip
+        text = (ROOT / name).read_text(encoding="utf-8")
+        missing = sorted({c for c in text if ord(c) > 126 and ord(c) not in cmap})
+        assert not missing, (
+            f"{name}: {''.join(missing)} not in the font: run .venv/bin/python "
+            "scripts/wallboard_font.py"
+        )

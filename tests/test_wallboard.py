@@ -266,6 +266,10 @@ async def test_the_wallboard_in_headless_chromium(tmp_path: Path) -> None:
                     "[...document.querySelectorAll('.tile h2 small')].map(x => x.textContent)"
                     ".join('|')")  # fmt: skip
                 assert "전화" in channels and "voice" not in channels, channels
+                units = await browser.eval(
+                    "[...document.querySelectorAll('.tile b')].map(x => x.textContent).join('|')"
+                )
+                assert " min" not in units and ("분" in units or "초" in units), units
                 await browser.screenshot(shots / "wallboard-ko.png")
                 # the worker goes away: the page says its data is stale
                 assert await browser.eval("document.body.dataset.stale") == "0"
