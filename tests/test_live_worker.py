@@ -561,7 +561,7 @@ async def _read_all(kafka: KafkaSettings, topic: str, count: int) -> list[dict[s
                                 **kafka.client_options())  # fmt: skip
     await consumer.start()
     got: list[dict[str, bytes]] = []
-    deadline = time.monotonic() + 120  # under load (the suite in parallel) Tansu serves slowly
+    deadline = time.monotonic() + 120  # generous: the suite runs in parallel on 2 cores
     try:
         while len(got) < count and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=300)
