@@ -213,7 +213,7 @@ def assert_alerts_match(kafka: KafkaSettings, *workers: Worker) -> None:
     restarts); the evaluating worker has evaluated up to the end of the day."""
     want = replay_transitions()
     assert {r for _, r, _, _ in want} >= {"component_down", "system_disconnects_spike"}
-    eventually(lambda: len(alerts_on_topic(kafka, len(want) + 1)) >= len(want), 60, "alerts")
+    eventually(lambda: len(alerts_on_topic(kafka, len(want) + 1)) >= len(want), 180, "alerts")
     assert alerts_on_topic(kafka, len(want) + 1) == want
 
 
