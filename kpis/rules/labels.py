@@ -155,11 +155,24 @@ class LabelRules(Rule):
         known = self.queues.get(tenant)
         if known is None:
             known = self.queues[tenant] = set()
-        if queue in known or (tenant, queue) in self.named_queues:
-            return True
-        if (_ANY, queue) in self.named_queues:
+        named = self.named_queues
+        if queue in known or (tenant, queue) in named or (_ANY, queue) in named:
             return True
         return self._admit(known, queue, "queue")
+
+    def _queue(self, tenant: str, queue: str | None, folded: list[str]) -> str | None:
+        """``queue`` (a queue or transfer target field) as kept: itself, or ``other``."""
+        if queue is None or self._queue_ok(tenant, queue):
+            return queue
+        folded.append("queue")
+        return OTHER
+
+    def _agent(self, agent: str | None, folded: list[str]) -> str | None:
+        """``agent`` (an agent or transfer target field) as kept: itself, or ``other``."""
+        if agent is None or self._admit(self.agents, agent, "agent"):
+            return agent
+        folded.append("agent")
+        return OTHER
 
     def _tenant_ok(self, tenant: str) -> bool:
         """A tenant no target rule names: within the cap, unless only named ones are kept."""
@@ -174,42 +187,27 @@ class LabelRules(Rule):
             rec.tenant = t = OTHER
             folded.append("tenant")
         tenant = t if t is not None else NO_LABEL
-        q = rec.queue
-        if q is not None and not self._queue_ok(tenant, q):
-            rec.queue = OTHER
-            folded.append("queue")
-        a = rec.agent_id
-        if a is not None and not self._admit(self.agents, a, "agent"):
-            rec.agent_id = OTHER
-            folded.append("agent")
+        rec.queue = self._queue(tenant, rec.queue, folded)
+        rec.agent_id = self._agent(rec.agent_id, folded)
         return tenant
 
     def _fold(self, rec: Rec, ts: float) -> None:
         folded: list[str] = []
-        tenant, queue = rec.tenant, rec.queue
         self._tenant_and_queue(rec, folded)
         if folded:
             self._count(rec, ts, folded)
-        else:  # (an agent admitted is in self.agents, which the fast path reads)
-            self._passed.setdefault(tenant, set()).add(queue)
+        else:  # unchanged (an agent admitted is in self.agents, which the fast path reads)
+            self._passed.setdefault(rec.tenant, set()).add(rec.queue)
 
     def _fold_transfer(self, rec: w.ContactTransferred, ts: float) -> None:
         folded: list[str] = []
         tenant = self._tenant_and_queue(rec, folded)
-        q = rec.to_queue
-        if q is not None and not self._queue_ok(tenant, q):
-            rec.to_queue = OTHER
-            folded.append("queue")
-        a = rec.to_agent_id
-        if a is not None and not self._admit(self.agents, a, "agent"):
-            rec.to_agent_id = OTHER
-            folded.append("agent")
+        rec.to_queue = self._queue(tenant, rec.to_queue, folded)
+        rec.to_agent_id = self._agent(rec.to_agent_id, folded)
         if folded:
             self._count(rec, ts, folded)
 
-    def _fold_ivr(
-        self, rec: w.IvrEntered | w.IvrMenu | w.IvrInput | w.IvrExited, ts: float
-    ) -> None:
+    def _fold_ivr(self, rec: IvrRec, ts: float) -> None:
         folded: list[str] = []
         tenant = self._tenant_and_queue(rec, folded)
         flows = self.flows.get(tenant)
@@ -218,7 +216,6 @@ class LabelRules(Rule):
         if not self._admit(flows, rec.flow, "flow"):
             rec.flow = OTHER
             folded.append("flow")
-        tenant0, flow0 = rec.tenant, rec.flow
         menu = getattr(rec, "menu", None)
         if menu is not None:
             key = tenant + "\x1f" + rec.flow
@@ -230,9 +227,9 @@ class LabelRules(Rule):
                 folded.append("menu")
         if folded:
             self._count(rec, ts, folded)
-        else:
-            self._passed.setdefault(tenant0, set()).add(rec.queue)
-            self._passed_ivr.add((tenant0, flow0, menu))
+        else:  # unchanged: what the fast paths look up
+            self._passed.setdefault(rec.tenant, set()).add(rec.queue)
+            self._passed_ivr.add((rec.tenant, rec.flow, menu))
 
     def _fold_component(self, rec: w.SystemStatus, ts: float) -> None:
         folded: list[str] = []
