@@ -83,11 +83,13 @@ def encode_mark(src: int, watermark: float, flushed: bool) -> bytes:
 class Outcome:
     """What became of one input record (of an input topic or of the agents topic)."""
 
-    status: str  # "accepted", "rejected", "skipped" (covered by the checkpoint) or "gap"
+    # "accepted", "rejected", "skipped" (covered by the checkpoint), "gap", or "rerouted" (on
+    # the wrong partition: forwarded to partition ``expected``)
+    status: str
     reason: str = ""
     detail: str = ""
     event_type: str = ""
-    expected: int = -1  # for a gap: the offset to read from
+    expected: int = -1  # for a gap: the offset to read from; rerouted: the partition
 
 
 _FACT = Outcome("accepted", event_type="agent.fact")

@@ -46,6 +46,20 @@ _INF = float("inf")
 
 _ACCEPTED = {t: Outcome("accepted", event_type=t) for t in TYPE_OF.values()}
 KEY_LIMIT = 1024
+ROUTE_CACHE = 65_536
+"""Keys whose partition a live engine remembers (a dict lookup instead of a murmur2 hash)."""
+
+
+@dataclass(frozen=True)
+class Rerouted:
+    """A record that arrived on the wrong partition, to be sent to ``partition`` of ``topic``
+    keyed by its case; ``source``: "partition/offset" where it arrived."""
+
+    topic: str
+    partition: int
+    key: bytes
+    value: bytes
+    source: str
 
 
 def dead_letter_record(
@@ -104,6 +118,14 @@ class PartitionEngine:
     outbox: list[Outgoing] = field(init=False, default_factory=list)
     inflight: list[Outgoing] = field(init=False, default_factory=list)
     marked: tuple[float, bool] | None = field(init=False, default=None)
+    # Live and audit: the input topics' partition count. A record whose key (its case) hashes
+    # to another partition is not ingested here but kept in ``rerouted`` (in the checkpoint)
+    # until the broker has its copy on the partition it belongs to; there it meets the rest of
+    # its case, and a repeat of the copy is a duplicate. 0: not checked (a replay routes by
+    # key itself).
+    route: int = 0
+    rerouted: list[Rerouted] = field(init=False, default_factory=list)
+    _routes: dict[bytes, int] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         # Results do not depend on the batch. Replay: batch=1, so the metrics follow each
@@ -199,6 +221,16 @@ class PartitionEngine:
         rec, ts = decoded
         self.last_ts = ts
         etype = TYPE_OF[rec.__class__]
+        if self.route:
+            key = key_of(rec)
+            p = self._routes.get(key)
+            if p is None:
+                if len(self._routes) >= ROUTE_CACHE:  # bounded: cases come and go
+                    self._routes.clear()
+                p = self._routes[key] = partition_of(key, self.route)
+            if p != self.partition:
+                self.rerouted.append(Rerouted(topic, p, key, value, f"{self.partition}/{offset}"))
+                return Outcome("rerouted", "misrouted", f"to partition {p}", etype, p)
         if now is not None:
             ahead = self.engine.policy.ahead_of_clock(ts, now)
             if ahead is not None:
@@ -284,6 +316,11 @@ class PartitionEngine:
             "alerts": self.recorder.snapshot() if self.recorder is not None else None,
             "agents": self.agents.snapshot() if self.agents is not None else None,
             "outbox": [[a, k.decode(), v.decode()] for a, k, v in [*self.inflight, *self.outbox]],
+            # decoded records: valid UTF-8
+            "rerouted": [
+                [r.topic, r.partition, r.key.decode(), r.value.decode(), r.source]
+                for r in self.rerouted
+            ],
         }
         return zlib.compress(_ENCODE(doc), 1)
 
@@ -297,10 +334,11 @@ class PartitionEngine:
         rules: RulesConfig | None = None,
         agents_topic: str | None = None,
         sources: int = 1,
+        route: int = 0,
     ) -> PartitionEngine:
         """A partition's engine restored from its latest checkpoint (fresh without one)."""
         pe = cls(partition, config, inputs=inputs, rules=rules, agents_topic=agents_topic,
-                 sources=sources)  # fmt: skip
+                 sources=sources, route=route)  # fmt: skip
         if blob is None:
             return pe
         doc = orjson.loads(zlib.decompress(blob))
@@ -321,6 +359,8 @@ class PartitionEngine:
             pe.agents.restore(doc["agents"])
         if pe.agents is not None:
             pe.outbox = [(int(a), k.encode(), v.encode()) for a, k, v in doc.get("outbox", [])]
+        pe.rerouted = [Rerouted(str(t), int(p), k.encode(), v.encode(), str(src))
+                       for t, p, k, v, src in doc.get("rerouted", [])]  # fmt: skip
         return pe
 
 

@@ -263,12 +263,15 @@ def replay_partition(
     watermark: float | None,
     config: EngineConfig,
     inputs: tuple[str, ...],
+    route: int = 0,
 ) -> PartitionReplay:
     """Partition ``partition`` rebuilt from its topic-partition archives: every archived record
     below ``offsets`` (a snapshot's), merged across topics by event time as a worker reads
     them, then the watermark moved to the snapshot's. Offsets missing from the archive are
-    differences (and are stepped over, so the rest is still compared)."""
-    out = PartitionReplay(PartitionEngine(partition, config, inputs=inputs))
+    differences (and are stepped over, so the rest is still compared). ``route``: the input
+    partition count, so that a record the worker rerouted (streams.kafka.reroute) is not
+    ingested here either (its copy is in the archive of the partition it was sent to)."""
+    out = PartitionReplay(PartitionEngine(partition, config, inputs=inputs, route=route))
     pe = out.engine
 
     def stream(topic: str, upto: int) -> Iterator[tuple[float, str, int, bytes]]:
@@ -420,7 +423,9 @@ def reconcile(
                 out.differences.append(Difference("kpi", f"partition {p}", problem))
                 continue
             offsets = {str(k): int(v) for k, v in (doc.get("offsets") or {}).items()}
-            rp = replay_partition(root, p, offsets, doc.get("watermark"), config, inputs)
+            rp = replay_partition(
+                root, p, offsets, doc.get("watermark"), config, inputs, partitions
+            )
             out.partitions[p] = {"offsets": offsets, "records": rp.records}
             out.differences += rp.differences
             out.differences += compare_partition(p, doc, partition_doc(rp.engine))

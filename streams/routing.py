@@ -7,6 +7,10 @@ from aiokafka.partitioner import murmur2
 
 from kpis.wire import Rec
 
+REROUTED_HEADER = "cc-rerouted-from"
+"""The header of a record's copy sent on to the partition its key belongs to
+(streams.kafka.reroute): ``topic/partition/offset`` where it arrived."""
+
 
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (Java client and aiokafka alike) gives a key."""

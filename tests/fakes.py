@@ -78,8 +78,8 @@ class Consumer:
                if tp[1] in owned and (topics is None or tp[0] in topics)}  # fmt: skip
         n = 0
         while True:
-            if rt.sender is not None:  # what the batch released goes to the agents topic
-                asyncio.run(rt.publish_agents())
+            if rt.sender is not None or rt.forwarder is not None:
+                asyncio.run(rt.publish_agents())  # agent facts, rerouted records
             live = [tp for tp, o in pos.items() if o < len(self.data[tp])]
             if not live:
                 return n
@@ -123,6 +123,21 @@ class AgentsTopic:
         return asyncio.sleep(0)
 
 
+class InputsTopic:
+    """The input topics as a worker reroutes records to them (streams.kafka.reroute): a copy
+    lands at the end of its topic-partition in ``data``, read back like the others."""
+
+    def __init__(self, data: dict[tuple[str, int], list[bytes]]) -> None:
+        self.data = data
+        self.sent: list[tuple[str, int, bytes, list[tuple[str, bytes]]]] = []
+
+    async def __call__(self, topic: str, partition: int, key: bytes, value: bytes,
+                       headers: list[tuple[str, bytes]]) -> Any:  # fmt: skip
+        self.data.setdefault((topic, partition), []).append(value)
+        self.sent.append((topic, partition, key, headers))
+        return asyncio.sleep(0)
+
+
 class Clock:
     def __init__(self) -> None:
         self.t = 1_795_000_000.0  # 2026-11-18: the simulated log (2026-11-02) is history
@@ -144,7 +159,7 @@ def runtime(
     store: MemoryCheckpoints, partitions: int, shared: Shared | None = None,
     rules: RulesConfig | None = None, config: EngineConfig | None = None,
     agents: AgentsTopic | None = None, *, notify: Notified | None = None, name: str = "worker",
-    archive: Any = None,
+    archive: Any = None, forward: InputsTopic | None = None,
 ) -> LiveRuntime:  # fmt: skip
     """A worker as the tests run it: fast checkpoints, a test clock, in-memory stores (shared
     between the workers of one test through ``shared``), live agent states with ``agents``."""
@@ -155,7 +170,7 @@ def runtime(
     return LiveRuntime(config or EngineConfig(), partitions, store, registry=CollectorRegistry(),
                        read_model=shared.view, alert_store=shared.alerts, clock=Clock(),
                        rules=rules, notify=notify, archive=archive, send=agents,
-                       options=options)  # fmt: skip
+                       forward=forward, options=options)  # fmt: skip
 
 
 class Notified:

@@ -21,6 +21,7 @@ from kpis.decode import Decoder
 from kpis.engine import Engine
 from kpis.report import COUNTS
 from streams.kafka.checkpoint import MemoryCheckpoints, load_checkpoint
+from streams.kafka.settings import topic_for
 from streams.kafka.worker import LiveOptions, LiveRuntime
 from streams.partitioned import (
     PartitionEngine,
@@ -29,6 +30,7 @@ from streams.partitioned import (
     replay_partitioned,
 )
 from streams.replay import Replay, Source
+from streams.routing import key_of, partition_of
 from streams.sinks.alertstore import MemoryAlertStore
 from streams.sinks.metrics import MetricsSink
 from streams.sinks.readmodel import MemoryKpiView, kpi_view
@@ -38,6 +40,7 @@ from tests.fakes import (
     AgentsTopic,
     Clock,
     Consumer,
+    InputsTopic,
     Notified,
     Shared,
     day,
@@ -537,3 +540,56 @@ def test_health_says_when_the_broker_or_the_assignment_is_missing() -> None:
     assert any("broker not answering" in p and "unreachable" in p for p in problems)  # type: ignore[attr-defined]
     rt.broker.answered(3)
     assert rt.views.health()["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_records_on_the_wrong_partition_are_rerouted_to_theirs() -> None:
+    """Issue 35: a producer not keyed by case (a null key, or the case's key sent to another
+    partition) puts the day's last 40 events on partition 0. The worker does not ingest them
+    there but sends each to the partition its case hashes to (header: where it arrived), so
+    the KPIs are the replay's; counted, and /health names it."""
+    lines = day()
+    dec = Decoder()
+    times = [dec.decode(raw)[1] for raw in lines]
+    last = sorted(range(len(lines)), key=times.__getitem__)[-40:]
+    moved = set(last)
+    data = records_by_tp(tuple(raw for i, raw in enumerate(lines) if i not in moved), 3)
+    wrong = 0
+    for i in last:
+        rec, _ = dec.decode(lines[i])
+        data[(topic_for(orjson.loads(lines[i])["type"], rec.channel, TOPICS), 0)].append(lines[i])
+        wrong += partition_of(key_of(rec), 3) != 0
+    inputs = InputsTopic(data)
+    rt = runtime(MemoryCheckpoints(), 3, forward=inputs)
+    consumer = Consumer(data, {})
+    consumer.run(rt, {0, 1, 2}, random.Random(5))
+    consumer.quiesce(rt)
+    counted = sum(rt.registry.get_sample_value("cc_records_rerouted_total", {"topic": t}) or 0
+                  for t in INPUTS)  # fmt: skip
+    print(f"\n{wrong} of the 40 on the wrong partition; rerouted {counted:.0f}, "
+          f"sent {len(inputs.sent)}")  # fmt: skip
+    assert 0 < wrong < 40 and counted == wrong and len(inputs.sent) == wrong
+    assert all(p != 0 and h[0][0] == "cc-rerouted-from" and h[0][1].startswith(t.encode())
+               for t, p, _, h in inputs.sent)  # fmt: skip
+    assert view_of(rt) == expected_view(3)
+    assert rt.registry.get_sample_value("cc_events_rejected_total", {"reason": "late"}) == 0
+    assert all(not o.pe.rerouted for o in rt.owned.values())
+    assert any("does not hash to" in p for p in rt.views.problems())
+
+
+def test_a_rerouted_record_survives_a_restart_and_its_copy_counts_once() -> None:
+    """Held in the checkpoint until the broker has the copy; a copy sent twice (a crash
+    between the send and the next checkpoint) is a duplicate on its partition."""
+    raw = day()[0]
+    rec, _ = Decoder().decode(raw)
+    right = partition_of(key_of(rec), 3)
+    wrong = (right + 1) % 3
+    pe = PartitionEngine(wrong, EngineConfig(), route=3)
+    out = pe.process("calls", 0, raw)
+    assert (out.status, out.reason, out.expected) == ("rerouted", "misrouted", right)
+    assert pe.engine.max_ts == -float("inf")  # not ingested here
+    again = PartitionEngine.from_checkpoint(wrong, EngineConfig(), pe.checkpoint(), route=3)
+    assert again.rerouted == pe.rerouted and again.offsets == {"calls": 1}
+    target = PartitionEngine(right, EngineConfig(), route=3)
+    assert target.process("calls", 0, raw).status == "accepted"
+    assert target.process("calls", 1, raw).reason == "duplicate"

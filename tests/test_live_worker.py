@@ -859,3 +859,60 @@ def test_a_burst_of_100_000_events(broker: str, tmp_path: Path) -> None:
         eventually(lambda: problems(worker) == [], 60, "/health ok once caught up")
     finally:
         worker.stop()
+
+
+def test_records_with_a_null_key_or_on_another_partition_are_rerouted(
+    broker: str, tmp_path: Path
+) -> None:
+    """Issue 35's fault probe: the day's last 40 events come from a producer not keyed by case,
+    all on partition 0: half with a null key, half with their case's key. Those whose case
+    hashes elsewhere are sent on to their partition (counted, /health says so); the KPIs are
+    the replay's, no dead letter, and ``replay kafka:`` (copies skipped) is the file's replay."""
+    from aiokafka import AIOKafkaProducer
+
+    from kpis.decode import Decoder
+    from streams.kafka.settings import topic_for
+    from streams.routing import key_of, partition_of
+
+    kafka = kafka_settings(broker, "misrouted", PARTITIONS)
+    lines = day_lines()
+    dec = Decoder()
+    times = [dec.decode(raw)[1] for raw in lines]
+    last = sorted(range(len(lines)), key=times.__getitem__)[-40:]
+    head = tmp_path / "head.jsonl"
+    moved = set(last)
+    head.write_bytes(b"".join(raw + b"\n" for i, raw in enumerate(lines) if i not in moved))
+    wrong = 0
+    sends: list[tuple[str, bytes | None, bytes]] = []
+    for n, i in enumerate(last):
+        rec, _ = dec.decode(lines[i])
+        topic = topic_for(orjson.loads(lines[i])["type"], rec.channel, kafka.topics)
+        sends.append((topic, None if n % 2 else key_of(rec), lines[i]))
+        wrong += partition_of(key_of(rec), PARTITIONS) != 0
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(**kafka.client_options())
+        await producer.start()
+        try:
+            for topic, key, value in sends:
+                await producer.send_and_wait(topic, value, key=key, partition=0)
+        finally:
+            await producer.stop()
+
+    worker = Worker(kafka, "misrouted", tmp_path, None, "wm").start()
+    try:
+        produce(kafka, head)
+        asyncio.run(send())
+        eventually(lambda: worker_sample(worker, "cc_records_rerouted_total") >= wrong, 120,
+                   "the misrouted records rerouted")  # fmt: skip
+        said = problems(worker)
+        wait_equal(worker)
+        rerouted = worker_sample(worker, "cc_records_rerouted_total")
+        dead = asyncio.run(_read_all_records(kafka, kafka.topics.dead_letter))
+        print(f"\n{wrong} of 40 on the wrong partition (20 with a null key); rerouted "
+              f"{rerouted:.0f}; dead letters {len(dead)}; /health: {said}")  # fmt: skip
+        assert rerouted == wrong and 0 < wrong < 40 and dead == []
+        assert any("does not hash to" in p for p in said)
+        assert replay_of(["kafka:"], kafka) == replay_of([str(write_day(tmp_path))])
+    finally:
+        worker.stop()

@@ -166,6 +166,7 @@ def create_worker(
         notify=driver.notify,
         archive=LiveArchive(archive.dir, archive.key_bytes()) if archive.dir is not None else None,
         send=driver.send_agent if worker.agent_states else None,
+        forward=driver.forward,
     )
     return driver
 

@@ -204,6 +204,15 @@ class KafkaDriver:
         )
         return sent
 
+    async def forward(self, topic: str, partition: int, key: bytes, value: bytes,
+                      headers: list[tuple[str, bytes]]) -> Awaitable[object]:  # fmt: skip
+        """A record rerouted to the input partition its key belongs to (streams.kafka.reroute);
+        the result is done once the broker has it."""
+        sent: Awaitable[object] = await self.producer.send(
+            topic, value, key=key, partition=partition, headers=headers
+        )
+        return sent
+
     async def notify(self, event: AlertEvent) -> None:
         """An alert transition, claimed once across workers: to the alerts topic (keyed by
         fingerprint) and to the receivers' durable outbox (delivered with retries)."""

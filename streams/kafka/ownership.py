@@ -33,7 +33,11 @@ class Ownership:
         agents_topic: str | None = None,
         checkpoint_interval: float = 5.0,
         clock: Callable[[], float] = time.time,
+        route: bool = False,
     ) -> None:
+        """``route``: records on a partition their case does not hash to are rerouted
+        (streams.kafka.reroute)."""
+        self.route = partitions if route else 0
         self.config = config
         self.partitions = partitions
         self.store = store
@@ -54,7 +58,8 @@ class Ownership:
             return owned, False
         blob = load_checkpoint(self.store, p)
         pe = PartitionEngine.from_checkpoint(p, self.config, blob, self.inputs, self.rules,
-                                             self.agents_topic, self.partitions)  # fmt: skip
+                                             self.agents_topic, self.partitions,
+                                             self.route)  # fmt: skip
         # partitions' checkpoints spread over the interval, not all in the same moment:
         # together they would hold up every partition's records for all their durations
         spread = self.checkpoint_interval * (p % self.partitions) / self.partitions

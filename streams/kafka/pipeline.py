@@ -19,6 +19,7 @@ class PipelineMetrics:
     """Metrics updated now and then; the per-record ones are :class:`RecordStats`."""
 
     rejected: Counter
+    rerouted: Counter
     event_time_lag: Gauge
     consumer_lag: Gauge
     checkpoints: Counter
@@ -38,6 +39,9 @@ class PipelineMetrics:
         return cls(
             rejected=Counter("cc_events_rejected", "Input records dead-lettered, by reason.",
                              ["reason"], registry=registry),
+            rerouted=Counter("cc_records_rerouted", "Input records that arrived on a partition "
+                             "their case does not hash to (a producer not keyed by case), sent "
+                             "on to theirs.", ["topic"], registry=registry),
             event_time_lag=Gauge(
                 "cc_event_time_lag_seconds",
                 "Wall clock minus the latest event time this worker has processed.",

@@ -113,6 +113,8 @@ async def read_topics(
     topics: Sequence[str],
     poll_ms: int = 500,
     keep: Callable[[bytes], Any] | None = None,
+    *,
+    copies: bool = True,
 ) -> dict[tuple[str, int], list[tuple[int, Any]]]:
     """Every record ``(offset, value)`` of ``topics``, per topic-partition in offset order
     (``keep``: what to hold of a value, None to drop it, so memory holds only what is asked;
@@ -120,8 +122,12 @@ async def read_topics(
 
     Read-only: partitions are assigned directly (no consumer group, no offset commits), read
     from their beginning up to the end offsets seen when the read starts, so a live cluster is
-    not disturbed and records appended meanwhile are not waited for."""
+    not disturbed and records appended meanwhile are not waited for. ``copies`` False: without
+    the copies of rerouted records (:data:`streams.routing.REROUTED_HEADER`), each record read
+    where it first arrived."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streams.routing import REROUTED_HEADER
 
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False,
                                 **settings.client_options())  # fmt: skip
@@ -153,7 +159,10 @@ async def read_topics(
                         todo.discard(tp)
                         break
                     value = m.value or b""
-                    kept = value if keep is None else keep(value)
+                    if not copies and any(k == REROUTED_HEADER for k, _ in m.headers or ()):
+                        kept = None
+                    else:
+                        kept = value if keep is None else keep(value)
                     if kept is not None:
                         per[tp.topic, tp.partition].append((m.offset, kept))
                     if m.offset + 1 >= ends[tp]:
@@ -183,6 +192,6 @@ async def read_range(
             return timed(ts, line)
         return None
 
-    per = await read_topics(settings, settings.topics.inputs(), poll_ms, keep)
+    per = await read_topics(settings, settings.topics.inputs(), poll_ms, keep, copies=False)
     streams = ([v for _, v in records] for _, records in sorted(per.items()))
     return list(merge_timed(streams))

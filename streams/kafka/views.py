@@ -36,6 +36,7 @@ class Viewed(Protocol):
     records: int
     rejects: RejectWatch
     broker: BrokerHealth
+    last_rerouted: float
 
     @property
     def zone(self) -> str: ...
@@ -123,6 +124,7 @@ class WorkerViews:
         if rejecting is not None:
             out.append(rejecting)
         out += self.at_caps()
+        out += self.rerouted()
         folded = self.folded()
         if folded:
             out.append(
@@ -130,6 +132,17 @@ class WorkerViews:
                 + "; ".join(f"{dim}: {', '.join(ex)}" for dim, ex in folded.items())
             )
         return out
+
+    def rerouted(self) -> list[str]:
+        """Records on the wrong partition in the reject window, and those not yet sent on."""
+        rt = self.rt
+        unsent = sum(len(o.pe.rerouted) for o in rt.owned.values())
+        recent = rt.clock() - rt.last_rerouted < rt.rejects.window
+        if not (recent or unsent):
+            return []
+        return [f"records arrive on partitions their case does not hash to (a producer not "
+                f"keyed by case_id, docs/live.md): sent on to theirs "
+                f"(cc_records_rerouted_total); {unsent} not yet sent"]  # fmt: skip
 
     def at_caps(self) -> list[str]:
         """What is at its memory cap now on this worker's partitions: new ones are not kept."""

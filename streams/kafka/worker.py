@@ -12,6 +12,7 @@
 * :class:`streams.kafka.leader.AlertLeader`: the alert path (intervals out, lease, evaluation,
   notifications once);
 * :class:`streams.kafka.agentsend.AgentSender`: agent facts to the agents topic;
+* :class:`streams.kafka.reroute.Forwarder`: records on the wrong partition to theirs;
 * :class:`streams.kafka.health.BrokerHealth` and the stores' status: what /health says.
 
 :mod:`streams.kafka.driver` connects it to Kafka (consumer group, the checkpoint topic, the
@@ -45,6 +46,7 @@ from streams.kafka.health import BrokerHealth
 from streams.kafka.leader import AlertLeader, Notify
 from streams.kafka.ownership import Ownership
 from streams.kafka.pipeline import PipelineMetrics, StaffingCollector, StoreStatus
+from streams.kafka.reroute import Forward, Forwarder
 from streams.kafka.timekeeper import LiveClock
 from streams.kafka.views import WorkerViews
 from streams.partitioned import partition_doc
@@ -97,6 +99,7 @@ class LiveRuntime:
         notify: Notify | None = None,
         archive: LiveArchive | None = None,
         send: Send | None = None,
+        forward: Forward | None = None,
     ) -> None:
         """``clock``: the wall clock of checkpoints, retries and health (event time "now" is
         the options' ``event_clock``)."""
@@ -111,6 +114,7 @@ class LiveRuntime:
         self.ownership = Ownership(
             config, partitions, checkpoints, inputs=o.inputs, rules=rules,
             agents_topic=self.agents_topic, checkpoint_interval=o.checkpoint_interval, clock=clock,
+            route=forward is not None,
         )  # fmt: skip
         self.checkpointer = Checkpointer(
             checkpoints, o.worker_id, self.metrics, interval=o.checkpoint_interval,
@@ -127,6 +131,8 @@ class LiveRuntime:
             notify=notify, tz=o.tz,
         )  # fmt: skip
         self.sender = AgentSender(send) if send is not None else None
+        self.forwarder = Forwarder(forward) if forward is not None else None
+        self.last_rerouted = -float("inf")  # wall clock of the last record rerouted
         self.rejects = RejectWatch(o.reject_alarm_share, o.reject_window_seconds,
                                    o.reject_alarm_min_records)  # fmt: skip
         self.broker = BrokerHealth(clock)
@@ -220,6 +226,10 @@ class LiveRuntime:
             self.metrics.rejected.labels(out.reason).inc()
             if is_input:
                 self.rejects.observe(now, out.reason, out.detail)
+        elif out.status == "rerouted":
+            self.metrics.rerouted.labels(topic).inc()
+            self.last_rerouted = now
+            self.rejects.observe(now, None)
         self.record_stats.count(topic, out.event_type or "invalid")
         if append_ms is not None and append_ms > 0:
             self.record_stats.observe_latency(max(0.0, now - append_ms / 1000.0))
@@ -261,6 +271,8 @@ class LiveRuntime:
     async def publish_agents(self, marks: bool = False) -> None:
         if self.sender is not None:
             await self.sender.publish([o.pe for o in self.owned.values()], marks)
+        if self.forwarder is not None:
+            await self.forwarder.publish([o.pe for o in self.owned.values() if o.pe.rerouted])
 
     # --- the run loop: about once a second ----------------------------------------------------
 
