@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     rules_file: Path | None = Field(
         None, description="Alert rules (TOML, docs/alerts.md); built-in defaults without it."
     )
+    ivr_flow_files: list[Path] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="IVR flow files (YAML or JSON, docs/ivr-lint.md): their flows and menus "
+        "are kept as labels outside the caps, for every tenant "
+        "(engine.label_caps.ivr_flows; with configured_only the only ones).",
+    )
     pseudonym_key: SecretStr = Field(
         SecretStr(""),
         description="Key of the keyed hash that pseudonymizes customer ids at ingest. Set it in "
@@ -194,6 +201,8 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         settings = Settings(**values)
     except ValidationError as err:
         raise SettingsError(describe(err, Settings)) from None
+    if settings.ivr_flow_files:
+        settings = _with_flows(settings)
     update = {k: v for k, v in overrides.items() if v is not None}
     if "timezone" in update:
         try:
@@ -201,3 +210,33 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         except ValueError as exc:
             raise SettingsError(f"--timezone: {exc}") from None
     return settings.model_copy(update=update) if update else settings
+
+
+def _with_flows(settings: Settings) -> Settings:
+    """``engine.label_caps.ivr_flows`` with the flows and menus of ``ivr_flow_files``."""
+    from kpis.config import NamedFlow
+    from kpis.ivr_lint import Menu, parse
+
+    def menus(menu: Menu) -> list[str]:
+        out = [menu.id]
+        for option in menu.options:
+            if option.menu is not None:
+                out += menus(option.menu)
+        return out
+
+    named = []
+    for path in settings.ivr_flow_files:
+        where = f"setting 'ivr_flow_files': {str(path)!r}"
+        try:
+            flow = parse(path.read_text(encoding="utf-8"), path.name)
+            named.append(NamedFlow(flow=flow.flow, menus=tuple(dict.fromkeys(menus(flow.menu)))))
+        except OSError as exc:
+            raise SettingsError(f"{where}: {exc.strerror or exc}") from None
+        except ValidationError as exc:  # a name longer than a label may be
+            raise SettingsError(f"{where}: {describe(exc)}") from None
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise SettingsError(f"{where}: {str(exc).splitlines()[0]}") from None
+    caps = settings.engine.label_caps
+    caps = caps.model_copy(update={"ivr_flows": (*caps.ivr_flows, *named)})
+    engine = settings.engine.model_copy(update={"label_caps": caps})
+    return settings.model_copy(update={"engine": engine})

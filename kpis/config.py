@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from datetime import UTC, datetime
+from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -46,6 +47,20 @@ class IdleTimeoutSeconds(PerChannel):
     email: float = Field(7 * DAY, gt=0)
 
 
+class NamedFlow(BaseModel):
+    """An IVR flow and its menus, kept as labels outside the caps (or, with
+    ``configured_only``, as the only ones); from an IVR flow file (``ivr_flow_files``) or
+    written here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    flow: str = Field(min_length=1, max_length=200)
+    menus: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = Field(
+        (), max_length=10_000
+    )
+    tenant: str | None = Field(None, min_length=1, description="None: every tenant.")
+
+
 class LabelCaps(BaseModel):
     """How many distinct values each label dimension keeps (kpis.rules.labels); past a cap a
     value is folded into ``other`` and counted as data quality ``label_folded_<dimension>``.
@@ -67,7 +82,14 @@ class LabelCaps(BaseModel):
         description="Tenants and queues only as the target rules name them: a tenant any rule "
         "names; for a tenant whose rules name queues (or if rules without a tenant do), those "
         "queues. Every other value is `other`, decided by the configuration alone, so live "
-        "partitions and a replay fold exactly alike. A dimension no rule names keeps its cap.",
+        "partitions and a replay fold exactly alike. A dimension no rule names keeps its cap. "
+        "IVR flows and menus likewise, as `ivr_flows` names them.",
+    )
+    ivr_flows: tuple[NamedFlow, ...] = Field(
+        (),
+        max_length=1000,
+        description="IVR flows and their menus always kept (and with configured_only the only "
+        "ones for a tenant that has any). The flow files of `ivr_flow_files` add theirs.",
     )
 
 

@@ -133,3 +133,31 @@ def test_every_setting_reads_from_the_environment_as_its_type(
 
         with pytest.raises(SettingsError, match=r"interval_minutes.*0, 15, 30"):
             load_settings()
+
+
+@pytest.mark.unit
+def test_ivr_flow_files_name_their_flows_and_menus_and_bad_ones_are_one_line(
+    tmp_path: Path,
+) -> None:
+    from cc_monitor.settings import SettingsError, load_settings
+
+    root = Path(__file__).resolve().parent.parent
+    good = tmp_path / "cc.toml"
+    good.write_text(f'ivr_flow_files = ["{root / "deploy/ivr/main.yaml"}"]\n')
+    (flow,) = load_settings(good).engine.label_caps.ivr_flows
+    assert flow.flow == "main" and flow.tenant is None
+    assert flow.menus[0] == "main" and len(set(flow.menus)) == len(flow.menus) > 3
+    long_id = "flow: f\ngreeting_seconds: 1\nmenu:\n  id: " + "x" * 300 + "\n  options:\n" \
+        "  - {key: '1', action: agent}\n"  # fmt: skip
+    cases = {"missing.yaml": None, "bomb.yaml": BOMB, "long.yaml": long_id,
+             "bytes.yaml": "\udcff"}  # fmt: skip
+    for name, text in cases.items():
+        path = tmp_path / name
+        if text is not None:
+            path.write_bytes(text.encode("utf-8", "surrogateescape"))
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(f'ivr_flow_files = ["{path}"]\n')
+        with pytest.raises(SettingsError) as err:
+            load_settings(cfg)
+        message = str(err.value)
+        assert "\n" not in message and "ivr_flow_files" in message and name in message, message

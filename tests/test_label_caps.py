@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from kpis.config import EngineConfig, LabelCaps
+from kpis.config import EngineConfig, LabelCaps, NamedFlow
 from kpis.decode import Decoder
 from kpis.engine import Engine
 from kpis.rules.labels import OTHER, digest
@@ -84,6 +84,38 @@ def test_queues_a_target_names_are_always_kept() -> None:
     lines += queued(100, "bank", "vip") + queued(101, "bank", "complaints")
     _, sink = run(lines, config)
     assert {"vip", "complaints", OTHER} <= values(sink, "queued", 2)
+
+
+def ivr_lines(n: int, flow: str = "flow0") -> list[bytes]:
+    """n contacts, each entering a flow of its own (f0, f1, ...) and a menu of its own in
+    ``flow``."""
+    out = []
+    for i in range(n):
+        cid = f"v{i}"
+        out += [ev("contact.started", cid, i, tenant="bank"),
+                ev("ivr.entered", cid, i + 0.1, tenant="bank", flow=f"f{i}"),
+                ev("ivr.menu", cid, i + 0.2, tenant="bank", flow=flow, menu=f"m{i}",
+                   level=1)]  # fmt: skip
+    return out
+
+
+def ivr_values(sink: MetricsSink, index: int) -> set[str]:
+    return {lb[index] for (n, lb) in sink.counters if n.startswith("ivr_") and len(lb) > index}
+
+
+def test_flows_and_menus_an_ivr_flow_file_names_are_kept_or_the_only_ones() -> None:
+    named = (NamedFlow(flow="f5", menus=("m7", "m8")), NamedFlow(flow="f6", tenant="card"),
+             NamedFlow(flow="flow0", menus=("m9",), tenant="bank"))  # fmt: skip
+    _, sink = run(ivr_lines(10), EngineConfig(label_caps=CAPS.model_copy(
+        update={"ivr_flows": named})))  # fmt: skip
+    # outside the caps: the first two flows and menus, and the named ones (f6: another tenant's)
+    assert ivr_values(sink, 2) == {"f0", "f1", "f5", "flow0", OTHER}
+    assert ivr_values(sink, 3) - {"-"} == {"m0", "m1", "m9", OTHER}  # m7, m8: of f5, not flow0
+    only = CAPS.model_copy(update={"ivr_flows": named, "configured_only": True})
+    eng, sink = run(ivr_lines(10), EngineConfig(label_caps=only))
+    assert ivr_values(sink, 2) == {"f5", "flow0", OTHER}
+    assert ivr_values(sink, 3) - {"-"} == {"m9", OTHER}
+    assert eng.labels.folded_examples()["flow"][0] == digest("f0")
 
 
 def test_flows_menus_components_and_transfers() -> None:

@@ -8,9 +8,10 @@ otherwise grow all of them without end. This rule runs first for every
 event (in event-time order, so a replay and a live partition fold the same stream the same
 way) and rewrites the record's label fields in place before any other rule reads them:
 
-* a value already admitted, or named by the configuration (a target rule's tenant and queue),
-  passes (with ``configured_only``, tenants and queues pass only so: the configuration alone
-  then decides, so live partitions and a replay fold exactly alike);
+* a value already admitted, or named by the configuration (a target rule's tenant and queue,
+  an IVR flow and its menus from ``label_caps.ivr_flows``), passes (with ``configured_only``,
+  named dimensions pass only so: the configuration alone then decides, so live partitions
+  and a replay fold exactly alike);
 * a new value is admitted while its dimension has fewer than its cap
   (:class:`kpis.config.LabelCaps`: tenants; queues per tenant and in all; flows per tenant;
   menus per flow and in all; components; agents);
@@ -81,6 +82,17 @@ class LabelRules(Rule):
             if tenant != _ANY:
                 self.queue_lists.setdefault(tenant, set(every)).add(queue)
         self.every_tenant_queues = every
+        # IVR flows and menus named by the configuration (engine.label_caps.ivr_flows): as
+        # queues are, per tenant or (_ANY) for every tenant; with configured_only a tenant's
+        # named flows, and a named flow's menus, are the only ones when there are any
+        self.named_flows: set[tuple[str, str]] = set()
+        self.named_menus: set[tuple[str, str, str]] = set()
+        for f in caps.ivr_flows:
+            who = f.tenant if f.tenant is not None else _ANY
+            self.named_flows.add((who, f.flow))
+            self.named_menus.update((who, f.flow, m) for m in f.menus)
+        self.flow_lists = _lists({(t, "", f) for t, f in self.named_flows})
+        self.menu_lists = _lists(self.named_menus)
 
         # The fast path (every event pays it): what passed unfolded before passes again, by one
         # dict and one set lookup. Derived from the admitted values (not in the checkpoint:
@@ -210,26 +222,49 @@ class LabelRules(Rule):
     def _fold_ivr(self, rec: IvrRec, ts: float) -> None:
         folded: list[str] = []
         tenant = self._tenant_and_queue(rec, folded)
-        flows = self.flows.get(tenant)
-        if flows is None:
-            flows = self.flows[tenant] = set()
-        if not self._admit(flows, rec.flow, "flow"):
+        if not self._flow_ok(tenant, rec.flow):
             rec.flow = OTHER
             folded.append("flow")
         menu = getattr(rec, "menu", None)
-        if menu is not None:
-            key = tenant + "\x1f" + rec.flow
-            menus = self.menus.get(key)
-            if menus is None:
-                menus = self.menus[key] = set()
-            if not self._admit(menus, menu, "menu"):
-                rec.menu = OTHER  # type: ignore[union-attr]
-                folded.append("menu")
+        if menu is not None and not self._menu_ok(tenant, rec.flow, menu):
+            rec.menu = OTHER  # type: ignore[union-attr]
+            folded.append("menu")
         if folded:
             self._count(rec, ts, folded)
         else:  # unchanged: what the fast paths look up
             self._passed.setdefault(rec.tenant, set()).add(rec.queue)
             self._passed_ivr.add((rec.tenant, rec.flow, menu))
+
+    def _named(self, lists: dict[tuple[str, str], set[str]], tenant: str, group: str,
+               value: str, dimension: str) -> bool | None:  # fmt: skip
+        """True: ``value`` is named (for ``tenant`` or every tenant) in its ``group``; False:
+        configured_only and the group names others; None: the cap decides."""
+        mine, every = lists.get((tenant, group)), lists.get((_ANY, group))
+        if (mine is not None and value in mine) or (every is not None and value in every):
+            return True
+        if self.only and (mine or every):
+            self._example(dimension, value)
+            return False
+        return None
+
+    def _flow_ok(self, tenant: str, flow: str) -> bool:
+        named = self._named(self.flow_lists, tenant, "", flow, "flow")
+        if named is not None:
+            return named
+        flows = self.flows.get(tenant)
+        if flows is None:
+            flows = self.flows[tenant] = set()
+        return self._admit(flows, flow, "flow")
+
+    def _menu_ok(self, tenant: str, flow: str, menu: str) -> bool:
+        named = self._named(self.menu_lists, tenant, flow, menu, "menu")
+        if named is not None:
+            return named
+        key = tenant + "\x1f" + flow
+        menus = self.menus.get(key)
+        if menus is None:
+            menus = self.menus[key] = set()
+        return self._admit(menus, menu, "menu")
 
     def _fold_component(self, rec: w.SystemStatus, ts: float) -> None:
         folded: list[str] = []
@@ -272,6 +307,14 @@ class LabelRules(Rule):
         self.examples = {k: list(v) for k, v in s["examples"].items()}
         self.totals["queue"][0] = sum(len(v) for v in self.queues.values())
         self.totals["menu"][0] = sum(len(v) for v in self.menus.values())
+
+
+def _lists(named: set[tuple[str, str, str]]) -> dict[tuple[str, str], set[str]]:
+    """(tenant, group, value) triples as the values per (tenant, group)."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for tenant, group, value in named:
+        out.setdefault((tenant, group), set()).add(value)
+    return out
 
 
 def folded_doc(
