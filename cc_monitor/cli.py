@@ -221,7 +221,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         agent_ids=agent_ids,
     )  # fmt: skip
     rows = explain(ledger, args.metric, tz, channel=args.channel, queue=args.queue,
-                   tenant=args.tenant, day=args.day and args.day.isoformat())  # fmt: skip
+                   tenant=args.tenant, day=args.day and args.day.isoformat(),
+                   reason=args.reason)  # fmt: skip
     import csv
 
     out = csv.writer(sys.stdout, lineterminator="\n")
@@ -229,7 +230,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for row in rows:
         out.writerow(contact_line(row, tz))
     scope = " ".join(f"{k}={v}" for k, v in (("tenant", args.tenant), ("channel", args.channel),
-                     ("queue", args.queue), ("day", args.day)) if v)  # fmt: skip
+                     ("queue", args.queue), ("reason", args.reason), ("day", args.day))
+                     if v)  # fmt: skip
     print(f"cc-monitor: {len(rows):,} contacts counted in {args.metric} {scope}".rstrip(),
           file=sys.stderr)  # fmt: skip
     return 0
@@ -801,6 +803,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant")
     p.add_argument("--channel")
     p.add_argument("--queue")
+    p.add_argument("--reason", help="a contact reason code (for the reason_* counts)")
     p.add_argument("--day", type=_date,
                    help="local day of the count (YYYY-MM-DD, in --timezone)")  # fmt: skip
     p.add_argument("--from", dest="start", type=_instant, help="only events from this time")

@@ -14,6 +14,7 @@ from cc_monitor.render import (
     IVR_HEADER,
     KPI_NOTE,
     MIXED_NOTE,
+    REASON_HEADER,
     agent_rows,
     fmt_benchmark,
     fmt_duration,
@@ -21,6 +22,7 @@ from cc_monitor.render import (
     has_own,
     import_notes,
     intraday_profiles,
+    reason_rows,
     scorecard_counts,
 )
 from kpis.catalogue import ALL
@@ -177,6 +179,41 @@ def _voice_and_targets(report: dict[str, Any]) -> list[str]:
               fmt_ratio(t["first_response_sla"]), fmt_duration(t["resolution_seconds"]),
               fmt_ratio(t["resolution_sla"]), _esc(t["calendar"] or "wall clock")]
              for t in report["targets"]], left=3))  # fmt: skip
+    return out
+
+
+REASONS_SHOWN = 15
+
+
+def _reasons(report: dict[str, Any]) -> list[str]:
+    """Contact reasons over the whole report (KS S 1006 나.(4) 3), the cause analysis): the
+    most frequent, and the unresolved cases by reason; "not measured" when no event had one."""
+    out = ["<h2>Contact reasons (wrap-up codes)</h2>"]
+    rows = [r for r in report.get("reasons", []) if r["period"] == "total" and r["tenant"] == ALL
+            and r["channel"] == ALL and r["queue"] == ALL]  # fmt: skip
+    if not rows:
+        out.append("<p>Not measured: no event in this input carried a reason code "
+                   "(<code>reasons</code> on <code>wrapup.ended</code> or "
+                   "<code>contact.ended</code>).</p>")  # fmt: skip
+        return out
+    rows.sort(key=lambda r: (-r["metrics"]["reason_contacts"], r["reason"]))
+    top = rows[:REASONS_SHOWN]
+    out.append('<div class="charts">')
+    bars = [(r["reason"], float(r["metrics"]["reason_contacts"])) for r in top]
+    out.append(bar_chart("contacts per reason", bars))
+    for series, title in (
+        ("reason_cases_unresolved", "cases closed unresolved, per reason"),
+        ("reason_cases_open_at_end", "cases still open at the end, per reason"),
+    ):
+        open_ = sorted(((r["reason"], float(r["metrics"][series])) for r in rows
+                        if r["metrics"][series]), key=lambda b: (-b[1], b[0]))  # fmt: skip
+        if open_ or series == "reason_cases_unresolved":
+            out.append(bar_chart(title, open_[:REASONS_SHOWN]))
+    out.append("</div>")
+    out.append(_table(REASON_HEADER, [[_esc(c) for c in row]
+                               for row in reason_rows(report, REASONS_SHOWN)]))  # fmt: skip
+    if len(rows) > REASONS_SHOWN:
+        out.append(f"<p>{len(rows) - REASONS_SHOWN} more reasons in the JSON report.</p>")
     return out
 
 
@@ -344,6 +381,7 @@ def render_html(report: dict[str, Any]) -> str:
     if rows_a:
         out.append(f"<h2>Agents ({len(rows_a)} of {n_agents})</h2>")
         out.append(_table(AGENT_HEADER, [[_esc(c) for c in r] for r in rows_a]))
+    out.extend(_reasons(report))
     # IVR
     breaches = []
     for r in report["ivr"]:

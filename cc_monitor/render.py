@@ -155,6 +155,31 @@ AGENT_HEADER = ["agent", "handled", "AHT", "talk", "hold", "after-contact work",
                 "occupancy", "utilisation", "CSAT"]  # fmt: skip
 
 
+REASON_HEADER = ["reason", "contacts", "share of coded", "mean handle time", "one-touch",
+                 "cases closed unresolved", "cases open at the end"]  # fmt: skip
+
+
+def reason_rows(report: dict[str, Any], limit: int = 10) -> list[list[str]]:
+    """The most frequent contact reasons over the whole report (empty: none was coded)."""
+    rows = [r for r in report.get("reasons", []) if r["period"] == "total" and r["tenant"] == ALL
+            and r["channel"] == ALL and r["queue"] == ALL]  # fmt: skip
+    rows.sort(key=lambda r: (-r["metrics"]["reason_contacts"], r["reason"]))
+    out = []
+    for r in rows[:limit]:
+        m = r["metrics"]
+        out.append(
+            [
+                r["reason"],
+                f"{m['reason_contacts']:,}",
+                fmt_ratio(m["share"]),
+                fmt_duration(m["reason_handle_seconds"]["mean"]),
+                fmt_ratio(m["reason_one_touch_rate"]),
+                f"{m['reason_cases_unresolved']:,}",
+            ]
+        )
+    return out
+
+
 def import_notes(report: dict[str, Any]) -> list[str]:
     """What importers skipped or warned about, one line per source (they are in the JSON's
     ``input.sources[].import`` too): a report must not hide them."""
@@ -290,6 +315,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += _table(["channel", "answered", "response rate", "CSAT", "CSAT one-touch",
                          "CSAT multi-touch", "service is easy (CES)", "mean effort", "NPS"],
                         vrows)  # fmt: skip
+    reasons = reason_rows(report)
+    if reasons:
+        lines += ["", "## Contact reasons (the most frequent)", ""]
+        lines += _table(REASON_HEADER, reasons)
     rows_a, n_agents = agent_rows(report)
     if rows_a:
         shown = "" if n_agents <= len(rows_a) else f" (the {len(rows_a)} busiest of "

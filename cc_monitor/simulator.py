@@ -53,6 +53,21 @@ QUEUES = {
     "messaging": ("sms", 240.0),
     "video": ("video", 600.0),
 }
+# Contact reasons (wrap-up codes) per queue: weights for resolved contacts, then unresolved
+# ones (disputes and faults leave more cases open: the cause analysis has something to find).
+REASONS: dict[str, tuple[tuple[str, float, float], ...]] = {
+    "billing": (("bill_inquiry", 0.45, 0.2), ("payment", 0.25, 0.15), ("fee_dispute", 0.2, 0.5),
+                ("address_change", 0.1, 0.15)),
+    "cards": (("lost_card", 0.35, 0.2), ("card_activation", 0.3, 0.15),
+              ("limit_change", 0.2, 0.15), ("fraud_report", 0.15, 0.5)),
+    "loans": (("loan_inquiry", 0.5, 0.25), ("repayment", 0.3, 0.25), ("rate_complaint", 0.2, 0.5)),
+    "general": (("general_inquiry", 0.6, 0.4), ("account_info", 0.4, 0.6)),
+    "chat": (("app_login", 0.4, 0.5), ("bill_inquiry", 0.3, 0.2), ("general_inquiry", 0.3, 0.3)),
+    "email": (("statement_request", 0.5, 0.3), ("fee_dispute", 0.3, 0.5),
+              ("address_change", 0.2, 0.2)),
+    "messaging": (("app_login", 0.5, 0.6), ("general_inquiry", 0.5, 0.4)),
+    "video": (("loan_inquiry", 0.6, 0.4), ("account_info", 0.4, 0.6)),
+}  # fmt: skip
 INCIDENT_START = time(14, 0)
 INCIDENT_MINUTES = 30
 
@@ -231,6 +246,7 @@ class Simulator:
         self.rng = random.Random(cfg.seed)
         # surveys draw from their own generator: the rest of a seed's log stays what it was
         self.survey_rng = random.Random(cfg.seed * 7919 + 13)
+        self.reason_rng = random.Random(cfg.seed * 104_729 + 17)  # so do the reason codes
         # answers after the simulated days are not in (yet): the log ends where it would
         last = cfg.start + timedelta(days=cfg.days)
         self.survey_until = datetime.combine(last, time(0), cfg.tz).timestamp()
@@ -527,8 +543,25 @@ class Simulator:
             end = answer + c2_talk
         resolved = rng.random() < 0.78
         self._emit(end, "contact.ended", c, ended_by=rng.choice(("customer", "agent")))
-        self._emit(end + acw, "wrapup.ended", c, resolved=resolved if channel == "voice" else None)
+        self._emit(end + acw, "wrapup.ended", c, resolved=resolved if channel == "voice" else None,
+                   reasons=self._reasons(c["queue"], resolved))  # fmt: skip
         self._after(c, end + acw, resolved, case)
+
+    def _reasons(self, queue: str, resolved: bool) -> list[str] | None:
+        """The wrap-up codes an agent picks: one by the queue's weights, sometimes two; none
+        on one contact in twenty (the agent skipped the code)."""
+        rng = self.reason_rng
+        choices = REASONS.get(queue)
+        if choices is None or rng.random() < 0.05:
+            return None
+        codes = [code for code, _, _ in choices]
+        weights = [ok if resolved else not_ok for _, ok, not_ok in choices]
+        first = rng.choices(codes, weights)[0]
+        if rng.random() < 0.1:
+            second = rng.choices(codes, weights)[0]
+            if second != first:
+                return [first, second]
+        return [first]
 
     def _after(
         self, c: dict[str, Any], t: float, resolved: bool, case: dict[str, Any] | None
@@ -658,8 +691,8 @@ class Simulator:
         reply = first + handle * 0.8
         self._emit(reply, "agent.message", c, sender="human")
         self._emit(reply + 1, "contact.ended", c, ended_by="agent")
-        self._emit(first + handle, "wrapup.ended", c)
         resolved = rng.random() < 0.7
+        self._emit(first + handle, "wrapup.ended", c, reasons=self._reasons(queue, resolved))
         self._after(c, first + handle, resolved, case)
 
     def _video(self, t: float, case: dict[str, Any] | None = None) -> None:

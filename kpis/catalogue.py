@@ -69,6 +69,14 @@ def agent_scopes(labels: Labels) -> Iterator[Labels]:
         yield (tenant, agent)
 
 
+def reason_scopes(labels: Labels) -> Iterator[Labels]:
+    """Rollups of (tenant, channel, queue, reason): the KPI scopes, each per reason (a contact
+    with two reasons is in two rows, so there is no row over every reason)."""
+    tenant, channel, queue, reason = labels
+    for scope in kpi_scopes((tenant, channel, queue)):
+        yield (*scope, reason)
+
+
 @dataclass(frozen=True, slots=True)
 class Family:
     """Series with the same labels, report section and rollups."""
@@ -85,7 +93,9 @@ IVR = Family("ivr", ("tenant", "channel", "flow", "menu"), "ivr", ivr_scopes)
 SYSTEM = Family("system", ("tenant", "component"), "system", system_scopes)
 AGENT = Family("agent", ("tenant", "agent"), "agents", agent_scopes, exported=False)
 """Per pseudonymous agent: in the report for supervisors and auditors, never in /metrics."""
-FAMILIES = (KPI, IVR, SYSTEM, AGENT)
+REASON = Family("reason", ("tenant", "channel", "queue", "reason"), "reasons", reason_scopes)
+"""Per contact reason (wrap-up code), bounded per tenant (kpis.rules.reasons)."""
+FAMILIES = (KPI, IVR, SYSTEM, AGENT, REASON)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +186,12 @@ SERIES: tuple[Series, ...] = (
     _count("left_in_ivr", KPI, "Contacts whose customer hung up in the IVR.", live=True),
     _count("handled", KPI, "Contacts that reached an agent.", live=True),
     _count("transferred", KPI, "Transfers of a contact to another agent or queue.", live=True),
+    _count(
+        "contacts_coded",
+        KPI,
+        "Contacts with at least one reason code (a reason's share = its contacts / these).",
+        live=True,
+    ),
     # --- cases (kpis.rules.cases) ---
     _count("resolved", KPI, "Cases resolved (final, after their reopen window).", live=True),
     _count("resolved_one_touch", KPI, "Cases resolved in one agent interaction.", live=True),
@@ -425,6 +441,33 @@ SERIES: tuple[Series, ...] = (
     _count("agent_nps_answers", AGENT, "NPS answers about the agent's contacts."),
     _count("agent_nps_promoters", AGENT, "NPS answers of 9 or 10, per agent."),
     _count("agent_nps_detractors", AGENT, "NPS answers of 0 to 6, per agent."),
+    # --- contact reasons (kpis.rules.reasons), per reason code ---
+    _count(
+        "reason_contacts",
+        REASON,
+        "Contacts coded with the reason (a contact with several reasons counts in each).",
+    ),
+    _count("reason_resolved", REASON, "Cases resolved whose contacts had the reason."),
+    _count(
+        "reason_resolved_one_touch",
+        REASON,
+        "Cases resolved in one agent interaction whose contacts had the reason.",
+    ),
+    _count(
+        "reason_cases_unresolved",
+        REASON,
+        "Cases closed unresolved whose contacts had the reason (KS S 1006 나.(4) 3)).",
+    ),
+    _count(
+        "reason_cases_open_at_end",
+        REASON,
+        "Cases still unresolved at the end of a replay whose contacts had the reason.",
+    ),
+    _duration(
+        "reason_handle_seconds",
+        REASON,
+        "Handle time of a contact with the reason (all its agent parts), once it is done.",
+    ),
     # --- platform (kpis.rules.platform) ---
     _count("system_reports", SYSTEM, "Status reports received from a component."),
     _count("system_down", SYSTEM, "Components reported down."),
@@ -530,6 +573,13 @@ RATIOS: tuple[Ratio, ...] = (
         minus=("agent_nps_detractors",),
     ),
     Ratio("containment", ("ivr_self_served",), ("ivr_entries",), IVR, "IVR self-service."),
+    Ratio(
+        "reason_one_touch_rate",
+        ("reason_resolved_one_touch",),
+        ("reason_resolved",),
+        REASON,
+        "One-touch resolution of the cases with the reason.",
+    ),
 )
 
 

@@ -61,6 +61,27 @@ class NamedFlow(BaseModel):
     tenant: str | None = Field(None, min_length=1, description="None: every tenant.")
 
 
+class ReasonList(BaseModel):
+    """The contact reason (wrap-up) codes of a tenant (or, without ``tenant``, of every tenant
+    that has no list of its own): a code outside it is counted as ``unknown``, never a new
+    label."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: str | None = Field(None, min_length=1, max_length=100)
+    codes: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] = Field(
+        min_length=1, max_length=500
+    )
+
+    @field_validator("codes")
+    @classmethod
+    def _no_reserved(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        taken = {"unknown", "other", "*", "-"} & set(v)
+        if taken:
+            raise ValueError(f"{', '.join(sorted(taken))}: reserved (what unlisted codes become)")
+        return v
+
+
 class LabelCaps(BaseModel):
     """How many distinct values each label dimension keeps (kpis.rules.labels); past a cap a
     value is folded into ``other`` and counted as data quality ``label_folded_<dimension>``.
@@ -76,6 +97,9 @@ class LabelCaps(BaseModel):
     menus_per_flow: int = Field(200, ge=1, description="IVR menus of one flow.")
     menus: int = Field(2000, ge=1, description="IVR menus of all flows together.")
     components: int = Field(100, ge=1, description="Platform components (system.status).")
+    reasons_per_tenant: int = Field(
+        100, ge=1, description="Contact reason codes of a tenant without a configured list."
+    )
     agents: int = Field(10_000, ge=1, description="Agents of all tenants together.")
     configured_only: bool = Field(
         False,
@@ -213,6 +237,13 @@ class EngineConfig(BaseModel):
         description="Distinct values kept per label dimension (tenant, queue, flow, menu, "
         "component); later ones are folded into `other` (docs/configuration.md).",
     )
+    contact_reasons: tuple[ReasonList, ...] = Field(
+        (),
+        max_length=1000,
+        description="Contact reason (wrap-up) codes per tenant: a code outside its tenant's "
+        "list is counted as `unknown` (data quality unknown_reason). A tenant without a list "
+        "keeps its first label_caps.reasons_per_tenant codes, later ones fold into `other`.",
+    )
     targets: tuple[TargetRule, ...] = Field(
         (),
         description="Ordered target rules per tenant / channel / queue / priority (most specific "
@@ -227,6 +258,16 @@ class EngineConfig(BaseModel):
         description="KS S 1006's callback within 24 h is on the wall clock; naming a calendar "
         "here counts the 24 h (callback_deadline_seconds) in its business hours instead.",
     )
+
+    @field_validator("contact_reasons")
+    @classmethod
+    def _one_list_per_tenant(cls, v: tuple[ReasonList, ...]) -> tuple[ReasonList, ...]:
+        tenants = [r.tenant for r in v]
+        twice = sorted({str(t) for t in tenants if tenants.count(t) > 1})
+        if twice:
+            raise ValueError(f"more than one list for tenant(s) {', '.join(twice)} "
+                             "('None': the list without a tenant)")  # fmt: skip
+        return v
 
     @field_validator("interval_minutes")
     @classmethod

@@ -29,6 +29,7 @@ from kpis.rules.contacts import ContactRules
 from kpis.rules.ivr import IvrRules
 from kpis.rules.labels import LabelRules
 from kpis.rules.platform import PlatformRules
+from kpis.rules.reasons import ReasonRules
 from kpis.rules.surveys import SurveyRules
 from kpis.targets import Targets
 
@@ -73,6 +74,9 @@ class Engine:
         self.contacts = ContactRules(ctx, self.cases, self.ivr)
         self.callbacks = CallbackRules(ctx, self.contacts.contacts)
         self.surveys = SurveyRules(ctx, self.contacts.contacts, self.cases)
+        self.reasons = ReasonRules(ctx, self.contacts.contacts, self.cases)
+        self.contacts.on_done = self.reasons.contact_done
+        self.labels.on_reasons = self.reasons.coded
         self.agents = AgentRules(ctx)
         out = self.agents if agent_states else agent_facts
         facts = (AgentFacts(ctx, self.contacts.contacts, out),) if out is not None else ()
@@ -84,6 +88,7 @@ class Engine:
             self.cases,
             self.callbacks,
             self.surveys,  # before the contact rules: it reads a contact as it ends
+            self.reasons,  # (no handlers: the label rules hand it the coded events)
             *facts,  # likewise (its state machine keeps its own order)
             self.contacts,
             self.ivr,

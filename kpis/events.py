@@ -25,6 +25,9 @@ TEXT_CHANNELS = frozenset({"chat", "email", "sms", "social"})
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Label = Annotated[str, Field(min_length=1, max_length=100)]
 Priority = Annotated[int, Field(ge=0, le=9)]
+ReasonCode = Annotated[str, Field(min_length=1, max_length=64)]
+MAX_REASONS = 10
+"""Reason codes one event may carry."""
 
 
 class EventBase(BaseModel):
@@ -85,6 +88,13 @@ class ContactEnded(EventBase):
     reason: Annotated[str, Field(max_length=200)] | None = None
     resolved: bool | None = Field(
         default=None, description="Sources without case events: true marks the case resolved."
+    )
+    reasons: list[ReasonCode] = Field(
+        default_factory=list,
+        max_length=MAX_REASONS,
+        description="Contact reason (wrap-up) codes from the tenant's configured list "
+        "(engine.contact_reasons; docs/kpis.md). Several allowed; the contact's reasons are "
+        "those of its end and its wrap-ups together.",
     )
 
 
@@ -168,6 +178,11 @@ class HoldEnded(EventBase):
 class WrapupEnded(EventBase):
     type: Literal["wrapup.ended"]
     resolved: bool | None = None
+    reasons: list[ReasonCode] = Field(
+        default_factory=list,
+        max_length=MAX_REASONS,
+        description="Contact reason (wrap-up) codes the agent chose (as on contact.ended).",
+    )
 
 
 # --- case ---

@@ -22,6 +22,7 @@ from kpis.catalogue import (
     DQ_PREFIX,
     FAMILIES,
     KPI,
+    REASON,
     SERIES,
     SUM_RATIOS,
     Family,
@@ -275,6 +276,13 @@ def build_sections(sink: ReportSink) -> dict[str, Any]:
                 row = kpi.peaks.setdefault((period, bucket, scope), {})
                 row[name] = max(row.get(name, 0), value)
     out: dict[str, Any] = {f.section: sections[f.name].rows() for f in FAMILIES}
+    coded = kpi.counts
+    for row in out[REASON.section]:  # a reason's share of the contacts coded in its scope
+        scope = (row["tenant"], row["channel"], row["queue"])
+        c = coded.get((row["period"], row["bucket"], scope), {})
+        row["metrics"]["share"] = ratio_value(
+            row["metrics"]["reason_contacts"], c.get("contacts_coded", 0)
+        )
     out["data_quality"] = dict(sorted(quality.items()))
     out["examples"] = {k: v for k, v in sorted(sink.evidence.items())}
     if unknown:

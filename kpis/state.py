@@ -54,6 +54,8 @@ class ContactState:
     answered: bool = False
     segments: list[Segment] = field(default_factory=list)
     ended: float | None = None
+    reasons: list[str] | None = None  # contact reason codes, as kept (kpis.rules.reasons)
+    handled_seconds: float = 0.0  # handle time of its agent parts wrapped up so far
 
     def to_dict(self) -> dict[str, Any]:
         d = _plain(self, _CONTACT_FIELDS)
@@ -84,6 +86,7 @@ class CaseState:
     evidence: str = ""
     priority: int | None = None  # of the contact that opened it, at its first queue
     followed_up: bool = False  # an outbound contact started while it was unresolved
+    reasons: list[str] | None = None  # its contacts' reason codes (kpis.rules.reasons)
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self, _CASE_FIELDS)

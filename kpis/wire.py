@@ -20,6 +20,8 @@ import msgspec
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Reason = Annotated[str, msgspec.Meta(max_length=200)]
+ReasonCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+ReasonCodes = Annotated[list[ReasonCode], msgspec.Meta(max_length=10)]  # events.MAX_REASONS
 Priority = Annotated[int, msgspec.Meta(ge=0, le=9)]
 Channel = Literal["voice", "chat", "email", "sms", "social", "video"]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -56,6 +58,7 @@ class ContactEnded(Rec, tag="contact.ended"):
     ended_by: Literal["customer", "agent", "system"]
     reason: Reason | None = None
     resolved: bool | None = None
+    reasons: ReasonCodes = []
 
 
 class IvrEntered(Rec, tag="ivr.entered"):
@@ -116,6 +119,7 @@ class HoldEnded(Rec, tag="hold.ended"):
 
 class WrapupEnded(Rec, tag="wrapup.ended"):
     resolved: bool | None = None
+    reasons: ReasonCodes = []
 
 
 class CaseResolved(Rec, tag="case.resolved"):

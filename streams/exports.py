@@ -7,7 +7,8 @@ contacts behind them and the alerts, byte-identical for the same input.
   ``.p90``.
 * ``contacts.csv``: one line per contact (streams.sinks.ledger): ids as the events carry them
   (customer ids pseudonymized), times, outcome, durations, IVR path, queue, agents, and the
-  counts it made (``kpis``: ``name@channel/queue`` entries, ``;``-separated).
+  reason codes (``reasons``), and the counts it made (``kpis``: ``name@channel/queue``
+  entries, ``name[reason]@channel/queue`` for a per-reason count, ``;``-separated).
 * ``alerts.csv``: one line per alert: rule, severity, labels, start, end, summary, evidence.
 """
 
@@ -27,8 +28,14 @@ CONTACT_COLUMNS = (
     "contact_id", "case_id", "customer_id", "tenant", "channel", "queue", "initiation",
     "started", "queued", "answered", "ended", "ended_by", "outcome", "wait_seconds",
     "handle_seconds", "talk_seconds", "hold_seconds", "acw_seconds", "ivr_path", "agents",
-    "kpis",
+    "reasons", "kpis",
 )  # fmt: skip
+
+
+def _entry(name: str, labels: tuple[str, ...]) -> str:
+    """``name@channel/queue``, with ``[reason]`` after the name of a per-reason count."""
+    reason = f"[{labels[3]}]" if len(labels) > 3 else ""
+    return f"{name}{reason}@{labels[1]}/{labels[2]}"
 
 
 def _value(v: Any) -> str:
@@ -62,10 +69,10 @@ def _time(ts: float | None, tz: tzinfo) -> str:
 def contact_line(row: ContactRow, tz: tzinfo) -> list[str]:
     d = row.durations
     wait = d.get("answer_seconds", d.get("abandon_wait_seconds"))
-    entries = sorted({f"{name}@{labels[1]}/{labels[2]}" for name, labels, _ in row.counted})
+    entries = sorted({_entry(name, labels) for name, labels, _ in row.counted})
     counts: dict[str, int] = {}
     for name, labels, _ in row.counted:
-        key = f"{name}@{labels[1]}/{labels[2]}"
+        key = _entry(name, labels)
         counts[key] = counts.get(key, 0) + 1
     kpis = ";".join(e if counts[e] == 1 else f"{e}*{counts[e]}" for e in entries)
     return [
@@ -74,7 +81,7 @@ def contact_line(row: ContactRow, tz: tzinfo) -> list[str]:
         _time(row.ended, tz), row.ended_by, outcome(row), _value(wait),
         _value(d.get("handle_seconds")), _value(d.get("talk_seconds")),
         _value(d.get("hold_seconds")), _value(d.get("acw_seconds")), " > ".join(row.ivr_path),
-        ";".join(row.agents), kpis,
+        ";".join(row.agents), ";".join(row.reasons), kpis,
     ]  # fmt: skip
 
 
@@ -120,9 +127,9 @@ def write_csv(
 
 def explain(ledger: ContactLedger, metric: str, tz: tzinfo, channel: str | None = None,
             queue: str | None = None, tenant: str | None = None,
-            day: str | None = None) -> list[ContactRow]:  # fmt: skip
-    """The contacts whose counts make up ``metric`` (a KPI count) for the scope given (None:
-    any), on local ``day`` (YYYY-MM-DD) of the count."""
+            day: str | None = None, reason: str | None = None) -> list[ContactRow]:  # fmt: skip
+    """The contacts whose counts make up ``metric`` (a KPI count, or a per-reason one) for
+    the scope given (None: any), on local ``day`` (YYYY-MM-DD) of the count."""
     out = []
     for cid in sorted(ledger.rows):
         row = ledger.rows[cid]
@@ -134,6 +141,8 @@ def explain(ledger: ContactLedger, metric: str, tz: tzinfo, channel: str | None 
             if channel is not None and labels[1] != channel:
                 continue
             if queue is not None and labels[2] != queue:
+                continue
+            if reason is not None and (len(labels) < 4 or labels[3] != reason):
                 continue
             if day is not None and datetime.fromtimestamp(ts, tz).date().isoformat() != day:
                 continue

@@ -51,7 +51,8 @@ from tests.fakes import (
 DURATIONS = names(KPI, "duration", live=True)  # replay-only ones (agent states) left out
 
 # Report series that only a replay's end settles (what is still open when the log ends).
-END_ONLY = {"cases_open_at_end", "contacts_open_at_end", "callbacks_pending", "handle_incomplete"}
+END_ONLY = {"cases_open_at_end", "contacts_open_at_end", "callbacks_pending", "handle_incomplete",
+            "reason_cases_open_at_end"}  # fmt: skip
 
 
 def single_engine(lines: tuple[bytes, ...]) -> MetricsSink:

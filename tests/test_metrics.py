@@ -21,7 +21,9 @@ from kpis.report import COUNTS, DURATIONS, ReportSink, build_sections
 from kpis.wire import Rec
 from streams.sinks.metrics import MetricsCollector, MetricsSink
 
-ALLOWED_LABELS = {"tenant", "channel", "queue", "flow", "menu", "component", "rule", "kind", "le"}
+ALLOWED_LABELS = {
+    "tenant", "channel", "queue", "flow", "menu", "component", "reason", "rule", "kind", "le",
+}  # fmt: skip
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ the case belongs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kpis import wire as w
@@ -55,6 +55,9 @@ class CaseRules(Rule):
         self.cases: dict[str, CaseState] = {}
         # closed cases: labels and when they closed, for a late reopen's new episode
         self.closed: dict[str, tuple[tuple[str, str, str], float]] = {}
+        # told when a case with reasons is final ("resolved", "unresolved": closed idle) or
+        # still open at a replay's end ("open")
+        self.on_final: Callable[[CaseState, str, float], None] | None = None
 
     def handlers(self) -> Mapping[str, Handler]:
         return {
@@ -191,6 +194,8 @@ class CaseRules(Rule):
         self.sink.count("cases_unresolved", k.labels, when, k.evidence)
         if not k.followed_up:
             self.sink.count("cases_unresolved_no_follow_up", k.labels, when, k.evidence)
+        if k.reasons and self.on_final is not None:
+            self.on_final(k, "unresolved", when)
         del self.cases[case_id]
         self._keep_closed(k, when)
 
@@ -212,6 +217,8 @@ class CaseRules(Rule):
         self._against_target(k, "resolution", k.started, resolved)
         if is_one_touch(k):
             self.sink.count("resolved_one_touch", labels, resolved)
+        if k.reasons and self.on_final is not None:
+            self.on_final(k, "resolved", resolved)
         del self.cases[k.case_id]
 
     # --- end and checkpoints -------------------------------------------------------------------
@@ -227,6 +234,8 @@ class CaseRules(Rule):
                 self._finalize(k)
             else:
                 self.sink.count("cases_open_at_end", k.labels, at)
+                if k.reasons and self.on_final is not None:
+                    self.on_final(k, "open", at)
 
     def pending_timers(self) -> Iterable[Timer]:
         cfg = self.config

@@ -8,7 +8,7 @@ agents' after-contact work ends (``wrapup_timeout_seconds``), so memory follows 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kpis import wire as w
@@ -47,6 +47,8 @@ class ContactRules(Rule):
         self._cases = cases
         self._ivr = ivr
         ivr.contact = self.contact
+        # told when a contact with reasons is done (kpis.rules.reasons)
+        self.on_done: Callable[[ContactState, float], None] | None = None
 
     def handlers(self) -> Mapping[str, Handler]:
         return {
@@ -160,6 +162,8 @@ class ContactRules(Rule):
             if when >= until:
                 for _ in c.segments:
                     self.sink.count("handle_incomplete", c.labels, when)
+                if c.segments and c.reasons and self.on_done is not None:
+                    self.on_done(c, when)  # not done by a wrap-up: by the timeout
                 del self.contacts[cid]
             else:
                 self.schedule(until, TIMER_CONTACT, cid)
@@ -176,6 +180,8 @@ class ContactRules(Rule):
         for _ in c.segments:
             self.sink.count("handle_incomplete", c.labels, when)
         self.sink.count("contacts_orphaned", c.labels, when, c.contact_id)
+        if c.reasons and self.on_done is not None:
+            self.on_done(c, when)
         del self.contacts[cid]
 
     # --- queue and hand-off --------------------------------------------------------------------
@@ -363,6 +369,8 @@ class ContactRules(Rule):
         if seg is not None:
             _leave(seg, ts)
         c.ended = ts
+        if not c.segments and c.reasons and self.on_done is not None:
+            self.on_done(c, ts)
         if rec.resolved:
             self._cases.resolve(self._cases.case_of(c), ts)
         # kept for its agents' after-contact work, and so that a straggler of it is known
@@ -399,9 +407,12 @@ class ContactRules(Rule):
             self.sink.observe("agent_hold_seconds", who, ts, seg.hold)
             self.sink.observe("agent_acw_seconds", who, ts, ts - left)
         c.segments.remove(seg)
+        c.handled_seconds += ts - seg.start
         if rec.resolved:
             self._cases.resolve(self._cases.case_of(c), ts)
         if c.ended is not None and not c.segments:
+            if c.reasons and self.on_done is not None:
+                self.on_done(c, ts)
             if ts >= self._kept_until(c):
                 del self.contacts[c.contact_id]
             else:

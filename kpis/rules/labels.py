@@ -32,11 +32,14 @@ from typing import Any
 from kpis import wire as w
 from kpis.core import Handler
 from kpis.rules.base import Rule, RuleContext
+from kpis.rules.cases import record_labels
 from kpis.state import NO_LABEL
 from kpis.wire import TYPE_OF, Rec
 
 OTHER = "other"
 """The value every label past its dimension's cap becomes."""
+UNKNOWN = "unknown"
+"""The reason a code outside its tenant's configured list becomes."""
 EXAMPLES = 3
 _ANY = "\x00"  # a configured queue named for every tenant
 IvrRec = w.IvrEntered | w.IvrMenu | w.IvrInput | w.IvrExited
@@ -55,7 +58,8 @@ class LabelRules(Rule):
         caps = ctx.config.label_caps
         self.caps = {"tenant": caps.tenants, "queue": caps.queues_per_tenant,
                      "flow": caps.flows_per_tenant, "menu": caps.menus_per_flow,
-                     "component": caps.components, "agent": caps.agents}  # fmt: skip
+                     "component": caps.components, "agent": caps.agents,
+                     "reason": caps.reasons_per_tenant}  # fmt: skip
         # dimensions kept per tenant (or flow) also have a cap over all of them: [admitted, cap]
         self.totals: dict[str, list[int]] = {"queue": [0, caps.queues], "menu": [0, caps.menus]}
         self.tenants: set[str] = set()
@@ -93,6 +97,14 @@ class LabelRules(Rule):
             self.named_menus.update((who, f.flow, m) for m in f.menus)
         self.flow_lists = _lists({(t, "", f) for t, f in self.named_flows})
         self.menu_lists = _lists(self.named_menus)
+        # contact reason codes: a tenant's configured list (or every tenant's), else first-N
+        self.reason_lists: dict[str, frozenset[str]] = {
+            r.tenant if r.tenant is not None else _ANY: frozenset(r.codes)
+            for r in ctx.config.contact_reasons
+        }
+        self.reasons: dict[str, set[str]] = {}
+        # the reason rules (kpis.rules.reasons), told of every event with codes
+        self.on_reasons: Handler | None = None
 
         # The fast path (every event pays it): what passed unfolded before passes again, by one
         # dict and one set lookup. Derived from the admitted values (not in the checkpoint:
@@ -106,6 +118,40 @@ class LabelRules(Rule):
         out["ivr.entered"] = out["ivr.exited"] = self._fold_flow
         out[TYPE_OF[w.SystemStatus]] = self._fold_component
         out[TYPE_OF[w.ContactTransferred]] = self._fold_transfer
+        out["contact.ended"] = out["wrapup.ended"] = self._fold_coded
+        return out
+
+    def _fold_coded(self, rec: w.ContactEnded | w.WrapupEnded, ts: float) -> None:
+        """The labels, then, when it has any, the reason codes as
+        kept (each once, in order; a code outside its tenant's list ``unknown``, past a
+        tenant's cap ``other``), handed to the reason rules (``on_reasons``) before any other
+        rule sees the event: an event without codes pays one test."""
+        self._fold_plain(rec, ts)
+        if rec.reasons:
+            rec.reasons = self._fold_reasons(rec, ts)
+            if self.on_reasons is not None:
+                self.on_reasons(rec, ts)
+
+    def _fold_reasons(self, rec: w.ContactEnded | w.WrapupEnded, ts: float) -> list[str]:
+        tenant = rec.tenant if rec.tenant is not None else NO_LABEL
+        listed = self.reason_lists.get(tenant)
+        if listed is None:
+            listed = self.reason_lists.get(_ANY)
+        out: list[str] = []
+        for code in rec.reasons:
+            if listed is not None:
+                if code not in listed:
+                    self.sink.count("dq_unknown_reason", record_labels(rec), ts)
+                    code = UNKNOWN
+            else:
+                known = self.reasons.get(tenant)
+                if known is None:
+                    known = self.reasons[tenant] = set()
+                if not self._admit(known, code, "reason"):
+                    self._count(rec, ts, ["reason"])
+                    code = OTHER
+            if code not in out:
+                out.append(code)
         return out
 
     def _fold_plain(self, rec: Rec, ts: float) -> None:
@@ -290,6 +336,7 @@ class LabelRules(Rule):
                 "menus": {k: sorted(v) for k, v in sorted(self.menus.items())},
                 "components": sorted(self.components),
                 "agents": sorted(self.agents),
+                "reasons": {k: sorted(v) for k, v in sorted(self.reasons.items())},
                 "examples": self.folded_examples(),
             }
         }
@@ -304,6 +351,7 @@ class LabelRules(Rule):
         self.menus = {k: set(v) for k, v in s["menus"].items()}
         self.components = set(s["components"])
         self.agents = set(s.get("agents", [NO_LABEL]))
+        self.reasons = {k: set(v) for k, v in s.get("reasons", {}).items()}
         self.examples = {k: list(v) for k, v in s["examples"].items()}
         self.totals["queue"][0] = sum(len(v) for v in self.queues.values())
         self.totals["menu"][0] = sum(len(v) for v in self.menus.values())

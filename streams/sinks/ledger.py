@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kpis import wire as w
-from kpis.catalogue import KPI, lookup
+from kpis.catalogue import KPI, REASON, lookup
 from kpis.interfaces import Labels
 from kpis.rules.base import TIMER_CALLBACK, TIMER_CASE, TIMER_CASE_CLOSED
 
@@ -47,11 +47,12 @@ class ContactRow:
     agents: list[str] = field(default_factory=list)
     counted: list[tuple[str, Labels, float]] = field(default_factory=list)
     durations: dict[str, float] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)  # its reason codes, as counted
 
 
 def _is_kpi(name: str) -> bool:
     s = lookup(name)
-    return s is not None and s.family is KPI and not name.startswith("dq_")
+    return s is not None and s.family in (KPI, REASON) and not name.startswith("dq_")
 
 
 class ContactLedger:
@@ -148,7 +149,7 @@ class ContactLedger:
         return known
 
     def count(self, name: str, labels: Labels, ts: float, evidence: str | None = None) -> None:
-        if not self._wanted(name) or len(labels) != 3:
+        if not self._wanted(name):
             return
         cid = self._current
         row = self.rows.get(cid) if cid is not None else None
@@ -157,6 +158,8 @@ class ContactLedger:
             self.unattributed[key] = self.unattributed.get(key, 0) + 1
             return
         row.counted.append((name, labels, ts))
+        if name == "reason_contacts":
+            row.reasons.append(labels[3])
 
     def observe(self, name: str, labels: Labels, ts: float, value: float) -> None:
         cid = self._current

@@ -7,7 +7,8 @@ of the same events gives. :class:`MetricsCollector` exports them to a ``Collecto
 
 Names follow Prometheus conventions (base units, ``_seconds``, ``_total``); labels are bounded:
 ``tenant``, ``channel``, ``queue`` (KPI series), ``flow``, ``menu`` (IVR), ``component``
-(platform), plus ``rule`` / ``kind`` enumerations. Never a contact, customer or agent id.
+(platform), ``reason`` (contact reasons, bounded per tenant), plus ``rule`` / ``kind``
+enumerations. Never a contact, customer or agent id.
 See docs/metrics.md for the full list.
 """
 

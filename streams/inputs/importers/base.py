@@ -97,3 +97,37 @@ class InOrder:
         while self._pending:
             _, _, line, ev = heapq.heappop(self._pending)
             yield line, ev
+
+
+MAX_CODES = 10  # kpis.events.MAX_REASONS
+MAX_CODE_CHARS = 64
+_SEPARATORS = str.maketrans({";": ",", "|": ","})
+
+
+def reason_codes(value: Any, stats: ImportStats) -> list[str] | None:
+    """Contact reason codes from a source's field: a text of codes separated by ``,``, ``;`` or
+    ``|``, or a list of texts. What an event cannot carry is dropped and counted as a warning
+    (a code over 64 characters: ``reason_code_too_long``; past 10 codes: ``reasons_over_10``;
+    a value that is no text: ``reasons_not_text``), so the contact keeps its other events."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        parts = value.translate(_SEPARATORS).split(",")
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        parts = value
+    else:
+        stats.warn("reasons_not_text")
+        return None
+    out: list[str] = []
+    for part in parts:
+        code = part.strip()
+        if not code or code in out:
+            continue
+        if len(code) > MAX_CODE_CHARS:
+            stats.warn("reason_code_too_long")
+            continue
+        if len(out) == MAX_CODES:
+            stats.warn("reasons_over_10")
+            break
+        out.append(code)
+    return out or None

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from streams.inputs.files import ImportStats, Source, SourceStats, scan_lines
-from streams.inputs.importers.base import InOrder, RowProblem, Timeline
+from streams.inputs.importers.base import InOrder, RowProblem, Timeline, reason_codes
 from streams.inputs.privacy import Pseudonymizer
 
 Outcome = Literal["answered", "abandoned", "system", "self_served", "skip"]
@@ -52,6 +52,10 @@ class Columns(BaseModel):
     outcome: str | None = None
     survey_score: str | None = Field(
         None, description="A post-contact survey score (the mapping's survey kind and scale)."
+    )
+    reasons: str | None = Field(
+        None,
+        description="Contact reason (wrap-up) codes, separated by ',', ';' or '|' (docs/kpis.md).",
     )
 
 
@@ -188,6 +192,11 @@ class Cdr:
         value = row[column].strip()
         return None if value in self.empty else value
 
+    def _reasons(self, row: dict[str, str], stats: ImportStats) -> dict[str, list[str]]:
+        """The ``reasons`` field of the row's last event, if its column has codes."""
+        codes = reason_codes(self._value(row, self.m.columns.reasons), stats)
+        return {"reasons": codes} if codes else {}
+
     def _time(self, row: dict[str, str], column: str | None) -> datetime | None:
         text = self._value(row, column)
         if text is None:
@@ -266,7 +275,7 @@ class Cdr:
             ended = after(ended, answered) or answered
             emit(ended, "contact.ended", agent_id=agent, ended_by="customer")
             done = after(wrapped, ended) or ended
-            emit(done, "wrapup.ended", agent_id=agent)
+            emit(done, "wrapup.ended", agent_id=agent, **self._reasons(row, stats))
             score = self._value(row, col.survey_score)
             if score is not None:
                 if score.isdigit() and int(score) <= 10:
@@ -278,5 +287,6 @@ class Cdr:
         ended = after(ended, last) or last
         if outcome == "abandoned" and queued is not None:
             emit(ended, "queue.abandoned")
-        emit(ended, "contact.ended", ended_by="system" if outcome == "system" else "customer")
+        emit(ended, "contact.ended", ended_by="system" if outcome == "system" else "customer",
+             **self._reasons(row, stats))  # fmt: skip
         return out

@@ -14,7 +14,10 @@
 * ``TransferCompletedTimestamp``: ``contact.transferred``.
 * ``DisconnectTimestamp``: ``contact.ended``, by the customer (CUSTOMER_DISCONNECT), the agent
   (AGENT_DISCONNECT, THIRD_PARTY_DISCONNECT) or the system (anything else).
-* ``Agent.AfterContactWorkEndTimestamp`` (else the disconnect): ``wrapup.ended``.
+* ``Agent.AfterContactWorkEndTimestamp`` (else the disconnect): ``wrapup.ended``, with the
+  reason codes of the contact attribute ``Disposition`` (or ``WrapUpCode``, ``ReasonCode``,
+  ``ContactReason``; :data:`REASON_ATTRIBUTES`), on ``contact.ended`` for a contact no agent
+  took.
 
 Records are read once, deduplicated and sorted by event time in memory (one entry per contact).
 """
@@ -29,7 +32,7 @@ from typing import Any
 import orjson
 
 from streams.inputs.files import ImportStats, Source, SourceStats, scan_lines
-from streams.inputs.importers.base import RowProblem, Timeline
+from streams.inputs.importers.base import RowProblem, Timeline, reason_codes
 
 CHANNELS = {"VOICE": "voice", "CHAT": "chat", "EMAIL": "email"}
 INITIATION = {
@@ -92,6 +95,20 @@ def _priority(value: Any, stats: ImportStats) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
         return value
     stats.warn("queue_priority_not_0_to_9")
+    return None
+
+
+REASON_ATTRIBUTES = ("disposition", "dispositioncode", "wrapupcode", "wrap_up_code",
+                     "reasoncode", "reason_code", "contactreason", "contact_reason")  # fmt: skip
+"""Contact attributes read as the contact's reason codes (compared without case): Connect has
+no wrap-up code field of its own; centres set one of these in the agent's wrap-up flow."""
+
+
+def _reasons(ctr: dict[str, Any], stats: ImportStats) -> list[str] | None:
+    attributes = _object(ctr, "Attributes")
+    for key, value in attributes.items():
+        if isinstance(key, str) and key.lower() in REASON_ATTRIBUTES:
+            return reason_codes(value, stats)
     return None
 
 
@@ -208,9 +225,12 @@ class ConnectCtr:
                                   "reason": reason.lower()[:200]}  # fmt: skip
         if connected_at and agent:
             fields["agent_id"] = agent
+        reasons = _reasons(ctr, stats)
+        if not (connected_at and agent):
+            fields["reasons"] = reasons
         emit(ended, "contact.ended", **fields)
         if connected_at and agent:
             acw_end = agent_info.get("AfterContactWorkEndTimestamp")
             wrapped = _ts(acw_end, "Agent.AfterContactWorkEndTimestamp") if acw_end else ended
-            emit(max(wrapped, ended), "wrapup.ended", agent_id=agent)
+            emit(max(wrapped, ended), "wrapup.ended", agent_id=agent, reasons=reasons)
         return [(when, {k: v for k, v in ev.items() if v is not None}) for when, ev in out]
