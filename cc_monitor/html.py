@@ -23,6 +23,7 @@ from cc_monitor.render import (
     import_notes,
     intraday_profiles,
     reason_rows,
+    repeat_line,
     scorecard_counts,
 )
 from kpis.catalogue import ALL
@@ -188,7 +189,7 @@ REASONS_SHOWN = 15
 def _reasons(report: dict[str, Any]) -> list[str]:
     """Contact reasons over the whole report (KS S 1006 나.(4) 3), the cause analysis): the
     most frequent, and the unresolved cases by reason; "not measured" when no event had one."""
-    out = ["<h2>Contact reasons (wrap-up codes)</h2>"]
+    out = ["<h2>Contact reasons (wrap-up codes)</h2>", f"<p>{_esc(repeat_line(report))}</p>"]
     rows = [r for r in report.get("reasons", []) if r["period"] == "total" and r["tenant"] == ALL
             and r["channel"] == ALL and r["queue"] == ALL]  # fmt: skip
     if not rows:

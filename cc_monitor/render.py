@@ -156,7 +156,7 @@ AGENT_HEADER = ["agent", "handled", "AHT", "talk", "hold", "after-contact work",
 
 
 REASON_HEADER = ["reason", "contacts", "share of coded", "mean handle time", "one-touch",
-                 "cases closed unresolved", "cases open at the end"]  # fmt: skip
+                 "repeat rate", "cases closed unresolved", "cases open at the end"]  # fmt: skip
 
 
 def reason_rows(report: dict[str, Any], limit: int = 10) -> list[list[str]]:
@@ -167,17 +167,28 @@ def reason_rows(report: dict[str, Any], limit: int = 10) -> list[list[str]]:
     out = []
     for r in rows[:limit]:
         m = r["metrics"]
-        out.append(
-            [
-                r["reason"],
-                f"{m['reason_contacts']:,}",
-                fmt_ratio(m["share"]),
-                fmt_duration(m["reason_handle_seconds"]["mean"]),
-                fmt_ratio(m["reason_one_touch_rate"]),
-                f"{m['reason_cases_unresolved']:,}",
-            ]
-        )
+        out.append([r["reason"], f"{m['reason_contacts']:,}", fmt_ratio(m["share"]),
+                    fmt_duration(m["reason_handle_seconds"]["mean"]),
+                    fmt_ratio(m["reason_one_touch_rate"]), fmt_ratio(m["reason_repeat_rate"]),
+                    f"{m['reason_cases_unresolved']:,}",
+                    f"{m['reason_cases_open_at_end']:,}"])  # fmt: skip
     return out
+
+
+def repeat_line(report: dict[str, Any]) -> str:
+    """The centre's repeat contacts in one sentence ("not measured" without customer ids)."""
+    total: dict[str, Any] = next((r["metrics"] for r in report["kpis"] if r["period"] == "total"
+                  and r["tenant"] == ALL and r["channel"] == ALL and r["queue"] == ALL),
+                 {})  # fmt: skip
+    days = report["config"]["engine"]["repeat_window_seconds"] / 86_400
+    identified = total.get("contacts_identified", 0)
+    if not identified or not days:
+        return ("Repeat contacts: not measured (no inbound contact with a customer id"
+                + ("" if days else "; engine.repeat_window_seconds is 0") + ").")  # fmt: skip
+    return (f"Repeat contacts: {total['contacts_repeated']:,} of {identified:,} inbound contacts "
+            f"with a customer id ({fmt_ratio(total['repeat_rate'])}) were followed by another "
+            f"contact of the same customer within {days:g} days; one-touch resolution "
+            f"{fmt_ratio(total.get('one_touch_rate'))}.")  # fmt: skip
 
 
 def import_notes(report: dict[str, Any]) -> list[str]:
@@ -319,6 +330,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     if reasons:
         lines += ["", "## Contact reasons (the most frequent)", ""]
         lines += _table(REASON_HEADER, reasons)
+    lines += ["", repeat_line(report)]
     rows_a, n_agents = agent_rows(report)
     if rows_a:
         shown = "" if n_agents <= len(rows_a) else f" (the {len(rows_a)} busiest of "

@@ -187,6 +187,18 @@ SERIES: tuple[Series, ...] = (
     _count("handled", KPI, "Contacts that reached an agent.", live=True),
     _count("transferred", KPI, "Transfers of a contact to another agent or queue.", live=True),
     _count(
+        "contacts_identified",
+        KPI,
+        "Inbound contacts with a customer id, when they end (the repeat rate's denominator; "
+        "replays only, kpis.rules.repeats).",
+    ),
+    _count(
+        "contacts_repeated",
+        KPI,
+        "Inbound contacts whose customer came back within engine.repeat_window_seconds of "
+        "their start (counted on them, when the repeat starts; replays only).",
+    ),
+    _count(
         "contacts_coded",
         KPI,
         "Contacts with at least one reason code (a reason's share = its contacts / these).",
@@ -213,6 +225,12 @@ SERIES: tuple[Series, ...] = (
         "cases_unresolved_no_follow_up",
         KPI,
         "Cases closed unresolved after going idle that no outbound contact followed up.",
+        live=True,
+    ),
+    _count(
+        "cases_unresolved_uncoded",
+        KPI,
+        "Cases closed unresolved whose contacts carried no reason code (no cause to analyse).",
         live=True,
     ),
     _count("cases_open_at_end", KPI, "Cases still open at the end of a replay.", live=True),
@@ -446,17 +464,26 @@ SERIES: tuple[Series, ...] = (
         "reason_contacts",
         REASON,
         "Contacts coded with the reason (a contact with several reasons counts in each).",
+        live=True,
     ),
-    _count("reason_resolved", REASON, "Cases resolved whose contacts had the reason."),
+    _count("reason_resolved", REASON, "Cases resolved whose contacts had the reason.", live=True),
     _count(
         "reason_resolved_one_touch",
         REASON,
         "Cases resolved in one agent interaction whose contacts had the reason.",
+        live=True,
     ),
     _count(
         "reason_cases_unresolved",
         REASON,
         "Cases closed unresolved whose contacts had the reason (KS S 1006 나.(4) 3)).",
+        live=True,
+    ),
+    _count(
+        "reason_repeated",
+        REASON,
+        "Contacts with the reason whose customer came back within the repeat window "
+        "(replays only).",
     ),
     _count(
         "reason_cases_open_at_end",
@@ -467,6 +494,7 @@ SERIES: tuple[Series, ...] = (
         "reason_handle_seconds",
         REASON,
         "Handle time of a contact with the reason (all its agent parts), once it is done.",
+        live=True,
     ),
     # --- platform (kpis.rules.platform) ---
     _count("system_reports", SYSTEM, "Status reports received from a component."),
@@ -517,6 +545,13 @@ RATIOS: tuple[Ratio, ...] = (
         ("callbacks_compliant", "callbacks_breached"),
         KPI,
         "Callbacks met over callbacks due.",
+    ),
+    Ratio(
+        "repeat_rate",
+        ("contacts_repeated",),
+        ("contacts_identified",),
+        KPI,
+        "Share of identified inbound contacts whose customer came back within the window.",
     ),
     Ratio("transfer_rate", ("transferred",), ("handled",), KPI, "Transfers per handled contact."),
     Ratio(
@@ -573,6 +608,13 @@ RATIOS: tuple[Ratio, ...] = (
         minus=("agent_nps_detractors",),
     ),
     Ratio("containment", ("ivr_self_served",), ("ivr_entries",), IVR, "IVR self-service."),
+    Ratio(
+        "reason_repeat_rate",
+        ("reason_repeated",),
+        ("reason_contacts",),
+        REASON,
+        "Share of the contacts with the reason whose customer came back within the window.",
+    ),
     Ratio(
         "reason_one_touch_rate",
         ("reason_resolved_one_touch",),

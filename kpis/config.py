@@ -213,6 +213,19 @@ class EngineConfig(BaseModel):
         "counted where the contact belongs (one small entry per contact is kept that long; "
         "0: answers are counted on their own labels and day).",
     )
+    repeat_window_seconds: float = Field(
+        7 * DAY,
+        ge=0,
+        description="A customer's inbound contact within this long of the start of their "
+        "previous one makes that one a repeated contact (kpis.rules.repeats; one small entry "
+        "per customer is kept one to two windows; 0: repeats are not measured).",
+    )
+    max_repeat_customers: int = Field(
+        2_000_000,
+        ge=1,
+        description="Customers remembered for repeat contacts at most; past it a new customer's "
+        "contacts are counted as data quality repeat_over_cap (and not judged).",
+    )
     max_open_contacts: int = Field(
         500_000,
         ge=1,

@@ -30,6 +30,7 @@ from kpis.rules.ivr import IvrRules
 from kpis.rules.labels import LabelRules
 from kpis.rules.platform import PlatformRules
 from kpis.rules.reasons import ReasonRules
+from kpis.rules.repeats import RepeatRules
 from kpis.rules.surveys import SurveyRules
 from kpis.targets import Targets
 
@@ -49,6 +50,7 @@ class Engine:
         agent_states: bool = False,
         agent_facts: FactSink | None = None,
         tracer: Tracer | None = None,
+        repeats: bool = True,
     ) -> None:
         """``batch`` and ``auto_watermark``: see :class:`kpis.core.EventCore`.
 
@@ -58,6 +60,10 @@ class Engine:
         ``agent_facts``: a live partition's engine sends the agent facts of its contacts there
         instead (:class:`kpis.rules.agents.AgentFacts`), for an :class:`AgentEngine` keyed by
         agent.
+
+        ``repeats``: measure repeat contacts (:mod:`kpis.rules.repeats`). Like agent states,
+        only an engine that sees every contact of a customer can: a live partition sees the
+        cases that hash to it, so its engine has none (docs/kpis.md, "Repeat contacts").
 
         ``tracer``: told which event or timer each observation comes from (a replay's
         contact ledger, for CSV drill-downs); handlers are wrapped only then."""
@@ -77,6 +83,7 @@ class Engine:
         self.reasons = ReasonRules(ctx, self.contacts.contacts, self.cases)
         self.contacts.on_done = self.reasons.contact_done
         self.labels.on_reasons = self.reasons.coded
+        self.repeats = RepeatRules(ctx, self.contacts.contacts, enabled=repeats)
         self.agents = AgentRules(ctx)
         out = self.agents if agent_states else agent_facts
         facts = (AgentFacts(ctx, self.contacts.contacts, out),) if out is not None else ()
@@ -89,6 +96,7 @@ class Engine:
             self.callbacks,
             self.surveys,  # before the contact rules: it reads a contact as it ends
             self.reasons,  # (no handlers: the label rules hand it the coded events)
+            self.repeats,  # before the contact rules on contact.ended (after on a start)
             *facts,  # likewise (its state machine keeps its own order)
             self.contacts,
             self.ivr,
@@ -104,6 +112,8 @@ class Engine:
                 if tracer is not None:
                     on_due = _traced_timer(kind, on_due, tracer)
                 core.on_timer(kind, on_due)
+        for event_type, handler in self.repeats.after_contacts().items():
+            core.on(event_type, handler if tracer is None else _traced(handler, tracer))
         self.ingest = core.ingest
         self.advance = core.advance
         self.flush = core.flush

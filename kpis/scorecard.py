@@ -1,7 +1,7 @@
 """KS S 1006 scorecard and CX benchmark of a report (pure: from the report's own sections).
 
 The scorecard covers every checklist item events can measure (KS S 1006, checklist 가.(1) 5)-6)
-and 나.(1), (4), 11.4), each with pass / fail, the counts behind it and example contact ids.
+and 나.(1), (4) 1)-3), 11.4), each with pass / fail, the counts behind it and example contact ids.
 The benchmark sets the centre's KPIs beside the champion and starter figures of the
 Zendesk / ESG CX maturity report (APAC, 2021). Targets are configurable; see docs/report.md.
 """
@@ -189,6 +189,21 @@ def scorecard(report: dict[str, Any], targets: ScorecardTargets) -> list[dict[st
         ex.get("cases_unresolved_no_follow_up", []),
         "every case left unresolved for the case idle timeout had an outbound follow-up "
         "(judged on the cases that reached it; follow-ups before it are counted)",
+    ))  # fmt: skip
+
+    # 나.(4) 3) "미해결콜에 대한 미해결 원인 분석": the causes of unresolved contacts analysed.
+    # Evidence is the reason codes: without any code in the log there is none (not measured),
+    # and the item is judged on the cases closed unresolved, as 1)-2) are.
+    coded = total.get("contacts_coded", 0)
+    uncoded = total.get("cases_unresolved_uncoded", 0)
+    items.append(_item(
+        "Causes of unresolved contacts analysed", "나.(4) 3)",
+        (uncoded == 0) if (coded and unresolved) else None,
+        {"left_unresolved": unresolved, "with_reason": unresolved - uncoded,
+         "without_reason": uncoded, "contacts_coded": coded},
+        ex.get("cases_unresolved_uncoded", []),
+        "every case left unresolved carries its contacts' reason codes, so its cause is in the "
+        "report's reasons rows (unresolved cases per reason)",
     ))  # fmt: skip
 
     # 11.4: without an incident to see (no alert, no component status) there is no evidence

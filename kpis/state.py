@@ -56,6 +56,7 @@ class ContactState:
     ended: float | None = None
     reasons: list[str] | None = None  # contact reason codes, as kept (kpis.rules.reasons)
     handled_seconds: float = 0.0  # handle time of its agent parts wrapped up so far
+    customer_id: str | None = None  # pseudonymous, as its first event carried it
 
     def to_dict(self) -> dict[str, Any]:
         d = _plain(self, _CONTACT_FIELDS)
@@ -111,6 +112,19 @@ class _Labelled:
 
 
 @dataclass(slots=True)
+class RepeatRef(_Labelled):
+    """A customer's latest inbound contact (kpis.rules.repeats): where a repeat of it counts."""
+
+    contact_id: str
+    started: float
+    labels: tuple[str, str, str]  # final once the contact ended
+    reasons: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self, _REPEAT_FIELDS)
+
+
+@dataclass(slots=True)
 class CallbackState(_Labelled):
     callback_id: str
     labels: tuple[str, str, str]
@@ -144,3 +158,4 @@ _CONTACT_FIELDS = tuple(f.name for f in fields(ContactState))
 _CASE_FIELDS = tuple(f.name for f in fields(CaseState))
 _CALLBACK_FIELDS = tuple(f.name for f in fields(CallbackState))
 _SURVEY_FIELDS = tuple(f.name for f in fields(SurveyRef))
+_REPEAT_FIELDS = tuple(f.name for f in fields(RepeatRef))

@@ -138,7 +138,7 @@ class PartitionEngine:
         live = self.inputs is not None
         self.engine = assemble(
             lambda sink: Engine(self.config, sink, batch=1 << 30 if live else 1,
-                                auto_watermark=not live, agent_facts=facts),
+                                auto_watermark=not live, agent_facts=facts, repeats=False),
             self.metrics, self.recorder, queues=True,
             every=self.rules.evaluation_interval_seconds if self.rules is not None else 0.0,
         )  # fmt: skip

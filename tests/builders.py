@@ -5,6 +5,8 @@ import one another)."""
 from __future__ import annotations
 
 import os
+import tempfile
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from streams.audit.archive import LiveArchive
 from streams.inputs.importers import make_importer
 from streams.inputs.importers.anonymous_bank import FIELDS
 from streams.inputs.privacy import Pseudonymizer
-from streams.replay import Replay, Source
+from streams.replay import Replay, Source, replay_paths
 
 BYE = "CUSTOMER_DISCONNECT"
 
@@ -126,3 +128,50 @@ def kill(archive: LiveArchive, cut: bytes = b"") -> None:
         os.close(fd)
     archive.writers.clear()
     archive._locks.clear()
+
+
+# --- contact reasons and repeat contacts (tests/test_reasons.py, tests/test_repeats.py) ---
+
+T0 = datetime(2026, 11, 2, 9, tzinfo=UTC).timestamp()
+
+
+def ev(kind: str, cid: str, at: float, **fields: Any) -> bytes:
+    base = {"event_id": f"{cid}-{kind}-{at}", "type": kind, "contact_id": cid,
+            "ts": datetime.fromtimestamp(T0 + at, UTC).isoformat(), "channel": "voice",
+            "tenant": "bank", "queue": "cards"}  # fmt: skip
+    return orjson.dumps({**base, **fields})
+
+
+def call(
+    cid: str, at: float, *, end: list[str] | None = None, wrap: list[str] | None = None,
+    resolved: bool | None = None, agent: str = "a1", **fields: Any,
+) -> list[bytes]:  # fmt: skip
+    """A call answered after 20 s, talked 300 s, wrapped up 60 s later: handle time 360 s."""
+    ended: dict[str, Any] = {"ended_by": "customer", **({"reasons": end} if end else {})}
+    wrapped: dict[str, Any] = {**({"reasons": wrap} if wrap else {})}
+    if resolved is not None:
+        wrapped["resolved"] = resolved
+    return [ev("contact.started", cid, at, **fields),
+            ev("queue.entered", cid, at + 1, **fields),
+            ev("agent.connected", cid, at + 20, agent_id=agent, **fields),
+            ev("contact.ended", cid, at + 320, agent_id=agent, **ended, **fields),
+            ev("wrapup.ended", cid, at + 380, agent_id=agent, **wrapped, **fields)]  # fmt: skip
+
+
+def report(lines: list[bytes], config: EngineConfig | None = None) -> dict[str, Any]:
+    """The replay report of ``lines``."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "log.jsonl"
+        path.write_bytes(b"".join(line + b"\n" for line in lines))
+        return replay_paths([str(path)], config or EngineConfig(), ZoneInfo("UTC"))
+
+
+def totals(rep: dict[str, Any], scope: tuple[str, str, str] = ("*", "*", "*")) -> dict[str, Any]:
+    return {r["reason"]: r["metrics"] for r in rep["reasons"] if r["period"] == "total"
+            and (r["tenant"], r["channel"], r["queue"]) == scope}  # fmt: skip
+
+
+def kpi_total(rep: dict[str, Any]) -> dict[str, Any]:
+    (row,) = [r for r in rep["kpis"] if r["period"] == "total" and r["tenant"] == "*"
+              and r["channel"] == "*" and r["queue"] == "*"]  # fmt: skip
+    return dict(row["metrics"])

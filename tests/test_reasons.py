@@ -4,8 +4,6 @@ replay."""
 
 from __future__ import annotations
 
-import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,53 +15,10 @@ from kpis.config import EngineConfig, LabelCaps, ReasonList
 from kpis.decode import Decoder
 from kpis.engine import Engine
 from streams.partitioned import partition_doc, replay_partitioned
-from streams.replay import replay_paths
 from streams.sinks.metrics import MetricsSink
+from tests.builders import call, ev, kpi_total, report, totals
 
 pytestmark = pytest.mark.unit
-T0 = datetime(2026, 11, 2, 9, tzinfo=UTC).timestamp()
-
-
-def ev(kind: str, cid: str, at: float, **fields: Any) -> bytes:
-    base = {"event_id": f"{cid}-{kind}-{at}", "type": kind, "contact_id": cid,
-            "ts": datetime.fromtimestamp(T0 + at, UTC).isoformat(), "channel": "voice",
-            "tenant": "bank", "queue": "cards"}  # fmt: skip
-    return orjson.dumps({**base, **fields})
-
-
-def call(
-    cid: str, at: float, *, end: list[str] | None = None, wrap: list[str] | None = None,
-    resolved: bool | None = None, agent: str = "a1", **fields: Any,
-) -> list[bytes]:  # fmt: skip
-    """A call answered after 20 s, talked 300 s, wrapped up 60 s later: handle time 360 s."""
-    ended: dict[str, Any] = {"ended_by": "customer", **({"reasons": end} if end else {})}
-    wrapped: dict[str, Any] = {**({"reasons": wrap} if wrap else {})}
-    if resolved is not None:
-        wrapped["resolved"] = resolved
-    return [ev("contact.started", cid, at, **fields),
-            ev("queue.entered", cid, at + 1, **fields),
-            ev("agent.connected", cid, at + 20, agent_id=agent, **fields),
-            ev("contact.ended", cid, at + 320, agent_id=agent, **ended, **fields),
-            ev("wrapup.ended", cid, at + 380, agent_id=agent, **wrapped, **fields)]  # fmt: skip
-
-
-def report(lines: list[bytes], config: EngineConfig | None = None) -> dict[str, Any]:
-    """The replay report of ``lines``."""
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "log.jsonl"
-        path.write_bytes(b"".join(line + b"\n" for line in lines))
-        return replay_paths([str(path)], config or EngineConfig(), ZoneInfo("UTC"))
-
-
-def totals(rep: dict[str, Any], scope: tuple[str, str, str] = ("*", "*", "*")) -> dict[str, Any]:
-    return {r["reason"]: r["metrics"] for r in rep["reasons"] if r["period"] == "total"
-            and (r["tenant"], r["channel"], r["queue"]) == scope}  # fmt: skip
-
-
-def kpi_total(rep: dict[str, Any]) -> dict[str, Any]:
-    (row,) = [r for r in rep["kpis"] if r["period"] == "total" and r["tenant"] == "*"
-              and r["channel"] == "*" and r["queue"] == "*"]  # fmt: skip
-    return dict(row["metrics"])
 
 
 def test_reasons_of_a_contact_count_once_each_with_share_handle_time_and_one_touch() -> None:
@@ -260,3 +215,45 @@ def test_contacts_csv_lists_a_contacts_codes_and_explain_finds_them(
     out = capsys.readouterr()
     listed = [line.split(",")[0] for line in out.out.splitlines()[1:]]
     assert listed == ["c1", "c2"] and "2 contacts counted in reason_contacts reason=fee" in out.err
+
+
+def test_the_scorecard_judges_the_cause_analysis_from_the_codes() -> None:
+    """KS S 1006 나.(4) 3): pass when every case left unresolved carries reason codes, fail
+    naming an uncoded one, not measured without any code in the log (no evidence)."""
+    config = EngineConfig(case_idle_timeout_seconds=3600)
+    later = ev("system.status", "x", 20_000, component="ivr", status="up")
+
+    def item(lines: list[bytes]) -> dict[str, Any]:
+        rep = report([*lines, later], config)
+        (found,) = [i for i in rep["scorecard"] if i["ks"] == "나.(4) 3)"]
+        return found
+
+    coded = item([*call("c1", 0, wrap=["fee"], resolved=True), *call("c2", 1000, wrap=["fee"])])
+    assert coded["status"] == "pass" and coded["counts"]["with_reason"] == 1
+    uncoded = item([*call("c1", 0, wrap=["fee"]), *call("c2", 1000)])
+    assert uncoded["status"] == "fail" and uncoded["counts"]["without_reason"] == 1
+    assert uncoded["examples"] == ["c2"]
+    none = item([*call("c1", 0), *call("c2", 1000, resolved=True)])
+    assert none["status"] == "not measured" and none["counts"]["contacts_coded"] == 0
+
+
+def test_the_live_view_has_the_reports_reason_rows() -> None:
+    """/api/kpis ``reasons``: from the partitions' documents, the report's counts, shares and
+    handle times per reason (resolutions only once final: no provisional part there)."""
+    from streams.sinks.readmodel import kpi_view
+
+    lines = [x for i in range(30) for x in call(f"c{i}", i * 400, case_id=f"k{i % 10}",
+                                                  wrap=[("fee", "lost_card")[i % 2]] if i % 3
+                                                  else ["fee", "limit"])]  # fmt: skip
+    engines = replay_partitioned(lines, 3, EngineConfig())
+    view = kpi_view([partition_doc(pe) for pe in engines.values()], 3)
+    rep = report(lines)
+    want = {(r["tenant"], r["channel"], r["queue"], r["reason"]): r["metrics"]
+            for r in rep["reasons"] if r["period"] == "total"}  # fmt: skip
+    got = {(r["tenant"], r["channel"], r["queue"], r["reason"]): r["metrics"]
+           for r in view["reasons"]}  # fmt: skip
+    assert set(got) == set(want) and len(got) == 3 * 6
+    for key, m in got.items():
+        w = want[key]
+        assert (m["reason_contacts"], m["share"]) == (w["reason_contacts"], w["share"]), key
+        assert m["reason_handle_seconds"]["mean"] == w["reason_handle_seconds"]["mean"], key

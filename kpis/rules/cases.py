@@ -196,6 +196,8 @@ class CaseRules(Rule):
             self.sink.count("cases_unresolved_no_follow_up", k.labels, when, k.evidence)
         if k.reasons and self.on_final is not None:
             self.on_final(k, "unresolved", when)
+        else:  # no contact of it coded: its cause cannot be analysed (KS S 1006 나.(4) 3))
+            self.sink.count("cases_unresolved_uncoded", k.labels, when, k.evidence)
         del self.cases[case_id]
         self._keep_closed(k, when)
 

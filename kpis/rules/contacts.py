@@ -126,6 +126,7 @@ class ContactRules(Rule):
         case_id = rec.case_id or cid
         c = ContactState(cid, case_id, tenant, channel, queue, ts, ts, labels, inbound)
         c.priority = getattr(rec, "priority", None)
+        c.customer_id = rec.customer_id
         self.contacts[cid] = c
         self.sink.count("contacts", labels, ts)
         self.schedule(ts + self.config.idle_timeout(channel), TIMER_CONTACT, cid)

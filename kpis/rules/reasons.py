@@ -58,6 +58,7 @@ class ReasonRules(Rule):
         known = c.reasons
         if known is None:
             known = c.reasons = []
+        if not known:  # (an empty list: the repeat rules keep it for the codes to come)
             self.sink.count("contacts_coded", c.labels, ts)
         tenant, channel, queue = c.labels
         k = self._cases.cases.get(c.case_id)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from kpis.catalogue import KPI, names, ratio_values
+from kpis.catalogue import KPI, REASON, names, ratio_value, ratio_values
 from kpis.interfaces import Labels
 
 DOC_VERSION = 1
@@ -32,6 +32,8 @@ def finite(x: float) -> float | None:
 
 COUNTS = names(KPI, "count", live=True)
 DURATIONS = names(KPI, "duration", live=True)
+REASON_COUNTS = names(REASON, "count", live=True)
+REASON_DURATIONS = names(REASON, "duration", live=True)
 
 
 def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, Any]:
@@ -45,6 +47,7 @@ def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, An
     handling: dict[Labels, list[float]] = {}
     covered: list[int] = []
     latest: float | None = None
+    reasons: dict[Labels, dict[str, float]] = {}
     for doc in docs:
         covered.append(int(doc["partition"]))
         if doc.get("max_ts") is not None:
@@ -54,12 +57,21 @@ def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, An
                 for key in KPI.scopes(tuple(labels)):
                     row = counts.setdefault(key, {})
                     row[name] = row.get(name, 0.0) + v
+            elif name in REASON_COUNTS and len(labels) == 4:
+                for key in REASON.scopes(tuple(labels)):
+                    row = reasons.setdefault(key, {})
+                    row[name] = row.get(name, 0.0) + v
         for name, labels, n, total in doc["histograms"]:
             if name in DURATIONS and len(labels) == 3:
                 for key in KPI.scopes(tuple(labels)):
                     d = durations.setdefault(key, {}).setdefault(name, [0.0, 0.0])
                     d[0] += n
                     d[1] += total
+            elif name in REASON_DURATIONS and len(labels) == 4:
+                for key in REASON.scopes(tuple(labels)):
+                    row = reasons.setdefault(key, {})
+                    row[name + ".count"] = row.get(name + ".count", 0.0) + n
+                    row[name + ".sum"] = row.get(name + ".sum", 0.0) + total
         for labels, resolved, one_touch, seconds in doc.get("provisional", []):
             for key in KPI.scopes(tuple(labels)):
                 row = counts.setdefault(key, {})
@@ -106,7 +118,28 @@ def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, An
             "complete": sorted(covered) == list(range(partitions)),
         },
         "kpis": rows,
+        "reasons": _reason_rows(reasons, counts),
     }
+
+
+def _reason_rows(
+    reasons: Mapping[Labels, Mapping[str, float]], counts: Mapping[Labels, Mapping[str, float]]
+) -> list[dict[str, Any]]:
+    """Rows per (tenant, channel, queue, reason) scope, as the report's ``reasons`` rows (a
+    resolution counts once final, after its reopen window: no provisional part here)."""
+    out = []
+    for key in sorted(reasons):
+        c = reasons[key]
+        metrics: dict[str, Any] = {name: int(c.get(name, 0.0)) for name in REASON_COUNTS}
+        for name in REASON_DURATIONS:
+            n, total = c.get(name + ".count", 0.0), c.get(name + ".sum", 0.0)
+            metrics[name] = {"count": int(n), "mean": round(total / n, 3) if n else None}
+        metrics.update(ratio_values(REASON, c))
+        coded = counts.get(key[:3], {}).get("contacts_coded", 0.0)
+        metrics["share"] = ratio_value(c.get("reason_contacts", 0.0), coded)
+        out.append({"tenant": key[0], "channel": key[1], "queue": key[2], "reason": key[3],
+                    "metrics": metrics})  # fmt: skip
+    return out
 
 
 class KpiViewStore(Protocol):
