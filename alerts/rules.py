@@ -440,6 +440,17 @@ DEFAULT_RULES: dict[str, Rule] = {
         keep_firing_seconds=60 * M,
         summary="{value:g} callbacks missed their deadline in the last hour",
     ),
+    "complaint_overdue": CountRule(
+        series="complaints_overdue", by=("tenant", "category"), window_seconds=60 * M,
+        threshold=1, keep_firing_seconds=60 * M,
+        summary="{value:g} complaints ({category}) passed their close target unclosed in the "
+        "last hour",
+    ),
+    "complaints_spike": CountRule(
+        series="complaints_opened", by=("tenant", "category"), window_seconds=60 * M,
+        threshold=10, keep_firing_seconds=30 * M,
+        summary="{value:g} complaints ({category}) opened in the last hour",
+    ),
 }  # fmt: skip
 
 

@@ -68,6 +68,12 @@ REASONS: dict[str, tuple[tuple[str, float, float], ...]] = {
     "messaging": (("app_login", 0.5, 0.6), ("general_inquiry", 0.5, 0.4)),
     "video": (("loan_inquiry", 0.6, 0.4), ("account_info", 0.4, 0.6)),
 }  # fmt: skip
+COMPLAINT_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "billing": ("billing_error", "fees"), "cards": ("card_service", "fraud_handling"),
+    "loans": ("loan_terms", "fees"), "general": ("service_quality", "agent_conduct"),
+    "chat": ("service_quality", "app_problem"), "email": ("slow_reply", "billing_error"),
+    "messaging": ("app_problem", "slow_reply"), "video": ("service_quality", "loan_terms"),
+}  # fmt: skip
 INCIDENT_START = time(14, 0)
 INCIDENT_MINUTES = 30
 
@@ -247,6 +253,7 @@ class Simulator:
         # surveys draw from their own generator: the rest of a seed's log stays what it was
         self.survey_rng = random.Random(cfg.seed * 7919 + 13)
         self.reason_rng = random.Random(cfg.seed * 104_729 + 17)  # so do the reason codes
+        self.complaint_rng = random.Random(cfg.seed * 7_727 + 29)  # and the complaints
         # answers after the simulated days are not in (yet): the log ends where it would
         last = cfg.start + timedelta(days=cfg.days)
         self.survey_until = datetime.combine(last, time(0), cfg.tz).timestamp()
@@ -508,6 +515,7 @@ class Simulator:
         if channel == "voice" and self._voice_cut(c, t, answer):
             return
         c["agent"] = agent
+        c["waited"] = answer - t
         self._emit(answer - 1.0, "agent.offered", c)
         self._emit(answer, "agent.connected", c)
         end = answer + talk + hold
@@ -581,6 +589,51 @@ class Simulator:
             gap = rng.uniform(3600, 6 * 86400) if early else rng.uniform(8 * 86400, 10 * 86400)
             self._schedule_contact(t + gap, c["channel"], {"ids": ids, "attempt": 9, "reopen": 1})
         self._survey(c, t, bool(c.get("transferred")) or attempt > 0)
+        self._complaint(c, t, attempt > 0)
+
+    def _complaint(self, c: dict[str, Any], t: float, repeat: bool) -> None:
+        """About one handled contact in seventy complains, more after a long wait, a transfer
+        or a repeat contact: acknowledged within hours, closed within days (a few past the
+        14-day target), some escalated, compensated or reopened; a few recorded without the
+        remedy asked for or a severity. Its own generator: the rest of the log is unchanged."""
+        rng = self.complaint_rng
+        p = 0.008 + 0.03 * bool(c.get("transferred")) + 0.03 * repeat
+        p += 0.03 * (c.get("waited", 0.0) > 300)
+        if rng.random() >= p:
+            return
+        slow = c.get("waited", 0.0) > 300
+        category = "wait_time" if slow else rng.choice(COMPLAINT_CATEGORIES.get(
+            c["queue"], ("service_quality",)))  # fmt: skip
+        opened = t + rng.uniform(60, 3600)
+        fields: dict[str, Any] = {"complaint_id": f"K-{c['contact_id']}", "category": category}
+        if rng.random() < 0.92:
+            fields["severity"] = rng.choices(("low", "medium", "high", "critical"),
+                                             (0.4, 0.4, 0.15, 0.05))[0]  # fmt: skip
+        if rng.random() < 0.88:
+            fields["remedy"] = rng.choice(("refund", "apology", "explanation", "fee_waiver",
+                                           "callback"))  # fmt: skip
+        until = self.survey_until  # the log's end: later steps are not in (yet)
+        steps: list[tuple[float, str, dict[str, Any]]] = [(opened, "complaint.opened", fields)]
+        ack = opened + rng.lognormvariate(math.log(3 * 3600), 0.8)
+        closed = opened + rng.lognormvariate(math.log(3 * 86400), 0.9)
+        cid = {"complaint_id": fields["complaint_id"]}
+        if rng.random() < 0.95:
+            steps.append(
+                (min(ack, closed - 1), "complaint.updated", {**cid, "status": "investigating"})
+            )
+        if rng.random() < 0.15:
+            steps.append(((min(ack, closed) + closed) / 2, "complaint.escalated", cid))
+        outcome = rng.choices(("upheld", "partly_upheld", "not_upheld", "withdrawn"),
+                              (0.35, 0.25, 0.3, 0.1))[0]  # fmt: skip
+        if outcome != "not_upheld" and rng.random() < 0.4:
+            size = rng.choice(("small", "medium", "large"))
+            steps.append((closed - 60, "complaint.compensated", {**cid, "amount_class": size}))
+        steps.append((closed, "complaint.closed", {**cid, "outcome": outcome}))
+        if rng.random() < 0.05:
+            steps.append((closed + rng.uniform(86400, 10 * 86400), "complaint.reopened", cid))
+        for at, etype, f in steps:
+            if at < until:
+                self._emit(at, etype, c, **f)
 
     def _survey(self, c: dict[str, Any], t: float, rough: bool) -> None:
         """A fifth of handled customers answer the post-contact survey, most within the hour,

@@ -93,9 +93,24 @@ IVR = Family("ivr", ("tenant", "channel", "flow", "menu"), "ivr", ivr_scopes)
 SYSTEM = Family("system", ("tenant", "component"), "system", system_scopes)
 AGENT = Family("agent", ("tenant", "agent"), "agents", agent_scopes, exported=False)
 """Per pseudonymous agent: in the report for supervisors and auditors, never in /metrics."""
+
+
+def complaint_scopes(labels: Labels) -> Iterator[Labels]:
+    """Rollups of (tenant, channel of receipt, category): all, per channel, per category, per
+    channel and category, and the same per tenant when the complaint has one."""
+    tenant, channel, category = labels
+    for t in (ALL, tenant) if tenant != NO_LABEL else (ALL,):
+        yield (t, ALL, ALL)
+        yield (t, channel, ALL)
+        yield (t, ALL, category)
+        yield (t, channel, category)
+
+
+COMPLAINT = Family("complaint", ("tenant", "channel", "category"), "complaints", complaint_scopes)
+"""Complaints per channel of receipt and category (kpis.rules.complaints)."""
 REASON = Family("reason", ("tenant", "channel", "queue", "reason"), "reasons", reason_scopes)
 """Per contact reason (wrap-up code), bounded per tenant (kpis.rules.reasons)."""
-FAMILIES = (KPI, IVR, SYSTEM, AGENT, REASON)
+FAMILIES = (KPI, IVR, SYSTEM, AGENT, REASON, COMPLAINT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +212,12 @@ SERIES: tuple[Series, ...] = (
         KPI,
         "Inbound contacts whose customer came back within engine.repeat_window_seconds of "
         "their start (counted on them, when the repeat starts; replays only).",
+    ),
+    _count(
+        "complaints",
+        KPI,
+        "Complaints received on the contacts of the queue (complaints per contact beside).",
+        live=True,
     ),
     _count(
         "contacts_coded",
@@ -496,6 +517,54 @@ SERIES: tuple[Series, ...] = (
         "Handle time of a contact with the reason (all its agent parts), once it is done.",
         live=True,
     ),
+    # --- complaints (kpis.rules.complaints), per channel of receipt and category ---
+    _count("complaints_opened", COMPLAINT, "Complaints opened (each under its unique id)."),
+    _count(
+        "complaints_acknowledged",
+        COMPLAINT,
+        "Complaints acknowledged (their first update, or their close).",
+    ),
+    _count("complaints_ack_targeted", COMPLAINT, "Acknowledged complaints with a target."),
+    _count("complaints_ack_in_target", COMPLAINT, "Complaints acknowledged within target."),
+    _count(
+        "complaints_ack_overdue",
+        COMPLAINT,
+        "Complaints whose time to acknowledge passed without an acknowledgement.",
+    ),
+    _count("complaints_escalated", COMPLAINT, "Complaints escalated (once each)."),
+    _count("complaints_compensated", COMPLAINT, "Complaints compensated (an amount class)."),
+    _count("complaints_closed", COMPLAINT, "Complaints closed, with an outcome."),
+    _count("complaints_close_targeted", COMPLAINT, "Closed complaints with a close target."),
+    _count("complaints_closed_in_target", COMPLAINT, "Complaints closed within target."),
+    _count("complaints_upheld", COMPLAINT, "Complaints closed upheld or partly upheld."),
+    _count(
+        "complaints_overdue",
+        COMPLAINT,
+        "Complaints still open when their close target passed (the alert complaint_overdue).",
+    ),
+    _count("complaints_reopened", COMPLAINT, "Closed complaints reopened."),
+    _count(
+        "complaints_without_remedy",
+        COMPLAINT,
+        "Complaints opened without the remedy the customer asks for (KS S 1006 다.(1) 3)).",
+    ),
+    _count(
+        "complaints_unrated",
+        COMPLAINT,
+        "Complaints opened without a severity (not evaluated by criteria, 다.(1) 4)).",
+    ),
+    _count("complaints_open_at_end", COMPLAINT, "Complaints still open at the end of a replay."),
+    _duration(
+        "complaint_ack_seconds", COMPLAINT, "Time to acknowledge a complaint (calendar time)."
+    ),
+    _duration("complaint_close_seconds", COMPLAINT, "Time to close a complaint (calendar time)."),
+    Series(
+        "complaints_open",
+        "gauge",
+        COMPLAINT,
+        "Complaints open now.",
+        report=False,
+    ),
     # --- platform (kpis.rules.platform) ---
     _count("system_reports", SYSTEM, "Status reports received from a component."),
     _count("system_down", SYSTEM, "Components reported down."),
@@ -608,6 +677,27 @@ RATIOS: tuple[Ratio, ...] = (
         minus=("agent_nps_detractors",),
     ),
     Ratio("containment", ("ivr_self_served",), ("ivr_entries",), IVR, "IVR self-service."),
+    Ratio(
+        "complaints_per_contact",
+        ("complaints",),
+        ("contacts",),
+        KPI,
+        "Complaints per contact (x1000: per 1,000 contacts).",
+    ),
+    Ratio(
+        "complaint_close_in_target_rate",
+        ("complaints_closed_in_target",),
+        ("complaints_close_targeted",),
+        COMPLAINT,
+        "Share of closed complaints closed within their target.",
+    ),
+    Ratio(
+        "complaint_ack_in_target_rate",
+        ("complaints_ack_in_target",),
+        ("complaints_ack_targeted",),
+        COMPLAINT,
+        "Share of acknowledged complaints acknowledged within their target.",
+    ),
     Ratio(
         "reason_repeat_rate",
         ("reason_repeated",),

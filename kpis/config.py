@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -82,6 +82,25 @@ class ReasonList(BaseModel):
         return v
 
 
+class ComplaintTarget(BaseModel):
+    """How fast a complaint is acknowledged and closed: per tenant, category and severity
+    (each unset: any); the most specific rule that matches wins, then the earlier one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: str | None = Field(None, min_length=1, max_length=100)
+    category: str | None = Field(None, min_length=1, max_length=64)
+    severity: Literal["low", "medium", "high", "critical"] | None = None
+    acknowledge_seconds: float | None = Field(None, gt=0)
+    close_seconds: float | None = Field(None, gt=0)
+
+
+DEFAULT_COMPLAINT_TARGETS = (
+    ComplaintTarget(acknowledge_seconds=DAY, close_seconds=14 * DAY),
+    ComplaintTarget(severity="critical", acknowledge_seconds=4 * 3600.0, close_seconds=3 * DAY),
+)
+
+
 class LabelCaps(BaseModel):
     """How many distinct values each label dimension keeps (kpis.rules.labels); past a cap a
     value is folded into ``other`` and counted as data quality ``label_folded_<dimension>``.
@@ -99,6 +118,9 @@ class LabelCaps(BaseModel):
     components: int = Field(100, ge=1, description="Platform components (system.status).")
     reasons_per_tenant: int = Field(
         100, ge=1, description="Contact reason codes of a tenant without a configured list."
+    )
+    complaint_categories_per_tenant: int = Field(
+        50, ge=1, description="Complaint categories of a tenant without a configured list."
     )
     agents: int = Field(10_000, ge=1, description="Agents of all tenants together.")
     configured_only: bool = Field(
@@ -257,6 +279,30 @@ class EngineConfig(BaseModel):
         "list is counted as `unknown` (data quality unknown_reason). A tenant without a list "
         "keeps its first label_caps.reasons_per_tenant codes, later ones fold into `other`.",
     )
+    complaint_categories: tuple[ReasonList, ...] = Field(
+        (),
+        max_length=1000,
+        description="Complaint categories per tenant, as contact_reasons: a category outside "
+        "its tenant's list is `unknown` (data quality unknown_complaint_category).",
+    )
+    complaint_targets: tuple[ComplaintTarget, ...] = Field(
+        DEFAULT_COMPLAINT_TARGETS,
+        max_length=1000,
+        description="Time to acknowledge and to close a complaint, per tenant, category and "
+        "severity (the most specific match wins); the default: 1 day and 14 days, critical "
+        "ones 4 h and 3 days. A complaint unclosed at its target is overdue.",
+    )
+    max_open_complaints: int = Field(
+        200_000,
+        ge=1,
+        description="Complaints kept open at most; past it a new one is counted as data "
+        "quality complaint_over_cap and not followed.",
+    )
+    complaint_reopen_window_seconds: float = Field(
+        30 * DAY,
+        ge=0,
+        description="A closed complaint is remembered this long, so that a reopen counts on it.",
+    )
     targets: tuple[TargetRule, ...] = Field(
         (),
         description="Ordered target rules per tenant / channel / queue / priority (most specific "
@@ -272,7 +318,7 @@ class EngineConfig(BaseModel):
         "here counts the 24 h (callback_deadline_seconds) in its business hours instead.",
     )
 
-    @field_validator("contact_reasons")
+    @field_validator("contact_reasons", "complaint_categories")
     @classmethod
     def _one_list_per_tenant(cls, v: tuple[ReasonList, ...]) -> tuple[ReasonList, ...]:
         tenants = [r.tenant for r in v]

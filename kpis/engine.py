@@ -25,6 +25,7 @@ from kpis.rules.agents import FACT_TYPES, AgentFacts, AgentRules, FactSink
 from kpis.rules.base import Rule, RuleContext
 from kpis.rules.callbacks import CallbackRules
 from kpis.rules.cases import CaseRules, provisional
+from kpis.rules.complaints import ComplaintRules
 from kpis.rules.contacts import ContactRules
 from kpis.rules.ivr import IvrRules
 from kpis.rules.labels import LabelRules
@@ -88,6 +89,7 @@ class Engine:
         out = self.agents if agent_states else agent_facts
         facts = (AgentFacts(ctx, self.contacts.contacts, out),) if out is not None else ()
         self.platform = PlatformRules(ctx)
+        self.complaints = ComplaintRules(ctx)
         # The order in which a replay's end settles the domains and a checkpoint lists them;
         # handlers of one event type registered by several rules run in this order too.
         self.rules: tuple[Rule, ...] = (
@@ -101,6 +103,7 @@ class Engine:
             self.contacts,
             self.ivr,
             self.platform,
+            self.complaints,
             *((self.agents,) if agent_states else ()),  # its end and checkpoint
         )
         for rule in self.rules:

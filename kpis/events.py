@@ -253,6 +253,59 @@ class SurveyAnswered(EventBase):
     )
 
 
+# --- complaints (KS S 1006 다.(1)) ---
+
+ComplaintSeverity: TypeAlias = Literal["low", "medium", "high", "critical"]
+
+
+class ComplaintOpened(EventBase):
+    """A complaint received on ``contact_id`` (its channel is the channel of receipt), under
+    a unique id. ``category`` and ``remedy`` are codes of bounded lists, never free text."""
+
+    type: Literal["complaint.opened"]
+    complaint_id: Id
+    category: ReasonCode = Field(
+        description="From the tenant's list (engine.complaint_categories); else 'unknown'."
+    )
+    severity: ComplaintSeverity | None = Field(
+        default=None, description="As the centre's criteria rate it (KS S 1006 다.(1) 4))."
+    )
+    remedy: ReasonCode | None = Field(
+        default=None,
+        description="The remedy the customer asks for, as a code (다.(1) 3)): refund, apology, ...",
+    )
+
+
+class ComplaintUpdated(EventBase):
+    type: Literal["complaint.updated"]
+    complaint_id: Id
+    status: Literal["acknowledged", "investigating", "waiting_for_customer", "proposed"]
+
+
+class ComplaintEscalated(EventBase):
+    type: Literal["complaint.escalated"]
+    complaint_id: Id
+
+
+class ComplaintCompensated(EventBase):
+    type: Literal["complaint.compensated"]
+    complaint_id: Id
+    amount_class: Literal["none", "small", "medium", "large"] = Field(
+        description="The compensation's size class (never an amount or personal data)."
+    )
+
+
+class ComplaintClosed(EventBase):
+    type: Literal["complaint.closed"]
+    complaint_id: Id
+    outcome: Literal["upheld", "partly_upheld", "not_upheld", "withdrawn"]
+
+
+class ComplaintReopened(EventBase):
+    type: Literal["complaint.reopened"]
+    complaint_id: Id
+
+
 Event = Annotated[
     ContactStarted
     | ContactTransferred
@@ -277,7 +330,13 @@ Event = Annotated[
     | CallbackCancelled
     | SystemStatus
     | AgentState
-    | SurveyAnswered,
+    | SurveyAnswered
+    | ComplaintOpened
+    | ComplaintUpdated
+    | ComplaintEscalated
+    | ComplaintCompensated
+    | ComplaintClosed
+    | ComplaintReopened,
     Field(discriminator="type"),
 ]
 
@@ -326,6 +385,12 @@ TYPE_RANK: dict[str, int] = {
             "case.resolved",
             "case.reopened",
             "survey.answered",
+            "complaint.opened",
+            "complaint.updated",
+            "complaint.escalated",
+            "complaint.compensated",
+            "complaint.closed",
+            "complaint.reopened",
         )
     )
 }

@@ -1,7 +1,8 @@
 """KS S 1006 scorecard and CX benchmark of a report (pure: from the report's own sections).
 
 The scorecard covers every checklist item events can measure (KS S 1006, checklist 가.(1) 5)-6)
-and 나.(1), (4) 1)-3), 11.4), each with pass / fail, the counts behind it and example contact ids.
+and 나.(1), (4) 1)-3), 다.(1) 1)-5), 11.4), each with pass / fail, the counts behind it and
+example contact ids.
 The benchmark sets the centre's KPIs beside the champion and starter figures of the
 Zendesk / ESG CX maturity report (APAC, 2021). Targets are configurable; see docs/report.md.
 """
@@ -206,6 +207,8 @@ def scorecard(report: dict[str, Any], targets: ScorecardTargets) -> list[dict[st
         "report's reasons rows (unresolved cases per reason)",
     ))  # fmt: skip
 
+    items.extend(_complaint_items(report))
+
     # 11.4: without an incident to see (no alert, no component status) there is no evidence
     incidents = [a for a in report.get("alerts", []) if a["severity"] == "critical"]
     open_incidents = [a for a in incidents if a["ends_at"] is None]
@@ -218,6 +221,51 @@ def scorecard(report: dict[str, Any], targets: ScorecardTargets) -> list[dict[st
         "every critical alert (incident) raised was resolved by the end of the log",
     ))  # fmt: skip
     return items
+
+
+def _complaint_items(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """KS S 1006 다.(1) 1)-5), judged from the complaint events (kpis.rules.complaints); every
+    item is "not measured" in a log without any complaint: no evidence either way."""
+    c = _row(report.get("complaints", []), tenant=ALL, channel=ALL, category=ALL)
+    dq = report.get("data_quality", {})
+    ex = report.get("examples", {})
+    opened = c.get("complaints_opened", 0)
+    seen = bool(opened)
+    channels = sorted(r["channel"] for r in report.get("complaints", []) if r["period"] == "total"
+                      and r["tenant"] == ALL and r["category"] == ALL and r["channel"] != ALL
+                      and r["metrics"]["complaints_opened"])  # fmt: skip
+    with_contacts = channels_offered(report) or 0
+    reused, unknown = dq.get("complaint_id_reused", 0), dq.get("complaint_unknown", 0)
+    no_remedy, unrated = c.get("complaints_without_remedy", 0), c.get("complaints_unrated", 0)
+    overdue = c.get("complaints_overdue", 0)
+    return [
+        _item("Complaints collected from every channel, managed together", "다.(1) 1)",
+              (len(channels) > 1 or with_contacts <= 1) if seen else None,
+              {"complaints": opened, "channels_with_complaints": channels,
+               "channels_with_contacts": with_contacts}, [],
+              "complaints are recorded, each with its channel of receipt, from more than one "
+              "channel (or the only one the centre has)"),
+        _item("Each complaint under a unique id, recorded", "다.(1) 2)",
+              (reused == 0 and unknown == 0) if seen else None,
+              {"complaints": opened, "id_reused": reused, "events_for_unknown_ids": unknown},
+              [], "no complaint id opened twice, no complaint event for an id never opened"),
+        _item("The remedy the customer asks for recorded", "다.(1) 3)",
+              (no_remedy == 0) if seen else None,
+              {"complaints": opened, "without_remedy": no_remedy},
+              ex.get("complaints_without_remedy", []),
+              "every complaint carries the remedy asked for (remedy)"),
+        _item("Complaints evaluated by criteria", "다.(1) 4)", (unrated == 0) if seen else None,
+              {"complaints": opened, "without_severity": unrated,
+               "closed_with_outcome": c.get("complaints_closed", 0)},
+              ex.get("complaints_unrated", []),
+              "every complaint is rated (severity) and every closed one has an outcome"),
+        _item("Complaints investigated to the end", "다.(1) 5)", (overdue == 0) if seen else None,
+              {"complaints": opened, "closed": c.get("complaints_closed", 0),
+               "overdue": overdue, "open_at_end": c.get("complaints_open_at_end", 0),
+               "closed_in_target": c.get("complaints_closed_in_target", 0)},
+              ex.get("complaints_overdue", []),
+              "no complaint passed its close target unclosed (engine.complaint_targets)"),
+    ]  # fmt: skip
 
 
 def channels_offered(report: dict[str, Any]) -> int | None:

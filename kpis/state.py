@@ -125,6 +125,28 @@ class RepeatRef(_Labelled):
 
 
 @dataclass(slots=True)
+class ComplaintState(_Labelled):
+    """An open (or recently closed) complaint (kpis.rules.complaints)."""
+
+    complaint_id: str
+    labels: tuple[str, str, str]  # tenant, channel of receipt, category
+    opened: float
+    severity: str | None
+    ack_deadline: float | None
+    close_deadline: float | None
+    evidence: str  # the contact it came from
+    acknowledged: float | None = None
+    closed: float | None = None
+    escalated: bool = False
+    compensated: bool = False
+    ack_overdue: bool = False
+    overdue: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self, _COMPLAINT_FIELDS)
+
+
+@dataclass(slots=True)
 class CallbackState(_Labelled):
     callback_id: str
     labels: tuple[str, str, str]
@@ -159,3 +181,4 @@ _CASE_FIELDS = tuple(f.name for f in fields(CaseState))
 _CALLBACK_FIELDS = tuple(f.name for f in fields(CallbackState))
 _SURVEY_FIELDS = tuple(f.name for f in fields(SurveyRef))
 _REPEAT_FIELDS = tuple(f.name for f in fields(RepeatRef))
+_COMPLAINT_FIELDS = tuple(f.name for f in fields(ComplaintState))

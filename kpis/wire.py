@@ -161,6 +161,36 @@ class SurveyAnswered(Rec, tag="survey.answered"):
     verbatim: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
 
 
+class ComplaintOpened(Rec, tag="complaint.opened"):
+    complaint_id: Id
+    category: ReasonCode
+    severity: Literal["low", "medium", "high", "critical"] | None = None
+    remedy: ReasonCode | None = None
+
+
+class ComplaintUpdated(Rec, tag="complaint.updated"):
+    complaint_id: Id
+    status: Literal["acknowledged", "investigating", "waiting_for_customer", "proposed"]
+
+
+class ComplaintEscalated(Rec, tag="complaint.escalated"):
+    complaint_id: Id
+
+
+class ComplaintCompensated(Rec, tag="complaint.compensated"):
+    complaint_id: Id
+    amount_class: Literal["none", "small", "medium", "large"]
+
+
+class ComplaintClosed(Rec, tag="complaint.closed"):
+    complaint_id: Id
+    outcome: Literal["upheld", "partly_upheld", "not_upheld", "withdrawn"]
+
+
+class ComplaintReopened(Rec, tag="complaint.reopened"):
+    complaint_id: Id
+
+
 AnyRec = (
     ContactStarted
     | ContactTransferred
@@ -186,6 +216,12 @@ AnyRec = (
     | SystemStatus
     | AgentState
     | SurveyAnswered
+    | ComplaintOpened
+    | ComplaintUpdated
+    | ComplaintEscalated
+    | ComplaintCompensated
+    | ComplaintClosed
+    | ComplaintReopened
 )
 
 RECORD_TYPES: tuple[type[Rec], ...] = get_args(AnyRec)

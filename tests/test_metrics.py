@@ -22,7 +22,8 @@ from kpis.wire import Rec
 from streams.sinks.metrics import MetricsCollector, MetricsSink
 
 ALLOWED_LABELS = {
-    "tenant", "channel", "queue", "flow", "menu", "component", "reason", "rule", "kind", "le",
+    "tenant", "channel", "queue", "flow", "menu", "component", "reason", "category", "rule",
+    "kind", "le",
 }  # fmt: skip
 
 

@@ -59,7 +59,8 @@ class LabelRules(Rule):
         self.caps = {"tenant": caps.tenants, "queue": caps.queues_per_tenant,
                      "flow": caps.flows_per_tenant, "menu": caps.menus_per_flow,
                      "component": caps.components, "agent": caps.agents,
-                     "reason": caps.reasons_per_tenant}  # fmt: skip
+                     "reason": caps.reasons_per_tenant,
+                     "complaint_category": caps.complaint_categories_per_tenant}  # fmt: skip
         # dimensions kept per tenant (or flow) also have a cap over all of them: [admitted, cap]
         self.totals: dict[str, list[int]] = {"queue": [0, caps.queues], "menu": [0, caps.menus]}
         self.tenants: set[str] = set()
@@ -103,6 +104,11 @@ class LabelRules(Rule):
             for r in ctx.config.contact_reasons
         }
         self.reasons: dict[str, set[str]] = {}
+        self.category_lists: dict[str, frozenset[str]] = {
+            r.tenant if r.tenant is not None else _ANY: frozenset(r.codes)
+            for r in ctx.config.complaint_categories
+        }
+        self.categories: dict[str, set[str]] = {}
         # the reason rules (kpis.rules.reasons), told of every event with codes
         self.on_reasons: Handler | None = None
 
@@ -119,6 +125,7 @@ class LabelRules(Rule):
         out[TYPE_OF[w.SystemStatus]] = self._fold_component
         out[TYPE_OF[w.ContactTransferred]] = self._fold_transfer
         out["contact.ended"] = out["wrapup.ended"] = self._fold_coded
+        out["complaint.opened"] = self._fold_complaint
         return out
 
     def _fold_coded(self, rec: w.ContactEnded | w.WrapupEnded, ts: float) -> None:
@@ -133,26 +140,40 @@ class LabelRules(Rule):
                 self.on_reasons(rec, ts)
 
     def _fold_reasons(self, rec: w.ContactEnded | w.WrapupEnded, ts: float) -> list[str]:
-        tenant = rec.tenant if rec.tenant is not None else NO_LABEL
-        listed = self.reason_lists.get(tenant)
-        if listed is None:
-            listed = self.reason_lists.get(_ANY)
         out: list[str] = []
         for code in rec.reasons:
-            if listed is not None:
-                if code not in listed:
-                    self.sink.count("dq_unknown_reason", record_labels(rec), ts)
-                    code = UNKNOWN
-            else:
-                known = self.reasons.get(tenant)
-                if known is None:
-                    known = self.reasons[tenant] = set()
-                if not self._admit(known, code, "reason"):
-                    self._count(rec, ts, ["reason"])
-                    code = OTHER
+            code = self._code(rec, ts, code, self.reason_lists, self.reasons, "reason")
             if code not in out:
                 out.append(code)
         return out
+
+    def _code(self, rec: Rec, ts: float, code: str, lists: Mapping[str, frozenset[str]],
+              known: dict[str, set[str]], dimension: str) -> str:  # fmt: skip
+        """A code of a bounded list (a contact reason, a complaint category) as kept: itself
+        if its tenant's list (or the list for every tenant) has it, else ``unknown`` (data
+        quality ``unknown_<dimension>``); without a list, the tenant's first codes up to the
+        cap, then ``other``."""
+        tenant = rec.tenant if rec.tenant is not None else NO_LABEL
+        listed = lists.get(tenant)
+        if listed is None:
+            listed = lists.get(_ANY)
+        if listed is not None:
+            if code in listed:
+                return code
+            self.sink.count("dq_unknown_" + dimension, record_labels(rec), ts)
+            return UNKNOWN
+        mine = known.get(tenant)
+        if mine is None:
+            mine = known[tenant] = set()
+        if self._admit(mine, code, dimension):
+            return code
+        self._count(rec, ts, [dimension])
+        return OTHER
+
+    def _fold_complaint(self, rec: w.ComplaintOpened, ts: float) -> None:
+        self._fold_plain(rec, ts)
+        rec.category = self._code(rec, ts, rec.category, self.category_lists, self.categories,
+                                  "complaint_category")  # fmt: skip
 
     def _fold_plain(self, rec: Rec, ts: float) -> None:
         passed = self._passed.get(rec.tenant)
@@ -337,6 +358,7 @@ class LabelRules(Rule):
                 "components": sorted(self.components),
                 "agents": sorted(self.agents),
                 "reasons": {k: sorted(v) for k, v in sorted(self.reasons.items())},
+                "categories": {k: sorted(v) for k, v in sorted(self.categories.items())},
                 "examples": self.folded_examples(),
             }
         }
@@ -352,6 +374,7 @@ class LabelRules(Rule):
         self.components = set(s["components"])
         self.agents = set(s.get("agents", [NO_LABEL]))
         self.reasons = {k: set(v) for k, v in s.get("reasons", {}).items()}
+        self.categories = {k: set(v) for k, v in s.get("categories", {}).items()}
         self.examples = {k: list(v) for k, v in s["examples"].items()}
         self.totals["queue"][0] = sum(len(v) for v in self.queues.values())
         self.totals["menu"][0] = sum(len(v) for v in self.menus.values())
