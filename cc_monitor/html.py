@@ -11,11 +11,14 @@ from typing import Any
 
 from cc_monitor.render import (
     AGENT_HEADER,
+    COMPLAINT_HEADER,
     IVR_HEADER,
     KPI_NOTE,
     MIXED_NOTE,
     REASON_HEADER,
     agent_rows,
+    complaint_rows,
+    complaints_line,
     fmt_benchmark,
     fmt_duration,
     fmt_ratio,
@@ -218,6 +221,24 @@ def _reasons(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def _complaints(report: dict[str, Any]) -> list[str]:
+    """Complaints per category (KS S 1006 다.(1)): volumes, times against the targets, the
+    overdue ones; "not measured" without complaint events."""
+    out = ["<h2>Complaints (KS S 1006 다.(1))</h2>", f"<p>{_esc(complaints_line(report))}</p>"]
+    rows = complaint_rows(report)
+    if not rows:
+        return out
+    bars = [(r[0], float(r[1].replace(",", ""))) for r in rows if r[0] != "all"]
+    out.append('<div class="charts">')
+    out.append(bar_chart("complaints opened, per category", bars[:REASONS_SHOWN]))
+    overdue = sorted(((r[0], float(r[8].replace(",", ""))) for r in rows
+                      if r[0] != "all" and r[8] != "0"), key=lambda b: (-b[1], b[0]))  # fmt: skip
+    out.append(bar_chart("complaints past their close target, per category", overdue))
+    out.append("</div>")
+    out.append(_table(COMPLAINT_HEADER, [[_esc(c) for c in row] for row in rows]))
+    return out
+
+
 def _ivr_and_platform(report: dict[str, Any]) -> list[str]:
     out = ["<h3>Per flow and menu</h3>"]
     rows = []
@@ -383,6 +404,7 @@ def render_html(report: dict[str, Any]) -> str:
         out.append(f"<h2>Agents ({len(rows_a)} of {n_agents})</h2>")
         out.append(_table(AGENT_HEADER, [[_esc(c) for c in r] for r in rows_a]))
     out.extend(_reasons(report))
+    out.extend(_complaints(report))
     # IVR
     breaches = []
     for r in report["ivr"]:

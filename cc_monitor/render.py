@@ -175,6 +175,44 @@ def reason_rows(report: dict[str, Any], limit: int = 10) -> list[list[str]]:
     return out
 
 
+COMPLAINT_HEADER = ["category", "opened", "closed", "open at the end", "acknowledged in target",
+                    "mean time to acknowledge", "closed in target", "mean time to close",
+                    "overdue", "escalated", "reopened"]  # fmt: skip
+
+
+def complaint_rows(report: dict[str, Any]) -> list[list[str]]:
+    """Complaints over the whole report per category, all categories first (empty: none)."""
+    rows = [r for r in report.get("complaints", []) if r["period"] == "total"
+            and r["tenant"] == ALL and r["channel"] == ALL]  # fmt: skip
+    rows.sort(key=lambda r: (r["category"] != ALL, -r["metrics"]["complaints_opened"],
+                             r["category"]))  # fmt: skip
+    out = []
+    for r in rows:
+        m = r["metrics"]
+        out.append(["all" if r["category"] == ALL else r["category"],
+                    f"{m['complaints_opened']:,}", f"{m['complaints_closed']:,}",
+                    f"{m['complaints_open_at_end']:,}",
+                    fmt_ratio(m["complaint_ack_in_target_rate"]),
+                    fmt_duration(m["complaint_ack_seconds"]["mean"]),
+                    fmt_ratio(m["complaint_close_in_target_rate"]),
+                    fmt_duration(m["complaint_close_seconds"]["mean"]),
+                    f"{m['complaints_overdue']:,}", f"{m['complaints_escalated']:,}",
+                    f"{m['complaints_reopened']:,}"])  # fmt: skip
+    return out
+
+
+def complaints_line(report: dict[str, Any]) -> str:
+    """Complaints per 1,000 contacts in one sentence ("not measured" without complaints)."""
+    total: dict[str, Any] = next((r["metrics"] for r in report["kpis"] if r["period"] == "total"
+                                  and r["tenant"] == ALL and r["channel"] == ALL
+                                  and r["queue"] == ALL), {})  # fmt: skip
+    per = total.get("complaints_per_contact")
+    if not total.get("complaints") or per is None:
+        return "Complaints: not measured (no complaint event in this input)."
+    return (f"Complaints: {total['complaints']:,} on {total['contacts']:,} contacts, "
+            f"{per * 1000:.1f} per 1,000 contacts.")  # fmt: skip
+
+
 def repeat_line(report: dict[str, Any]) -> str:
     """The centre's repeat contacts in one sentence ("not measured" without customer ids)."""
     total: dict[str, Any] = next((r["metrics"] for r in report["kpis"] if r["period"] == "total"
@@ -331,6 +369,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", "## Contact reasons (the most frequent)", ""]
         lines += _table(REASON_HEADER, reasons)
     lines += ["", repeat_line(report)]
+    complaints = complaint_rows(report)
+    lines += ["", "## Complaints (KS S 1006 다.(1))", "", complaints_line(report)]
+    if complaints:
+        lines += ["", *_table(COMPLAINT_HEADER, complaints)]
     rows_a, n_agents = agent_rows(report)
     if rows_a:
         shown = "" if n_agents <= len(rows_a) else f" (the {len(rows_a)} busiest of "

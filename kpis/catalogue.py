@@ -518,31 +518,44 @@ SERIES: tuple[Series, ...] = (
         live=True,
     ),
     # --- complaints (kpis.rules.complaints), per channel of receipt and category ---
-    _count("complaints_opened", COMPLAINT, "Complaints opened (each under its unique id)."),
+    _count(
+        "complaints_opened", COMPLAINT, "Complaints opened (each under its unique id).", live=True
+    ),
     _count(
         "complaints_acknowledged",
         COMPLAINT,
         "Complaints acknowledged (their first update, or their close).",
+        live=True,
     ),
-    _count("complaints_ack_targeted", COMPLAINT, "Acknowledged complaints with a target."),
-    _count("complaints_ack_in_target", COMPLAINT, "Complaints acknowledged within target."),
+    _count(
+        "complaints_ack_targeted", COMPLAINT, "Acknowledged complaints with a target.", live=True
+    ),
+    _count(
+        "complaints_ack_in_target", COMPLAINT, "Complaints acknowledged within target.", live=True
+    ),
     _count(
         "complaints_ack_overdue",
         COMPLAINT,
         "Complaints whose time to acknowledge passed without an acknowledgement.",
+        live=True,
     ),
-    _count("complaints_escalated", COMPLAINT, "Complaints escalated (once each)."),
-    _count("complaints_compensated", COMPLAINT, "Complaints compensated (an amount class)."),
-    _count("complaints_closed", COMPLAINT, "Complaints closed, with an outcome."),
-    _count("complaints_close_targeted", COMPLAINT, "Closed complaints with a close target."),
-    _count("complaints_closed_in_target", COMPLAINT, "Complaints closed within target."),
-    _count("complaints_upheld", COMPLAINT, "Complaints closed upheld or partly upheld."),
+    _count("complaints_escalated", COMPLAINT, "Complaints escalated (once each).", live=True),
+    _count(
+        "complaints_compensated", COMPLAINT, "Complaints compensated (an amount class).", live=True
+    ),
+    _count("complaints_closed", COMPLAINT, "Complaints closed, with an outcome.", live=True),
+    _count(
+        "complaints_close_targeted", COMPLAINT, "Closed complaints with a close target.", live=True
+    ),
+    _count("complaints_closed_in_target", COMPLAINT, "Complaints closed within target.", live=True),
+    _count("complaints_upheld", COMPLAINT, "Complaints closed upheld or partly upheld.", live=True),
     _count(
         "complaints_overdue",
         COMPLAINT,
         "Complaints still open when their close target passed (the alert complaint_overdue).",
+        live=True,
     ),
-    _count("complaints_reopened", COMPLAINT, "Closed complaints reopened."),
+    _count("complaints_reopened", COMPLAINT, "Closed complaints reopened.", live=True),
     _count(
         "complaints_without_remedy",
         COMPLAINT,
@@ -555,9 +568,17 @@ SERIES: tuple[Series, ...] = (
     ),
     _count("complaints_open_at_end", COMPLAINT, "Complaints still open at the end of a replay."),
     _duration(
-        "complaint_ack_seconds", COMPLAINT, "Time to acknowledge a complaint (calendar time)."
+        "complaint_ack_seconds",
+        COMPLAINT,
+        "Time to acknowledge a complaint (calendar time).",
+        live=True,
     ),
-    _duration("complaint_close_seconds", COMPLAINT, "Time to close a complaint (calendar time)."),
+    _duration(
+        "complaint_close_seconds",
+        COMPLAINT,
+        "Time to close a complaint (calendar time).",
+        live=True,
+    ),
     Series(
         "complaints_open",
         "gauge",

@@ -160,3 +160,23 @@ def test_the_scorecard_judges_the_complaint_items_from_the_events() -> None:
                       "다.(1) 4)": "fail", "다.(1) 5)": "fail"}  # fmt: skip
     none = report([ev("contact.started", "c1", 0)])
     assert {i["status"] for i in none["scorecard"] if i["ks"].startswith("다")} == {"not measured"}
+
+
+def test_the_live_view_has_the_reports_complaint_rows() -> None:
+    from streams.sinks.readmodel import kpi_view
+
+    lines: list[bytes] = []
+    for i in range(12):
+        lines += life(f"K{i}", i * H, f"c{i}", category=("fees", "service", "app")[i % 3])
+    lines.sort(key=lambda raw: orjson.loads(raw)["ts"])
+    engines = replay_partitioned(lines, 3, EngineConfig())
+    view = kpi_view([partition_doc(pe) for pe in engines.values()], 3)
+    got = {(r["tenant"], r["channel"], r["category"]): r["metrics"] for r in view["complaints"]}
+    rep = in_order(lines)
+    want = {(r["tenant"], r["channel"], r["category"]): r["metrics"]
+            for r in rep["complaints"] if r["period"] == "total"}  # fmt: skip
+    assert set(got) == set(want) and len(got) == 2 * 4 * 2  # tenants, categories, channels
+    for key, m in got.items():
+        for name in ("complaints_opened", "complaints_closed", "complaints_closed_in_target"):
+            assert m[name] == want[key][name], (key, name)
+        assert m["complaint_close_seconds"]["mean"] == want[key]["complaint_close_seconds"]["mean"]

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from kpis.catalogue import KPI, REASON, names, ratio_value, ratio_values
+from kpis.catalogue import COMPLAINT, KPI, REASON, Family, names, ratio_value, ratio_values
 from kpis.interfaces import Labels
 
 DOC_VERSION = 1
@@ -32,8 +32,10 @@ def finite(x: float) -> float | None:
 
 COUNTS = names(KPI, "count", live=True)
 DURATIONS = names(KPI, "duration", live=True)
-REASON_COUNTS = names(REASON, "count", live=True)
-REASON_DURATIONS = names(REASON, "duration", live=True)
+# families beside the KPI rows, with their own rows in the view (series, then the rows' key)
+SIDE: dict[str, Family] = {"reasons": REASON, "complaints": COMPLAINT}
+SIDE_COUNTS = {f.name: frozenset(names(f, "count", live=True)) for f in SIDE.values()}
+SIDE_DURATIONS = {f.name: frozenset(names(f, "duration", live=True)) for f in SIDE.values()}
 
 
 def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, Any]:
@@ -47,7 +49,8 @@ def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, An
     handling: dict[Labels, list[float]] = {}
     covered: list[int] = []
     latest: float | None = None
-    reasons: dict[Labels, dict[str, float]] = {}
+    side: dict[str, dict[Labels, dict[str, float]]] = {f.name: {} for f in SIDE.values()}
+    fam_of = {n: f for f in SIDE.values() for n in SIDE_COUNTS[f.name] | SIDE_DURATIONS[f.name]}
     for doc in docs:
         covered.append(int(doc["partition"]))
         if doc.get("max_ts") is not None:
@@ -57,9 +60,9 @@ def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, An
                 for key in KPI.scopes(tuple(labels)):
                     row = counts.setdefault(key, {})
                     row[name] = row.get(name, 0.0) + v
-            elif name in REASON_COUNTS and len(labels) == 4:
-                for key in REASON.scopes(tuple(labels)):
-                    row = reasons.setdefault(key, {})
+            elif (fam := fam_of.get(name)) is not None and len(labels) == len(fam.labels):
+                for key in fam.scopes(tuple(labels)):
+                    row = side[fam.name].setdefault(key, {})
                     row[name] = row.get(name, 0.0) + v
         for name, labels, n, total in doc["histograms"]:
             if name in DURATIONS and len(labels) == 3:
@@ -67,9 +70,9 @@ def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, An
                     d = durations.setdefault(key, {}).setdefault(name, [0.0, 0.0])
                     d[0] += n
                     d[1] += total
-            elif name in REASON_DURATIONS and len(labels) == 4:
-                for key in REASON.scopes(tuple(labels)):
-                    row = reasons.setdefault(key, {})
+            elif (fam := fam_of.get(name)) is not None and len(labels) == len(fam.labels):
+                for key in fam.scopes(tuple(labels)):
+                    row = side[fam.name].setdefault(key, {})
                     row[name + ".count"] = row.get(name + ".count", 0.0) + n
                     row[name + ".sum"] = row.get(name + ".sum", 0.0) + total
         for labels, resolved, one_touch, seconds in doc.get("provisional", []):
@@ -118,27 +121,29 @@ def kpi_view(docs: Iterable[Mapping[str, Any]], partitions: int) -> dict[str, An
             "complete": sorted(covered) == list(range(partitions)),
         },
         "kpis": rows,
-        "reasons": _reason_rows(reasons, counts),
+        **{key: _side_rows(fam, side[fam.name], counts) for key, fam in SIDE.items()},
     }
 
 
-def _reason_rows(
-    reasons: Mapping[Labels, Mapping[str, float]], counts: Mapping[Labels, Mapping[str, float]]
+def _side_rows(
+    family: Family,
+    acc: Mapping[Labels, Mapping[str, float]],
+    counts: Mapping[Labels, Mapping[str, float]],
 ) -> list[dict[str, Any]]:
-    """Rows per (tenant, channel, queue, reason) scope, as the report's ``reasons`` rows (a
-    resolution counts once final, after its reopen window: no provisional part here)."""
+    """Rows per scope of a family beside the KPI rows (contact reasons, complaints), as the
+    report's rows of that family (a resolution counts once final: no provisional part)."""
     out = []
-    for key in sorted(reasons):
-        c = reasons[key]
-        metrics: dict[str, Any] = {name: int(c.get(name, 0.0)) for name in REASON_COUNTS}
-        for name in REASON_DURATIONS:
+    for key in sorted(acc):
+        c = acc[key]
+        metrics: dict[str, Any] = {n: int(c.get(n, 0.0)) for n in names(family, "count", live=True)}
+        for name in names(family, "duration", live=True):
             n, total = c.get(name + ".count", 0.0), c.get(name + ".sum", 0.0)
             metrics[name] = {"count": int(n), "mean": round(total / n, 3) if n else None}
-        metrics.update(ratio_values(REASON, c))
-        coded = counts.get(key[:3], {}).get("contacts_coded", 0.0)
-        metrics["share"] = ratio_value(c.get("reason_contacts", 0.0), coded)
-        out.append({"tenant": key[0], "channel": key[1], "queue": key[2], "reason": key[3],
-                    "metrics": metrics})  # fmt: skip
+        metrics.update(ratio_values(family, c))
+        if family is REASON:  # a reason's share of the contacts coded in its scope
+            coded = counts.get(key[:3], {}).get("contacts_coded", 0.0)
+            metrics["share"] = ratio_value(c.get("reason_contacts", 0.0), coded)
+        out.append({**dict(zip(family.labels, key, strict=True)), "metrics": metrics})
     return out
 
 
