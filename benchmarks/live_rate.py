@@ -181,6 +181,7 @@ def _plan(kafka: KafkaSettings, lines: list[bytes]) -> Plan:
     from kpis.decode import Decoder
     from kpis.wire import TYPE_OF
     from streams.kafka.settings import topic_for
+    from streams.routing import key_of
 
     decoder = Decoder()
     plan: Plan = []
@@ -188,7 +189,7 @@ def _plan(kafka: KafkaSettings, lines: list[bytes]) -> Plan:
         rec, _ = decoder.decode(raw)
         etype = TYPE_OF[rec.__class__]
         topic = topic_for(etype, rec.channel, kafka.topics)
-        plan.append((topic, (rec.case_id or rec.contact_id).encode(), raw,
+        plan.append((topic, key_of(rec), raw,
                      [("cc-type", etype.encode())]))  # fmt: skip
     return plan
 

@@ -137,22 +137,26 @@ def intraday_profiles(report: dict[str, Any], top: int = 8) -> dict[str, dict[st
 def agent_rows(report: dict[str, Any], limit: int = 50) -> tuple[list[list[str]], int]:
     rows = [r for r in report.get("agents", []) if r["period"] == "total" and r["tenant"] == ALL]
     rows.sort(key=lambda r: (-r["metrics"]["agent_handled"], r["agent"]))
+    # missed offers are measured only where the source records offers (agent.offered)
+    offered = any(r["metrics"].get("agent_offers") for r in rows)
     out = []
     for r in rows[:limit]:
         m = r["metrics"]
+        missed = fmt_int(m["agent_offers_missed"]) if offered else "–"
+        hung_up = fmt_int(m["agent_hung_up_first"])
         out.append([
             r["agent"], f"{m['agent_handled']:,}", fmt_duration(m["agent_handle_seconds"]["mean"]),
             fmt_duration(m["agent_talk_seconds"]["mean"]),
             fmt_duration(m["agent_hold_seconds"]["mean"]),
             fmt_duration(m["agent_acw_seconds"]["mean"]), fmt_int(m["agent_transferred"]),
             fmt_ratio(m["agent_occupancy"]), fmt_ratio(m["agent_utilisation"]),
-            fmt_ratio(m["agent_csat"]),
+            fmt_ratio(m["agent_csat"]), missed, hung_up,
         ])  # fmt: skip
     return out, len(rows)
 
 
 AGENT_HEADER = ["agent", "handled", "AHT", "talk", "hold", "after-contact work", "transfers",
-                "occupancy", "utilisation", "CSAT"]  # fmt: skip
+                "occupancy", "utilisation", "CSAT", "missed offers", "hung up first"]  # fmt: skip
 
 
 REASON_HEADER = ["reason", "contacts", "share of coded", "mean handle time", "one-touch",

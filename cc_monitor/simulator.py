@@ -254,6 +254,7 @@ class Simulator:
         self.survey_rng = random.Random(cfg.seed * 7919 + 13)
         self.reason_rng = random.Random(cfg.seed * 104_729 + 17)  # so do the reason codes
         self.complaint_rng = random.Random(cfg.seed * 7_727 + 29)  # and the complaints
+        self.offer_rng = random.Random(cfg.seed * 6_151 + 31)  # and the offers let ring
         # answers after the simulated days are not in (yet): the log ends where it would
         last = cfg.start + timedelta(days=cfg.days)
         self.survey_until = datetime.combine(last, time(0), cfg.tz).timestamp()
@@ -514,8 +515,13 @@ class Simulator:
         answer, agent = served
         if channel == "voice" and self._voice_cut(c, t, answer):
             return
-        c["agent"] = agent
         c["waited"] = answer - t
+        if pool.size > 1 and self.offer_rng.random() < 0.04 and answer - 16 > t:
+            # ring no answer: first offered to another agent, who let it ring for 15 s
+            other = int(agent.rsplit("-a", 1)[1]) + 1 + self.offer_rng.randrange(pool.size - 1)
+            c["agent"] = f"{queue}-a{other % pool.size:03d}"
+            self._emit(answer - 16.0, "agent.offered", c)
+        c["agent"] = agent
         self._emit(answer - 1.0, "agent.offered", c)
         self._emit(answer, "agent.connected", c)
         end = answer + talk + hold

@@ -201,6 +201,15 @@ SERIES: tuple[Series, ...] = (
     _count("left_in_ivr", KPI, "Contacts whose customer hung up in the IVR.", live=True),
     _count("handled", KPI, "Contacts that reached an agent.", live=True),
     _count("transferred", KPI, "Transfers of a contact to another agent or queue.", live=True),
+    _count("offers", KPI, "Offers of a contact to an agent (agent.offered).", live=True),
+    _count(
+        "offers_missed",
+        KPI,
+        "Offers the agent let ring: the contact was next offered to, or taken by, another agent.",
+        live=True,
+    ),
+    _count("hung_up_first", KPI, "Calls (voice, video) the agent ended while on them.", live=True),
+    _count("hung_up_on_hold", KPI, "Contacts the customer ended while on hold.", live=True),
     _count(
         "contacts_identified",
         KPI,
@@ -465,6 +474,10 @@ SERIES: tuple[Series, ...] = (
     # --- per agent (report only; kpis.rules.contacts, kpis.rules.surveys) ---
     _count("agent_handled", AGENT, "Contacts the agent took (a part of a contact each)."),
     _count("agent_transferred", AGENT, "Contacts the agent transferred."),
+    _count("agent_offers", AGENT, "Contacts offered to the agent."),
+    _count("agent_offers_missed", AGENT, "Offers the agent let ring (missed)."),
+    _count("agent_hung_up_first", AGENT, "Calls the agent ended while on them."),
+    _count("agent_hung_up_on_hold", AGENT, "The agent's contacts the customer ended on hold."),
     _duration("agent_handle_seconds", AGENT, "Handle time of the agent's parts."),
     _duration("agent_talk_seconds", AGENT, "Talk time of the agent's parts."),
     _duration("agent_hold_seconds", AGENT, "Hold time of the agent's parts."),
@@ -642,6 +655,14 @@ RATIOS: tuple[Ratio, ...] = (
         ("contacts_identified",),
         KPI,
         "Share of identified inbound contacts whose customer came back within the window.",
+    ),
+    Ratio("offer_miss_rate", ("offers_missed",), ("offers",), KPI, "Missed offers over offers."),
+    Ratio(
+        "agent_offer_miss_rate",
+        ("agent_offers_missed",),
+        ("agent_offers",),
+        AGENT,
+        "Missed offers over offers.",
     ),
     Ratio("transfer_rate", ("transferred",), ("handled",), KPI, "Transfers per handled contact."),
     Ratio(

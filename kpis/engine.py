@@ -29,6 +29,7 @@ from kpis.rules.complaints import ComplaintRules
 from kpis.rules.contacts import ContactRules
 from kpis.rules.ivr import IvrRules
 from kpis.rules.labels import LabelRules
+from kpis.rules.offers import OfferRules
 from kpis.rules.platform import PlatformRules
 from kpis.rules.reasons import ReasonRules
 from kpis.rules.repeats import RepeatRules
@@ -85,6 +86,7 @@ class Engine:
         self.contacts.on_done = self.reasons.contact_done
         self.labels.on_reasons = self.reasons.coded
         self.repeats = RepeatRules(ctx, self.contacts.contacts, enabled=repeats)
+        self.offers = OfferRules(ctx, self.contacts.contacts)
         self.agents = AgentRules(ctx)
         out = self.agents if agent_states else agent_facts
         facts = (AgentFacts(ctx, self.contacts.contacts, out),) if out is not None else ()
@@ -99,6 +101,7 @@ class Engine:
             self.surveys,  # before the contact rules: it reads a contact as it ends
             self.reasons,  # (no handlers: the label rules hand it the coded events)
             self.repeats,  # before the contact rules on contact.ended (after on a start)
+            self.offers,  # before the contact rules: it reads the agent's part as it ends
             *facts,  # likewise (its state machine keeps its own order)
             self.contacts,
             self.ivr,

@@ -461,7 +461,11 @@ NOT_RECORDED_SERIES: dict[str, tuple[str, ...]] = {
     "hold": ("hold_seconds", "agent_hold_seconds"),
     "after_contact_work": ("acw_seconds", "agent_acw_seconds"),
     "transfers": ("transferred", "transfer_rate", "agent_transferred"),
-}
+    "who_ended": ("hung_up_first", "hung_up_on_hold", "agent_hung_up_first",
+                  "agent_hung_up_on_hold"),
+    "offers": ("offers", "offers_missed", "offer_miss_rate", "agent_offers",
+               "agent_offers_missed", "agent_offer_miss_rate"),
+}  # fmt: skip
 
 
 def not_recorded(sources: Sequence[SourceStats]) -> dict[str, list[str]]:

@@ -289,7 +289,7 @@ def test_what_the_bank_never_records_is_not_measured() -> None:
     is shown but not rated against the CX benchmark (it was once "champion", 2.9 min)."""
     rep = february()
     assert rep["input"]["not_recorded"] == {
-        f: [str(DATA)] for f in ("hold", "after_contact_work", "transfers")
+        f: [str(DATA)] for f in ("hold", "after_contact_work", "transfers", "who_ended", "offers")
     }
     voice = row(rep, "voice")
     assert voice["hold_seconds"]["mean"] is None and voice["acw_seconds"]["mean"] is None

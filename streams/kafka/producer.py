@@ -2,8 +2,9 @@
 ``cc-monitor tail`` (a live Asterisk queue_log).
 
 Every event is validated by the same decoder as replay before it is sent, keyed by its
-``case_id`` to its input topic. Bad input is never dropped silently: it goes to the dead-letter
-topic with its reason, source and line in the headers, and is counted.
+``case_id`` (a complaint's events by their ``complaint_id``, streams.routing) to its input
+topic. Bad input is never dropped silently: it goes to the dead-letter topic with its reason,
+source and line in the headers, and is counted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from streams.inputs.files import ImportStats, Source, SourceStats, iter_lines
 from streams.inputs.importers.base import Importer, RowProblem
 from streams.inputs.privacy import Pseudonymizer
 from streams.kafka.settings import KafkaSettings, ensure_topics, topic_for
+from streams.routing import key_of
 
 
 @dataclass
@@ -94,7 +96,7 @@ class EventProducer:
             raw = pseudonymized(raw, rec, self.pseudonymize)
         etype = TYPE_OF[rec.__class__]
         topic = topic_for(etype, rec.channel, self.settings.topics)
-        key = (rec.case_id or rec.contact_id).encode()
+        key = key_of(rec)  # the live worker routes by the same key (streams.routing)
         await self._producer.send(topic, raw, key=key, headers=[("cc-type", etype.encode())])
         self.stats.produced += 1
         self.stats.per_topic[topic] = self.stats.per_topic.get(topic, 0) + 1

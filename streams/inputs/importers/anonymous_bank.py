@@ -65,7 +65,8 @@ class AnonymousBank:
     A source that cannot seek (standard input, gzip) is sorted in memory instead."""
 
     name = "anonymous-bank"
-    not_recorded: tuple[str, ...] = ("hold", "after_contact_work", "transfers")
+    not_recorded: tuple[str, ...] = ("hold", "after_contact_work", "transfers", "who_ended",
+                                     "offers")  # fmt: skip
     agent_states = False
 
     def __init__(self, tz: tzinfo, pseudonymizer: Pseudonymizer, tenant: str | None = None):

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from streams.inputs.files import ImportStats, Source, SourceStats
 
-NOT_RECORDED_FIELDS = ("hold", "after_contact_work", "transfers")
+NOT_RECORDED_FIELDS = ("hold", "after_contact_work", "transfers", "who_ended", "offers")
 """Handling facts a source may not carry: a source without hold records makes every hold
 figure of a report of its data "not measured", not 0 s (streams.replay)."""
 

@@ -119,7 +119,7 @@ class Cdr:
         cols = mapping.columns
         self.not_recorded = tuple(f for f, missing in (
             ("hold", cols.hold_seconds is None), ("after_contact_work", cols.wrapup_ended is None),
-            ("transfers", True)) if missing)  # fmt: skip
+            ("transfers", True), ("who_ended", True), ("offers", True)) if missing)  # fmt: skip
 
     def events(
         self, source: Source, sstats: SourceStats, stats: ImportStats, max_line: int

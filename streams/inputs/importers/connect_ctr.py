@@ -114,7 +114,7 @@ def _reasons(ctr: dict[str, Any], stats: ImportStats) -> list[str] | None:
 
 class ConnectCtr:
     name = "connect-ctr"
-    not_recorded: tuple[str, ...] = ()
+    not_recorded: tuple[str, ...] = ("offers",)  # no ring events in a contact record
     agent_states = False  # a CTR is one contact; agent events are another stream
 
     def __init__(self, tenant: str | None = None) -> None:
