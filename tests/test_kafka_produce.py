@@ -77,7 +77,9 @@ def test_produce_routes_keys_and_dead_letters(broker: str, tmp_path: Path) -> No
         if m["topic"] == t.dead_letter:
             continue
         ev = orjson.loads(m["value"])
-        assert m["key"] == (ev.get("case_id") or ev["contact_id"]).encode()
+        # keyed by case (a complaint's events by their complaint id: streams.routing)
+        key = ev.get("complaint_id") or ev.get("case_id") or ev["contact_id"]
+        assert m["key"] == key.encode()
         expected = t.ivr if ev["type"].startswith("ivr.") else (
             t.calls if ev["channel"] in ("voice", "video") else t.chats)  # fmt: skip
         assert m["topic"] == expected
