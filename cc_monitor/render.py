@@ -217,6 +217,22 @@ def complaints_line(report: dict[str, Any]) -> str:
             f"{per * 1000:.1f} per 1,000 contacts.")  # fmt: skip
 
 
+def pause_line(report: dict[str, Any]) -> str:
+    """All agents' time away per pause reason, the longest first (empty: no reason given)."""
+    rows = [r for r in report.get("agent_pauses", []) if r["period"] == "total"
+            and r["tenant"] == ALL and r["agent"] == ALL]  # fmt: skip
+    spent = sorted(((r["metrics"]["agent_pause_seconds"]["mean"] or 0.0)
+                    * r["metrics"]["agent_pause_seconds"]["count"], r["reason"])
+                   for r in rows)  # fmt: skip
+    if not spent:
+        return ""
+    return (
+        "Time away per pause reason: "
+        + ", ".join(f"{reason} {fmt_duration(seconds)}" for seconds, reason in reversed(spent))
+        + "."
+    )
+
+
 def repeat_line(report: dict[str, Any]) -> str:
     """The centre's repeat contacts in one sentence ("not measured" without customer ids)."""
     total: dict[str, Any] = next((r["metrics"] for r in report["kpis"] if r["period"] == "total"
@@ -384,6 +400,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", f"## Agents{shown}", ""]
         lines += _table(AGENT_HEADER, rows_a)
         lines += ["", "Occupancy is – where the source reports no agent states (not measured)."]
+        pauses = pause_line(report)
+        if pauses:
+            lines += ["", pauses]
     if report.get("targets"):
         lines += ["", "## Targets per queue", ""]
         trows = [

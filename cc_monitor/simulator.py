@@ -839,7 +839,11 @@ class Simulator:
                     self._emit(start, "agent.state", who, agent_id=agent, state="available")
                     for a, b in off:
                         if start <= a < end:
-                            self._emit(a, "agent.state", who, agent_id=agent, state="away")
+                            minutes = (b - a) / 60  # a break, the lunch, or an absence
+                            reason = ("break" if minutes <= 20 else "lunch" if minutes <= 35
+                                      else "absence")  # fmt: skip
+                            self._emit(a, "agent.state", who, agent_id=agent, state="away",
+                                       reason=reason)  # fmt: skip
                             if b < end:
                                 self._emit(b, "agent.state", who, agent_id=agent,
                                            state="available")  # fmt: skip

@@ -108,9 +108,25 @@ def complaint_scopes(labels: Labels) -> Iterator[Labels]:
 
 COMPLAINT = Family("complaint", ("tenant", "channel", "category"), "complaints", complaint_scopes)
 """Complaints per channel of receipt and category (kpis.rules.complaints)."""
+
+
+def pause_scopes(labels: Labels) -> Iterator[Labels]:
+    """Rollups of (tenant, agent, pause reason): per agent and reason, per reason over all
+    agents, and the same per tenant."""
+    tenant, agent, reason = labels
+    yield (ALL, agent, reason)
+    yield (ALL, ALL, reason)
+    if tenant != NO_LABEL:
+        yield (tenant, agent, reason)
+        yield (tenant, ALL, reason)
+
+
+AGENT_PAUSE = Family("agent_pause", ("tenant", "agent", "reason"), "agent_pauses", pause_scopes,
+                     exported=False)  # fmt: skip
+"""Agents' time per pause reason (report only: an agent id is never a Prometheus label)."""
 REASON = Family("reason", ("tenant", "channel", "queue", "reason"), "reasons", reason_scopes)
 """Per contact reason (wrap-up code), bounded per tenant (kpis.rules.reasons)."""
-FAMILIES = (KPI, IVR, SYSTEM, AGENT, REASON, COMPLAINT)
+FAMILIES = (KPI, IVR, SYSTEM, AGENT, REASON, COMPLAINT, AGENT_PAUSE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,6 +502,11 @@ SERIES: tuple[Series, ...] = (
     _duration("agent_busy_seconds", AGENT, "Time on contacts."),
     _duration("agent_after_work_seconds", AGENT, "Time in after-contact work."),
     _duration("agent_away_seconds", AGENT, "Time away (paused, on a break)."),
+    _duration(
+        "agent_pause_seconds",
+        AGENT_PAUSE,
+        "Time away per pause reason (agent.state away with a reason; kpis.rules.agents).",
+    ),
     _count("agent_csat_answers", AGENT, "CSAT answers about the agent's contacts."),
     _count("agent_csat_satisfied", AGENT, "CSAT answers in the top two boxes, per agent."),
     _count("agent_ces_answers", AGENT, "CES answers about the agent's contacts."),

@@ -122,6 +122,9 @@ class LabelCaps(BaseModel):
     complaint_categories_per_tenant: int = Field(
         50, ge=1, description="Complaint categories of a tenant without a configured list."
     )
+    pause_reasons_per_tenant: int = Field(
+        30, ge=1, description="Agents' pause reasons of a tenant without a configured list."
+    )
     agents: int = Field(10_000, ge=1, description="Agents of all tenants together.")
     configured_only: bool = Field(
         False,
@@ -285,6 +288,12 @@ class EngineConfig(BaseModel):
         description="Complaint categories per tenant, as contact_reasons: a category outside "
         "its tenant's list is `unknown` (data quality unknown_complaint_category).",
     )
+    pause_reasons: tuple[ReasonList, ...] = Field(
+        (),
+        max_length=1000,
+        description="Agents' pause reasons per tenant, as contact_reasons: a reason outside its "
+        "tenant's list is `unknown` (data quality unknown_pause_reason).",
+    )
     complaint_targets: tuple[ComplaintTarget, ...] = Field(
         DEFAULT_COMPLAINT_TARGETS,
         max_length=1000,
@@ -318,7 +327,7 @@ class EngineConfig(BaseModel):
         "here counts the 24 h (callback_deadline_seconds) in its business hours instead.",
     )
 
-    @field_validator("contact_reasons", "complaint_categories")
+    @field_validator("contact_reasons", "complaint_categories", "pause_reasons")
     @classmethod
     def _one_list_per_tenant(cls, v: tuple[ReasonList, ...]) -> tuple[ReasonList, ...]:
         tenants = [r.tenant for r in v]

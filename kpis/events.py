@@ -231,6 +231,11 @@ class AgentState(EventBase):
     type: Literal["agent.state"]
     agent_id: Id
     state: Literal["available", "busy", "after_work", "away", "offline"]
+    reason: ReasonCode | None = Field(
+        default=None,
+        description="Away: the pause reason, a code of the tenant's list (engine.pause_reasons): "
+        "break, lunch, training, ...",
+    )
 
 
 # --- customer surveys ---

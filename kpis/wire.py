@@ -152,6 +152,7 @@ class SystemStatus(Rec, tag="system.status"):
 class AgentState(Rec, tag="agent.state"):
     agent_id: Id
     state: Literal["available", "busy", "after_work", "away", "offline"]
+    reason: ReasonCode | None = None
 
 
 class SurveyAnswered(Rec, tag="survey.answered"):

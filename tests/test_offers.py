@@ -62,3 +62,56 @@ def test_a_source_without_offers_shows_missed_offers_not_measured() -> None:
     column = AGENT_HEADER.index("missed offers")
     assert {r[column] for r in rows} == {"–"}
     assert kpi_total(rep)["offer_miss_rate"] is None
+
+
+def test_time_away_is_split_by_pause_reason_and_bounded() -> None:
+    """agent.state away with a reason: the agent's away time per reason (a pause for another
+    reason ends the stretch; a contact taken on a break keeps its reason), report only."""
+    from kpis.config import EngineConfig, ReasonList
+
+    st = "agent.state"
+    lines = [
+        ev(st, "s", 0, agent_id="a1", state="available"),
+        ev(st, "s", 600, agent_id="a1", state="away", reason="break"),
+        ev(st, "s", 900, agent_id="a1", state="away", reason="lunch"),  # 5 min break
+        ev(st, "s", 2700, agent_id="a1", state="available"),  # 30 min lunch
+        ev(st, "s", 3000, agent_id="a1", state="away", reason="CALL-ID-9"),  # not in the list
+        ev(st, "s", 3600, agent_id="a1", state="offline"),
+    ]
+    config = EngineConfig(pause_reasons=(ReasonList(tenant="bank", codes=("break", "lunch")),))
+    rep = report(lines, config)
+    got = {(r["agent"], r["reason"]): r["metrics"]["agent_pause_seconds"] for r in
+           rep["agent_pauses"] if r["period"] == "total" and r["tenant"] == "*"}  # fmt: skip
+    assert {k: (v["count"], v["mean"]) for k, v in got.items()} == {
+        ("a1", "break"): (1, 300.0), ("a1", "lunch"): (1, 1800.0), ("a1", "unknown"): (1, 600.0),
+        ("*", "break"): (1, 300.0), ("*", "lunch"): (1, 1800.0), ("*", "unknown"): (1, 600.0),
+    }  # fmt: skip
+    assert rep["data_quality"]["unknown_pause_reason"] == 1
+    away = next(r for r in rep["agents"] if r["period"] == "total" and r["tenant"] == "*")
+    assert away["metrics"]["agent_away_seconds"]["count"] == 3  # the reasons split it, not lose it
+
+
+def test_queue_log_pause_reasons_become_agent_state_reasons(tmp_path: Any) -> None:
+    path = tmp_path / "queue_log"
+    path.write_text(
+        "1762074000|NONE|NONE|Agent/1001|AGENTLOGIN|SIP/1001\n"
+        "1762074000|NONE|sales|Agent/1001|ADDMEMBER|\n"
+        "1762074600|NONE|NONE|Agent/1001|PAUSE|lunch\n"
+        "1762076400|NONE|NONE|Agent/1001|UNPAUSE|\n"
+        "1762077000|NONE|NONE|Agent/1001|PAUSE|" + "x" * 70 + "\n"
+        "1762077600|NONE|NONE|Agent/1001|AGENTLOGOFF|SIP/1001|3600\n"
+    )
+    from zoneinfo import ZoneInfo
+
+    from kpis.config import EngineConfig
+    from streams.inputs.importers import make_importer
+    from streams.inputs.privacy import Pseudonymizer
+    from streams.replay import Replay, Source
+
+    rep = Replay(EngineConfig(), ZoneInfo("UTC")).run(
+        [Source(str(path))], importer=make_importer("queue_log", Pseudonymizer(""))
+    )
+    pauses = {r["reason"]: r["metrics"]["agent_pause_seconds"]["mean"] for r in
+              rep["agent_pauses"] if r["period"] == "total" and r["agent"] == "*"}  # fmt: skip
+    assert pauses == {"lunch": 1800.0}
+    assert rep["input"]["sources"][0]["import"]["warnings"] == {"pause_reason_too_long": 1}

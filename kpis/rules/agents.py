@@ -58,6 +58,8 @@ class Agent:
     before: str = "available"
     # per queue served, its (tenant, channel, queue) labels: built once, not at every move
     labels: dict[str, Labels] = field(default_factory=dict)
+    # the reason of the agent's latest pause (agent.state away), kept while it takes a contact
+    reason: str | None = None
 
     def serve(self, queue: str, channel: str) -> None:
         self.queues[queue] = channel
@@ -220,6 +222,8 @@ class AgentRules(Rule):
                 spent, end = self._cap, a.since + self._cap
             observe = self.sink.observe
             observe(_SECONDS[a.state], (a.tenant, a.agent), end, spent)
+            if a.state == "away" and a.reason is not None:
+                observe("agent_pause_seconds", (a.tenant, a.agent, a.reason), end, spent)
             if a.state in STAFFED:
                 for labels in a.labels.values():
                     observe("agent_staffed_seconds", labels, end, spent)
@@ -282,6 +286,14 @@ class AgentRules(Rule):
         queue = rec.queue
         if queue is not None and rec.state == "offline" and a.queues.keys() - {queue}:
             self._leave(a, queue, ts)  # removed from one queue, still in others
+            return
+        if rec.state == "away":
+            if a.state == "away" and rec.reason != a.reason:
+                self._close(a, ts)  # a pause for another reason: the stretch so far is done
+            self._move(a, "away", ts)
+            a.reason = rec.reason
+            if queue is not None:
+                self._serve(a, queue, rec.channel, ts)
             return
         self._move(a, rec.state, ts)
         if queue is not None and rec.state != "offline":

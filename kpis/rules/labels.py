@@ -60,7 +60,8 @@ class LabelRules(Rule):
                      "flow": caps.flows_per_tenant, "menu": caps.menus_per_flow,
                      "component": caps.components, "agent": caps.agents,
                      "reason": caps.reasons_per_tenant,
-                     "complaint_category": caps.complaint_categories_per_tenant}  # fmt: skip
+                     "complaint_category": caps.complaint_categories_per_tenant,
+                     "pause_reason": caps.pause_reasons_per_tenant}  # fmt: skip
         # dimensions kept per tenant (or flow) also have a cap over all of them: [admitted, cap]
         self.totals: dict[str, list[int]] = {"queue": [0, caps.queues], "menu": [0, caps.menus]}
         self.tenants: set[str] = set()
@@ -109,6 +110,11 @@ class LabelRules(Rule):
             for r in ctx.config.complaint_categories
         }
         self.categories: dict[str, set[str]] = {}
+        self.pause_lists: dict[str, frozenset[str]] = {
+            r.tenant if r.tenant is not None else _ANY: frozenset(r.codes)
+            for r in ctx.config.pause_reasons
+        }
+        self.pauses: dict[str, set[str]] = {}
         # the reason rules (kpis.rules.reasons), told of every event with codes
         self.on_reasons: Handler | None = None
 
@@ -126,6 +132,7 @@ class LabelRules(Rule):
         out[TYPE_OF[w.ContactTransferred]] = self._fold_transfer
         out["contact.ended"] = out["wrapup.ended"] = self._fold_coded
         out["complaint.opened"] = self._fold_complaint
+        out["agent.state"] = self._fold_state
         return out
 
     def _fold_coded(self, rec: w.ContactEnded | w.WrapupEnded, ts: float) -> None:
@@ -169,6 +176,12 @@ class LabelRules(Rule):
             return code
         self._count(rec, ts, [dimension])
         return OTHER
+
+    def _fold_state(self, rec: w.AgentState, ts: float) -> None:
+        self._fold_plain(rec, ts)
+        if rec.reason is not None:
+            rec.reason = self._code(rec, ts, rec.reason, self.pause_lists, self.pauses,
+                                    "pause_reason")  # fmt: skip
 
     def _fold_complaint(self, rec: w.ComplaintOpened, ts: float) -> None:
         self._fold_plain(rec, ts)
@@ -359,6 +372,7 @@ class LabelRules(Rule):
                 "agents": sorted(self.agents),
                 "reasons": {k: sorted(v) for k, v in sorted(self.reasons.items())},
                 "categories": {k: sorted(v) for k, v in sorted(self.categories.items())},
+                "pauses": {k: sorted(v) for k, v in sorted(self.pauses.items())},
                 "examples": self.folded_examples(),
             }
         }
@@ -375,6 +389,7 @@ class LabelRules(Rule):
         self.agents = set(s.get("agents", [NO_LABEL]))
         self.reasons = {k: set(v) for k, v in s.get("reasons", {}).items()}
         self.categories = {k: set(v) for k, v in s.get("categories", {}).items()}
+        self.pauses = {k: set(v) for k, v in s.get("pauses", {}).items()}
         self.examples = {k: list(v) for k, v in s["examples"].items()}
         self.totals["queue"][0] = sum(len(v) for v in self.queues.values())
         self.totals["menu"][0] = sum(len(v) for v in self.menus.values())

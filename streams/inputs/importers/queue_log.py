@@ -12,7 +12,8 @@ appended in time order. Mapping (docs/importers.md):
   (``contact.ended`` by the agent, ``wrapup.ended``); if the call id comes back to a queue it is
   a new contact of the same case.
 * Agent events: ``AGENTLOGIN``, ``ADDMEMBER``, ``UNPAUSE``, ``UNPAUSEALL``: available;
-  ``PAUSE``, ``PAUSEALL``: away; ``AGENTLOGOFF``, ``REMOVEMEMBER``: offline (``agent.state``).
+  ``PAUSE``, ``PAUSEALL``: away, with the pause reason of the line's first data field;
+  ``AGENTLOGOFF``, ``REMOVEMEMBER``: offline (``agent.state``).
 * Anything else (``QUEUESTART``, ``CONFIGRELOAD``, ...) is skipped and counted by name.
 
 State is kept only for calls in progress, so memory does not grow with the log.
@@ -26,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.inputs.files import ImportStats, Source, SourceStats, scan_lines
-from streams.inputs.importers.base import RowProblem
+from streams.inputs.importers.base import MAX_CODE_CHARS, RowProblem
 
 AGENT_STATES = {
     "AGENTLOGIN": "available",
@@ -148,7 +149,13 @@ class QueueLogConverter:
             who = _Call(f"agent:{agent_id}", 0)
             # the queue of ADDMEMBER / REMOVEMEMBER / PAUSE (NONE for the agent as a whole)
             who.queue = queue if queue and queue != "NONE" else None
-            emit(who, "agent.state", agent_id=agent_id, state=AGENT_STATES[event])
+            state = AGENT_STATES[event]
+            pause = data[0].strip() if state == "away" and data and data[0].strip() else None
+            if pause is not None and len(pause) > MAX_CODE_CHARS:
+                stats.warn("pause_reason_too_long")
+                pause = None
+            extra = {"reason": pause} if pause is not None else {}
+            emit(who, "agent.state", agent_id=agent_id, state=state, **extra)
             return out
         if event == "ENTERQUEUE":
             call = calls.get(callid)
