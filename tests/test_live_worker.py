@@ -215,7 +215,19 @@ def assert_alerts_match(kafka: KafkaSettings, *workers: Worker) -> None:
     restarts); the evaluating worker has evaluated up to the end of the day."""
     want = replay_transitions()
     assert {r for _, r, _, _ in want} >= {"component_down", "system_disconnects_spike"}
-    eventually(lambda: len(alerts_on_topic(kafka, len(want) + 1)) >= len(want), 180, "alerts")
+    got: list[tuple[str, str, float, float | None]] = []
+
+    def arrived() -> bool:
+        nonlocal got
+        got = alerts_on_topic(kafka, len(want) + 1)
+        return len(got) >= len(want)
+
+    try:
+        eventually(arrived, 180, "alerts")
+    except AssertionError:  # say which transitions are missing, not only that time ran out
+        missing = sorted(set(want) - set(got))
+        raise AssertionError(f"{len(got)} of {len(want)} alert transitions on the topic after "
+                             f"180 s; missing (first 5): {missing[:5]}") from None  # fmt: skip
     assert alerts_on_topic(kafka, len(want) + 1) == want
 
 
