@@ -26,10 +26,11 @@ caps' values, plus :data:`EXAMPLES` digests per dimension.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kpis import wire as w
+from kpis.config import ReasonList
 from kpis.core import Handler
 from kpis.rules.base import Rule, RuleContext
 from kpis.rules.cases import record_labels
@@ -100,20 +101,11 @@ class LabelRules(Rule):
         self.flow_lists = _lists({(t, "", f) for t, f in self.named_flows})
         self.menu_lists = _lists(self.named_menus)
         # contact reason codes: a tenant's configured list (or every tenant's), else first-N
-        self.reason_lists: dict[str, frozenset[str]] = {
-            r.tenant if r.tenant is not None else _ANY: frozenset(r.codes)
-            for r in ctx.config.contact_reasons
-        }
+        self.reason_lists = _by_tenant(ctx.config.contact_reasons)
         self.reasons: dict[str, set[str]] = {}
-        self.category_lists: dict[str, frozenset[str]] = {
-            r.tenant if r.tenant is not None else _ANY: frozenset(r.codes)
-            for r in ctx.config.complaint_categories
-        }
+        self.category_lists = _by_tenant(ctx.config.complaint_categories)
         self.categories: dict[str, set[str]] = {}
-        self.pause_lists: dict[str, frozenset[str]] = {
-            r.tenant if r.tenant is not None else _ANY: frozenset(r.codes)
-            for r in ctx.config.pause_reasons
-        }
+        self.pause_lists = _by_tenant(ctx.config.pause_reasons)
         self.pauses: dict[str, set[str]] = {}
         # the reason rules (kpis.rules.reasons), told of every event with codes
         self.on_reasons: Handler | None = None
@@ -393,6 +385,11 @@ class LabelRules(Rule):
         self.examples = {k: list(v) for k, v in s["examples"].items()}
         self.totals["queue"][0] = sum(len(v) for v in self.queues.values())
         self.totals["menu"][0] = sum(len(v) for v in self.menus.values())
+
+
+def _by_tenant(lists: Iterable[ReasonList]) -> dict[str, frozenset[str]]:
+    """Configured code lists (kpis.config.ReasonList) by tenant (:data:`_ANY`: every tenant)."""
+    return {r.tenant if r.tenant is not None else _ANY: frozenset(r.codes) for r in lists}
 
 
 def _lists(named: set[tuple[str, str, str]]) -> dict[tuple[str, str], set[str]]:
